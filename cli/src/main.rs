@@ -1,0 +1,124 @@
+//! The `medic` command line. Reads files, calls the compiler, renders results; all policy
+//! lives in the library crates.
+//!
+//! Exit codes, for every command: 0 ok, 1 findings (errors, or warnings with
+//! `--deny-warnings`, or unformatted files with `fmt --check`), 2 usage or I/O error.
+
+mod output;
+mod sources;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "medic",
+    version,
+    about = "Runbooks as typed programs: check, format and run .ops files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check .ops files: syntax, names, types, units, guardrails and lints.
+    Check {
+        /// Files or directories (searched recursively for *.ops). Default: the current directory.
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Exit with 1 when there are warnings, not only errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Format .ops files in place, or check that they are formatted.
+    Fmt {
+        /// Files or directories (searched recursively for *.ops). Default: the current directory.
+        paths: Vec<PathBuf>,
+        /// Do not write; list the files that are not formatted and exit with 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Annotated source snippets for people.
+    Human,
+    /// Versioned JSON for scripts (see docs/check-json.md).
+    Json,
+    /// GitHub Actions workflow commands (annotations on the pull request).
+    Github,
+    /// SARIF 2.1.0 for code-scanning tools.
+    Sarif,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check {
+            paths,
+            format,
+            deny_warnings,
+        } => check(&paths, format, deny_warnings),
+        Command::Fmt { paths, check } => fmt(&paths, check),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> anyhow::Result<ExitCode> {
+    let sources = sources::read(paths)?;
+    let file_count = sources.len();
+    let analysis = medic_compiler::check(sources);
+    let rendered = output::render(&analysis, format, file_count);
+    print!("{rendered}");
+    let failed = analysis.errors() > 0 || (deny_warnings && analysis.warnings() > 0);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn fmt(paths: &[PathBuf], check_only: bool) -> anyhow::Result<ExitCode> {
+    let sources = sources::read(paths)?;
+    let mut unformatted = 0;
+    let mut broken = 0;
+    for source in &sources {
+        match medic_compiler::format(&source.text) {
+            Ok(formatted) if formatted == source.text => {}
+            Ok(formatted) => {
+                unformatted += 1;
+                if check_only {
+                    println!("{}: not formatted", source.name);
+                } else {
+                    std::fs::write(&source.name, formatted).map_err(|error| {
+                        anyhow::anyhow!("cannot write {}: {error}", source.name)
+                    })?;
+                    println!("{}: formatted", source.name);
+                }
+            }
+            Err(diagnostics) => {
+                broken += 1;
+                let analysis_like =
+                    output::render_diagnostics(&source.name, &source.text, &diagnostics);
+                eprint!("{analysis_like}");
+                eprintln!("{}: not formatted because of syntax errors", source.name);
+            }
+        }
+    }
+    if broken > 0 || (check_only && unformatted > 0) {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

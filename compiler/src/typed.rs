@@ -1,0 +1,119 @@
+//! The checked program: rules and playbooks with every name resolved and every expression
+//! typed. This is what lowering into a plan consumes; it holds no unresolved names, and a
+//! rule or task whose parts failed to check is still present with `Type::Error` nodes so
+//! that tools can navigate it.
+
+use crate::FileId;
+use crate::ast::{self, Span};
+use crate::types::{FnId, Type};
+
+pub type Expr = ast::Expr<Type>;
+
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    pub rules: Vec<Rule>,
+    pub playbooks: Vec<Playbook>,
+}
+
+impl Program {
+    pub fn playbook(&self, name: &str) -> Option<&Playbook> {
+        self.playbooks.iter().find(|playbook| playbook.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub doc: Option<String>,
+    pub file: FileId,
+    pub span: Span,
+    pub name_span: Span,
+    pub lifecycle: ast::Lifecycle,
+    /// Empty means any alert name.
+    pub alert_names: Vec<String>,
+    pub when: Option<Expr>,
+    /// The playbook run, with one argument per parameter (defaults filled in).
+    pub run: Option<RunCall>,
+    pub cooldown: Option<Limit>,
+    pub concurrency: Option<Limit>,
+    pub priority: i64,
+    /// Whether matching continues with later rules after this one matched.
+    pub continue_matching: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunCall {
+    pub playbook: String,
+    pub args: Vec<(String, Expr)>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limit {
+    /// Milliseconds for a cooldown, a count for concurrency.
+    pub value: i64,
+    pub per: Option<Expr>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub name: String,
+    pub doc: Option<String>,
+    pub file: FileId,
+    pub span: Span,
+    pub name_span: Span,
+    pub params: Vec<Param>,
+    /// Milliseconds.
+    pub timeout: Option<i64>,
+    pub tasks: Vec<Task>,
+    /// The first action task, if any: rules that run this playbook need a limit.
+    pub first_action: Option<Span>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub ty: Type,
+    pub default: Option<Expr>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    pub span: Span,
+    pub name_span: Span,
+    pub function: Option<FnId>,
+    pub effect: ast::Effect,
+    /// One argument per parameter of the function, defaults filled in, in declaration order.
+    pub args: Vec<(String, Expr)>,
+    /// The output type as seen by other tasks (optional when the task may not produce it).
+    pub output: Type,
+    /// Tasks this one reads (data flow) or waits for (`after`), in source order, deduplicated.
+    pub depends_on: Vec<String>,
+    pub after: Vec<String>,
+    pub when: Option<Expr>,
+    pub retry: Option<Retry>,
+    /// Milliseconds.
+    pub timeout: Option<i64>,
+    pub on_failure: ast::FailurePolicy,
+    pub approval: Option<Approval>,
+    /// Milliseconds.
+    pub revert_after: Option<i64>,
+    pub revert_on_resolve: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    /// Milliseconds between attempts (doubling each time).
+    pub backoff: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub by: Option<String>,
+    /// Milliseconds.
+    pub timeout: Option<i64>,
+}
