@@ -90,6 +90,11 @@ pub enum CommentKind {
 pub struct File {
     pub items: Vec<Item>,
     pub comments: Vec<Comment>,
+    /// Names of playbooks whose text failed to parse, so that uses of them are not
+    /// reported again as unknown.
+    pub broken_playbooks: Vec<String>,
+    /// Whether any item failed to parse (some lints are unreliable then).
+    pub has_syntax_errors: bool,
 }
 
 impl File {

@@ -279,6 +279,7 @@ impl<'a> Checker<'a> {
                     first,
                     kind: "parameter".into(),
                     name: param.name.name.clone(),
+                    help: Some("rename one of them".into()),
                 });
                 continue;
             }
@@ -315,7 +316,7 @@ impl<'a> Checker<'a> {
                 if !matches!(key_type, Type::String | Type::Error) {
                     self.report(TypeError::Mismatch {
                         span: key.span,
-                        expected: "String".into(),
+                        expected: "a String".into(),
                         found: self.env.describe(&key_type),
                         help: Some("map keys are always strings".into()),
                     });
@@ -435,6 +436,7 @@ impl<'a> Checker<'a> {
                     first: if same_file { first } else { playbook.name.span },
                     kind: "playbook".into(),
                     name: playbook.name.name.clone(),
+                    help: Some("rename one of them".into()),
                 });
                 continue;
             }
@@ -473,6 +475,7 @@ impl<'a> Checker<'a> {
                     first,
                     kind: "rule".into(),
                     name: rule.name.name.clone(),
+                    help: Some("rename one of them".into()),
                 });
             } else {
                 rule_names.insert(rule.name.name.clone(), (file, rule.name.span));
@@ -490,6 +493,13 @@ impl<'a> Checker<'a> {
 
         for (file, file_imports) in imports {
             self.file = file;
+            if self
+                .files
+                .get(file.0 as usize)
+                .is_some_and(|parsed| parsed.ast.has_syntax_errors)
+            {
+                continue;
+            }
             for (module, span) in file_imports {
                 if module != "alert" && !self.used_modules.contains(&(file, module.clone())) {
                     self.report(Lint::UnusedImport { span, name: module });
@@ -513,6 +523,13 @@ impl<'a> Checker<'a> {
                 import.root.span,
                 &suggestion,
             );
+            // Still record the modules named, so their uses are not reported again.
+            for name in &import.names {
+                if self.env.modules.contains_key(&name.name) {
+                    imports.entry(name.name.clone()).or_insert(name.span);
+                    self.used_modules.insert((self.file, name.name.clone()));
+                }
+            }
             return;
         }
         if import.names.is_empty() {
@@ -553,6 +570,7 @@ impl<'a> Checker<'a> {
                     first: *first,
                     kind: "import".into(),
                     name: name.name.clone(),
+                    help: Some("remove one of them".into()),
                 });
                 continue;
             }
@@ -626,6 +644,7 @@ impl<'a> Checker<'a> {
                     first: *first,
                     kind: "task".into(),
                     name: task.name.name.clone(),
+                    help: Some("rename one of them".into()),
                 });
                 continue;
             }
@@ -635,6 +654,7 @@ impl<'a> Checker<'a> {
                     first: param.span,
                     kind: "name".into(),
                     name: task.name.name.clone(),
+                    help: Some("rename one of them".into()),
                 });
                 continue;
             }
@@ -948,8 +968,12 @@ impl<'a> Checker<'a> {
         let constant = |name: &str| {
             args.iter()
                 .find(|(arg, _)| arg == name)
-                .and_then(|(_, value)| match value.unparen().kind {
-                    ExprKind::Int(value) => Some((value, value_span(args, name))),
+                .and_then(|(_, value)| match &value.unparen().kind {
+                    ExprKind::Int(value) => Some((*value, value_span(args, name))),
+                    ExprKind::Unary(UnaryOp::Neg, inner) => match inner.unparen().kind {
+                        ExprKind::Int(value) => Some((-value, value_span(args, name))),
+                        _ => None,
+                    },
                     _ => None,
                 })
         };
@@ -1172,7 +1196,7 @@ impl<'a> Checker<'a> {
         }
         // Guardrail: actions need a cooldown or a concurrency limit.
         if let Some((playbook_name, _)) = &run_playbook {
-            if typed_rule.cooldown.is_none() && typed_rule.concurrency.is_none() {
+            if !seen.contains_key("cooldown") && !seen.contains_key("concurrency") {
                 if let Some(playbook) = program.playbook(playbook_name) {
                     if let Some(action) = playbook.first_action {
                         let same_file = playbook.file == self.file;
@@ -1209,6 +1233,17 @@ impl<'a> Checker<'a> {
 
     fn run(&mut self, run: &ast::RunClause, scope: &Scope) -> Option<typed::RunCall> {
         let Some(sig) = self.playbook_sigs.get(&run.playbook.name).cloned() else {
+            let broken = self
+                .files
+                .iter()
+                .any(|file| file.ast.broken_playbooks.contains(&run.playbook.name));
+            if broken {
+                // Its syntax error was reported; checking against it would only guess.
+                for arg in &run.args {
+                    let _ = self.expr(&arg.value, scope, None);
+                }
+                return None;
+            }
             let suggestion = suggest(
                 &run.playbook.name,
                 self.playbook_sigs.keys().map(String::as_str),
@@ -1358,9 +1393,6 @@ impl<'a> Checker<'a> {
         }
         let conditions = rule.when.as_ref().map(conjuncts).unwrap_or_default();
         for condition in conditions {
-            if let ExprKind::Bool(false) = condition.kind {
-                return Some("the condition is always false".into());
-            }
             let Some((field, set, negated)) = self.constraint(condition) else {
                 continue;
             };
@@ -1627,6 +1659,7 @@ impl<'a> Checker<'a> {
                                 .map_or(entry.key.span, |other| other.key.span),
                             kind: "field".into(),
                             name: entry.key.name.clone(),
+                            help: Some("rename one of them".into()),
                         });
                     }
                     let typed = self.expr(&entry.value, scope, field_expected.as_ref());
@@ -1894,8 +1927,12 @@ impl<'a> Checker<'a> {
             // In callee position a module name wins over a task or parameter of the same
             // name (`task logs = logs.aggregate(...)`): only module functions can be called.
             let is_module = |name: &ast::Ident| {
-                self.env.modules.contains_key(&name.name)
-                    || !scope.bindings.contains_key(&name.name)
+                let has_functions = self
+                    .env
+                    .modules
+                    .get(&name.name)
+                    .is_some_and(|module| !module.functions.is_empty());
+                has_functions || !scope.bindings.contains_key(&name.name)
             };
             if let Some(module) = base.as_name().filter(|module| is_module(module)) {
                 if let Some(module_def) = self.env.modules.get(&module.name).cloned() {
@@ -1951,7 +1988,8 @@ impl<'a> Checker<'a> {
                     );
                 }
             } else {
-                let _ = self.expr(callee, scope, None);
+                // `value.method()`: check the value; the call is the one mistake.
+                let _ = self.expr(base, scope, None);
                 self.report(TypeError::NotCallable { span: callee.span });
             }
         } else if !matches!(callee.kind, ExprKind::Error) {
@@ -1959,9 +1997,9 @@ impl<'a> Checker<'a> {
                 .as_name()
                 .filter(|name| self.playbook_sigs.contains_key(&name.name))
             {
-                self.report(TypeError::CallOutsideTask {
+                self.report(TypeError::PlaybookCall {
                     span: callee.span,
-                    function: name.name.clone(),
+                    name: name.name.clone(),
                 });
             } else {
                 let _ = self.expr(callee, scope, None);
@@ -2021,6 +2059,8 @@ impl<'a> Checker<'a> {
     ) -> Vec<(String, typed::Expr, Span)> {
         let mut given: Vec<Option<(typed::Expr, Span)>> = vec![None; params.len()];
         let mut seen_named = false;
+        // After a broken argument, a "missing argument" would only repeat the same mistake.
+        let mut broken_argument = false;
         for (position, arg) in args.iter().enumerate() {
             let index = match &arg.name {
                 Some(name) => {
@@ -2051,6 +2091,7 @@ impl<'a> Checker<'a> {
                                 &suggestion,
                             );
                             let _ = self.expr(&arg.value, scope, None);
+                            broken_argument = true;
                             continue;
                         }
                     }
@@ -2059,6 +2100,7 @@ impl<'a> Checker<'a> {
                     if seen_named {
                         self.report(TypeError::PositionalAfterNamed { span: arg.span });
                         let _ = self.expr(&arg.value, scope, None);
+                        broken_argument = true;
                         continue;
                     }
                     if position >= params.len() {
@@ -2096,7 +2138,7 @@ impl<'a> Checker<'a> {
             let (value, span) = match value {
                 Some(value) => value,
                 None => {
-                    if param.required() {
+                    if param.required() && !broken_argument {
                         if param.guard {
                             self.report(GuardError::MissingLimit {
                                 span: call_span,
@@ -2154,7 +2196,10 @@ impl<'a> Checker<'a> {
             let typed_left = self.expr(left, scope, left_hint.as_ref());
             let right_hint = match op {
                 BinaryOp::And | BinaryOp::Or => Some(Type::Bool),
-                BinaryOp::In | BinaryOp::NotIn => None,
+                BinaryOp::In | BinaryOp::NotIn => match typed_left.ty.unwrap_optional() {
+                    Type::Error => None,
+                    element => Some(Type::List(Box::new(element.clone()))),
+                },
                 BinaryOp::Coalesce => Some(typed_left.ty.unwrap_optional().clone()),
                 _ => Some(typed_left.ty.unwrap_optional().clone()),
             };

@@ -308,7 +308,7 @@ pub enum ResolveError {
         help: Option<String>,
     },
     #[error("{kind} `{name}` is defined more than once")]
-    #[diagnostic(code("ops::resolve::duplicate_definition"), help("rename one of them"))]
+    #[diagnostic(code("ops::resolve::duplicate_definition"))]
     Duplicate {
         #[label("defined again here")]
         span: Span,
@@ -316,6 +316,8 @@ pub enum ResolveError {
         first: Span,
         kind: String,
         name: String,
+        #[help]
+        help: Option<String>,
     },
     #[error("tasks depend on each other in a cycle: {path}")]
     #[diagnostic(
@@ -503,6 +505,18 @@ pub enum TypeError {
         #[label("called here")]
         span: Span,
         function: String,
+    },
+    #[error("playbook `{name}` cannot be called from a task")]
+    #[diagnostic(
+        code("ops::type::playbook_call"),
+        help(
+            "rules run playbooks; a task calls a standard library function such as `http.get(...)`"
+        )
+    )]
+    PlaybookCall {
+        #[label("a playbook, not a function")]
+        span: Span,
+        name: String,
     },
     #[error("this is not a function")]
     #[diagnostic(

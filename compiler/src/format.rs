@@ -141,7 +141,7 @@ impl Printer<'_> {
         let same_line = self
             .source
             .get(end..start)
-            .is_some_and(|gap| !gap.contains('\n'));
+            .is_some_and(|gap| !gap.contains('\n') && gap.chars().all(char::is_whitespace));
         if !same_line {
             return;
         }

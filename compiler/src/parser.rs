@@ -76,6 +76,8 @@ pub fn parse(file: FileId, text: &str, diagnostics: &mut Vec<Diagnostic>) -> ast
                 let mut builder = Builder {
                     file,
                     offset: chunk.start,
+                    text,
+                    comments: &scan.comments,
                     diagnostics: &mut *diagnostics,
                 };
                 builder.chunk(pairs, &mut items);
@@ -86,9 +88,18 @@ pub fn parse(file: FileId, text: &str, diagnostics: &mut Vec<Diagnostic>) -> ast
             }
         }
     }
+    let mut broken_playbooks = Vec::new();
+    for item in &items {
+        if let ast::Item::Error(span) = item {
+            broken_playbooks.extend(playbook_names(text.get(span.range()).unwrap_or("")));
+        }
+    }
+    let has_syntax_errors = items.iter().any(|item| matches!(item, ast::Item::Error(_)));
     ast::File {
         items,
         comments: scan.comments,
+        broken_playbooks,
+        has_syntax_errors,
     }
 }
 
@@ -139,9 +150,7 @@ fn scan(text: &str) -> Scan {
         if line_start
             && modes.len() == 1
             && index > current.start
-            && TOP_LEVEL_KEYWORDS
-                .iter()
-                .any(|keyword| starts_with_word(bytes, index, keyword))
+            && starts_item(bytes, index)
             && text.get(current.start..index).is_some_and(has_code)
         {
             current.end = index;
@@ -231,6 +240,44 @@ fn comment(text: &str, start: usize, end: usize) -> ast::Comment {
         span: Span::new(start, end),
         text: body.trim_end().to_string(),
     }
+}
+
+/// The names after `playbook` at the start of lines of a broken chunk.
+fn playbook_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("playbook"))
+        .filter(|rest| rest.starts_with([' ', '\t']))
+        .filter_map(|rest| {
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+/// Whether a top-level item starts here: a keyword, blanks, then a name.
+fn starts_item(bytes: &[u8], index: usize) -> bool {
+    TOP_LEVEL_KEYWORDS.iter().any(|keyword| {
+        if !starts_with_word(bytes, index, keyword) {
+            return false;
+        }
+        let mut after = index + keyword.len();
+        let mut blanks = 0;
+        while bytes
+            .get(after)
+            .is_some_and(|byte| *byte == b' ' || *byte == b'\t')
+        {
+            after += 1;
+            blanks += 1;
+        }
+        blanks > 0
+            && bytes
+                .get(after)
+                .is_some_and(|byte| byte.is_ascii_alphabetic() || *byte == b'_')
+    })
 }
 
 fn starts_with_word(bytes: &[u8], index: usize, word: &str) -> bool {
@@ -346,7 +393,11 @@ fn describe_expected(positives: &[Rule]) -> String {
             | Rule::paren
             | Rule::op_not
             | Rule::op_neg => "an expression".into(),
-            Rule::op_or
+            Rule::kw_and
+            | Rule::kw_or
+            | Rule::kw_in
+            | Rule::kw_not
+            | Rule::op_or
             | Rule::op_and
             | Rule::op_in
             | Rule::op_not_in
@@ -454,6 +505,9 @@ fn pratt() -> &'static PrattParser<Rule> {
 struct Builder<'d> {
     file: FileId,
     offset: usize,
+    /// The whole file, and its comments, to trim trailing trivia off spans.
+    text: &'d str,
+    comments: &'d [ast::Comment],
     diagnostics: &'d mut Vec<Diagnostic>,
 }
 
@@ -499,9 +553,35 @@ fn children(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
 }
 
 impl Builder<'_> {
+    /// The span of a pair without trailing whitespace and comments (pest's implicit
+    /// whitespace can leave them inside a pair that ends with an optional part).
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let span = pair.as_span();
-        Span::new(self.offset + span.start(), self.offset + span.end())
+        let start = self.offset + span.start();
+        let mut end = self.offset + span.end();
+        loop {
+            while end > start
+                && self
+                    .text
+                    .as_bytes()
+                    .get(end - 1)
+                    .is_some_and(|byte| byte.is_ascii_whitespace())
+            {
+                end -= 1;
+            }
+            let index = self
+                .comments
+                .partition_point(|comment| (comment.span.end as usize) < end);
+            match self.comments.get(index) {
+                Some(comment)
+                    if comment.span.end as usize == end && comment.span.start as usize >= start =>
+                {
+                    end = comment.span.start as usize;
+                }
+                _ => break,
+            }
+        }
+        Span::new(start, end)
     }
 
     fn error(&mut self, error: impl Into<crate::diagnostic::CompileError>) {

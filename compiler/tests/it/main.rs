@@ -1,1 +1,16 @@
+//! Integration tests of the compiler: one binary, one module per area.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
+mod diagnostics;
+mod examples;
+mod formatting;
+mod mutation;
+mod robustness;
+mod stdlib;
+mod support;
