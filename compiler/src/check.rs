@@ -238,10 +238,9 @@ impl<'a> Checker<'a> {
                             .collect();
                         if let Some(id) =
                             self.env.find_record(Some(&module_name), &record.name.name)
+                            && let Some(def) = self.env.records.get_mut(id.0 as usize)
                         {
-                            if let Some(def) = self.env.records.get_mut(id.0 as usize) {
-                                def.fields = fields;
-                            }
+                            def.fields = fields;
                         }
                     }
                     ast::Item::Function(function) => {
@@ -330,10 +329,10 @@ impl<'a> Checker<'a> {
                 if name.name == "Error" {
                     return Type::Error;
                 }
-                if qualifier.is_none() {
-                    if let Some(builtin) = builtin_type(&name.name) {
-                        return builtin;
-                    }
+                if qualifier.is_none()
+                    && let Some(builtin) = builtin_type(&name.name)
+                {
+                    return builtin;
                 }
                 let lookup_module = qualifier.as_ref().map(|q| q.name.as_str()).or(module);
                 if let Some(id) = self.env.find_record(lookup_module, &name.name) {
@@ -439,6 +438,12 @@ impl<'a> Checker<'a> {
                     help: Some("rename one of them".into()),
                 });
                 continue;
+            }
+            for param in playbook.params.iter().filter(|param| param.guard) {
+                self.report(SyntaxError::DeclarationOutsideStdlib {
+                    span: param.span,
+                    kind: "`guard` parameter".into(),
+                });
             }
             let params = self.param_defs(&playbook.params, None);
             self.playbook_sigs.insert(
@@ -875,15 +880,14 @@ impl<'a> Checker<'a> {
                     timeout = self.const_duration(expr, scope, "a task timeout");
                     if let (Some(task_timeout), Some((playbook_millis, playbook_span))) =
                         (timeout, playbook_timeout)
+                        && task_timeout > playbook_millis
                     {
-                        if task_timeout > playbook_millis {
-                            self.report(Lint::TimeoutExceedsPlaybook {
-                                span: expr.span,
-                                playbook_span,
-                                task: crate::units::format_duration(task_timeout),
-                                playbook: crate::units::format_duration(playbook_millis),
-                            });
-                        }
+                        self.report(Lint::TimeoutExceedsPlaybook {
+                            span: expr.span,
+                            playbook_span,
+                            task: crate::units::format_duration(task_timeout),
+                            playbook: crate::units::format_duration(playbook_millis),
+                        });
                     }
                 }
                 ast::TaskClause::OnFailure(policy, _) => on_failure = *policy,
@@ -999,16 +1003,16 @@ impl<'a> Checker<'a> {
                 continue;
             }
             for bounded in ["replicas", "min"] {
-                if let Some((value, span)) = constant(bounded) {
-                    if value > limit {
-                        self.report(GuardError::ExceedsLimit {
-                            span,
-                            limit_span,
-                            what: format!("`{bounded}`"),
-                            value: value.to_string(),
-                            limit: format!("`{}: {limit}`", param.name),
-                        });
-                    }
+                if let Some((value, span)) = constant(bounded)
+                    && value > limit
+                {
+                    self.report(GuardError::ExceedsLimit {
+                        span,
+                        limit_span,
+                        what: format!("`{bounded}`"),
+                        value: value.to_string(),
+                        limit: format!("`{}: {limit}`", param.name),
+                    });
                 }
             }
         }
@@ -1195,20 +1199,19 @@ impl<'a> Checker<'a> {
             });
         }
         // Guardrail: actions need a cooldown or a concurrency limit.
-        if let Some((playbook_name, _)) = &run_playbook {
-            if !seen.contains_key("cooldown") && !seen.contains_key("concurrency") {
-                if let Some(playbook) = program.playbook(playbook_name) {
-                    if let Some(action) = playbook.first_action {
-                        let same_file = playbook.file == self.file;
-                        self.report(GuardError::MissingCooldown {
-                            span: rule.name.span,
-                            rule: rule.name.name.clone(),
-                            playbook: playbook_name.clone(),
-                            action: if same_file { action } else { rule.name.span },
-                        });
-                    }
-                }
-            }
+        if let Some((playbook_name, _)) = &run_playbook
+            && !seen.contains_key("cooldown")
+            && !seen.contains_key("concurrency")
+            && let Some(playbook) = program.playbook(playbook_name)
+            && let Some(action) = playbook.first_action
+        {
+            let same_file = playbook.file == self.file;
+            self.report(GuardError::MissingCooldown {
+                span: rule.name.span,
+                rule: rule.name.name.clone(),
+                playbook: playbook_name.clone(),
+                action: if same_file { action } else { rule.name.span },
+            });
         }
         Some(typed_rule)
     }
@@ -1775,7 +1778,12 @@ impl<'a> Checker<'a> {
                 return Type::Error;
             }
         }
-        let help = if self.env.modules.contains_key(&ident.name) {
+        let help = if ident.name == "alert" {
+            Some(
+                "`alert` exists only in rules; pass what the playbook needs as a parameter"
+                    .to_string(),
+            )
+        } else if self.env.modules.contains_key(&ident.name) {
             Some(format!(
                 "`{}` is a module; call its functions in a task: `{}.function(...)`",
                 ident.name, ident.name
@@ -1804,37 +1812,36 @@ impl<'a> Checker<'a> {
         scope: &Scope,
     ) -> typed::Expr {
         // `Severity.critical`: a qualified enum variant.
-        if let Some(name) = base.as_name() {
-            if !scope.bindings.contains_key(&name.name) {
-                if let Some(id) = self.env.find_enum(None, &name.name) {
-                    let variants = self
-                        .env
-                        .enum_def(id)
-                        .map(|def| def.variants.clone())
-                        .unwrap_or_default();
-                    let ty = if variants.contains(&field.name) {
-                        Type::Enum(id)
-                    } else {
-                        let suggestion = suggest(&field.name, variants.iter().map(String::as_str));
-                        self.report_with_fix(
-                            ResolveError::UnknownVariant {
-                                span: field.span,
-                                name: field.name.clone(),
-                                enum_name: name.name.clone(),
-                                help: did_you_mean(&suggestion),
-                            },
-                            field.span,
-                            &suggestion,
-                        );
-                        Type::Error
-                    };
-                    return ast::Expr {
-                        kind: ExprKind::Name(field.clone()),
-                        span: expr.span,
-                        ty,
-                    };
-                }
-            }
+        if let Some(name) = base.as_name()
+            && !scope.bindings.contains_key(&name.name)
+            && let Some(id) = self.env.find_enum(None, &name.name)
+        {
+            let variants = self
+                .env
+                .enum_def(id)
+                .map(|def| def.variants.clone())
+                .unwrap_or_default();
+            let ty = if variants.contains(&field.name) {
+                Type::Enum(id)
+            } else {
+                let suggestion = suggest(&field.name, variants.iter().map(String::as_str));
+                self.report_with_fix(
+                    ResolveError::UnknownVariant {
+                        span: field.span,
+                        name: field.name.clone(),
+                        enum_name: name.name.clone(),
+                        help: did_you_mean(&suggestion),
+                    },
+                    field.span,
+                    &suggestion,
+                );
+                Type::Error
+            };
+            return ast::Expr {
+                kind: ExprKind::Name(field.clone()),
+                span: expr.span,
+                ty,
+            };
         }
         let typed_base = self.expr(base, scope, None);
         let base_type = typed_base.ty.clone();
@@ -2180,9 +2187,9 @@ impl<'a> Checker<'a> {
             .as_name()
             .is_some_and(|name| !scope.bindings.contains_key(&name.name));
         let (typed_left, typed_right) = if left_is_bare
-            && !right
+            && right
                 .as_name()
-                .is_some_and(|name| !scope.bindings.contains_key(&name.name))
+                .is_none_or(|name| scope.bindings.contains_key(&name.name))
         {
             let typed_right = self.expr(right, scope, None);
             let hint = typed_right.ty.clone();
@@ -2196,9 +2203,10 @@ impl<'a> Checker<'a> {
             let typed_left = self.expr(left, scope, left_hint.as_ref());
             let right_hint = match op {
                 BinaryOp::And | BinaryOp::Or => Some(Type::Bool),
+                // Only enums need the hint, to resolve bare variants in the list.
                 BinaryOp::In | BinaryOp::NotIn => match typed_left.ty.unwrap_optional() {
-                    Type::Error => None,
-                    element => Some(Type::List(Box::new(element.clone()))),
+                    element @ Type::Enum(_) => Some(Type::List(Box::new(element.clone()))),
+                    _ => None,
                 },
                 BinaryOp::Coalesce => Some(typed_left.ty.unwrap_optional().clone()),
                 _ => Some(typed_left.ty.unwrap_optional().clone()),
@@ -2270,18 +2278,18 @@ impl<'a> Checker<'a> {
             BinaryOp::Match | BinaryOp::NotMatch => {
                 self.expect_value(&typed_left, &Type::String);
                 self.expect_value(&typed_right, &Type::String);
-                if let Some(pattern) = plain_text(&typed_right) {
-                    if let Err(error) = regex_syntax::Parser::new().parse(&pattern) {
-                        let reason = match &error {
-                            regex_syntax::Error::Parse(error) => error.kind().to_string(),
-                            regex_syntax::Error::Translate(error) => error.kind().to_string(),
-                            _ => error.to_string(),
-                        };
-                        self.report(TypeError::InvalidRegex {
-                            span: typed_right.span,
-                            reason,
-                        });
-                    }
+                if let Some(pattern) = plain_text(&typed_right)
+                    && let Err(error) = regex_syntax::Parser::new().parse(&pattern)
+                {
+                    let reason = match &error {
+                        regex_syntax::Error::Parse(error) => error.kind().to_string(),
+                        regex_syntax::Error::Translate(error) => error.kind().to_string(),
+                        _ => error.to_string(),
+                    };
+                    self.report(TypeError::InvalidRegex {
+                        span: typed_right.span,
+                        reason,
+                    });
                 }
                 Type::Bool
             }
@@ -2510,11 +2518,11 @@ impl<'a> Checker<'a> {
             }
             return;
         }
-        if let Type::Optional(inner) = found {
-            if compatible(inner, want) {
-                self.unhandled_optional(expr);
-                return;
-            }
+        if let Type::Optional(inner) = found
+            && compatible(inner, want)
+        {
+            self.unhandled_optional(expr);
+            return;
         }
         let help = match (found, want) {
             (Type::Int, Type::Duration) => Some("give a unit: `5s`, `10m`".into()),

@@ -437,7 +437,7 @@ impl Printer<'_> {
                         text.push_str(self.source.get(by.span.range()).unwrap_or("\"\""));
                     }
                     if let Some(timeout) = timeout {
-                        text.push_str(" timeout ");
+                        text.push_str(" within ");
                         text.push_str(&expr_text(timeout, self.source));
                     }
                     text
@@ -451,6 +451,25 @@ impl Printer<'_> {
             self.trailing(span.end as usize);
         }
         self.close(task.span.end as usize);
+    }
+}
+
+/// Words that cannot be bare record keys.
+const RESERVED: &[&str] = &[
+    "import", "rule", "playbook", "task", "and", "or", "not", "in", "true", "false",
+];
+
+fn escape_into(out: &mut String, text: &str) {
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '{' => out.push_str("\\{"),
+            '}' => out.push_str("\\}"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            other => out.push(other),
+        }
     }
 }
 
@@ -490,19 +509,7 @@ fn write_expr<T>(out: &mut String, expr: &ast::Expr<T>, source: &str) {
             out.push('"');
             for part in parts {
                 match part {
-                    StrPart::Text(text, _) => {
-                        for character in text.chars() {
-                            match character {
-                                '"' => out.push_str("\\\""),
-                                '\\' => out.push_str("\\\\"),
-                                '{' => out.push_str("\\{"),
-                                '}' => out.push_str("\\}"),
-                                '\n' => out.push_str("\\n"),
-                                '\t' => out.push_str("\\t"),
-                                other => out.push(other),
-                            }
-                        }
-                    }
+                    StrPart::Text(text, _) => escape_into(out, text),
                     StrPart::Interpolation(inner) => {
                         out.push('{');
                         write_expr(out, inner, source);
@@ -532,12 +539,13 @@ fn write_expr<T>(out: &mut String, expr: &ast::Expr<T>, source: &str) {
                 if index > 0 {
                     out.push_str(", ");
                 }
-                let key_is_ident = entry
-                    .key
-                    .name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                let key_is_ident = !RESERVED.contains(&entry.key.name.as_str())
+                    && entry
+                        .key
+                        .name
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && entry
                         .key
                         .name
@@ -547,7 +555,7 @@ fn write_expr<T>(out: &mut String, expr: &ast::Expr<T>, source: &str) {
                     out.push_str(&entry.key.name);
                 } else {
                     out.push('"');
-                    out.push_str(&entry.key.name.replace('\\', "\\\\").replace('"', "\\\""));
+                    escape_into(out, &entry.key.name);
                     out.push('"');
                 }
                 out.push_str(": ");

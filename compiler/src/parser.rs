@@ -213,10 +213,10 @@ fn scan(text: &str) -> Scan {
         }
         index += 1;
     }
-    if let Some(Mode::Str(opened_at)) = modes.last().copied() {
-        if current.unterminated_string_at.is_none() {
-            current.unterminated_string_at = Some(opened_at);
-        }
+    if let Some(Mode::Str(opened_at)) = modes.last().copied()
+        && current.unterminated_string_at.is_none()
+    {
+        current.unterminated_string_at = Some(opened_at);
     }
     current.end = text.len();
     chunks.push(current);
@@ -543,6 +543,7 @@ fn is_keyword_token(token: Rule) -> bool {
             | Rule::k_record
             | Rule::k_enum
             | Rule::k_fn
+            | Rule::k_within
     )
 }
 
@@ -937,10 +938,8 @@ impl Builder<'_> {
         let mut revertible = false;
         for child in children(pair) {
             match child.as_rule() {
-                Rule::effect => {
-                    if child.as_str().starts_with("action") {
-                        effect = ast::Effect::Action;
-                    }
+                Rule::effect if child.as_str().starts_with("action") => {
+                    effect = ast::Effect::Action;
                 }
                 Rule::ident => name = Some(self.ident(child)),
                 Rule::params => params = self.params(child),
@@ -1077,6 +1076,23 @@ impl Builder<'_> {
 
     fn pratt_expr(&mut self, pair: Pair<'_, Rule>) -> Built {
         let span = self.span(&pair);
+        // pest's Pratt parser recurses once per prefix operator: refuse long runs of them
+        // before it starts.
+        let mut run = 0usize;
+        for child in pair.clone().into_inner() {
+            if matches!(child.as_rule(), Rule::op_not | Rule::op_neg) {
+                run += 1;
+                if run > MAX_EXPR_DEPTH as usize {
+                    self.error(SyntaxError::TooDeep {
+                        span,
+                        limit: MAX_EXPR_DEPTH as usize,
+                    });
+                    return (error_expr(span), MAX_EXPR_DEPTH + 2);
+                }
+            } else {
+                run = 0;
+            }
+        }
         // The closures of the Pratt parser cannot borrow `self` mutably more than once,
         // so diagnostics raised inside are collected here and appended afterwards.
         let cell = std::cell::RefCell::new(&mut *self);
@@ -1376,7 +1392,12 @@ impl Builder<'_> {
         for part in self.string_parts(pair) {
             match part {
                 ast::StrPart::Text(text, _) => value.push_str(&text),
-                ast::StrPart::Interpolation(_) => {}
+                ast::StrPart::Interpolation(expr) => self.error(SyntaxError::Unexpected {
+                    span: expr.span,
+                    found: "interpolation".into(),
+                    expected: "plain text".into(),
+                    help: Some("alert names and approval groups are fixed strings; write a literal `{` as `\\{`".into()),
+                }),
             }
         }
         ast::StrLit { value, span }

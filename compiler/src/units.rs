@@ -107,7 +107,7 @@ pub fn format_duration(millis: i64) -> String {
 
 pub fn format_size(bytes: u64) -> String {
     for (unit, factor) in SIZE_UNITS {
-        if bytes >= *factor && bytes % factor == 0 && *unit != "B" {
+        if bytes >= *factor && bytes.is_multiple_of(*factor) && *unit != "B" {
             return format!("{}{unit}", bytes / factor);
         }
     }

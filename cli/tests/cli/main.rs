@@ -1,1 +1,226 @@
+//! The `medic` binary as users and CI call it: exit codes, output formats, files on disk.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn medic(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("medic-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const THREE_ERRORS: &str = r#"import std.{k8s}
+
+rule a {
+  on alert "A"
+  when alert.servce == "x"
+  run p()
+  cooldown 5m
+}
+
+playbook p() {
+  task t = k8s.scale(deployment: "x", by: 1)
+}
+
+rule b {
+  on alert "B"
+  run missing()
+  cooldown 5m
+}
+"#;
+
+#[test]
+fn examples_check_clean() {
+    let output = medic(&["check", "examples/"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("0 errors, 0 warnings"));
+}
+
+#[test]
+fn three_errors_are_reported_as_json_with_lines_and_codes() {
+    let dir = temp_dir("three");
+    let file = dir.join("three.ops");
+    std::fs::write(&file, THREE_ERRORS).unwrap();
+    let output = medic(&["check", "--format", "json", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["summary"]["errors"], 3);
+    let found: Vec<(u64, String)> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|diagnostic| {
+            (
+                diagnostic["range"]["start"]["line"].as_u64().unwrap(),
+                diagnostic["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (5, "ops::type::unknown_field".to_string()),
+            (11, "ops::guard::missing_limit".to_string()),
+            (16, "ops::resolve::unknown_playbook".to_string()),
+        ]
+    );
+    let first = &report["diagnostics"][0];
+    assert_eq!(first["suggestion"]["replacement"], "service");
+    assert_eq!(first["range"]["start"]["column"], 14);
+    assert_eq!(first["severity"], "error");
+}
+
+#[test]
+fn human_output_shows_source_and_help() {
+    let dir = temp_dir("human");
+    let file = dir.join("three.ops");
+    std::fs::write(&file, THREE_ERRORS).unwrap();
+    let output = medic(&["check", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("ops::type::unknown_field"));
+    assert!(text.contains("did you mean `service`?"));
+    assert!(text.contains("checked 1 file: 3 errors, 0 warnings"));
+}
+
+#[test]
+fn github_and_sarif_formats() {
+    let dir = temp_dir("ci");
+    let file = dir.join("three.ops");
+    std::fs::write(&file, THREE_ERRORS).unwrap();
+    let github = stdout(&medic(&[
+        "check",
+        "--format",
+        "github",
+        file.to_str().unwrap(),
+    ]));
+    let lines: Vec<&str> = github.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("::error file="), "{}", lines[0]);
+    assert!(lines[0].contains(",line=5,col=14,"));
+    assert!(lines[0].contains("title=ops%3A%3Atype%3A%3Aunknown_field::"));
+    let sarif: serde_json::Value = serde_json::from_slice(
+        &medic(&["check", "--format", "sarif", file.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        5
+    );
+}
+
+#[test]
+fn warnings_fail_only_with_deny_warnings() {
+    let dir = temp_dir("warn");
+    let file = dir.join("warn.ops");
+    std::fs::write(
+        &file,
+        "import std.{http}\n\nrule r {\n  on alert \"A\"\n  run p(service: alert.service)\n}\n\nplaybook p(service: String) {\n  task t = http.get(\"http://{service}/health\")\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        medic(&["check", file.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        medic(&["check", "--deny-warnings", file.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let output = medic(&["check", "does/not/exist.ops"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read does/not/exist.ops"));
+    assert_eq!(medic(&["check", "--format", "xml"]).status.code(), Some(2));
+    let empty = temp_dir("empty");
+    let output = medic(&["check", empty.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no .ops files"));
+}
+
+#[test]
+fn fmt_check_and_rewrite() {
+    assert_eq!(
+        medic(&["fmt", "--check", "examples/", "stdlib/"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let dir = temp_dir("fmt");
+    let file = dir.join("messy.ops");
+    let messy = "import std.{http}\nrule r{on alert \"A\" run p(s:alert.service) cooldown 5m}\nplaybook p(s:String){task t=http.get(\"http://{s}/\") // check\n}\n";
+    std::fs::write(&file, messy).unwrap();
+    let check = medic(&["fmt", "--check", dir.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(stdout(&check).contains("messy.ops: not formatted"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        messy,
+        "--check must not write"
+    );
+    assert_eq!(
+        medic(&["fmt", dir.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let formatted = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        formatted.contains("  task t = http.get(\"http://{s}/\")  // check\n"),
+        "{formatted}"
+    );
+    assert_eq!(
+        medic(&["fmt", "--check", dir.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn fmt_refuses_files_with_syntax_errors() {
+    let dir = temp_dir("fmt-broken");
+    let file = dir.join("broken.ops");
+    std::fs::write(&file, "rule r {\n  on alert\n}\n").unwrap();
+    let output = medic(&["fmt", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not formatted because of syntax errors")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "rule r {\n  on alert\n}\n"
+    );
+}

@@ -28,7 +28,18 @@ fn stdlib_is_clean_and_documented() {
     }
     for record in &analysis.env.records {
         assert!(
-            record.doc.is_some() || record.fields.iter().all(|field| field.doc.is_none()) || true
+            record.doc.is_some(),
+            "record {}.{} has no doc comment",
+            record.module,
+            record.name
+        );
+    }
+    for def in &analysis.env.enums {
+        assert!(
+            def.doc.is_some(),
+            "enum {}.{} has no doc comment",
+            def.module,
+            def.name
         );
     }
     assert!(
@@ -78,7 +89,7 @@ fn every_stdlib_function_can_be_called_from_a_task() {
         ));
         names.push(name);
     }
-    let reads: Vec<String> = names.iter().map(|name| format!("{name}")).collect();
+    let reads: Vec<String> = names.iter().map(|name| name.to_string()).collect();
     program.push_str(&format!(
         "  task done = notify.slack(channel: \"#x\", text: \"done\") {{\n    after {}\n  }}\n}}\n",
         reads.join(", ")
