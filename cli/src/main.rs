@@ -35,6 +35,18 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Compile .ops files into an executable plan and print it, or compare it with an older plan.
+    Plan {
+        /// Files or directories (searched recursively for *.ops). Default: the current directory.
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Compare with a plan saved earlier (`medic plan --format json > old.json`): print
+        /// what changed and exit with 1 when anything did.
+        #[arg(long, value_name = "OLD.json")]
+        diff: Option<PathBuf>,
+    },
     /// Format .ops files in place, or check that they are formatted.
     Fmt {
         /// Files or directories (searched recursively for *.ops). Default: the current directory.
@@ -43,6 +55,18 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PlanFormat {
+    /// Rules in matching order and playbooks in execution order, for review.
+    Text,
+    /// The versioned plan format (docs/plan-format.md).
+    Json,
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,6 +90,11 @@ fn main() -> ExitCode {
             deny_warnings,
         } => check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => fmt(&paths, check),
+        Command::Plan {
+            paths,
+            format,
+            diff,
+        } => plan(&paths, format, diff.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -88,6 +117,60 @@ fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> anyhow::Resu
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn plan(
+    paths: &[PathBuf],
+    format: PlanFormat,
+    old: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use medic_compiler::plan;
+    // Read the old plan first: a bad --diff argument is a usage error whatever the sources say.
+    let old_plan = match old {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+            Some(
+                plan::Plan::from_json(&text)
+                    .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let sources = sources::read(paths)?;
+    let file_count = sources.len();
+    let analysis = medic_compiler::check(sources);
+    let new_plan = match plan::lower(&analysis) {
+        Ok(new_plan) => new_plan,
+        Err(_) => {
+            eprint!("{}", output::render(&analysis, Format::Human, file_count));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Some(old_plan) = old_plan {
+        let changes = plan::diff::diff(&old_plan, &new_plan);
+        if changes.is_empty() {
+            println!("no changes");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "{} change{}:",
+            changes.len(),
+            if changes.len() == 1 { "" } else { "s" }
+        );
+        for change in &changes {
+            println!("- {change}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let text = match format {
+        PlanFormat::Text => plan::render::text(&new_plan),
+        PlanFormat::Json => new_plan.to_json(),
+        PlanFormat::Dot => plan::render::dot(&new_plan),
+        PlanFormat::Mermaid => plan::render::mermaid(&new_plan),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fmt(paths: &[PathBuf], check_only: bool) -> anyhow::Result<ExitCode> {

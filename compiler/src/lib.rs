@@ -10,11 +10,12 @@
 //! come out in a deterministic order (file, then position).
 
 pub mod ast;
-mod check;
+pub(crate) mod check;
 pub mod diagnostic;
 pub mod format;
 pub mod line_index;
 pub mod parser;
+pub mod plan;
 pub mod typed;
 pub mod types;
 pub mod units;

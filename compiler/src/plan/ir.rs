@@ -1,0 +1,628 @@
+//! The expression IR of plans and its evaluator.
+//!
+//! Conditions and arguments are compiled once into [`Ir`] and evaluated without re-parsing.
+//! The evaluator is pure: it reads variables through [`Vars`] and returns a [`Value`] or an
+//! [`EvalError`]; it does no I/O, so the runtime and the tests share it. Every error is data:
+//! a rule whose condition fails to evaluate (an alert value in another unit, say) simply does
+//! not match, and the caller records why.
+
+use crate::units::{self, Quantity};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+/// A runtime value. Records and maps share one representation (ordered, for determinism).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Value {
+    /// An absent optional value.
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    /// Milliseconds.
+    Duration(i64),
+    /// Percent points.
+    Percent(f64),
+    /// Bytes.
+    Size(u64),
+    /// Milliseconds since the Unix epoch.
+    Time(i64),
+    /// A variant and its position in the enum's declaration (its order for `<`).
+    Enum {
+        name: String,
+        index: u32,
+    },
+    /// An alert value with the unit it was sent with.
+    Quantity(QuantityValue),
+    List(Vec<Value>),
+    Record(Arc<BTreeMap<String, Value>>),
+}
+
+/// [`Quantity`] in a serializable form.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantityValue {
+    Number(f64),
+    Duration(i64),
+    Percent(f64),
+    Size(u64),
+}
+
+impl From<Quantity> for QuantityValue {
+    fn from(quantity: Quantity) -> Self {
+        match quantity {
+            Quantity::Number(value) => QuantityValue::Number(value),
+            Quantity::Duration(value) => QuantityValue::Duration(value),
+            Quantity::Percent(value) => QuantityValue::Percent(value),
+            Quantity::Size(value) => QuantityValue::Size(value),
+        }
+    }
+}
+
+impl Value {
+    pub fn record(fields: impl IntoIterator<Item = (String, Value)>) -> Value {
+        Value::Record(Arc::new(fields.into_iter().collect()))
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "nothing",
+            Value::Bool(_) => "Bool",
+            Value::Int(_) => "Int",
+            Value::Float(_) => "Float",
+            Value::String(_) => "String",
+            Value::Duration(_) => "Duration",
+            Value::Percent(_) => "Percent",
+            Value::Size(_) => "Size",
+            Value::Time(_) => "Time",
+            Value::Enum { .. } => "enum",
+            Value::Quantity(quantity) => match quantity {
+                QuantityValue::Number(_) => "number",
+                QuantityValue::Duration(_) => "Duration",
+                QuantityValue::Percent(_) => "Percent",
+                QuantityValue::Size(_) => "Size",
+            },
+            Value::List(_) => "list",
+            Value::Record(_) => "record",
+        }
+    }
+
+    /// A quantity seen as the plain value of its unit.
+    fn unquantified(&self) -> Value {
+        match self {
+            Value::Quantity(QuantityValue::Number(value)) => Value::Float(*value),
+            Value::Quantity(QuantityValue::Duration(value)) => Value::Duration(*value),
+            Value::Quantity(QuantityValue::Percent(value)) => Value::Percent(*value),
+            Value::Quantity(QuantityValue::Size(value)) => Value::Size(*value),
+            other => other.clone(),
+        }
+    }
+
+    /// The text form used by string interpolation and reports.
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::Null => "none".into(),
+            Value::Bool(value) => value.to_string(),
+            Value::Int(value) => value.to_string(),
+            Value::Float(value) => format_float(*value),
+            Value::String(value) => value.clone(),
+            Value::Duration(value) => units::format_duration(*value),
+            Value::Percent(value) => format!("{}%", format_float(*value)),
+            Value::Size(value) => units::format_size(*value),
+            Value::Time(value) => units::format_time(*value),
+            Value::Enum { name, .. } => name.clone(),
+            Value::Quantity(_) => self.unquantified().to_text(),
+            Value::List(items) => items
+                .iter()
+                .map(Value::to_text)
+                .collect::<Vec<_>>()
+                .join(", "),
+            Value::Record(fields) => {
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(key, value)| format!("{key}: {}", value.to_text()))
+                    .collect();
+                format!("{{{}}}", parts.join(", "))
+            }
+        }
+    }
+}
+
+fn format_float(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        let text = format!("{value:.4}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    Match,
+    NotMatch,
+    Coalesce,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    pub fn as_str(self) -> &'static str {
+        crate::ast::BinaryOp::from(self).as_str()
+    }
+}
+
+impl From<crate::ast::BinaryOp> for BinOp {
+    fn from(op: crate::ast::BinaryOp) -> Self {
+        use crate::ast::BinaryOp as A;
+        match op {
+            A::Or => BinOp::Or,
+            A::And => BinOp::And,
+            A::Eq => BinOp::Eq,
+            A::Ne => BinOp::Ne,
+            A::Lt => BinOp::Lt,
+            A::Le => BinOp::Le,
+            A::Gt => BinOp::Gt,
+            A::Ge => BinOp::Ge,
+            A::In => BinOp::In,
+            A::NotIn => BinOp::NotIn,
+            A::Match => BinOp::Match,
+            A::NotMatch => BinOp::NotMatch,
+            A::Coalesce => BinOp::Coalesce,
+            A::Add => BinOp::Add,
+            A::Sub => BinOp::Sub,
+            A::Mul => BinOp::Mul,
+            A::Div => BinOp::Div,
+        }
+    }
+}
+
+impl From<BinOp> for crate::ast::BinaryOp {
+    fn from(op: BinOp) -> Self {
+        use crate::ast::BinaryOp as A;
+        match op {
+            BinOp::Or => A::Or,
+            BinOp::And => A::And,
+            BinOp::Eq => A::Eq,
+            BinOp::Ne => A::Ne,
+            BinOp::Lt => A::Lt,
+            BinOp::Le => A::Le,
+            BinOp::Gt => A::Gt,
+            BinOp::Ge => A::Ge,
+            BinOp::In => A::In,
+            BinOp::NotIn => A::NotIn,
+            BinOp::Match => A::Match,
+            BinOp::NotMatch => A::NotMatch,
+            BinOp::Coalesce => A::Coalesce,
+            BinOp::Add => A::Add,
+            BinOp::Sub => A::Sub,
+            BinOp::Mul => A::Mul,
+            BinOp::Div => A::Div,
+        }
+    }
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ir {
+    Const {
+        value: Value,
+    },
+    /// `alert`, a playbook parameter or a task's output.
+    Var {
+        name: String,
+    },
+    Field {
+        base: Box<Ir>,
+        field: String,
+    },
+    Index {
+        base: Box<Ir>,
+        index: Box<Ir>,
+    },
+    Not {
+        arg: Box<Ir>,
+    },
+    Neg {
+        arg: Box<Ir>,
+    },
+    Binary {
+        op: BinOp,
+        left: Box<Ir>,
+        right: Box<Ir>,
+    },
+    /// `left =~ "pattern"` with a pattern known at compile time.
+    Regex {
+        negated: bool,
+        left: Box<Ir>,
+        pattern: Pattern,
+    },
+    List {
+        items: Vec<Ir>,
+    },
+    Record {
+        fields: BTreeMap<String, Ir>,
+    },
+    /// A string with interpolations: the parts' texts, concatenated.
+    Concat {
+        parts: Vec<Ir>,
+    },
+}
+
+/// A regular expression, compiled on first use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pattern {
+    pub source: String,
+    #[serde(skip)]
+    compiled: OnceLock<Option<Arc<regex::Regex>>>,
+}
+
+impl Pattern {
+    pub fn new(source: impl Into<String>) -> Pattern {
+        Pattern {
+            source: source.into(),
+            compiled: OnceLock::new(),
+        }
+    }
+
+    fn regex(&self) -> Option<&regex::Regex> {
+        self.compiled
+            .get_or_init(|| regex::Regex::new(&self.source).ok().map(Arc::new))
+            .as_deref()
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+/// Why an expression could not be evaluated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("unknown variable `{0}`")]
+    UnknownVariable(String),
+    #[error("cannot {op} {left} and {right}")]
+    Mismatch {
+        op: String,
+        left: String,
+        right: String,
+    },
+    #[error("alert value is a {found}, but the rule compares it with a {expected}")]
+    UnitMismatch { expected: String, found: String },
+    #[error("division by zero")]
+    DivisionByZero,
+    #[error("arithmetic overflow")]
+    Overflow,
+    #[error("invalid regular expression `{0}`")]
+    BadPattern(String),
+}
+
+/// Where the evaluator reads variables.
+pub trait Vars {
+    fn var(&self, name: &str) -> Option<&Value>;
+}
+
+impl Vars for BTreeMap<String, Value> {
+    fn var(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
+impl Ir {
+    pub fn eval(&self, vars: &dyn Vars) -> Result<Value, EvalError> {
+        match self {
+            Ir::Const { value } => Ok(value.clone()),
+            Ir::Var { name } => vars
+                .var(name)
+                .cloned()
+                .ok_or_else(|| EvalError::UnknownVariable(name.clone())),
+            Ir::Field { base, field } => Ok(match base.eval(vars)? {
+                Value::Record(fields) => fields.get(field).cloned().unwrap_or(Value::Null),
+                _ => Value::Null,
+            }),
+            Ir::Index { base, index } => {
+                let base = base.eval(vars)?;
+                let index = index.eval(vars)?;
+                Ok(match (base, index) {
+                    (Value::Record(fields), Value::String(key)) => {
+                        fields.get(&key).cloned().unwrap_or(Value::Null)
+                    }
+                    (Value::List(items), Value::Int(position)) => usize::try_from(position)
+                        .ok()
+                        .and_then(|position| items.get(position).cloned())
+                        .unwrap_or(Value::Null),
+                    _ => Value::Null,
+                })
+            }
+            Ir::Not { arg } => match arg.eval(vars)? {
+                Value::Bool(value) => Ok(Value::Bool(!value)),
+                other => Err(mismatch("negate", &other, &Value::Bool(true))),
+            },
+            Ir::Neg { arg } => match arg.eval(vars)?.unquantified() {
+                Value::Int(value) => value
+                    .checked_neg()
+                    .map(Value::Int)
+                    .ok_or(EvalError::Overflow),
+                Value::Float(value) => Ok(Value::Float(-value)),
+                Value::Duration(value) => value
+                    .checked_neg()
+                    .map(Value::Duration)
+                    .ok_or(EvalError::Overflow),
+                Value::Percent(value) => Ok(Value::Percent(-value)),
+                other => Err(mismatch("negate", &other, &other)),
+            },
+            Ir::Binary { op, left, right } => binary(*op, left, right, vars),
+            Ir::Regex {
+                negated,
+                left,
+                pattern,
+            } => {
+                let text = match left.eval(vars)? {
+                    Value::String(text) => text,
+                    Value::Null => return Ok(Value::Bool(*negated)),
+                    other => return Err(mismatch("match", &other, &Value::String(String::new()))),
+                };
+                let regex = pattern
+                    .regex()
+                    .ok_or_else(|| EvalError::BadPattern(pattern.source.clone()))?;
+                Ok(Value::Bool(regex.is_match(&text) != *negated))
+            }
+            Ir::List { items } => Ok(Value::List(
+                items
+                    .iter()
+                    .map(|item| item.eval(vars))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Ir::Record { fields } => Ok(Value::Record(Arc::new(
+                fields
+                    .iter()
+                    .map(|(key, value)| Ok((key.clone(), value.eval(vars)?)))
+                    .collect::<Result<_, EvalError>>()?,
+            ))),
+            Ir::Concat { parts } => {
+                let mut text = String::new();
+                for part in parts {
+                    text.push_str(&part.eval(vars)?.to_text());
+                }
+                Ok(Value::String(text))
+            }
+        }
+    }
+
+    /// Evaluates a condition: only `true` is true.
+    pub fn eval_bool(&self, vars: &dyn Vars) -> Result<bool, EvalError> {
+        match self.eval(vars)? {
+            Value::Bool(value) => Ok(value),
+            Value::Null => Ok(false),
+            other => Err(mismatch("test", &other, &Value::Bool(true))),
+        }
+    }
+}
+
+fn mismatch(op: &str, left: &Value, right: &Value) -> EvalError {
+    EvalError::Mismatch {
+        op: op.into(),
+        left: left.type_name().into(),
+        right: right.type_name().into(),
+    }
+}
+
+fn binary(op: BinOp, left: &Ir, right: &Ir, vars: &dyn Vars) -> Result<Value, EvalError> {
+    match op {
+        BinOp::And => {
+            if !left.eval_bool(vars)? {
+                return Ok(Value::Bool(false));
+            }
+            return Ok(Value::Bool(right.eval_bool(vars)?));
+        }
+        BinOp::Or => {
+            if left.eval_bool(vars)? {
+                return Ok(Value::Bool(true));
+            }
+            return Ok(Value::Bool(right.eval_bool(vars)?));
+        }
+        BinOp::Coalesce => {
+            let value = left.eval(vars)?;
+            if value != Value::Null {
+                return Ok(value);
+            }
+            return right.eval(vars);
+        }
+        _ => {}
+    }
+    let left_value = left.eval(vars)?;
+    let right_value = right.eval(vars)?;
+    match op {
+        BinOp::Eq => Ok(Value::Bool(equal(&left_value, &right_value)?)),
+        BinOp::Ne => Ok(Value::Bool(!equal(&left_value, &right_value)?)),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            let ordering = compare(&left_value, &right_value)?;
+            Ok(Value::Bool(match op {
+                BinOp::Lt => ordering.is_lt(),
+                BinOp::Le => ordering.is_le(),
+                BinOp::Gt => ordering.is_gt(),
+                _ => ordering.is_ge(),
+            }))
+        }
+        BinOp::In | BinOp::NotIn => {
+            let found = match &right_value {
+                Value::List(items) => {
+                    let mut found = false;
+                    for item in items {
+                        if equal(&left_value, item)? {
+                            found = true;
+                            break;
+                        }
+                    }
+                    found
+                }
+                Value::Record(fields) => match &left_value {
+                    Value::String(key) => fields.contains_key(key),
+                    _ => false,
+                },
+                Value::Null => false,
+                other => return Err(mismatch("look in", &left_value, other)),
+            };
+            Ok(Value::Bool(found == (op == BinOp::In)))
+        }
+        BinOp::Match | BinOp::NotMatch => {
+            // Patterns that are not literals are compiled here, once per evaluation.
+            let (Value::String(text), Value::String(pattern)) = (&left_value, &right_value) else {
+                return Err(mismatch("match", &left_value, &right_value));
+            };
+            let regex =
+                regex::Regex::new(pattern).map_err(|_| EvalError::BadPattern(pattern.clone()))?;
+            Ok(Value::Bool(regex.is_match(text) == (op == BinOp::Match)))
+        }
+        _ => arithmetic(op, &left_value.unquantified(), &right_value.unquantified()),
+    }
+}
+
+/// Equality with numeric widening and unit-aware quantities. Absent equals only absent.
+fn equal(left: &Value, right: &Value) -> Result<bool, EvalError> {
+    match (left, right) {
+        (Value::Null, Value::Null) => Ok(true),
+        (Value::Null, _) | (_, Value::Null) => Ok(false),
+        (Value::Quantity(_), _) | (_, Value::Quantity(_)) => Ok(compare(left, right)?.is_eq()),
+        (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
+            Ok((*a as f64) == *b)
+        }
+        (Value::Enum { name: a, .. }, Value::Enum { name: b, .. }) => Ok(a == b),
+        (a, b) => Ok(a == b),
+    }
+}
+
+fn compare(left: &Value, right: &Value) -> Result<std::cmp::Ordering, EvalError> {
+    use std::cmp::Ordering;
+    let float_order = |a: f64, b: f64| a.partial_cmp(&b).unwrap_or(Ordering::Equal);
+    // A quantity takes the unit of the other side, or the comparison fails.
+    if let (Value::Quantity(quantity), other) | (other, Value::Quantity(quantity)) = (left, right) {
+        let flipped = matches!(right, Value::Quantity(_)) && !matches!(left, Value::Quantity(_));
+        let converted = match (quantity, other) {
+            (QuantityValue::Number(value), Value::Int(_) | Value::Float(_)) => Value::Float(*value),
+            (QuantityValue::Duration(value), Value::Duration(_)) => Value::Duration(*value),
+            (QuantityValue::Percent(value), Value::Percent(_)) => Value::Percent(*value),
+            (QuantityValue::Size(value), Value::Size(_)) => Value::Size(*value),
+            (QuantityValue::Percent(value), Value::Int(_) | Value::Float(_)) => {
+                Value::Float(*value)
+            }
+            _ => {
+                return Err(EvalError::UnitMismatch {
+                    expected: other.type_name().into(),
+                    found: Value::Quantity(*quantity).type_name().into(),
+                });
+            }
+        };
+        let ordering = compare(&converted, other)?;
+        return Ok(if flipped {
+            ordering.reverse()
+        } else {
+            ordering
+        });
+    }
+    Ok(match (left, right) {
+        (Value::Int(a), Value::Int(b)) => a.cmp(b),
+        (Value::Int(a), Value::Float(b)) => float_order(*a as f64, *b),
+        (Value::Float(a), Value::Int(b)) => float_order(*a, *b as f64),
+        (Value::Float(a), Value::Float(b)) | (Value::Percent(a), Value::Percent(b)) => {
+            float_order(*a, *b)
+        }
+        (Value::Duration(a), Value::Duration(b)) | (Value::Time(a), Value::Time(b)) => a.cmp(b),
+        (Value::Size(a), Value::Size(b)) => a.cmp(b),
+        (Value::String(a), Value::String(b)) => a.cmp(b),
+        (Value::Enum { index: a, .. }, Value::Enum { index: b, .. }) => a.cmp(b),
+        (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+        _ => return Err(mismatch("compare", left, right)),
+    })
+}
+
+fn arithmetic(op: BinOp, left: &Value, right: &Value) -> Result<Value, EvalError> {
+    use Value::*;
+    let int = |result: Option<i64>| result.ok_or(EvalError::Overflow);
+    let as_float = |value: &Value| match value {
+        Int(value) => Some(*value as f64),
+        Float(value) => Some(*value),
+        _ => None,
+    };
+    Ok(match (op, left, right) {
+        (BinOp::Add, Int(a), Int(b)) => Int(int(a.checked_add(*b))?),
+        (BinOp::Sub, Int(a), Int(b)) => Int(int(a.checked_sub(*b))?),
+        (BinOp::Mul, Int(a), Int(b)) => Int(int(a.checked_mul(*b))?),
+        (BinOp::Div, _, Int(0)) => return Err(EvalError::DivisionByZero),
+        (BinOp::Add, Duration(a), Duration(b)) => Duration(int(a.checked_add(*b))?),
+        (BinOp::Sub, Duration(a), Duration(b)) => Duration(int(a.checked_sub(*b))?),
+        (BinOp::Add, Time(a), Duration(b)) | (BinOp::Add, Duration(b), Time(a)) => {
+            Time(int(a.checked_add(*b))?)
+        }
+        (BinOp::Sub, Time(a), Duration(b)) => Time(int(a.checked_sub(*b))?),
+        (BinOp::Sub, Time(a), Time(b)) => Duration(int(a.checked_sub(*b))?),
+        (BinOp::Add, Percent(a), Percent(b)) => Percent(a + b),
+        (BinOp::Sub, Percent(a), Percent(b)) => Percent(a - b),
+        (BinOp::Add, Size(a), Size(b)) => Size(a.checked_add(*b).ok_or(EvalError::Overflow)?),
+        (BinOp::Sub, Size(a), Size(b)) => Size(a.saturating_sub(*b)),
+        (BinOp::Div, Duration(a), Duration(b)) => {
+            if *b == 0 {
+                return Err(EvalError::DivisionByZero);
+            }
+            Float(*a as f64 / *b as f64)
+        }
+        (BinOp::Div, Size(a), Size(b)) => {
+            if *b == 0 {
+                return Err(EvalError::DivisionByZero);
+            }
+            Float(*a as f64 / *b as f64)
+        }
+        (op, a, b) if as_float(a).is_some() && as_float(b).is_some() => {
+            let (a, b) = (as_float(a).unwrap_or(0.0), as_float(b).unwrap_or(0.0));
+            match op {
+                BinOp::Add => Float(a + b),
+                BinOp::Sub => Float(a - b),
+                BinOp::Mul => Float(a * b),
+                _ if b == 0.0 => return Err(EvalError::DivisionByZero),
+                _ => Float(a / b),
+            }
+        }
+        (op, scaled, factor) | (op, factor, scaled)
+            if matches!(op, BinOp::Mul) && as_float(factor).is_some() =>
+        {
+            let factor = as_float(factor).unwrap_or(1.0);
+            scale(scaled, factor).ok_or_else(|| mismatch(op.as_str(), left, right))?
+        }
+        (BinOp::Div, scaled, factor) if as_float(factor).is_some() => {
+            let factor = as_float(factor).unwrap_or(1.0);
+            if factor == 0.0 {
+                return Err(EvalError::DivisionByZero);
+            }
+            scale(scaled, 1.0 / factor).ok_or_else(|| mismatch("divide", left, right))?
+        }
+        _ => return Err(mismatch(op.as_str(), left, right)),
+    })
+}
+
+fn scale(value: &Value, factor: f64) -> Option<Value> {
+    Some(match value {
+        Value::Duration(millis) => Value::Duration((*millis as f64 * factor).round() as i64),
+        Value::Percent(points) => Value::Percent(points * factor),
+        Value::Size(bytes) => Value::Size((*bytes as f64 * factor).round().max(0.0) as u64),
+        _ => return None,
+    })
+}
