@@ -8,6 +8,7 @@
 
 use crate::units::{self, Quantity};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -328,92 +329,104 @@ impl Vars for BTreeMap<String, Value> {
 }
 
 impl Ir {
-    pub fn eval(&self, vars: &dyn Vars) -> Result<Value, EvalError> {
+    /// Evaluates the expression. Values are borrowed where possible (constants, variables,
+    /// fields of borrowed records), so matching an alert allocates almost nothing.
+    pub fn eval<'a>(&'a self, vars: &'a dyn Vars) -> Result<Value, EvalError> {
+        self.eval_ref(vars).map(Cow::into_owned)
+    }
+
+    fn eval_ref<'a>(&'a self, vars: &'a dyn Vars) -> Result<Cow<'a, Value>, EvalError> {
         match self {
-            Ir::Const { value } => Ok(value.clone()),
+            Ir::Const { value } => Ok(Cow::Borrowed(value)),
             Ir::Var { name } => vars
                 .var(name)
-                .cloned()
+                .map(Cow::Borrowed)
                 .ok_or_else(|| EvalError::UnknownVariable(name.clone())),
-            Ir::Field { base, field } => Ok(match base.eval(vars)? {
-                Value::Record(fields) => fields.get(field).cloned().unwrap_or(Value::Null),
-                _ => Value::Null,
+            Ir::Field { base, field } => Ok(match base.eval_ref(vars)? {
+                Cow::Borrowed(Value::Record(fields)) => fields
+                    .get(field)
+                    .map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+                Cow::Owned(Value::Record(fields)) => {
+                    Cow::Owned(fields.get(field).cloned().unwrap_or(Value::Null))
+                }
+                _ => Cow::Owned(Value::Null),
             }),
             Ir::Index { base, index } => {
-                let base = base.eval(vars)?;
-                let index = index.eval(vars)?;
-                Ok(match (base, index) {
+                let base = base.eval_ref(vars)?;
+                let index = index.eval_ref(vars)?;
+                Ok(Cow::Owned(match (base.as_ref(), index.as_ref()) {
                     (Value::Record(fields), Value::String(key)) => {
-                        fields.get(&key).cloned().unwrap_or(Value::Null)
+                        fields.get(key).cloned().unwrap_or(Value::Null)
                     }
-                    (Value::List(items), Value::Int(position)) => usize::try_from(position)
+                    (Value::List(items), Value::Int(position)) => usize::try_from(*position)
                         .ok()
                         .and_then(|position| items.get(position).cloned())
                         .unwrap_or(Value::Null),
                     _ => Value::Null,
-                })
+                }))
             }
-            Ir::Not { arg } => match arg.eval(vars)? {
-                Value::Bool(value) => Ok(Value::Bool(!value)),
-                other => Err(mismatch("negate", &other, &Value::Bool(true))),
+            Ir::Not { arg } => match arg.eval_ref(vars)?.as_ref() {
+                Value::Bool(value) => Ok(Cow::Owned(Value::Bool(!value))),
+                other => Err(mismatch("negate", other, &Value::Bool(true))),
             },
-            Ir::Neg { arg } => match arg.eval(vars)?.unquantified() {
+            Ir::Neg { arg } => Ok(Cow::Owned(match arg.eval_ref(vars)?.unquantified() {
                 Value::Int(value) => value
                     .checked_neg()
                     .map(Value::Int)
-                    .ok_or(EvalError::Overflow),
-                Value::Float(value) => Ok(Value::Float(-value)),
+                    .ok_or(EvalError::Overflow)?,
+                Value::Float(value) => Value::Float(-value),
                 Value::Duration(value) => value
                     .checked_neg()
                     .map(Value::Duration)
-                    .ok_or(EvalError::Overflow),
-                Value::Percent(value) => Ok(Value::Percent(-value)),
-                other => Err(mismatch("negate", &other, &other)),
-            },
+                    .ok_or(EvalError::Overflow)?,
+                Value::Percent(value) => Value::Percent(-value),
+                other => return Err(mismatch("negate", &other, &other)),
+            })),
             Ir::Binary { op, left, right } => binary(*op, left, right, vars),
             Ir::Regex {
                 negated,
                 left,
                 pattern,
             } => {
-                let text = match left.eval(vars)? {
+                let value = left.eval_ref(vars)?;
+                let text = match value.as_ref() {
                     Value::String(text) => text,
-                    Value::Null => return Ok(Value::Bool(*negated)),
-                    other => return Err(mismatch("match", &other, &Value::String(String::new()))),
+                    Value::Null => return Ok(Cow::Owned(Value::Bool(*negated))),
+                    other => return Err(mismatch("match", other, &Value::String(String::new()))),
                 };
                 let regex = pattern
                     .regex()
                     .ok_or_else(|| EvalError::BadPattern(pattern.source.clone()))?;
-                Ok(Value::Bool(regex.is_match(&text) != *negated))
+                Ok(Cow::Owned(Value::Bool(regex.is_match(text) != *negated)))
             }
-            Ir::List { items } => Ok(Value::List(
+            Ir::List { items } => Ok(Cow::Owned(Value::List(
                 items
                     .iter()
                     .map(|item| item.eval(vars))
                     .collect::<Result<_, _>>()?,
-            )),
-            Ir::Record { fields } => Ok(Value::Record(Arc::new(
+            ))),
+            Ir::Record { fields } => Ok(Cow::Owned(Value::Record(Arc::new(
                 fields
                     .iter()
                     .map(|(key, value)| Ok((key.clone(), value.eval(vars)?)))
                     .collect::<Result<_, EvalError>>()?,
-            ))),
+            )))),
             Ir::Concat { parts } => {
                 let mut text = String::new();
                 for part in parts {
-                    text.push_str(&part.eval(vars)?.to_text());
+                    text.push_str(&part.eval_ref(vars)?.to_text());
                 }
-                Ok(Value::String(text))
+                Ok(Cow::Owned(Value::String(text)))
             }
         }
     }
 
     /// Evaluates a condition: only `true` is true.
     pub fn eval_bool(&self, vars: &dyn Vars) -> Result<bool, EvalError> {
-        match self.eval(vars)? {
-            Value::Bool(value) => Ok(value),
+        match self.eval_ref(vars)?.as_ref() {
+            Value::Bool(value) => Ok(*value),
             Value::Null => Ok(false),
-            other => Err(mismatch("test", &other, &Value::Bool(true))),
+            other => Err(mismatch("test", other, &Value::Bool(true))),
         }
     }
 }
@@ -426,74 +439,83 @@ fn mismatch(op: &str, left: &Value, right: &Value) -> EvalError {
     }
 }
 
-fn binary(op: BinOp, left: &Ir, right: &Ir, vars: &dyn Vars) -> Result<Value, EvalError> {
+fn binary<'a>(
+    op: BinOp,
+    left: &'a Ir,
+    right: &'a Ir,
+    vars: &'a dyn Vars,
+) -> Result<Cow<'a, Value>, EvalError> {
+    let boolean = |value: bool| Ok(Cow::Owned(Value::Bool(value)));
     match op {
         BinOp::And => {
             if !left.eval_bool(vars)? {
-                return Ok(Value::Bool(false));
+                return boolean(false);
             }
-            return Ok(Value::Bool(right.eval_bool(vars)?));
+            return boolean(right.eval_bool(vars)?);
         }
         BinOp::Or => {
             if left.eval_bool(vars)? {
-                return Ok(Value::Bool(true));
+                return boolean(true);
             }
-            return Ok(Value::Bool(right.eval_bool(vars)?));
+            return boolean(right.eval_bool(vars)?);
         }
         BinOp::Coalesce => {
-            let value = left.eval(vars)?;
-            if value != Value::Null {
+            let value = left.eval_ref(vars)?;
+            if *value != Value::Null {
                 return Ok(value);
             }
-            return right.eval(vars);
+            return right.eval_ref(vars);
         }
         _ => {}
     }
-    let left_value = left.eval(vars)?;
-    let right_value = right.eval(vars)?;
+    let left_value = left.eval_ref(vars)?;
+    let right_value = right.eval_ref(vars)?;
+    let (left_value, right_value) = (left_value.as_ref(), right_value.as_ref());
     match op {
-        BinOp::Eq => Ok(Value::Bool(equal(&left_value, &right_value)?)),
-        BinOp::Ne => Ok(Value::Bool(!equal(&left_value, &right_value)?)),
+        BinOp::Eq => boolean(equal(left_value, right_value)?),
+        BinOp::Ne => boolean(!equal(left_value, right_value)?),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let ordering = compare(&left_value, &right_value)?;
-            Ok(Value::Bool(match op {
+            let ordering = compare(left_value, right_value)?;
+            boolean(match op {
                 BinOp::Lt => ordering.is_lt(),
                 BinOp::Le => ordering.is_le(),
                 BinOp::Gt => ordering.is_gt(),
                 _ => ordering.is_ge(),
-            }))
+            })
         }
         BinOp::In | BinOp::NotIn => {
-            let found = match &right_value {
+            let found = match right_value {
                 Value::List(items) => {
                     let mut found = false;
                     for item in items {
-                        if equal(&left_value, item)? {
+                        if equal(left_value, item)? {
                             found = true;
                             break;
                         }
                     }
                     found
                 }
-                Value::Record(fields) => match &left_value {
+                Value::Record(fields) => match left_value {
                     Value::String(key) => fields.contains_key(key),
                     _ => false,
                 },
                 Value::Null => false,
-                other => return Err(mismatch("look in", &left_value, other)),
+                other => return Err(mismatch("look in", left_value, other)),
             };
-            Ok(Value::Bool(found == (op == BinOp::In)))
+            boolean(found == (op == BinOp::In))
         }
         BinOp::Match | BinOp::NotMatch => {
             // Patterns that are not literals are compiled here, once per evaluation.
-            let (Value::String(text), Value::String(pattern)) = (&left_value, &right_value) else {
-                return Err(mismatch("match", &left_value, &right_value));
+            let (Value::String(text), Value::String(pattern)) = (left_value, right_value) else {
+                return Err(mismatch("match", left_value, right_value));
             };
             let regex =
                 regex::Regex::new(pattern).map_err(|_| EvalError::BadPattern(pattern.clone()))?;
-            Ok(Value::Bool(regex.is_match(text) == (op == BinOp::Match)))
+            boolean(regex.is_match(text) == (op == BinOp::Match))
         }
-        _ => arithmetic(op, &left_value.unquantified(), &right_value.unquantified()),
+        _ => {
+            arithmetic(op, &left_value.unquantified(), &right_value.unquantified()).map(Cow::Owned)
+        }
     }
 }
 

@@ -10,7 +10,9 @@
 mod diagnostics;
 mod examples;
 mod formatting;
+mod matching;
 mod mutation;
+mod plans;
 mod robustness;
 mod stdlib;
 mod support;

@@ -1,0 +1,135 @@
+//! Plans of the examples as snapshots (text and JSON), determinism, and the semantic diff.
+
+use crate::support::{ops_files, render, repo_root};
+use medic_compiler::Source;
+use medic_compiler::plan::{self, Plan};
+
+fn plan_of(paths: &[std::path::PathBuf]) -> Plan {
+    let sources = paths
+        .iter()
+        .map(|path| {
+            let name = path
+                .strip_prefix(repo_root())
+                .unwrap()
+                .display()
+                .to_string();
+            Source::new(name, std::fs::read_to_string(path).unwrap())
+        })
+        .collect();
+    let analysis = medic_compiler::check(sources);
+    assert_eq!(analysis.errors(), 0, "{}", render(&analysis));
+    plan::lower(&analysis).unwrap()
+}
+
+#[test]
+fn example_plans() {
+    insta::glob!("../../../examples", "*.ops", |path| {
+        let plan = plan_of(&[path.to_path_buf()]);
+        insta::assert_snapshot!("text", plan::render::text(&plan));
+        insta::assert_snapshot!("json", plan.to_json());
+    });
+}
+
+#[test]
+fn plans_are_deterministic_and_round_trip() {
+    let files = ops_files("examples");
+    let first = plan_of(&files).to_json();
+    let second = plan_of(&files).to_json();
+    assert_eq!(first, second);
+    let parsed = Plan::from_json(&first).unwrap();
+    assert_eq!(
+        parsed.to_json(),
+        first,
+        "reading and writing a plan must not change it"
+    );
+    let mut resealed = parsed.clone();
+    resealed.seal();
+    assert_eq!(
+        resealed.content_hash, parsed.content_hash,
+        "the hash covers exactly the content"
+    );
+}
+
+#[test]
+fn old_format_versions_are_refused() {
+    let json = plan_of(&ops_files("examples"))
+        .to_json()
+        .replace("\"format_version\": 1", "\"format_version\": 99");
+    let error = Plan::from_json(&json).unwrap_err();
+    assert!(error.contains("version 99 is not supported"), "{error}");
+    assert!(
+        Plan::from_json("{}")
+            .unwrap_err()
+            .contains("no format_version")
+    );
+    assert!(
+        Plan::from_json("not json")
+            .unwrap_err()
+            .starts_with("not a plan")
+    );
+}
+
+#[test]
+fn tasks_are_in_dependency_order_with_typed_edges() {
+    let plan = plan_of(&[repo_root().join("examples/payment_latency.ops")]);
+    let playbook = plan.playbook("payment_troubleshoot").unwrap();
+    let ids: Vec<&str> = playbook.tasks.iter().map(|task| task.id.as_str()).collect();
+    assert_eq!(ids, ["status", "logs", "deps", "scale", "report"]);
+    let edges: Vec<(String, String, String)> = playbook
+        .edges
+        .iter()
+        .map(|edge| {
+            (
+                edge.from.clone(),
+                edge.to.clone(),
+                format!("{:?}", edge.kind),
+            )
+        })
+        .collect();
+    assert!(edges.contains(&("logs".into(), "deps".into(), "After".into())));
+    assert!(edges.contains(&("status".into(), "scale".into(), "Data".into())));
+    assert!(edges.contains(&("scale".into(), "report".into(), "Data".into())));
+    let scale = playbook.task("scale").unwrap();
+    assert_eq!(plan::render::ir_text(&scale.args["max"]), "5");
+    assert_eq!(scale.revert_after_ms, Some(30 * 60_000));
+}
+
+#[test]
+fn plan_diff_names_changes_in_plain_words() {
+    let before = plan_of(&[repo_root().join("tests/plan-diff/order_cpu.before.ops")]);
+    let after = plan_of(&[repo_root().join("tests/plan-diff/order_cpu.after.ops")]);
+    let changes: Vec<String> = plan::diff::diff(&before, &after)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(changes.contains(
+        &"playbook scale_up, task scale: argument `max` changed from 5 to 10".to_string()
+    ));
+    assert!(
+        changes
+            .contains(&"rule order_cpu: cooldown removed (was 15m per alert.service)".to_string())
+    );
+    insta::assert_snapshot!(changes.join("\n"));
+    assert!(plan::diff::diff(&before, &before).is_empty());
+}
+
+#[test]
+fn a_cycle_is_reported_with_every_task_on_it() {
+    let text = "import std.{http}\n\nplaybook p() {\n  task a = http.get(\"x\") {\n    after c\n  }\n  task b = http.get(\"y\") {\n    after a\n  }\n  task c = http.get(\"z\") {\n    when b.ok\n  }\n}\n";
+    let analysis = crate::support::check_text("cycle.ops", text);
+    let cycle = analysis
+        .diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.code() == "ops::graph::cycle")
+        .expect("a cycle diagnostic");
+    assert!(
+        cycle.message().contains("`a` → `b` → `c` → `a`"),
+        "{}",
+        cycle.message()
+    );
+    assert_eq!(cycle.labels().len(), 3, "one label per task on the cycle");
+    assert!(
+        plan::lower(&analysis).is_err(),
+        "no plan for a program with errors"
+    );
+}
