@@ -224,3 +224,64 @@ fn fmt_refuses_files_with_syntax_errors() {
         "rule r {\n  on alert\n}\n"
     );
 }
+
+#[test]
+fn plan_json_is_byte_identical_across_runs() {
+    let first = medic(&["plan", "examples/", "--format", "json"]);
+    let second = medic(&["plan", "examples/", "--format", "json"]);
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(first.stdout, second.stdout);
+    let plan: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["content_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(plan["rules"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn plan_formats_render() {
+    let text = stdout(&medic(&["plan", "examples/payment_latency.ops"]));
+    assert!(text.contains("rule #1 payment_latency"));
+    assert!(text.contains("4. scale = k8s.scale("));
+    let dot = stdout(&medic(&["plan", "--format", "dot", "examples/payment_latency.ops"]));
+    assert!(dot.starts_with("digraph plan {"));
+    assert!(dot.contains("\"payment_troubleshoot.status\" -> \"payment_troubleshoot.scale\";"));
+    let mermaid = stdout(&medic(&["plan", "--format", "mermaid", "examples/payment_latency.ops"]));
+    assert!(mermaid.starts_with("flowchart LR"));
+    assert!(mermaid.contains("payment_troubleshoot__logs -.-> payment_troubleshoot__deps"));
+}
+
+#[test]
+fn plan_diff_exit_codes_and_words() {
+    let dir = temp_dir("diff");
+    let old = dir.join("old.json");
+    std::fs::write(&old, medic(&["plan", "--format", "json", "examples/order_cpu.ops"]).stdout).unwrap();
+    let same = medic(&["plan", "--diff", old.to_str().unwrap(), "examples/order_cpu.ops"]);
+    assert_eq!(same.status.code(), Some(0));
+    assert_eq!(stdout(&same), "no changes\n");
+    let changed = dir.join("order_cpu.ops");
+    let source = std::fs::read_to_string(repo_root().join("examples/order_cpu.ops")).unwrap();
+    std::fs::write(&changed, source.replace("max: 5", "max: 10")).unwrap();
+    let diff = medic(&["plan", "--diff", old.to_str().unwrap(), changed.to_str().unwrap()]);
+    assert_eq!(diff.status.code(), Some(1));
+    assert!(
+        stdout(&diff).contains("playbook scale_up, task scale: argument `max` changed from 5 to 10"),
+        "{}",
+        stdout(&diff)
+    );
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, "{\"format_version\": 7}").unwrap();
+    let refused = medic(&["plan", "--diff", garbage.to_str().unwrap(), "examples/"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("version 7 is not supported"));
+}
+
+#[test]
+fn plan_refuses_programs_with_errors() {
+    let dir = temp_dir("plan-errors");
+    let file = dir.join("three.ops");
+    std::fs::write(&file, THREE_ERRORS).unwrap();
+    let output = medic(&["plan", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("3 errors"));
+}
