@@ -242,10 +242,20 @@ fn plan_formats_render() {
     let text = stdout(&medic(&["plan", "examples/payment_latency.ops"]));
     assert!(text.contains("rule #1 payment_latency"));
     assert!(text.contains("4. scale = k8s.scale("));
-    let dot = stdout(&medic(&["plan", "--format", "dot", "examples/payment_latency.ops"]));
+    let dot = stdout(&medic(&[
+        "plan",
+        "--format",
+        "dot",
+        "examples/payment_latency.ops",
+    ]));
     assert!(dot.starts_with("digraph plan {"));
     assert!(dot.contains("\"payment_troubleshoot.status\" -> \"payment_troubleshoot.scale\";"));
-    let mermaid = stdout(&medic(&["plan", "--format", "mermaid", "examples/payment_latency.ops"]));
+    let mermaid = stdout(&medic(&[
+        "plan",
+        "--format",
+        "mermaid",
+        "examples/payment_latency.ops",
+    ]));
     assert!(mermaid.starts_with("flowchart LR"));
     assert!(mermaid.contains("payment_troubleshoot__logs -.-> payment_troubleshoot__deps"));
 }
@@ -254,17 +264,32 @@ fn plan_formats_render() {
 fn plan_diff_exit_codes_and_words() {
     let dir = temp_dir("diff");
     let old = dir.join("old.json");
-    std::fs::write(&old, medic(&["plan", "--format", "json", "examples/order_cpu.ops"]).stdout).unwrap();
-    let same = medic(&["plan", "--diff", old.to_str().unwrap(), "examples/order_cpu.ops"]);
+    std::fs::write(
+        &old,
+        medic(&["plan", "--format", "json", "examples/order_cpu.ops"]).stdout,
+    )
+    .unwrap();
+    let same = medic(&[
+        "plan",
+        "--diff",
+        old.to_str().unwrap(),
+        "examples/order_cpu.ops",
+    ]);
     assert_eq!(same.status.code(), Some(0));
     assert_eq!(stdout(&same), "no changes\n");
     let changed = dir.join("order_cpu.ops");
     let source = std::fs::read_to_string(repo_root().join("examples/order_cpu.ops")).unwrap();
     std::fs::write(&changed, source.replace("max: 5", "max: 10")).unwrap();
-    let diff = medic(&["plan", "--diff", old.to_str().unwrap(), changed.to_str().unwrap()]);
+    let diff = medic(&[
+        "plan",
+        "--diff",
+        old.to_str().unwrap(),
+        changed.to_str().unwrap(),
+    ]);
     assert_eq!(diff.status.code(), Some(1));
     assert!(
-        stdout(&diff).contains("playbook scale_up, task scale: argument `max` changed from 5 to 10"),
+        stdout(&diff)
+            .contains("playbook scale_up, task scale: argument `max` changed from 5 to 10"),
         "{}",
         stdout(&diff)
     );
