@@ -447,12 +447,12 @@ fn topological_order(tasks: &[typed::Task]) -> Vec<usize> {
             continue;
         };
         for (other_index, other) in tasks.iter().enumerate() {
-            if other.depends_on.iter().any(|name| *name == done.name) {
-                if let Some(count) = waiting.get_mut(other_index) {
-                    *count = count.saturating_sub(1);
-                    if *count == 0 {
-                        ready.insert(other_index);
-                    }
+            if other.depends_on.contains(&done.name)
+                && let Some(count) = waiting.get_mut(other_index)
+            {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    ready.insert(other_index);
                 }
             }
         }

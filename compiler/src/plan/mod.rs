@@ -262,7 +262,7 @@ impl Plan {
                 let selected = bucket
                     .field
                     .as_deref()
-                    .and_then(|field| text(field))
+                    .and_then(text)
                     .and_then(|value| bucket.by_value.get(value))
                     .map_or(empty, Vec::as_slice);
                 (selected, bucket.other.as_slice())
@@ -275,10 +275,10 @@ impl Plan {
         loop {
             let mut best: Option<(usize, u32)> = None;
             for (list_index, list) in lists.iter().enumerate() {
-                if let Some(&first) = list.first() {
-                    if best.is_none_or(|(_, current)| first < current) {
-                        best = Some((list_index, first));
-                    }
+                if let Some(&first) = list.first()
+                    && best.is_none_or(|(_, current)| first < current)
+                {
+                    best = Some((list_index, first));
                 }
             }
             let Some((list_index, rule_index)) = best else {
