@@ -47,6 +47,8 @@ enum Command {
         #[arg(long, value_name = "OLD.json")]
         diff: Option<PathBuf>,
     },
+    /// Run the language server on standard input and output (for editors).
+    Lsp,
     /// Format .ops files in place, or check that they are formatted.
     Fmt {
         /// Files or directories (searched recursively for *.ops). Default: the current directory.
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
             format,
             diff,
         } => plan(&paths, format, diff.as_deref()),
+        Command::Lsp => lsp(),
     };
     match result {
         Ok(code) => code,
@@ -170,6 +173,16 @@ fn plan(
         PlanFormat::Mermaid => plan::render::mermaid(&new_plan),
     };
     print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lsp() -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| anyhow::anyhow!("cannot start the language server: {error}"))?;
+    runtime.block_on(medic_lsp::run_stdio());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,6 +13,7 @@ use crate::ast::{self, BinaryOp, ExprKind, Span, UnaryOp};
 use crate::diagnostic::{
     CompileError, Diagnostic, GuardError, Lint, ResolveError, SyntaxError, TypeError,
 };
+use crate::symbols::{Reference, Symbol};
 use crate::typed;
 use crate::types::{
     BUILTIN_TYPES, EnumDef, Env, FieldDef, FnDef, FnId, ModuleDef, ParamDef, RecordDef, Type,
@@ -69,6 +70,10 @@ pub(crate) struct Checker<'a> {
     playbook_sigs: BTreeMap<String, PlaybookSig>,
     /// Why each task of the playbook being checked may have no output.
     absent_reasons: BTreeMap<String, &'static str>,
+    /// The playbook being checked, for naming its tasks and parameters.
+    current_playbook: String,
+    /// Every resolved name: what the editor navigates with.
+    pub(crate) references: Vec<Reference>,
 }
 
 fn suggest<'n>(name: &str, candidates: impl IntoIterator<Item = &'n str>) -> Option<String> {
@@ -114,7 +119,18 @@ impl<'a> Checker<'a> {
             calls_allowed: false,
             playbook_sigs: BTreeMap::new(),
             absent_reasons: BTreeMap::new(),
+            current_playbook: String::new(),
+            references: Vec::new(),
         }
+    }
+
+    fn reference(&mut self, span: Span, symbol: Symbol, definition: bool) {
+        self.references.push(Reference {
+            file: self.file,
+            span,
+            symbol,
+            definition,
+        });
     }
 
     fn report(&mut self, error: impl Into<CompileError>) {
@@ -336,9 +352,11 @@ impl<'a> Checker<'a> {
                 }
                 let lookup_module = qualifier.as_ref().map(|q| q.name.as_str()).or(module);
                 if let Some(id) = self.env.find_record(lookup_module, &name.name) {
+                    self.reference(name.span, Symbol::Record(id), false);
                     return Type::Record(id);
                 }
                 if let Some(id) = self.env.find_enum(lookup_module, &name.name) {
+                    self.reference(name.span, Symbol::Enum(id), false);
                     return Type::Enum(id);
                 }
                 let mut candidates: Vec<String> =
@@ -589,6 +607,19 @@ impl<'a> Checker<'a> {
         self.used.clear();
         self.quantity_unit = None;
         self.absent_reasons.clear();
+        self.current_playbook = playbook.name.name.clone();
+        self.reference(
+            playbook.name.span,
+            Symbol::Playbook(playbook.name.name.clone()),
+            true,
+        );
+        for param in &playbook.params {
+            let symbol = Symbol::Param {
+                playbook: playbook.name.name.clone(),
+                param: param.name.name.clone(),
+            };
+            self.reference(param.name.span, symbol, true);
+        }
         let sig = self
             .playbook_sigs
             .get(&playbook.name.name)
@@ -664,6 +695,11 @@ impl<'a> Checker<'a> {
                 continue;
             }
             task_spans.insert(task.name.name.clone(), task.name.span);
+            let symbol = Symbol::Task {
+                playbook: playbook.name.name.clone(),
+                task: task.name.name.clone(),
+            };
+            self.reference(task.name.span, symbol, true);
             let output = function
                 .and_then(|id| self.env.function(id))
                 .map_or(Type::Error, |function| function.returns.clone());
@@ -835,6 +871,11 @@ impl<'a> Checker<'a> {
                             }) => {
                                 after.push(name.name.clone());
                                 self.task_refs.push(name.name.clone());
+                                let symbol = Symbol::Task {
+                                    playbook: self.current_playbook.clone(),
+                                    task: name.name.clone(),
+                                };
+                                self.reference(name.span, symbol, false);
                             }
                             _ => {
                                 let tasks = scope.bindings.iter().filter_map(|(name, binding)| {
@@ -1081,6 +1122,8 @@ impl<'a> Checker<'a> {
         program: &typed::Program,
     ) -> Option<typed::Rule> {
         self.used.clear();
+        self.current_playbook.clear();
+        self.reference(rule.name.span, Symbol::Rule(rule.name.name.clone()), true);
         self.quantity_unit = None;
         let mut scope = Scope {
             bindings: BTreeMap::new(),
@@ -1235,6 +1278,13 @@ impl<'a> Checker<'a> {
     }
 
     fn run(&mut self, run: &ast::RunClause, scope: &Scope) -> Option<typed::RunCall> {
+        if self.playbook_sigs.contains_key(&run.playbook.name) {
+            self.reference(
+                run.playbook.span,
+                Symbol::Playbook(run.playbook.name.clone()),
+                false,
+            );
+        }
         let Some(sig) = self.playbook_sigs.get(&run.playbook.name).cloned() else {
             let broken = self
                 .files
@@ -1750,15 +1800,28 @@ impl<'a> Checker<'a> {
     fn name(&mut self, ident: &ast::Ident, scope: &Scope, expected: Option<&Type>) -> Type {
         if let Some(binding) = scope.bindings.get(&ident.name) {
             self.used.insert(ident.name.clone());
-            if let BindingKind::Task = binding.kind {
-                self.task_refs.push(ident.name.clone());
-            }
+            let symbol = match binding.kind {
+                BindingKind::Task => {
+                    self.task_refs.push(ident.name.clone());
+                    Symbol::Task {
+                        playbook: self.current_playbook.clone(),
+                        task: ident.name.clone(),
+                    }
+                }
+                BindingKind::Param => Symbol::Param {
+                    playbook: self.current_playbook.clone(),
+                    param: ident.name.clone(),
+                },
+                BindingKind::Alert => Symbol::Alert,
+            };
+            self.reference(ident.span, symbol, false);
             return binding.ty.clone();
         }
         if let Some(Type::Enum(id)) = expected.map(Type::unwrap_optional) {
             let id = *id;
             if let Some(def) = self.env.enum_def(id) {
                 if def.variants.contains(&ident.name) {
+                    self.reference(ident.span, Symbol::Variant(id, ident.name.clone()), false);
                     return Type::Enum(id);
                 }
                 let suggestion = suggest(&ident.name, def.variants.iter().map(String::as_str));
@@ -1822,6 +1885,8 @@ impl<'a> Checker<'a> {
                 .map(|def| def.variants.clone())
                 .unwrap_or_default();
             let ty = if variants.contains(&field.name) {
+                self.reference(name.span, Symbol::Enum(id), false);
+                self.reference(field.span, Symbol::Variant(id, field.name.clone()), false);
                 Type::Enum(id)
             } else {
                 let suggestion = suggest(&field.name, variants.iter().map(String::as_str));
@@ -1851,7 +1916,11 @@ impl<'a> Checker<'a> {
             Type::Record(id) => {
                 let record = self.env.record(*id);
                 match record.and_then(|record| record.field(&field.name)) {
-                    Some(def) => def.ty.clone(),
+                    Some(def) => {
+                        let ty = def.ty.clone();
+                        self.reference(field.span, Symbol::Field(*id, field.name.clone()), false);
+                        ty
+                    }
                     None => {
                         let names: Vec<String> = record
                             .map(|record| {
@@ -1950,8 +2019,12 @@ impl<'a> Checker<'a> {
                         });
                     }
                     self.used_modules.insert((self.file, module.name.clone()));
+                    self.reference(module.span, Symbol::Module(module.name.clone()), false);
                     match module_def.functions.get(&name.name) {
-                        Some(id) => resolved = Some(*id),
+                        Some(id) => {
+                            resolved = Some(*id);
+                            self.reference(name.span, Symbol::Function(*id), false);
+                        }
                         None => {
                             let suggestion = suggest(
                                 &name.name,

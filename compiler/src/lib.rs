@@ -16,6 +16,7 @@ pub mod format;
 pub mod line_index;
 pub mod parser;
 pub mod plan;
+pub mod symbols;
 pub mod typed;
 pub mod types;
 pub mod units;
@@ -77,6 +78,8 @@ pub struct Analysis {
     pub program: typed::Program,
     /// Sorted by file, then position.
     pub diagnostics: Vec<Diagnostic>,
+    /// Every resolved name, for editor navigation (see `symbols`).
+    pub references: Vec<symbols::Reference>,
 }
 
 impl Analysis {
@@ -135,6 +138,7 @@ pub fn check(sources: Vec<Source>) -> Analysis {
     let program = checker.check_program();
     diagnostics.append(&mut checker.diagnostics);
     let env = checker.env;
+    let references = checker.references;
     diagnostics.sort_by_key(|diagnostic| {
         let span = diagnostic.span();
         (diagnostic.file, span.start, span.end, diagnostic.code())
@@ -144,6 +148,7 @@ pub fn check(sources: Vec<Source>) -> Analysis {
         env,
         program,
         diagnostics,
+        references,
     }
 }
 

@@ -1,0 +1,337 @@
+//! The LSP server (tower-lsp): document synchronisation, debounced analysis, and the
+//! dispatch of requests to `features`.
+//!
+//! Edits bump a generation counter; an analysis starts after a short quiet period
+//! ([`DEBOUNCE`]) and runs on a blocking thread, and its diagnostics are published only if no
+//! newer edit arrived meanwhile. Requests read the latest installed analysis and never wait
+//! for one in progress.
+
+use crate::features;
+use crate::workspace::{Document, Snapshot, Workspace, materialize_stdlib};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower_lsp::jsonrpc::{Error, Result};
+use tower_lsp::lsp_types::*;
+use tower_lsp::{Client, ClientSocket, LanguageServer, LspService, Server};
+
+/// Quiet period after an edit before analysing: long enough to batch a burst of keystrokes,
+/// short enough to stay well inside the 50 ms diagnostics budget.
+pub const DEBOUNCE: Duration = Duration::from_millis(10);
+
+pub struct Backend {
+    client: Client,
+    workspace: Arc<Mutex<Workspace>>,
+    generation: Arc<AtomicU64>,
+}
+
+/// A server and its client socket, for in-process use (tests, benchmarks).
+pub fn service() -> (LspService<Backend>, ClientSocket) {
+    LspService::new(|client| Backend {
+        client,
+        workspace: Arc::new(Mutex::new(Workspace::new(materialize_stdlib()))),
+        generation: Arc::new(AtomicU64::new(0)),
+    })
+}
+
+/// Serves LSP on standard input and output until the client exits.
+pub async fn run_stdio() {
+    let (service, socket) = service();
+    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        .serve(service)
+        .await;
+}
+
+impl Backend {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Workspace> {
+        // A panic while holding the lock would poison it; the data is still consistent
+        // (every update is a single assignment), so keep serving.
+        self.workspace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn navigation(&self, uri: &Url) -> Option<Arc<Snapshot>> {
+        self.lock().navigation_snapshot(uri)
+    }
+
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        self.lock().current.clone()
+    }
+
+    /// Schedules an analysis of the workspace after the debounce period.
+    fn schedule(&self, delay: Duration) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let latest = Arc::clone(&self.generation);
+        let workspace = Arc::clone(&self.workspace);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if latest.load(Ordering::SeqCst) != generation {
+                return;
+            }
+            let analysed = tokio::task::spawn_blocking(move || {
+                let snapshot = {
+                    let guard = workspace
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    guard.analyze()
+                };
+                if latest.load(Ordering::SeqCst) != generation {
+                    return None;
+                }
+                let mut guard = workspace
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Some(guard.install(snapshot))
+            })
+            .await;
+            let Ok(Some(snapshot)) = analysed else {
+                return;
+            };
+            for (uri, diagnostics) in features::diagnostics(&snapshot) {
+                client.publish_diagnostics(uri, diagnostics, None).await;
+            }
+        });
+    }
+}
+
+#[tower_lsp::async_trait]
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        #[allow(
+            deprecated,
+            reason = "root_uri is what older clients such as Neovim 0.7 send"
+        )]
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|folders| folders.first())
+            .map(|folder| folder.uri.clone())
+            .or(params.root_uri);
+        if let Some(path) = root.and_then(|uri| uri.to_file_path().ok()) {
+            self.lock().load_directory(&path);
+        }
+        let legend = SemanticTokensLegend {
+            token_types: features::TOKEN_TYPES.to_vec(),
+            token_modifiers: Vec::new(),
+        };
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Kind(
+                    TextDocumentSyncKind::FULL,
+                )),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec![".".into(), "(".into(), " ".into(), ",".into()]),
+                    ..CompletionOptions::default()
+                }),
+                definition_provider: Some(OneOf::Left(true)),
+                references_provider: Some(OneOf::Left(true)),
+                rename_provider: Some(OneOf::Right(RenameOptions {
+                    prepare_provider: Some(true),
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
+                })),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                document_formatting_provider: Some(OneOf::Left(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                semantic_tokens_provider: Some(
+                    SemanticTokensServerCapabilities::SemanticTokensOptions(
+                        SemanticTokensOptions {
+                            legend,
+                            full: Some(SemanticTokensFullOptions::Bool(true)),
+                            range: None,
+                            work_done_progress_options: WorkDoneProgressOptions::default(),
+                        },
+                    ),
+                ),
+                ..ServerCapabilities::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "medic".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        self.schedule(Duration::ZERO);
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let document = params.text_document;
+        self.lock().documents.insert(
+            document.uri,
+            Document {
+                text: document.text,
+                version: Some(document.version),
+            },
+        );
+        self.schedule(Duration::ZERO);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        // Full synchronisation: the last change holds the whole text.
+        let Some(change) = params.content_changes.into_iter().last() else {
+            return;
+        };
+        self.lock().documents.insert(
+            params.text_document.uri,
+            Document {
+                text: change.text,
+                version: Some(params.text_document.version),
+            },
+        );
+        self.schedule(DEBOUNCE);
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        // The file stays part of the workspace with its text on disk, if it has one.
+        let uri = params.text_document.uri;
+        let on_disk = uri
+            .to_file_path()
+            .ok()
+            .and_then(|path| std::fs::read_to_string(path).ok());
+        {
+            let mut workspace = self.lock();
+            match on_disk {
+                Some(text) => {
+                    workspace.documents.insert(
+                        uri,
+                        Document {
+                            text,
+                            version: None,
+                        },
+                    );
+                }
+                None => {
+                    workspace.documents.remove(&uri);
+                }
+            }
+        }
+        self.schedule(DEBOUNCE);
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        let position = params.text_document_position_params;
+        Ok(self
+            .navigation(&position.text_document.uri)
+            .and_then(|snapshot| {
+                features::hover(&snapshot, &position.text_document.uri, position.position)
+            }))
+    }
+
+    async fn goto_definition(
+        &self,
+        params: GotoDefinitionParams,
+    ) -> Result<Option<GotoDefinitionResponse>> {
+        let position = params.text_document_position_params;
+        Ok(self
+            .navigation(&position.text_document.uri)
+            .and_then(|snapshot| {
+                features::definition(&snapshot, &position.text_document.uri, position.position)
+            })
+            .map(GotoDefinitionResponse::Scalar))
+    }
+
+    async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
+        let position = params.text_document_position;
+        Ok(self
+            .navigation(&position.text_document.uri)
+            .map(|snapshot| {
+                features::references(
+                    &snapshot,
+                    &position.text_document.uri,
+                    position.position,
+                    params.context.include_declaration,
+                )
+            }))
+    }
+
+    async fn prepare_rename(
+        &self,
+        params: TextDocumentPositionParams,
+    ) -> Result<Option<PrepareRenameResponse>> {
+        Ok(self
+            .current()
+            .and_then(|snapshot| {
+                features::prepare_rename(&snapshot, &params.text_document.uri, params.position)
+            })
+            .map(PrepareRenameResponse::Range))
+    }
+
+    async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
+        let position = params.text_document_position;
+        let Some(snapshot) = self.current() else {
+            return Ok(None);
+        };
+        features::rename(
+            &snapshot,
+            &position.text_document.uri,
+            position.position,
+            &params.new_name,
+        )
+        .map_err(Error::invalid_params)
+    }
+
+    async fn document_symbol(
+        &self,
+        params: DocumentSymbolParams,
+    ) -> Result<Option<DocumentSymbolResponse>> {
+        Ok(self.navigation(&params.text_document.uri).map(|snapshot| {
+            DocumentSymbolResponse::Nested(features::document_symbols(
+                &snapshot,
+                &params.text_document.uri,
+            ))
+        }))
+    }
+
+    async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
+        let text = self
+            .lock()
+            .documents
+            .get(&params.text_document.uri)
+            .map(|document| document.text.clone());
+        Ok(text.and_then(|text| features::formatting(&text)))
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        Ok(self.current().map(|snapshot| {
+            features::code_actions(&snapshot, &params.text_document.uri, params.range)
+        }))
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let position = params.text_document_position;
+        let uri = position.text_document.uri;
+        let text = self
+            .lock()
+            .documents
+            .get(&uri)
+            .map(|document| document.text.clone());
+        let (Some(text), Some(snapshot)) = (text, self.navigation(&uri)) else {
+            return Ok(None);
+        };
+        Ok(Some(CompletionResponse::Array(features::completion(
+            &snapshot,
+            &text,
+            position.position,
+        ))))
+    }
+
+    async fn semantic_tokens_full(
+        &self,
+        params: SemanticTokensParams,
+    ) -> Result<Option<SemanticTokensResult>> {
+        Ok(self.navigation(&params.text_document.uri).map(|snapshot| {
+            SemanticTokensResult::Tokens(SemanticTokens {
+                result_id: None,
+                data: features::semantic_tokens(&snapshot, &params.text_document.uri),
+            })
+        }))
+    }
+}

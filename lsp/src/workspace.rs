@@ -1,0 +1,195 @@
+//! The documents of a workspace and their analyses.
+//!
+//! Every `.ops` file under the workspace root is read at start; open documents replace the
+//! disk text. An analysis ([`Snapshot`]) checks all files together, which is how a change in
+//! one file reaches the diagnostics of the files that use its playbooks. The standard
+//! library is written once to a cache directory so that "go to definition" on `k8s.scale`
+//! opens a real file.
+
+use medic_compiler::{Analysis, FileId, Source};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower_lsp::lsp_types::Url;
+
+/// One analysis of the whole workspace, with the URI of every file it holds.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub analysis: Analysis,
+    /// Indexed by `FileId`: the standard library files first, then the documents.
+    pub uris: Vec<Url>,
+}
+
+impl Snapshot {
+    pub fn file_id(&self, uri: &Url) -> Option<FileId> {
+        self.uris
+            .iter()
+            .position(|candidate| candidate == uri)
+            .map(|index| FileId(index as u32))
+    }
+
+    pub fn uri(&self, file: FileId) -> Option<&Url> {
+        self.uris.get(file.0 as usize)
+    }
+
+    pub fn text(&self, file: FileId) -> &str {
+        self.analysis
+            .file(file)
+            .map_or("", |file| file.text.as_str())
+    }
+
+    /// Whether the file parsed without syntax errors in this analysis.
+    pub fn parsed_cleanly(&self, file: FileId) -> bool {
+        self.analysis
+            .file(file)
+            .is_some_and(|file| !file.ast.has_syntax_errors)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub text: String,
+    /// The editor's version for open documents; `None` for files read from disk.
+    pub version: Option<i32>,
+}
+
+/// All documents of the workspace, and the analyses made of them.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pub documents: BTreeMap<Url, Document>,
+    /// URIs of the standard library files, in `medic_compiler::STDLIB` order.
+    pub std_uris: Vec<Url>,
+    pub current: Option<Arc<Snapshot>>,
+    /// Per document, the latest analysis in which it had no syntax errors.
+    pub last_good: BTreeMap<Url, Arc<Snapshot>>,
+}
+
+impl Workspace {
+    pub fn new(std_uris: Vec<Url>) -> Workspace {
+        Workspace {
+            std_uris,
+            ..Workspace::default()
+        }
+    }
+
+    /// Reads every `.ops` file under `root` that is not already open.
+    pub fn load_directory(&mut self, root: &Path) {
+        let walker = walkdir::WalkDir::new(root)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|entry| {
+                let name = entry.file_name().to_string_lossy();
+                entry.depth() == 0
+                    || !(entry.file_type().is_dir()
+                        && (name.starts_with('.') || name == "target" || name == "node_modules"))
+            });
+        for entry in walker.flatten() {
+            if !entry.file_type().is_file()
+                || entry.path().extension().is_none_or(|ext| ext != "ops")
+            {
+                continue;
+            }
+            let Ok(uri) = Url::from_file_path(entry.path()) else {
+                continue;
+            };
+            if self.documents.contains_key(&uri) {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                self.documents.insert(
+                    uri,
+                    Document {
+                        text,
+                        version: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Checks all documents together.
+    pub fn analyze(&self) -> Snapshot {
+        let sources: Vec<Source> = self
+            .documents
+            .iter()
+            .map(|(uri, document)| Source::new(display_name(uri), document.text.clone()))
+            .collect();
+        let analysis = medic_compiler::check(sources);
+        let mut uris = self.std_uris.clone();
+        uris.extend(self.documents.keys().cloned());
+        Snapshot { analysis, uris }
+    }
+
+    /// Installs a new analysis and remembers it for the documents that parsed cleanly.
+    pub fn install(&mut self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let snapshot = Arc::new(snapshot);
+        for uri in self.documents.keys() {
+            if let Some(file) = snapshot.file_id(uri)
+                && snapshot.parsed_cleanly(file)
+            {
+                self.last_good.insert(uri.clone(), Arc::clone(&snapshot));
+            }
+        }
+        self.current = Some(Arc::clone(&snapshot));
+        snapshot
+    }
+
+    /// The analysis to navigate `uri` with: the current one if the file parses, otherwise
+    /// the last one in which it did.
+    pub fn navigation_snapshot(&self, uri: &Url) -> Option<Arc<Snapshot>> {
+        let current = self.current.as_ref()?;
+        let clean = current
+            .file_id(uri)
+            .is_some_and(|file| current.parsed_cleanly(file));
+        if clean {
+            return Some(Arc::clone(current));
+        }
+        self.last_good
+            .get(uri)
+            .cloned()
+            .or_else(|| Some(Arc::clone(current)))
+    }
+}
+
+/// How a document is named in diagnostics: its path when it has one.
+pub fn display_name(uri: &Url) -> String {
+    uri.to_file_path()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| uri.to_string())
+}
+
+/// Writes the standard library to a cache directory (once per version) and returns the
+/// URIs of its files, in `STDLIB` order. Falls back to `medic-std:` URIs when no directory is
+/// writable; the server still works, only "go to definition" into the standard library does
+/// not open a file then.
+pub fn materialize_stdlib() -> Vec<Url> {
+    let directory = cache_directory().join(format!("std-{}", env!("CARGO_PKG_VERSION")));
+    let writable = std::fs::create_dir_all(&directory).is_ok();
+    medic_compiler::STDLIB
+        .iter()
+        .filter_map(|(name, text)| {
+            let file_name = name.rsplit('/').next().unwrap_or(name);
+            let path = directory.join(file_name);
+            let on_disk = writable
+                && (std::fs::read_to_string(&path).is_ok_and(|existing| existing == *text)
+                    || std::fs::write(&path, text).is_ok());
+            let file_uri = if on_disk {
+                Url::from_file_path(&path).ok()
+            } else {
+                None
+            };
+            // `medic-std:///name.ops` is always a valid URL.
+            file_uri.or_else(|| Url::parse(&format!("medic-std:///{file_name}")).ok())
+        })
+        .collect()
+}
+
+fn cache_directory() -> PathBuf {
+    if let Some(cache) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(cache).join("medic");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".cache").join("medic");
+    }
+    std::env::temp_dir().join("medic")
+}
