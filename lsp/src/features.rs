@@ -65,6 +65,16 @@ pub fn diagnostics(snapshot: &Snapshot) -> Vec<(Url, Vec<Diagnostic>)> {
             })
             .collect();
         let mut message = diagnostic.message();
+        // Syntax errors say what was expected in their label; keep it.
+        let expected = diagnostic
+            .labels()
+            .into_iter()
+            .find(|label| label.offset() == primary.start as usize)
+            .and_then(|label| label.label().map(str::to_string))
+            .filter(|label| label.starts_with("expected"));
+        if let Some(expected) = expected {
+            message.push_str(&format!(" ({expected})"));
+        }
         if let Some(help) = diagnostic.help() {
             message.push_str("\nhelp: ");
             message.push_str(&help);

@@ -7,6 +7,8 @@
     reason = "tests"
 )]
 
+mod neovim;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,159 @@
+//! Workspace behaviour: several files, edits that change other files' diagnostics, broken
+//! files navigated with the last good analysis, and requests that must never crash.
+
+use crate::session::Session;
+use serde_json::json;
+
+const PLAYBOOKS: &str = "import std.{http}\n\nplaybook check(service: String) {\n  task health = http.get(\"http://{service}/health\")\n  task ready = http.get(\"http://{service}/ready\") {\n    when health.ok\n  }\n}\n";
+const RULES: &str = "rule r {\n  on alert \"A\"\n  run check(service: alert.service)\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_in_one_file_updates_the_diagnostics_of_another() {
+    let directory = std::env::temp_dir().join(format!("medic-lsp-ws-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(directory.join("playbooks.ops"), PLAYBOOKS).unwrap();
+    std::fs::write(directory.join("rules.ops"), RULES).unwrap();
+    let playbooks = tower_lsp::lsp_types::Url::from_file_path(directory.join("playbooks.ops"))
+        .unwrap()
+        .to_string();
+    let rules = tower_lsp::lsp_types::Url::from_file_path(directory.join("rules.ops"))
+        .unwrap()
+        .to_string();
+
+    let mut session = Session::start(Some(&directory)).await;
+    // Only the playbook file is opened; the rule file comes from disk.
+    session.open(&playbooks, PLAYBOOKS).await;
+    let first = session.diagnostics(&rules).await;
+    assert!(first.is_empty(), "{first:?}");
+    // Renaming the playbook in one file breaks the rule in the other.
+    session
+        .change(
+            &playbooks,
+            2,
+            &PLAYBOOKS.replace("playbook check(", "playbook checks("),
+        )
+        .await;
+    let after = session.diagnostics(&rules).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["code"], "ops::resolve::unknown_playbook");
+    assert!(
+        after[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `checks`?")
+    );
+    // Go to definition from the rule file lands in the playbook file.
+    session.change(&playbooks, 3, PLAYBOOKS).await;
+    session.diagnostics(&rules).await;
+    let target = session
+        .request(
+            "textDocument/definition",
+            json!({"textDocument": {"uri": rules}, "position": {"line": 2, "character": 7}}),
+        )
+        .await;
+    assert_eq!(target["uri"], playbooks);
+    assert_eq!(target["range"]["start"]["line"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_file_keeps_its_last_good_analysis_for_navigation() {
+    let uri = "file:///broken/p.ops";
+    let mut session = Session::start(None).await;
+    session.open(uri, PLAYBOOKS).await;
+    let clean = session.diagnostics(uri).await;
+    assert!(
+        clean.iter().all(|diagnostic| diagnostic["severity"] == 2),
+        "only warnings: {clean:?}"
+    );
+    // Break the syntax after the tasks; hover on `health` still works.
+    let broken = PLAYBOOKS.replace("    when health.ok\n", "    when health.ok and (\n");
+    session.change(uri, 2, &broken).await;
+    let diagnostics = session.diagnostics(uri).await;
+    assert_eq!(diagnostics[0]["code"], "ops::syntax::unexpected");
+    let hover = session
+        .request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 8}}),
+        )
+        .await;
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("task health: http.Response"),
+        "{hover}"
+    );
+    let completion = session
+        .request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 5, "character": 16}}),
+        )
+        .await;
+    let labels: Vec<&str> = completion
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"ok") && labels.contains(&"latency"),
+        "{labels:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_crashes_the_server() {
+    let uri = "file:///fuzz/p.ops";
+    let mut session = Session::start(None).await;
+    let sources = [
+        PLAYBOOKS,
+        RULES,
+        "",
+        "rule",
+        "playbook p(",
+        "\"{{{",
+        "rule r { on alert \"A\" when alert. }",
+        "task x = ",
+        "😀\n\u{0}",
+    ];
+    let methods = [
+        "textDocument/hover",
+        "textDocument/definition",
+        "textDocument/references",
+        "textDocument/completion",
+        "textDocument/prepareRename",
+        "textDocument/documentSymbol",
+        "textDocument/semanticTokens/full",
+    ];
+    let mut version = 1;
+    session.open(uri, "").await;
+    for source in sources {
+        version += 1;
+        session.change(uri, version, source).await;
+        for line in 0..6u32 {
+            for character in [0u32, 1, 5, 17, 200] {
+                for method in methods {
+                    let params = json!({
+                        "textDocument": {"uri": uri},
+                        "position": {"line": line, "character": character},
+                        "context": {"includeDeclaration": true},
+                    });
+                    let _ = session.request(method, params).await;
+                }
+            }
+        }
+        let rename = session
+            .request(
+                "textDocument/rename",
+                json!({"textDocument": {"uri": uri}, "position": {"line": 2, "character": 10}, "newName": "not a name"}),
+            )
+            .await;
+        assert!(rename.is_null() || rename.get("error").is_some());
+    }
+    // Still answering, with the diagnostics of the last text.
+    session.change(uri, version + 1, PLAYBOOKS).await;
+    let last = session.diagnostics(uri).await;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(last[0]["code"], "ops::lint::unused_task");
+}
