@@ -592,3 +592,260 @@ impl<T> Expr<T> {
         expr
     }
 }
+
+// ---------------------------------------------------------------- moving nodes
+
+/// Moves every span of a node by a byte distance: used to reuse the parse of an unchanged
+/// top-level item whose position in the file changed (`parser::ParseCache`).
+pub trait Shift {
+    fn shift(&mut self, delta: i64);
+}
+
+impl Shift for Span {
+    fn shift(&mut self, delta: i64) {
+        let move_by = |offset: u32| u32::try_from(i64::from(offset) + delta).unwrap_or(offset);
+        self.start = move_by(self.start);
+        self.end = move_by(self.end);
+    }
+}
+
+impl Shift for Ident {
+    fn shift(&mut self, delta: i64) {
+        self.span.shift(delta);
+    }
+}
+
+impl Shift for StrLit {
+    fn shift(&mut self, delta: i64) {
+        self.span.shift(delta);
+    }
+}
+
+impl<T: Shift> Shift for Option<T> {
+    fn shift(&mut self, delta: i64) {
+        if let Some(inner) = self {
+            inner.shift(delta);
+        }
+    }
+}
+
+impl<T: Shift> Shift for Vec<T> {
+    fn shift(&mut self, delta: i64) {
+        for inner in self {
+            inner.shift(delta);
+        }
+    }
+}
+
+impl<T: Shift> Shift for Box<T> {
+    fn shift(&mut self, delta: i64) {
+        (**self).shift(delta);
+    }
+}
+
+impl Shift for Item {
+    fn shift(&mut self, delta: i64) {
+        match self {
+            Item::Import(import) => {
+                import.root.shift(delta);
+                import.names.shift(delta);
+                import.span.shift(delta);
+            }
+            Item::Rule(rule) => {
+                rule.name.shift(delta);
+                rule.clauses.shift(delta);
+                rule.span.shift(delta);
+            }
+            Item::Playbook(playbook) => {
+                playbook.name.shift(delta);
+                playbook.params.shift(delta);
+                playbook.body.shift(delta);
+                playbook.span.shift(delta);
+            }
+            Item::Module(module) => {
+                module.name.shift(delta);
+                module.span.shift(delta);
+            }
+            Item::Record(record) => {
+                record.name.shift(delta);
+                for field in &mut record.fields {
+                    field.name.shift(delta);
+                    field.ty.shift(delta);
+                    field.span.shift(delta);
+                }
+                record.span.shift(delta);
+            }
+            Item::Enum(decl) => {
+                decl.name.shift(delta);
+                decl.variants.shift(delta);
+                decl.span.shift(delta);
+            }
+            Item::Function(function) => {
+                function.name.shift(delta);
+                function.params.shift(delta);
+                function.returns.shift(delta);
+                function.span.shift(delta);
+            }
+            Item::Error(span) => span.shift(delta),
+        }
+    }
+}
+
+impl Shift for RuleClause {
+    fn shift(&mut self, delta: i64) {
+        match self {
+            RuleClause::On(on) => {
+                on.names.shift(delta);
+                on.span.shift(delta);
+            }
+            RuleClause::When(expr, span) | RuleClause::Priority(expr, span) => {
+                expr.shift(delta);
+                span.shift(delta);
+            }
+            RuleClause::Run(run) => {
+                run.playbook.shift(delta);
+                run.args.shift(delta);
+                run.span.shift(delta);
+            }
+            RuleClause::Cooldown(limit) | RuleClause::Concurrency(limit) => {
+                limit.value.shift(delta);
+                limit.per.shift(delta);
+                limit.span.shift(delta);
+            }
+            RuleClause::Continue(span) => span.shift(delta),
+        }
+    }
+}
+
+impl Shift for PlaybookItem {
+    fn shift(&mut self, delta: i64) {
+        match self {
+            PlaybookItem::Timeout(expr, span) => {
+                expr.shift(delta);
+                span.shift(delta);
+            }
+            PlaybookItem::Task(task) => {
+                task.name.shift(delta);
+                task.call.shift(delta);
+                task.clauses.shift(delta);
+                task.span.shift(delta);
+            }
+        }
+    }
+}
+
+impl Shift for TaskClause {
+    fn shift(&mut self, delta: i64) {
+        match self {
+            TaskClause::After(names, span) => {
+                names.shift(delta);
+                span.shift(delta);
+            }
+            TaskClause::When(expr, span)
+            | TaskClause::Timeout(expr, span)
+            | TaskClause::RevertAfter(expr, span) => {
+                expr.shift(delta);
+                span.shift(delta);
+            }
+            TaskClause::Retry {
+                attempts,
+                backoff,
+                span,
+            } => {
+                attempts.shift(delta);
+                backoff.shift(delta);
+                span.shift(delta);
+            }
+            TaskClause::OnFailure(_, span) | TaskClause::RevertOnResolve(span) => span.shift(delta),
+            TaskClause::Approval { by, timeout, span } => {
+                by.shift(delta);
+                timeout.shift(delta);
+                span.shift(delta);
+            }
+        }
+    }
+}
+
+impl Shift for Param {
+    fn shift(&mut self, delta: i64) {
+        self.name.shift(delta);
+        self.ty.shift(delta);
+        self.default.shift(delta);
+        self.span.shift(delta);
+    }
+}
+
+impl Shift for TypeExpr {
+    fn shift(&mut self, delta: i64) {
+        self.span.shift(delta);
+        match &mut self.kind {
+            TypeExprKind::Named { module, name } => {
+                module.shift(delta);
+                name.shift(delta);
+            }
+            TypeExprKind::List(inner) | TypeExprKind::Optional(inner) => inner.shift(delta),
+            TypeExprKind::Map(key, value) => {
+                key.shift(delta);
+                value.shift(delta);
+            }
+        }
+    }
+}
+
+impl Shift for Arg {
+    fn shift(&mut self, delta: i64) {
+        self.name.shift(delta);
+        self.value.shift(delta);
+        self.span.shift(delta);
+    }
+}
+
+impl Shift for Expr {
+    fn shift(&mut self, delta: i64) {
+        self.span.shift(delta);
+        match &mut self.kind {
+            ExprKind::Str(parts) => {
+                for part in parts {
+                    match part {
+                        StrPart::Text(_, span) => span.shift(delta),
+                        StrPart::Interpolation(inner) => inner.shift(delta),
+                    }
+                }
+            }
+            ExprKind::List(items) => items.shift(delta),
+            ExprKind::Record(entries) => {
+                for entry in entries {
+                    entry.key.shift(delta);
+                    entry.value.shift(delta);
+                }
+            }
+            ExprKind::Name(ident) => ident.shift(delta),
+            ExprKind::Field(base, field) => {
+                base.shift(delta);
+                field.shift(delta);
+            }
+            ExprKind::Call(callee, args) => {
+                callee.shift(delta);
+                args.shift(delta);
+            }
+            ExprKind::Index(base, index) => {
+                base.shift(delta);
+                index.shift(delta);
+            }
+            ExprKind::Unary(_, operand) | ExprKind::Paren(operand) => operand.shift(delta),
+            ExprKind::Binary(_, op_span, left, right) => {
+                op_span.shift(delta);
+                left.shift(delta);
+                right.shift(delta);
+            }
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Percent(_)
+            | ExprKind::Size(_)
+            | ExprKind::Time(_)
+            | ExprKind::Error => {}
+        }
+    }
+}

@@ -111,11 +111,17 @@ impl Analysis {
 /// Parses and checks a set of files together: playbooks and rules may refer to each
 /// other across files.
 pub fn check(sources: Vec<Source>) -> Analysis {
+    check_cached(sources, &mut parser::ParseCache::default())
+}
+
+/// [`check`], reusing the parses of items that did not change since the previous call with
+/// the same cache (the language server keeps one per workspace).
+pub fn check_cached(sources: Vec<Source>, cache: &mut parser::ParseCache) -> Analysis {
     let mut diagnostics = Vec::new();
     let mut files = Vec::with_capacity(STDLIB.len() + sources.len());
     for (name, text) in STDLIB {
         let id = FileId(files.len() as u32);
-        let ast = parser::parse(id, text, &mut diagnostics);
+        let ast = parser::parse_cached(id, text, &mut diagnostics, cache);
         files.push(ParsedFile {
             name: (*name).to_string(),
             text: (*text).to_string(),
@@ -125,7 +131,7 @@ pub fn check(sources: Vec<Source>) -> Analysis {
     }
     for source in sources {
         let id = FileId(files.len() as u32);
-        let ast = parser::parse(id, &source.text, &mut diagnostics);
+        let ast = parser::parse_cached(id, &source.text, &mut diagnostics, cache);
         files.push(ParsedFile {
             name: source.name,
             text: source.text,
@@ -133,6 +139,7 @@ pub fn check(sources: Vec<Source>) -> Analysis {
             is_stdlib: false,
         });
     }
+    cache.sweep();
     let mut checker = check::Checker::new(&files);
     checker.build_env();
     let program = checker.check_program();

@@ -32,8 +32,52 @@ const TOP_LEVEL_KEYWORDS: &[&str] = &[
     "import", "rule", "playbook", "module", "record", "enum", "query", "action",
 ];
 
+/// Parses of top-level items, reused when the same item text appears again (at any
+/// position): an editor re-analysing a file after a keystroke re-parses only the item that
+/// changed. Only items that parsed without diagnostics are kept; entries not used by the
+/// latest analysis are dropped by [`ParseCache::sweep`].
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    entries: std::collections::HashMap<String, CachedChunk>,
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct CachedChunk {
+    offset: usize,
+    items: Vec<ast::Item>,
+    used: u64,
+}
+
+impl ParseCache {
+    /// Drops the entries that the parses since the previous sweep did not use.
+    pub fn sweep(&mut self) {
+        let generation = self.generation;
+        self.entries.retain(|_, chunk| chunk.used == generation);
+        self.generation += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// Parses one file. Diagnostics are appended to `diagnostics`.
 pub fn parse(file: FileId, text: &str, diagnostics: &mut Vec<Diagnostic>) -> ast::File {
+    parse_cached(file, text, diagnostics, &mut ParseCache::default())
+}
+
+/// [`parse`], reusing (and filling) a cache of item parses.
+pub fn parse_cached(
+    file: FileId,
+    text: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+    cache: &mut ParseCache,
+) -> ast::File {
     if text.len() > MAX_FILE_BYTES {
         diagnostics.push(Diagnostic::new(
             file,
@@ -71,6 +115,19 @@ pub fn parse(file: FileId, text: &str, diagnostics: &mut Vec<Diagnostic>) -> ast
             items.push(ast::Item::Error(Span::new(chunk.start, chunk.end)));
             continue;
         }
+        if let Some(cached) = cache.entries.get_mut(chunk_text) {
+            cached.used = cache.generation;
+            let delta = chunk.start as i64 - cached.offset as i64;
+            for item in &cached.items {
+                let mut item = item.clone();
+                use ast::Shift;
+                item.shift(delta);
+                items.push(item);
+            }
+            continue;
+        }
+        let diagnostics_before = diagnostics.len();
+        let items_before = items.len();
         match OpsParser::parse(Rule::chunk, chunk_text) {
             Ok(pairs) => {
                 let mut builder = Builder {
@@ -81,6 +138,16 @@ pub fn parse(file: FileId, text: &str, diagnostics: &mut Vec<Diagnostic>) -> ast
                     diagnostics: &mut *diagnostics,
                 };
                 builder.chunk(pairs, &mut items);
+                if diagnostics.len() == diagnostics_before {
+                    cache.entries.insert(
+                        chunk_text.to_string(),
+                        CachedChunk {
+                            offset: chunk.start,
+                            items: items.get(items_before..).unwrap_or(&[]).to_vec(),
+                            used: cache.generation,
+                        },
+                    );
+                }
             }
             Err(error) => {
                 diagnostics.push(syntax_error(file, text, chunk.start, &error));
@@ -183,7 +250,19 @@ fn scan(text: &str) -> Scan {
                     }
                     depth = depth.saturating_sub(1);
                 }
-                b'\n' => line_start = true,
+                b'\n' => {
+                    // Strings cannot span lines: a line break inside an interpolation
+                    // means its string was never closed.
+                    if let Some(Mode::Str(opened_at)) =
+                        modes.iter().find(|mode| matches!(mode, Mode::Str(_)))
+                    {
+                        if current.unterminated_string_at.is_none() {
+                            current.unterminated_string_at = Some(*opened_at);
+                        }
+                        modes.truncate(1);
+                    }
+                    line_start = true;
+                }
                 _ => {}
             },
             Mode::Str(opened_at) => match byte {

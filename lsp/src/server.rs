@@ -8,6 +8,7 @@
 
 use crate::features;
 use crate::workspace::{Document, Snapshot, Workspace, materialize_stdlib};
+use medic_compiler::parser::ParseCache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(10);
 pub struct Backend {
     client: Client,
     workspace: Arc<Mutex<Workspace>>,
+    /// Item parses reused between analyses; only the analysis task takes this lock.
+    parse_cache: Arc<Mutex<ParseCache>>,
     generation: Arc<AtomicU64>,
 }
 
@@ -30,6 +33,7 @@ pub fn service() -> (LspService<Backend>, ClientSocket) {
     LspService::new(|client| Backend {
         client,
         workspace: Arc::new(Mutex::new(Workspace::new(materialize_stdlib()))),
+        parse_cache: Arc::new(Mutex::new(ParseCache::default())),
         generation: Arc::new(AtomicU64::new(0)),
     })
 }
@@ -64,6 +68,7 @@ impl Backend {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let latest = Arc::clone(&self.generation);
         let workspace = Arc::clone(&self.workspace);
+        let parse_cache = Arc::clone(&self.parse_cache);
         let client = self.client.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -71,11 +76,15 @@ impl Backend {
                 return;
             }
             let analysed = tokio::task::spawn_blocking(move || {
+                let (sources, uris) = workspace
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .inputs();
                 let snapshot = {
-                    let guard = workspace
+                    let mut cache = parse_cache
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    guard.analyze()
+                    Snapshot::build(sources, uris, &mut cache)
                 };
                 if latest.load(Ordering::SeqCst) != generation {
                     return None;

@@ -6,6 +6,7 @@
 //! library is written once to a cache directory so that "go to definition" on `k8s.scale`
 //! opens a real file.
 
+use medic_compiler::parser::ParseCache;
 use medic_compiler::{Analysis, FileId, Source};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Checks all sources together, reusing unchanged item parses from `cache`.
+    pub fn build(sources: Vec<Source>, uris: Vec<Url>, cache: &mut ParseCache) -> Snapshot {
+        let analysis = medic_compiler::check_cached(sources, cache);
+        Snapshot { analysis, uris }
+    }
     pub fn file_id(&self, uri: &Url) -> Option<FileId> {
         self.uris
             .iter()
@@ -107,17 +113,23 @@ impl Workspace {
         }
     }
 
-    /// Checks all documents together.
-    pub fn analyze(&self) -> Snapshot {
-        let sources: Vec<Source> = self
+    /// What an analysis needs: the sources, and the URI of every file it will hold. Taken
+    /// under the lock; the analysis itself runs without it.
+    pub fn inputs(&self) -> (Vec<Source>, Vec<Url>) {
+        let sources = self
             .documents
             .iter()
             .map(|(uri, document)| Source::new(display_name(uri), document.text.clone()))
             .collect();
-        let analysis = medic_compiler::check(sources);
         let mut uris = self.std_uris.clone();
         uris.extend(self.documents.keys().cloned());
-        Snapshot { analysis, uris }
+        (sources, uris)
+    }
+
+    /// Checks all documents together (without a parse cache; for tests and tools).
+    pub fn analyze(&self) -> Snapshot {
+        let (sources, uris) = self.inputs();
+        Snapshot::build(sources, uris, &mut ParseCache::default())
     }
 
     /// Installs a new analysis and remembers it for the documents that parsed cleanly.
