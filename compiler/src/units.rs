@@ -174,6 +174,12 @@ pub fn parse_quantity(text: &str) -> Result<Quantity, String> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    reason = "tests"
+)]
 mod tests {
     use super::*;
 

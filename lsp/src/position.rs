@@ -55,6 +55,12 @@ pub fn from_lsp(text: &str, position: Utf16Position) -> usize {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    reason = "tests"
+)]
 mod tests {
     use super::*;
 

@@ -58,6 +58,12 @@ pub fn value(annotation: Option<&str>) -> Result<Quantity, ValueError> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    reason = "tests"
+)]
 mod tests {
     use super::*;
 
