@@ -38,6 +38,8 @@ const TOP_LEVEL_KEYWORDS: &[&str] = &[
 /// latest analysis are dropped by [`ParseCache::sweep`].
 #[derive(Debug, Default)]
 pub struct ParseCache {
+    /// A default cache stores nothing: one-shot callers (`medic check`) would only pay for it.
+    enabled: bool,
     entries: std::collections::HashMap<String, CachedChunk>,
     generation: u64,
 }
@@ -50,6 +52,14 @@ struct CachedChunk {
 }
 
 impl ParseCache {
+    /// A cache that keeps item parses between calls.
+    pub fn new() -> ParseCache {
+        ParseCache {
+            enabled: true,
+            ..ParseCache::default()
+        }
+    }
+
     /// Drops the entries that the parses since the previous sweep did not use.
     pub fn sweep(&mut self) {
         let generation = self.generation;
@@ -138,7 +148,7 @@ pub fn parse_cached(
                     diagnostics: &mut *diagnostics,
                 };
                 builder.chunk(pairs, &mut items);
-                if diagnostics.len() == diagnostics_before {
+                if cache.enabled && diagnostics.len() == diagnostics_before {
                     cache.entries.insert(
                         chunk_text.to_string(),
                         CachedChunk {

@@ -33,7 +33,7 @@ pub fn service() -> (LspService<Backend>, ClientSocket) {
     LspService::new(|client| Backend {
         client,
         workspace: Arc::new(Mutex::new(Workspace::new(materialize_stdlib()))),
-        parse_cache: Arc::new(Mutex::new(ParseCache::default())),
+        parse_cache: Arc::new(Mutex::new(ParseCache::new())),
         generation: Arc::new(AtomicU64::new(0)),
     })
 }

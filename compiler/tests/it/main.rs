@@ -10,6 +10,7 @@
 mod diagnostics;
 mod examples;
 mod formatting;
+mod incremental;
 mod matching;
 mod mutation;
 mod plans;
