@@ -225,6 +225,42 @@ impl LanguageServer for Backend {
         self.schedule(DEBOUNCE);
     }
 
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        // Files changed on disk by other programs: re-read those the editor does not hold open.
+        {
+            let mut workspace = self.lock();
+            for change in params.changes {
+                let open = workspace
+                    .documents
+                    .get(&change.uri)
+                    .is_some_and(|document| document.version.is_some());
+                if open {
+                    continue;
+                }
+                let text = change
+                    .uri
+                    .to_file_path()
+                    .ok()
+                    .and_then(|path| std::fs::read_to_string(path).ok());
+                match (change.typ, text) {
+                    (FileChangeType::DELETED, _) | (_, None) => {
+                        workspace.documents.remove(&change.uri);
+                    }
+                    (_, Some(text)) => {
+                        workspace.documents.insert(
+                            change.uri,
+                            Document {
+                                text,
+                                version: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        self.schedule(DEBOUNCE);
+    }
+
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let position = params.text_document_position_params;
         Ok(self

@@ -157,3 +157,36 @@ async fn no_request_crashes_the_server() {
     assert_eq!(last.len(), 1, "{last:?}");
     assert_eq!(last[0]["code"], "ops::lint::unused_task");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_changed_on_disk_are_re_read() {
+    let directory = std::env::temp_dir().join(format!("medic-lsp-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(directory.join("playbooks.ops"), PLAYBOOKS).unwrap();
+    std::fs::write(directory.join("rules.ops"), RULES).unwrap();
+    let playbooks = tower_lsp::lsp_types::Url::from_file_path(directory.join("playbooks.ops"))
+        .unwrap()
+        .to_string();
+    let rules = tower_lsp::lsp_types::Url::from_file_path(directory.join("rules.ops"))
+        .unwrap()
+        .to_string();
+    let mut session = Session::start(Some(&directory)).await;
+    session.open(&rules, RULES).await;
+    assert!(session.diagnostics(&rules).await.is_empty());
+    // Another program renames the playbook on disk.
+    std::fs::write(
+        directory.join("playbooks.ops"),
+        PLAYBOOKS.replace("playbook check(", "playbook checks("),
+    )
+    .unwrap();
+    session
+        .notify(
+            "workspace/didChangeWatchedFiles",
+            json!({"changes": [{"uri": playbooks, "type": 2}]}),
+        )
+        .await;
+    let after = session.diagnostics(&rules).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["code"], "ops::resolve::unknown_playbook");
+}
