@@ -177,8 +177,11 @@ fn plan(
 }
 
 fn lsp() -> anyhow::Result<ExitCode> {
+    // Analyses recurse over expression trees; give every thread room for the deepest tree
+    // the parser accepts.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(16 * 1024 * 1024)
         .enable_all()
         .build()
         .map_err(|error| anyhow::anyhow!("cannot start the language server: {error}"))?;

@@ -467,6 +467,9 @@ pub enum ExprKind<T = ()> {
     List(Vec<Expr<T>>),
     Record(Vec<RecordEntry<T>>),
     Name(Ident),
+    /// An enum variant, written bare (`critical`) or qualified (`Severity.critical`).
+    /// Produced by the checker only: the parser cannot tell a variant from a name.
+    Variant(Ident),
     Field(Box<Expr<T>>, Ident),
     Call(Box<Expr<T>>, Vec<Arg<T>>),
     Index(Box<Expr<T>>, Box<Expr<T>>),
@@ -819,7 +822,7 @@ impl Shift for Expr {
                     entry.value.shift(delta);
                 }
             }
-            ExprKind::Name(ident) => ident.shift(delta),
+            ExprKind::Name(ident) | ExprKind::Variant(ident) => ident.shift(delta),
             ExprKind::Field(base, field) => {
                 base.shift(delta);
                 field.shift(delta);

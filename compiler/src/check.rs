@@ -78,8 +78,15 @@ pub(crate) struct Checker<'a> {
 
 fn suggest<'n>(name: &str, candidates: impl IntoIterator<Item = &'n str>) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
+    // Edit distances cost the product of the lengths: long names get no suggestion.
+    if name.len() > 64 {
+        return None;
+    }
     for candidate in candidates {
-        if candidate == name {
+        if candidate == name
+            || candidate.len() > 64
+            || candidate.len().abs_diff(name.len()) > 3 + name.len() / 2
+        {
             continue;
         }
         let score = strsim::jaro_winkler(name, candidate);
@@ -1167,9 +1174,24 @@ impl<'a> Checker<'a> {
             match clause {
                 ast::RuleClause::On(on) => {
                     typed_rule.lifecycle = on.lifecycle;
-                    typed_rule.alert_names =
-                        on.names.iter().map(|name| name.value.clone()).collect();
+                    typed_rule.alert_names.clear();
                     for name in &on.names {
+                        if let Some(first) = on
+                            .names
+                            .iter()
+                            .find(|other| other.value == name.value)
+                            .filter(|other| other.span != name.span)
+                        {
+                            self.report(ResolveError::Duplicate {
+                                span: name.span,
+                                first: first.span,
+                                kind: "alert name".into(),
+                                name: name.value.clone(),
+                                help: Some("remove one of them".into()),
+                            });
+                            continue;
+                        }
+                        typed_rule.alert_names.push(name.value.clone());
                         if name.value.trim().is_empty() {
                             self.report(TypeError::OutOfRange {
                                 span: name.span,
@@ -1317,6 +1339,20 @@ impl<'a> Checker<'a> {
             return None;
         };
         let args = self.args(&run.playbook.name, &sig.params, &run.args, run.span, scope);
+        // Named arguments name the playbook's parameters: renaming one must rename them.
+        for arg in &run.args {
+            if let Some(name) = arg
+                .name
+                .as_ref()
+                .filter(|name| sig.params.iter().any(|param| param.name == name.name))
+            {
+                let symbol = Symbol::Param {
+                    playbook: run.playbook.name.clone(),
+                    param: name.name.clone(),
+                };
+                self.reference(name.span, symbol, false);
+            }
+        }
         Some(typed::RunCall {
             playbook: run.playbook.name.clone(),
             args: args
@@ -1507,9 +1543,7 @@ impl<'a> Checker<'a> {
                     }
                     Some(text)
                 }
-                ExprKind::Name(ident) if matches!(expr.ty, Type::Enum(_)) => {
-                    Some(ident.name.clone())
-                }
+                ExprKind::Variant(ident) => Some(ident.name.clone()),
                 _ => None,
             }
         };
@@ -1725,8 +1759,12 @@ impl<'a> Checker<'a> {
                 (ExprKind::Record(typed_entries), Type::AnonRecord(fields))
             }
             ExprKind::Name(ident) => {
-                let ty = self.name(ident, scope, expected);
-                (ExprKind::Name(ident.clone()), ty)
+                let (ty, variant) = self.name(ident, scope, expected);
+                if variant {
+                    (ExprKind::Variant(ident.clone()), ty)
+                } else {
+                    (ExprKind::Name(ident.clone()), ty)
+                }
             }
             ExprKind::Field(base, field) => return self.field(expr, base, field, scope),
             ExprKind::Call(callee, args) => {
@@ -1792,12 +1830,14 @@ impl<'a> Checker<'a> {
                 let ty = typed.ty.clone();
                 (ExprKind::Paren(Box::new(typed)), ty)
             }
-            ExprKind::Error => (ExprKind::Error, Type::Error),
+            // Only the checker produces variants; an untyped tree never holds one.
+            ExprKind::Variant(_) | ExprKind::Error => (ExprKind::Error, Type::Error),
         };
         ast::Expr { kind, span, ty }
     }
 
-    fn name(&mut self, ident: &ast::Ident, scope: &Scope, expected: Option<&Type>) -> Type {
+    /// Resolves a bare name; the flag says whether it is an enum variant.
+    fn name(&mut self, ident: &ast::Ident, scope: &Scope, expected: Option<&Type>) -> (Type, bool) {
         if let Some(binding) = scope.bindings.get(&ident.name) {
             self.used.insert(ident.name.clone());
             let symbol = match binding.kind {
@@ -1815,14 +1855,14 @@ impl<'a> Checker<'a> {
                 BindingKind::Alert => Symbol::Alert,
             };
             self.reference(ident.span, symbol, false);
-            return binding.ty.clone();
+            return (binding.ty.clone(), false);
         }
         if let Some(Type::Enum(id)) = expected.map(Type::unwrap_optional) {
             let id = *id;
             if let Some(def) = self.env.enum_def(id) {
                 if def.variants.contains(&ident.name) {
                     self.reference(ident.span, Symbol::Variant(id, ident.name.clone()), false);
-                    return Type::Enum(id);
+                    return (Type::Enum(id), true);
                 }
                 let suggestion = suggest(&ident.name, def.variants.iter().map(String::as_str));
                 let help = did_you_mean(&suggestion)
@@ -1838,7 +1878,7 @@ impl<'a> Checker<'a> {
                     ident.span,
                     &suggestion,
                 );
-                return Type::Error;
+                return (Type::Error, false);
             }
         }
         let help = if ident.name == "alert" {
@@ -1864,7 +1904,7 @@ impl<'a> Checker<'a> {
             ident.span,
             &suggestion,
         );
-        Type::Error
+        (Type::Error, false)
     }
 
     fn field(
@@ -1903,7 +1943,7 @@ impl<'a> Checker<'a> {
                 Type::Error
             };
             return ast::Expr {
-                kind: ExprKind::Name(field.clone()),
+                kind: ExprKind::Variant(field.clone()),
                 span: expr.span,
                 ty,
             };
@@ -2324,6 +2364,7 @@ impl<'a> Checker<'a> {
                 let right_type = self.value_type(&typed_right);
                 match &right_type {
                     Type::List(element) => {
+                        self.quantity_pair(&left_type, element, span);
                         if !compatible(&left_type, element) && !compatible(element, &left_type) {
                             self.report(TypeError::Mismatch {
                                 span: typed_left.span,
@@ -2352,12 +2393,19 @@ impl<'a> Checker<'a> {
                 self.expect_value(&typed_left, &Type::String);
                 self.expect_value(&typed_right, &Type::String);
                 if let Some(pattern) = plain_text(&typed_right)
-                    && let Err(error) = regex_syntax::Parser::new().parse(&pattern)
+                    // The evaluator compiles with the same crate and size limits.
+                    && let Err(error) = regex::Regex::new(&pattern)
                 {
                     let reason = match &error {
-                        regex_syntax::Error::Parse(error) => error.kind().to_string(),
-                        regex_syntax::Error::Translate(error) => error.kind().to_string(),
-                        _ => error.to_string(),
+                        regex::Error::Syntax(text) => text
+                            .lines()
+                            .rev()
+                            .find(|line| line.starts_with("error:"))
+                            .map_or_else(
+                                || text.clone(),
+                                |line| line.trim_start_matches("error: ").to_string(),
+                            ),
+                        other => other.to_string(),
                     };
                     self.report(TypeError::InvalidRegex {
                         span: typed_right.span,
@@ -2369,7 +2417,13 @@ impl<'a> Checker<'a> {
             BinaryOp::Coalesce => {
                 let left_type = typed_left.ty.clone();
                 let inner = left_type.unwrap_optional().clone();
-                self.expect(&typed_right, &inner);
+                // `a ?? b ?? c`: a middle default may itself be absent.
+                let wanted = if left_type.is_optional() {
+                    inner.clone().optional()
+                } else {
+                    inner.clone()
+                };
+                self.expect(&typed_right, &wanted);
                 if left_type.is_optional() {
                     if typed_right.ty.is_optional() {
                         typed_right.ty.clone()

@@ -563,7 +563,7 @@ fn write_expr<T>(out: &mut String, expr: &ast::Expr<T>, source: &str) {
             }
             out.push_str(" }");
         }
-        ExprKind::Name(ident) => out.push_str(&ident.name),
+        ExprKind::Name(ident) | ExprKind::Variant(ident) => out.push_str(&ident.name),
         ExprKind::Field(base, field) => {
             write_expr(out, base, source);
             out.push('.');

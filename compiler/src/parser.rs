@@ -24,7 +24,7 @@ struct OpsParser;
 /// Deepest bracket nesting accepted.
 pub const MAX_NESTING: usize = 48;
 /// Deepest expression tree accepted (operators chained, fields accessed, ...).
-pub const MAX_EXPR_DEPTH: u32 = 256;
+pub const MAX_EXPR_DEPTH: u32 = 128;
 /// Largest file accepted.
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -146,6 +146,7 @@ pub fn parse_cached(
                     text,
                     comments: &scan.comments,
                     diagnostics: &mut *diagnostics,
+                    carried_depth: 0,
                 };
                 builder.chunk(pairs, &mut items);
                 if cache.enabled && diagnostics.len() == diagnostics_before {
@@ -598,6 +599,9 @@ struct Builder<'d> {
     text: &'d str,
     comments: &'d [ast::Comment],
     diagnostics: &'d mut Vec<Diagnostic>,
+    /// The deepest tree among the last arguments or interpolations built, so that nesting
+    /// through calls, indexes and strings counts toward [`MAX_EXPR_DEPTH`] too.
+    carried_depth: u32,
 }
 
 /// An expression with the depth of its tree, so that overly deep trees can be cut off
@@ -1118,6 +1122,7 @@ impl Builder<'_> {
 
     fn args(&mut self, pair: Pair<'_, Rule>) -> Vec<ast::Arg> {
         let mut args = Vec::new();
+        let mut deepest = 0;
         for arg in pair.into_inner() {
             let span = self.span(&arg);
             let mut name = None;
@@ -1125,7 +1130,11 @@ impl Builder<'_> {
             for child in arg.into_inner() {
                 match child.as_rule() {
                     Rule::ident => name = Some(self.ident(child)),
-                    _ => value = Some(self.expr_any(child)),
+                    _ => {
+                        let (built, depth) = self.built(child);
+                        deepest = deepest.max(depth);
+                        value = Some(built);
+                    }
                 }
             }
             args.push(ast::Arg {
@@ -1134,6 +1143,7 @@ impl Builder<'_> {
                 span,
             });
         }
+        self.carried_depth = deepest;
         args
     }
 
@@ -1167,19 +1177,17 @@ impl Builder<'_> {
         let span = self.span(&pair);
         // pest's Pratt parser recurses once per prefix operator: refuse long runs of them
         // before it starts.
-        let mut run = 0usize;
+        let mut prefixes = 0usize;
         for child in pair.clone().into_inner() {
             if matches!(child.as_rule(), Rule::op_not | Rule::op_neg) {
-                run += 1;
-                if run > MAX_EXPR_DEPTH as usize {
+                prefixes += 1;
+                if prefixes > MAX_EXPR_DEPTH as usize {
                     self.error(SyntaxError::TooDeep {
                         span,
                         limit: MAX_EXPR_DEPTH as usize,
                     });
                     return (error_expr(span), MAX_EXPR_DEPTH + 2);
                 }
-            } else {
-                run = 0;
             }
         }
         // The closures of the Pratt parser cannot borrow `self` mutably more than once,
@@ -1277,18 +1285,24 @@ impl Builder<'_> {
                     ast::ExprKind::Field(Box::new(expr), self.ident(ident))
                 }
                 Rule::call_args => {
+                    self.carried_depth = 0;
                     let args = postfix
                         .into_inner()
                         .next()
                         .map(|args| self.args(args))
                         .unwrap_or_default();
+                    depth = depth.max(std::mem::take(&mut self.carried_depth));
                     ast::ExprKind::Call(Box::new(expr), args)
                 }
                 _ => {
                     let index = postfix
                         .into_inner()
                         .next()
-                        .map(|index| self.expr_any(index))
+                        .map(|index| {
+                            let (index, index_depth) = self.built(index);
+                            depth = depth.max(index_depth);
+                            index
+                        })
                         .unwrap_or_else(|| error_expr(postfix_span));
                     ast::ExprKind::Index(Box::new(expr), Box::new(index))
                 }
@@ -1371,7 +1385,19 @@ impl Builder<'_> {
                     ast::ExprKind::Error
                 }
             },
-            Rule::string => ast::ExprKind::Str(self.string_parts(pair)),
+            Rule::string => {
+                self.carried_depth = 0;
+                let parts = self.string_parts(pair);
+                let depth = std::mem::take(&mut self.carried_depth);
+                return self.deepen(
+                    ast::Expr {
+                        kind: ast::ExprKind::Str(parts),
+                        span,
+                        ty: (),
+                    },
+                    depth + 1,
+                );
+            }
             Rule::paren => {
                 let Some(inner) = pair.into_inner().next() else {
                     return (error_expr(span), 1);
@@ -1440,6 +1466,7 @@ impl Builder<'_> {
 
     fn string_parts(&mut self, pair: Pair<'_, Rule>) -> Vec<ast::StrPart> {
         let mut parts: Vec<ast::StrPart> = Vec::new();
+        let mut deepest = 0;
         for part in pair.into_inner() {
             let span = self.span(&part);
             match part.as_rule() {
@@ -1464,12 +1491,15 @@ impl Builder<'_> {
                 }
                 Rule::interpolation => {
                     if let Some(expr) = part.into_inner().next() {
-                        parts.push(ast::StrPart::Interpolation(self.expr_any(expr)));
+                        let (built, depth) = self.built(expr);
+                        deepest = deepest.max(depth);
+                        parts.push(ast::StrPart::Interpolation(built));
                     }
                 }
                 _ => {}
             }
         }
+        self.carried_depth = deepest;
         parts
     }
 

@@ -807,7 +807,18 @@ pub fn semantic_tokens(snapshot: &Snapshot, uri: &Url) -> Vec<SemanticToken> {
         return Vec::new();
     };
     let text = snapshot.text(file);
-    let mut tokens: Vec<(usize, usize, u32)> = lexical_tokens(text);
+    let resolved: std::collections::HashSet<usize> = snapshot
+        .analysis
+        .references
+        .iter()
+        .filter(|reference| reference.file == file)
+        .map(|reference| reference.span.start as usize)
+        .collect();
+    // Names resolved by the checker override the lexical guess (`alert` is a variable).
+    let mut tokens: Vec<(usize, usize, u32)> = lexical_tokens(text)
+        .into_iter()
+        .filter(|(start, _, _)| !resolved.contains(start))
+        .collect();
     for reference in snapshot
         .analysis
         .references
@@ -823,8 +834,7 @@ pub fn semantic_tokens(snapshot: &Snapshot, uri: &Url) -> Vec<SemanticToken> {
             Symbol::Variant(..) => ENUM_MEMBER,
             Symbol::Record(_) | Symbol::Enum(_) | Symbol::Rule(_) => TYPE,
         };
-        // Names resolved by the checker override the lexical guess (`alert` is a variable).
-        tokens.retain(|(start, _, _)| *start != reference.span.start as usize);
+
         tokens.push((reference.span.start as usize, reference.span.len(), kind));
     }
     tokens.sort_unstable();

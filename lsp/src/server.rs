@@ -59,6 +59,42 @@ impl Backend {
         self.lock().navigation_snapshot(uri)
     }
 
+    /// The analyses to answer a position request with, each with the position translated
+    /// into the text that analysis saw: the current analysis first, then the last one in
+    /// which the file parsed. A position inside text that changed since an analysis cannot
+    /// be translated, and that analysis is skipped.
+    fn locate(&self, uri: &Url, position: Position) -> Vec<(Arc<Snapshot>, Position)> {
+        let workspace = self.lock();
+        let Some(text) = workspace
+            .documents
+            .get(uri)
+            .map(|document| document.text.clone())
+        else {
+            return Vec::new();
+        };
+        let mut candidates: Vec<Arc<Snapshot>> = workspace.current.iter().cloned().collect();
+        if let Some(good) = workspace.last_good.get(uri)
+            && !candidates
+                .iter()
+                .any(|candidate| Arc::ptr_eq(candidate, good))
+        {
+            candidates.push(Arc::clone(good));
+        }
+        drop(workspace);
+        let offset = features::offset(&text, position);
+        candidates
+            .into_iter()
+            .filter_map(|snapshot| {
+                let file = snapshot.file_id(uri)?;
+                let seen = snapshot.text(file);
+                let mapped = translate(&text, seen, offset)?;
+                let position =
+                    features::range(seen, medic_compiler::ast::Span::new(mapped, mapped)).start;
+                Some((snapshot, position))
+            })
+            .collect()
+    }
+
     fn current(&self) -> Option<Arc<Snapshot>> {
         self.lock().current.clone()
     }
@@ -103,6 +139,34 @@ impl Backend {
             }
         });
     }
+}
+
+/// Maps an offset of `new` into `old` when the text around it did not change: inside their
+/// common prefix, or inside their common suffix.
+fn translate(new: &str, old: &str, offset: usize) -> Option<usize> {
+    if new == old {
+        return Some(offset);
+    }
+    let prefix = new
+        .bytes()
+        .zip(old.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if offset <= prefix {
+        return Some(offset);
+    }
+    let suffix = new
+        .bytes()
+        .rev()
+        .zip(old.bytes().rev())
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(new.len() - prefix)
+        .min(old.len() - prefix);
+    let from_end = new.len().checked_sub(offset)?;
+    (from_end <= suffix)
+        .then(|| old.len() - from_end)
+        .filter(|mapped| old.is_char_boundary(*mapped))
 }
 
 #[tower_lsp::async_trait]
@@ -173,6 +237,10 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let document = params.text_document;
+        // A standard library file opened through "go to definition" is not a runbook.
+        if self.lock().std_uris.contains(&document.uri) {
+            return;
+        }
         self.lock().documents.insert(
             document.uri,
             Document {
@@ -210,7 +278,7 @@ impl LanguageServer for Backend {
             match on_disk {
                 Some(text) => {
                     workspace.documents.insert(
-                        uri,
+                        uri.clone(),
                         Document {
                             text,
                             version: None,
@@ -219,8 +287,13 @@ impl LanguageServer for Backend {
                 }
                 None => {
                     workspace.documents.remove(&uri);
+                    workspace.last_good.remove(&uri);
                 }
             }
+        }
+        // A file that is gone keeps no diagnostics in the editor.
+        if !self.lock().documents.contains_key(&uri) {
+            self.client.publish_diagnostics(uri, Vec::new(), None).await;
         }
         self.schedule(DEBOUNCE);
     }
@@ -263,11 +336,11 @@ impl LanguageServer for Backend {
 
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let position = params.text_document_position_params;
+        let uri = &position.text_document.uri;
         Ok(self
-            .navigation(&position.text_document.uri)
-            .and_then(|snapshot| {
-                features::hover(&snapshot, &position.text_document.uri, position.position)
-            }))
+            .locate(uri, position.position)
+            .into_iter()
+            .find_map(|(snapshot, at)| features::hover(&snapshot, uri, at)))
     }
 
     async fn goto_definition(
@@ -275,26 +348,23 @@ impl LanguageServer for Backend {
         params: GotoDefinitionParams,
     ) -> Result<Option<GotoDefinitionResponse>> {
         let position = params.text_document_position_params;
+        let uri = &position.text_document.uri;
         Ok(self
-            .navigation(&position.text_document.uri)
-            .and_then(|snapshot| {
-                features::definition(&snapshot, &position.text_document.uri, position.position)
-            })
+            .locate(uri, position.position)
+            .into_iter()
+            .find_map(|(snapshot, at)| features::definition(&snapshot, uri, at))
             .map(GotoDefinitionResponse::Scalar))
     }
 
     async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
         let position = params.text_document_position;
+        let uri = &position.text_document.uri;
+        let include = params.context.include_declaration;
         Ok(self
-            .navigation(&position.text_document.uri)
-            .map(|snapshot| {
-                features::references(
-                    &snapshot,
-                    &position.text_document.uri,
-                    position.position,
-                    params.context.include_declaration,
-                )
-            }))
+            .locate(uri, position.position)
+            .into_iter()
+            .map(|(snapshot, at)| features::references(&snapshot, uri, at, include))
+            .find(|found| !found.is_empty()))
     }
 
     async fn prepare_rename(

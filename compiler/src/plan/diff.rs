@@ -218,7 +218,10 @@ fn playbook_changes(changes: &mut Vec<Change>, old: &Playbook, new: &Playbook) {
             playbook
                 .params
                 .iter()
-                .map(|param| format!("{}: {}", param.name, param.ty))
+                .map(|param| match &param.default {
+                    Some(default) => format!("{}: {} = {}", param.name, param.ty, ir_text(default)),
+                    None => format!("{}: {}", param.name, param.ty),
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         )

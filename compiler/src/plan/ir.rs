@@ -131,13 +131,9 @@ impl Value {
     }
 }
 
+/// The shortest text that reads back as the same number (`0.5`, `90`, `0.00004`).
 fn format_float(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
-    } else {
-        let text = format!("{value:.4}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
+    format!("{value}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +259,12 @@ pub enum Ir {
     /// A string with interpolations: the parts' texts, concatenated.
     Concat {
         parts: Vec<Ir>,
+    },
+    /// An alert value passed where a unit is expected: the value in that unit, or an error
+    /// when it came with another unit. `unit` is `number`, `Duration`, `Percent` or `Size`.
+    Unit {
+        arg: Box<Ir>,
+        unit: String,
     },
 }
 
@@ -418,6 +420,20 @@ impl Ir {
                 }
                 Ok(Cow::Owned(Value::String(text)))
             }
+            Ir::Unit { arg, unit } => {
+                let value = arg.eval_ref(vars)?;
+                if !matches!(value.as_ref(), Value::Quantity(_)) {
+                    return Ok(value);
+                }
+                let found = value.type_name();
+                if found != unit.as_str() {
+                    return Err(EvalError::UnitMismatch {
+                        expected: unit.clone(),
+                        found: found.into(),
+                    });
+                }
+                Ok(Cow::Owned(value.unquantified()))
+            }
         }
     }
 
@@ -536,6 +552,16 @@ fn equal(left: &Value, right: &Value) -> Result<bool, EvalError> {
 fn compare(left: &Value, right: &Value) -> Result<std::cmp::Ordering, EvalError> {
     use std::cmp::Ordering;
     let float_order = |a: f64, b: f64| a.partial_cmp(&b).unwrap_or(Ordering::Equal);
+    if let (Value::Quantity(_), Value::Quantity(_)) = (left, right) {
+        let (a, b) = (left.unquantified(), right.unquantified());
+        if std::mem::discriminant(&a) != std::mem::discriminant(&b) {
+            return Err(EvalError::UnitMismatch {
+                expected: a.type_name().into(),
+                found: b.type_name().into(),
+            });
+        }
+        return compare(&a, &b);
+    }
     // A quantity takes the unit of the other side, or the comparison fails.
     if let (Value::Quantity(quantity), other) | (other, Value::Quantity(quantity)) = (left, right) {
         let flipped = matches!(right, Value::Quantity(_)) && !matches!(left, Value::Quantity(_));
@@ -544,9 +570,6 @@ fn compare(left: &Value, right: &Value) -> Result<std::cmp::Ordering, EvalError>
             (QuantityValue::Duration(value), Value::Duration(_)) => Value::Duration(*value),
             (QuantityValue::Percent(value), Value::Percent(_)) => Value::Percent(*value),
             (QuantityValue::Size(value), Value::Size(_)) => Value::Size(*value),
-            (QuantityValue::Percent(value), Value::Int(_) | Value::Float(_)) => {
-                Value::Float(*value)
-            }
             _ => {
                 return Err(EvalError::UnitMismatch {
                     expected: other.type_name().into(),
@@ -627,24 +650,47 @@ fn arithmetic(op: BinOp, left: &Value, right: &Value) -> Result<Value, EvalError
             if matches!(op, BinOp::Mul) && as_float(factor).is_some() =>
         {
             let factor = as_float(factor).unwrap_or(1.0);
-            scale(scaled, factor).ok_or_else(|| mismatch(op.as_str(), left, right))?
+            scaled_value(scaled, factor).map_err(|()| mismatch(op.as_str(), left, right))??
         }
         (BinOp::Div, scaled, factor) if as_float(factor).is_some() => {
             let factor = as_float(factor).unwrap_or(1.0);
             if factor == 0.0 {
                 return Err(EvalError::DivisionByZero);
             }
-            scale(scaled, 1.0 / factor).ok_or_else(|| mismatch("divide", left, right))?
+            scaled_value(scaled, 1.0 / factor).map_err(|()| mismatch("divide", left, right))??
         }
         _ => return Err(mismatch(op.as_str(), left, right)),
     })
 }
 
+/// `Err(())` when the value has no unit to scale, `Ok(Err(Overflow))` when the result is
+/// out of range.
+fn scaled_value(value: &Value, factor: f64) -> Result<Result<Value, EvalError>, ()> {
+    if !matches!(
+        value,
+        Value::Duration(_) | Value::Percent(_) | Value::Size(_)
+    ) {
+        return Err(());
+    }
+    Ok(scale(value, factor).ok_or(EvalError::Overflow))
+}
+
+/// A unit value times a number; `None` when the result leaves the unit's range (the caller
+/// reports it) rather than saturating silently.
 fn scale(value: &Value, factor: f64) -> Option<Value> {
+    let in_range = |result: f64, min: f64, max: f64| {
+        (result.is_finite() && result >= min && result <= max).then_some(result)
+    };
     Some(match value {
-        Value::Duration(millis) => Value::Duration((*millis as f64 * factor).round() as i64),
-        Value::Percent(points) => Value::Percent(points * factor),
-        Value::Size(bytes) => Value::Size((*bytes as f64 * factor).round().max(0.0) as u64),
+        Value::Duration(millis) => Value::Duration(in_range(
+            (*millis as f64 * factor).round(),
+            i64::MIN as f64,
+            i64::MAX as f64,
+        )? as i64),
+        Value::Percent(points) => Value::Percent(in_range(points * factor, f64::MIN, f64::MAX)?),
+        Value::Size(bytes) => {
+            Value::Size(in_range((*bytes as f64 * factor).round(), 0.0, u64::MAX as f64)? as u64)
+        }
         _ => return None,
     })
 }

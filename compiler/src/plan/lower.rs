@@ -95,11 +95,10 @@ impl Lowerer<'_> {
     }
 
     fn rule(&self, rule: &typed::Rule, performs_actions: bool) -> Rule {
-        let scope: BTreeSet<String> = BTreeSet::from(["alert".to_string()]);
         let limit = |limit: &Option<typed::Limit>| {
             limit.as_ref().map(|limit| Limit {
                 value: limit.value,
-                key: limit.per.as_ref().map(|per| self.expr(per, &scope)),
+                key: limit.per.as_ref().map(|per| self.expr(per)),
             })
         };
         Rule {
@@ -111,7 +110,7 @@ impl Lowerer<'_> {
                 ast::Lifecycle::Any => super::Lifecycle::Any,
             },
             alerts: rule.alert_names.clone(),
-            condition: rule.when.as_ref().map(|when| self.expr(when, &scope)),
+            condition: rule.when.as_ref().map(|when| self.expr(when)),
             playbook: rule
                 .run
                 .as_ref()
@@ -121,9 +120,19 @@ impl Lowerer<'_> {
                 .run
                 .as_ref()
                 .map(|run| {
+                    let params = self
+                        .analysis
+                        .program
+                        .playbook(&run.playbook)
+                        .map(|playbook| &playbook.params);
                     run.args
                         .iter()
-                        .map(|(name, value)| (name.clone(), self.expr(value, &scope)))
+                        .map(|(name, value)| {
+                            let target = params
+                                .and_then(|params| params.iter().find(|param| param.name == *name))
+                                .map(|param| &param.ty);
+                            (name.clone(), self.argument(value, target))
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -136,18 +145,11 @@ impl Lowerer<'_> {
     }
 
     fn playbook(&self, playbook: &typed::Playbook) -> Playbook {
-        let mut scope: BTreeSet<String> = playbook
-            .params
-            .iter()
-            .map(|param| param.name.clone())
-            .collect();
-        scope.extend(playbook.tasks.iter().map(|task| task.name.clone()));
-        let empty = BTreeSet::new();
         let order = topological_order(&playbook.tasks);
         let tasks: Vec<Task> = order
             .iter()
             .filter_map(|&index| playbook.tasks.get(index))
-            .map(|task| self.task(task, playbook.file, &scope))
+            .map(|task| self.task(task, playbook.file))
             .collect();
         let mut edges = Vec::new();
         for &index in &order {
@@ -178,10 +180,7 @@ impl Lowerer<'_> {
                 .map(|param| Param {
                     name: param.name.clone(),
                     ty: self.env.type_name(&param.ty),
-                    default: param
-                        .default
-                        .as_ref()
-                        .map(|default| self.expr(default, &empty)),
+                    default: param.default.as_ref().map(|default| self.expr(default)),
                 })
                 .collect(),
             timeout_ms: playbook.timeout,
@@ -190,7 +189,7 @@ impl Lowerer<'_> {
         }
     }
 
-    fn task(&self, task: &typed::Task, file: FileId, scope: &BTreeSet<String>) -> Task {
+    fn task(&self, task: &typed::Task, file: FileId) -> Task {
         let function = task.function.and_then(|id| self.env.function(id));
         let mut depends_on = task.depends_on.clone();
         depends_on.sort();
@@ -208,9 +207,16 @@ impl Lowerer<'_> {
             args: task
                 .args
                 .iter()
-                .map(|(name, value)| (name.clone(), self.expr(value, scope)))
+                .map(|(name, value)| {
+                    let target = function
+                        .and_then(|function| {
+                            function.params.iter().find(|param| param.name == *name)
+                        })
+                        .map(|param| &param.ty);
+                    (name.clone(), self.argument(value, target))
+                })
                 .collect(),
-            when: task.when.as_ref().map(|when| self.expr(when, scope)),
+            when: task.when.as_ref().map(|when| self.expr(when)),
             retry: task.retry.map(|retry| Retry {
                 attempts: retry.attempts,
                 backoff_ms: retry.backoff,
@@ -231,9 +237,23 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Typed expression to IR. `scope` holds the names that are variables (the rest of the
-    /// bare names are enum variants, resolved by the checker).
-    fn expr(&self, expr: &typed::Expr, scope: &BTreeSet<String>) -> Ir {
+    /// An argument: an alert quantity passed where a unit is expected is checked against
+    /// that unit when evaluated.
+    fn argument(&self, value: &typed::Expr, target: Option<&Type>) -> Ir {
+        let lowered = self.expr(value);
+        let unit = target.and_then(|target| target.unwrap_optional().unit_name());
+        match (value.ty.unwrap_optional(), unit) {
+            (Type::Quantity, Some(unit)) => Ir::Unit {
+                arg: Box::new(lowered),
+                unit: unit.to_string(),
+            },
+            _ => lowered,
+        }
+    }
+
+    /// Typed expression to IR. Enum variants were marked by the checker, so every remaining
+    /// bare name is a variable.
+    fn expr(&self, expr: &typed::Expr) -> Ir {
         match &expr.kind {
             ExprKind::Int(value) => constant(Value::Int(*value)),
             ExprKind::Float(value) => constant(Value::Float(*value)),
@@ -247,7 +267,7 @@ impl Lowerer<'_> {
                     .iter()
                     .map(|part| match part {
                         StrPart::Text(text, _) => constant(Value::String(text.clone())),
-                        StrPart::Interpolation(inner) => self.expr(inner, scope),
+                        StrPart::Interpolation(inner) => self.expr(inner),
                     })
                     .collect();
                 match lowered.as_slice() {
@@ -261,7 +281,7 @@ impl Lowerer<'_> {
                 }
             }
             ExprKind::List(items) => {
-                let items: Vec<Ir> = items.iter().map(|item| self.expr(item, scope)).collect();
+                let items: Vec<Ir> = items.iter().map(|item| self.expr(item)).collect();
                 if items.iter().all(|item| matches!(item, Ir::Const { .. })) {
                     constant(Value::List(
                         items
@@ -279,48 +299,42 @@ impl Lowerer<'_> {
             ExprKind::Record(entries) => Ir::Record {
                 fields: entries
                     .iter()
-                    .map(|entry| (entry.key.name.clone(), self.expr(&entry.value, scope)))
+                    .map(|entry| (entry.key.name.clone(), self.expr(&entry.value)))
                     .collect(),
             },
-            ExprKind::Name(ident) => {
-                if scope.contains(&ident.name) {
-                    return Ir::Var {
-                        name: ident.name.clone(),
-                    };
-                }
-                match &expr.ty {
-                    Type::Enum(id) => {
-                        let index = self
-                            .env
-                            .enum_def(*id)
-                            .and_then(|def| {
-                                def.variants
-                                    .iter()
-                                    .position(|variant| *variant == ident.name)
-                            })
-                            .unwrap_or(0);
-                        constant(Value::Enum {
-                            name: ident.name.clone(),
-                            index: index as u32,
+            ExprKind::Name(ident) => Ir::Var {
+                name: ident.name.clone(),
+            },
+            ExprKind::Variant(ident) => {
+                let index = match &expr.ty {
+                    Type::Enum(id) => self
+                        .env
+                        .enum_def(*id)
+                        .and_then(|def| {
+                            def.variants
+                                .iter()
+                                .position(|variant| *variant == ident.name)
                         })
-                    }
-                    _ => Ir::Var {
-                        name: ident.name.clone(),
-                    },
-                }
+                        .unwrap_or(0),
+                    _ => 0,
+                };
+                constant(Value::Enum {
+                    name: ident.name.clone(),
+                    index: index as u32,
+                })
             }
             ExprKind::Field(base, field) => Ir::Field {
-                base: Box::new(self.expr(base, scope)),
+                base: Box::new(self.expr(base)),
                 field: field.name.clone(),
             },
             ExprKind::Index(base, index) => Ir::Index {
-                base: Box::new(self.expr(base, scope)),
-                index: Box::new(self.expr(index, scope)),
+                base: Box::new(self.expr(base)),
+                index: Box::new(self.expr(index)),
             },
             ExprKind::Unary(ast::UnaryOp::Not, arg) => Ir::Not {
-                arg: Box::new(self.expr(arg, scope)),
+                arg: Box::new(self.expr(arg)),
             },
-            ExprKind::Unary(ast::UnaryOp::Neg, arg) => match self.expr(arg, scope) {
+            ExprKind::Unary(ast::UnaryOp::Neg, arg) => match self.expr(arg) {
                 Ir::Const {
                     value: Value::Int(value),
                 } => constant(Value::Int(value.saturating_neg())),
@@ -338,8 +352,8 @@ impl Lowerer<'_> {
                 },
             },
             ExprKind::Binary(op, _, left, right) => {
-                let left_ir = self.expr(left, scope);
-                let right_ir = self.expr(right, scope);
+                let left_ir = self.expr(left);
+                let right_ir = self.expr(right);
                 if let (
                     ast::BinaryOp::Match | ast::BinaryOp::NotMatch,
                     Ir::Const {
@@ -359,7 +373,7 @@ impl Lowerer<'_> {
                     right: Box::new(right_ir),
                 }
             }
-            ExprKind::Paren(inner) => self.expr(inner, scope),
+            ExprKind::Paren(inner) => self.expr(inner),
             // Not reached: plans are only built from programs without errors.
             ExprKind::Call(..) | ExprKind::Error => constant(Value::Null),
         }
@@ -534,7 +548,7 @@ fn equality_tests(condition: &typed::Expr) -> BTreeMap<String, String> {
                 [StrPart::Text(text, _)] => text.clone(),
                 _ => continue,
             },
-            ExprKind::Name(ident) if matches!(literal.ty, Type::Enum(_)) => ident.name.clone(),
+            ExprKind::Variant(ident) => ident.name.clone(),
             _ => continue,
         };
         // Only string and enum fields are indexed (values are compared as text).

@@ -238,6 +238,36 @@ impl Vars for AlertVars<'_> {
     }
 }
 
+/// Deeper than any plan the compiler writes (expression trees are at most
+/// `parser::MAX_EXPR_DEPTH` deep, two JSON levels each at most).
+const MAX_JSON_DEPTH: usize = 512;
+
+/// The deepest nesting of `{`/`[` outside strings.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 impl Plan {
     pub fn playbook(&self, name: &str) -> Option<&Playbook> {
         self.playbooks.iter().find(|playbook| playbook.name == name)
@@ -325,8 +355,17 @@ impl Plan {
 
     /// Reads a plan written by [`Plan::to_json`], refusing other format versions.
     pub fn from_json(text: &str) -> Result<Plan, String> {
-        let probe: serde_json::Value =
-            serde_json::from_str(text).map_err(|error| format!("not a plan: {error}"))?;
+        // Plans nest as deep as their expressions; refuse anything deeper than a plan can be
+        // before the JSON reader recurses into it.
+        if json_depth(text) > MAX_JSON_DEPTH {
+            return Err(format!(
+                "not a plan: nested deeper than {MAX_JSON_DEPTH} levels"
+            ));
+        }
+        let mut reader = serde_json::Deserializer::from_str(text);
+        reader.disable_recursion_limit();
+        let probe = <serde_json::Value as serde::Deserialize>::deserialize(&mut reader)
+            .map_err(|error| format!("not a plan: {error}"))?;
         let version = probe
             .get("format_version")
             .and_then(serde_json::Value::as_u64);

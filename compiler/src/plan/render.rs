@@ -86,6 +86,7 @@ fn write_ir(out: &mut String, ir: &Ir, parent: u8) {
             }
             out.push_str(" }");
         }
+        Ir::Unit { arg, .. } => write_ir(out, arg, parent),
         Ir::Concat { parts } => {
             out.push('"');
             for part in parts {

@@ -240,3 +240,81 @@ fn time_and_unit_arithmetic() {
     );
     assert_eq!(args["share"].eval(&vars).unwrap(), Value::Percent(25.0));
 }
+
+#[test]
+fn review_fixes_in_evaluation() {
+    // A variant is a constant even when a parameter has the same name.
+    let compiled = plan(
+        "import std.{trace, notify}\n\nrule r {\n  on alert \"A\"\n  run p(downstream: alert.service, since: alert.starts_at)\n  cooldown 5m\n}\n\nplaybook p(downstream: String, since: Time) {\n  task deps = trace.dependencies(downstream, since: since)\n  task tell = notify.slack(channel: \"#x\", text: \"{deps.services}\")\n}\n",
+    );
+    let task = compiled.playbooks[0].task("deps").unwrap();
+    assert_eq!(
+        task.args["direction"],
+        plan::Ir::Const {
+            value: Value::Enum {
+                name: "downstream".into(),
+                index: 1
+            }
+        }
+    );
+    // An alert value passed to a Percent parameter must be a percentage.
+    let compiled = plan(
+        "import std.{notify}\n\nrule r {\n  on alert \"A\"\n  run p(limit: alert.value)\n  cooldown 5m\n}\n\nplaybook p(limit: Percent) {\n  task tell = notify.slack(channel: \"#x\", text: \"{limit}\")\n}\n",
+    );
+    let percent: BTreeMap<String, Value> = BTreeMap::from([(
+        "alert".to_string(),
+        alert("A", "x", CRITICAL, QuantityValue::Percent(92.0), "firing"),
+    )]);
+    assert_eq!(
+        compiled.rules[0].args["limit"].eval(&percent).unwrap(),
+        Value::Percent(92.0)
+    );
+    let duration: BTreeMap<String, Value> = BTreeMap::from([(
+        "alert".to_string(),
+        alert("A", "x", CRITICAL, QuantityValue::Duration(750), "firing"),
+    )]);
+    assert!(compiled.rules[0].args["limit"].eval(&duration).is_err());
+    // A percentage is not a plain number.
+    let compiled = plan(
+        "import std.{notify}\n\nrule r {\n  on alert \"A\"\n  when alert.value > 90\n  run p()\n  cooldown 5m\n}\n\nplaybook p() {\n  task tell = notify.slack(channel: \"#x\", text: \"x\")\n}\n",
+    );
+    let outcome = compiled.match_alert(&alert(
+        "A",
+        "x",
+        CRITICAL,
+        QuantityValue::Percent(92.0),
+        "firing",
+    ));
+    assert!(outcome.matched.is_empty() && outcome.errors.len() == 1);
+    // Chained defaults type-check.
+    let analysis = check_text(
+        "chain.ops",
+        "import std.{notify}\n\nrule r {\n  on alert \"A\"\n  when (alert.labels[\"x\"] ?? alert.labels[\"y\"] ?? \"z\") == \"a\"\n  run p()\n  cooldown 5m\n}\n\nplaybook p() {\n  task tell = notify.slack(channel: \"#x\", text: \"x\")\n}\n",
+    );
+    assert_eq!(analysis.errors(), 0, "{}", render(&analysis));
+}
+
+#[test]
+fn plan_diff_sees_defaults_and_small_numbers() {
+    let before = plan(
+        "import std.{notify}\n\nrule r {\n  on alert \"A\"\n  when alert.value > 0.00001\n  run p()\n  cooldown 5m\n}\n\nplaybook p(channel: String = \"#a\") {\n  task tell = notify.slack(channel: channel, text: \"x\")\n}\n",
+    );
+    let after = plan(
+        "import std.{notify}\n\nrule r {\n  on alert \"A\"\n  when alert.value > 0.00004\n  run p()\n  cooldown 5m\n}\n\nplaybook p(channel: String = \"#b\") {\n  task tell = notify.slack(channel: channel, text: \"x\")\n}\n",
+    );
+    let changes: Vec<String> = plan::diff::diff(&before, &after)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        changes.iter().any(|change| change
+            .contains("condition changed from alert.value > 0.00001 to alert.value > 0.00004")),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|change| change.contains("parameters changed")),
+        "{changes:?}"
+    );
+}

@@ -91,3 +91,40 @@ fn binary_garbage_gets_diagnostics_not_panics() {
         let _ = medic_compiler::format(input);
     }
 }
+
+#[test]
+fn prefix_operators_spread_through_a_chain_are_refused() {
+    let chain = vec!["true == not true"; 10_000].join(" == ");
+    let text = format!(
+        "rule r {{\n  on alert \"A\"\n  when {chain}\n  run p()\n}}\nplaybook p() {{\n}}\n"
+    );
+    assert!(codes(&text).contains(&"ops::syntax::too_deep".to_string()));
+}
+
+#[test]
+fn nesting_through_indexes_and_calls_counts_toward_the_limit() {
+    let mut expr = String::from("\"a\"");
+    for _ in 0..6 {
+        let chain = vec!["\"a\""; 100].join(" ?? ");
+        expr = format!("alert.labels[{expr} ?? {chain}]");
+    }
+    let text = format!(
+        "rule r {{\n  on alert \"A\"\n  when {expr} == \"x\"\n  run p()\n}}\nplaybook p() {{\n}}\n"
+    );
+    assert!(codes(&text).contains(&"ops::syntax::too_deep".to_string()));
+}
+
+#[test]
+fn very_long_names_get_no_suggestion_and_no_quadratic_time() {
+    let long = "a".repeat(80_000);
+    let text = format!(
+        "import std.{{notify}}\n\nplaybook p({long}: String) {{\n  task t = notify.slack(channel: \"#x\", text: {long}b)\n}}\n"
+    );
+    let analysis = check_text("long.ops", &text);
+    assert!(
+        analysis
+            .diagnostics
+            .iter()
+            .any(|diagnostic| diagnostic.code() == "ops::resolve::unknown_name")
+    );
+}
