@@ -504,7 +504,14 @@ fn describe_expected(positives: &[Rule]) -> String {
             | Rule::op_sub
             | Rule::op_mul
             | Rule::op_div => "an operator".into(),
-            Rule::field_access | Rule::call_args | Rule::index => "`.`, `(` or `[`".into(),
+            // Wherever an operand may continue, an operator may follow too (the grammar tests
+            // operators behind a one-character lookahead, which pest does not list).
+            Rule::field_access | Rule::call_args | Rule::index => {
+                if !words.iter().any(|word| word == "an operator") {
+                    words.push("an operator".into());
+                }
+                "`.`, `(` or `[`".into()
+            }
             Rule::import | Rule::k_import => "`import`".into(),
             Rule::rule | Rule::k_rule => "`rule`".into(),
             Rule::playbook | Rule::k_playbook => "`playbook`".into(),
