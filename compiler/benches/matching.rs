@@ -85,7 +85,7 @@ fn alerts(rules: usize) -> Vec<Value> {
         .collect()
 }
 
-#[divan::bench(args = [1_000, 10_000, 100_000], sample_count = 20)]
+#[divan::bench(args = [1_000, 10_000, 100_000], sample_count = 100)]
 fn match_alerts(bencher: divan::Bencher, rules: usize) {
     let plan = build(rules);
     let batch = alerts(rules);
