@@ -116,6 +116,26 @@ impl Playbook {
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|task| task.id == id)
     }
+
+    /// The playbook as a petgraph DAG: one node per task (its position in `tasks`), one
+    /// edge per dependency. The executor walks it; lowering guarantees it has no cycle.
+    pub fn dag(&self) -> petgraph::graph::DiGraph<usize, EdgeKind> {
+        let mut graph = petgraph::graph::DiGraph::with_capacity(self.tasks.len(), self.edges.len());
+        let nodes: BTreeMap<&str, petgraph::graph::NodeIndex> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(position, task)| (task.id.as_str(), graph.add_node(position)))
+            .collect();
+        for edge in &self.edges {
+            if let (Some(&from), Some(&to)) =
+                (nodes.get(edge.from.as_str()), nodes.get(edge.to.as_str()))
+            {
+                graph.add_edge(from, to, edge.kind);
+            }
+        }
+        graph
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -133,3 +133,29 @@ fn a_cycle_is_reported_with_every_task_on_it() {
         "no plan for a program with errors"
     );
 }
+
+#[test]
+fn every_playbook_is_an_acyclic_petgraph_in_task_order() {
+    let plan = plan_of(&ops_files("examples"));
+    for playbook in &plan.playbooks {
+        let dag = playbook.dag();
+        assert_eq!(dag.node_count(), playbook.tasks.len());
+        assert_eq!(dag.edge_count(), playbook.edges.len());
+        assert!(
+            !petgraph::algo::is_cyclic_directed(&dag),
+            "{}",
+            playbook.name
+        );
+        // The stored order is a topological order of the graph.
+        for edge in dag.edge_indices() {
+            let (from, to) = dag.edge_endpoints(edge).unwrap();
+            assert!(
+                dag[from] < dag[to],
+                "{}: {} before {}",
+                playbook.name,
+                dag[from],
+                dag[to]
+            );
+        }
+    }
+}
