@@ -459,7 +459,8 @@ const RESERVED: &[&str] = &[
     "import", "rule", "playbook", "task", "and", "or", "not", "in", "true", "false",
 ];
 
-fn escape_into(out: &mut String, text: &str) {
+/// Writes text as the inside of an `.ops` string literal (escapes, braces).
+pub(crate) fn escape_into(out: &mut String, text: &str) {
     for character in text.chars() {
         match character {
             '"' => out.push_str("\\\""),

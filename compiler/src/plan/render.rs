@@ -128,17 +128,7 @@ pub fn value_text(value: &Value) -> String {
 
 fn quote(text: &str) -> String {
     let mut out = String::from("\"");
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '{' => out.push_str("\\{"),
-            '}' => out.push_str("\\}"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            other => out.push(other),
-        }
-    }
+    crate::format::escape_into(&mut out, text);
     out.push('"');
     out
 }
