@@ -20,7 +20,7 @@ use crate::types::{
     builtin_type,
 };
 use crate::{FileId, ParsedFile};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Limits that keep automation sane; values outside are almost certainly typos.
 const MAX_RETRIES: i64 = 20;
@@ -488,7 +488,7 @@ impl<'a> Checker<'a> {
                 .map(|imports| imports.keys().cloned().collect())
                 .unwrap_or_default();
             let typed = self.playbook(playbook, scope_imports);
-            program.playbooks.push(typed);
+            program.add_playbook(typed);
         }
 
         let mut rule_names: BTreeMap<String, (FileId, Span)> = BTreeMap::new();
@@ -1407,8 +1407,18 @@ impl<'a> Checker<'a> {
                     .unwrap_or_default()
             })
             .collect();
-        let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        let mut wildcard: Vec<usize> = Vec::new();
+        // Earlier rules (without `continue`) by their exact set of conditions, so that the
+        // rules that could shadow a rule are found by looking up the subsets of its own
+        // conditions: linear in the number of rules, not quadratic.
+        type Conditions = Vec<String>;
+        let mut wildcard: HashMap<Conditions, Vec<usize>> = HashMap::new();
+        let mut named: HashMap<&str, HashMap<Conditions, Vec<usize>>> = HashMap::new();
+        let mut position = vec![0usize; program.rules.len()];
+        for (rank, &index) in order.iter().enumerate() {
+            if let Some(slot) = position.get_mut(index) {
+                *slot = rank;
+            }
+        }
         for &index in &order {
             let Some(rule) = program.rules.get(index) else {
                 continue;
@@ -1416,47 +1426,68 @@ impl<'a> Checker<'a> {
             let Some(conditions) = conjunct_texts.get(index) else {
                 continue;
             };
-            let mut candidates: Vec<usize> = wildcard.clone();
-            for name in &rule.alert_names {
-                candidates.extend(by_name.get(name.as_str()).into_iter().flatten().copied());
-            }
-            for earlier_index in candidates {
-                let Some(earlier) = program.rules.get(earlier_index) else {
-                    continue;
-                };
-                let covers_lifecycle =
-                    earlier.lifecycle == rule.lifecycle || earlier.lifecycle == ast::Lifecycle::Any;
-                let covers_names = earlier.alert_names.is_empty()
-                    || (!rule.alert_names.is_empty()
-                        && rule
-                            .alert_names
-                            .iter()
-                            .all(|name| earlier.alert_names.contains(name)));
-                let covers_conditions = conjunct_texts
-                    .get(earlier_index)
-                    .is_some_and(|earlier_conditions| earlier_conditions.is_subset(conditions));
-                if covers_lifecycle && covers_names && covers_conditions {
-                    self.file = rule.file;
-                    let same_file = earlier.file == rule.file;
-                    self.report(Lint::ShadowedRule {
-                        span: rule.name_span,
-                        by_span: if same_file {
-                            earlier.name_span
-                        } else {
-                            rule.name_span
-                        },
-                        rule: rule.name.clone(),
-                        by: earlier.name.clone(),
+            let conditions: Vec<&String> = conditions.iter().collect();
+            let mut shadow: Option<usize> = None;
+            for key in subsets(&conditions) {
+                let lists = std::iter::once(wildcard.get(&key)).chain(
+                    rule.alert_names
+                        .iter()
+                        .map(|name| named.get(name.as_str()).and_then(|sets| sets.get(&key))),
+                );
+                for list in lists.flatten() {
+                    let covering = list.iter().copied().find(|&earlier_index| {
+                        program.rules.get(earlier_index).is_some_and(|earlier| {
+                            let covers_lifecycle = earlier.lifecycle == rule.lifecycle
+                                || earlier.lifecycle == ast::Lifecycle::Any;
+                            let covers_names = earlier.alert_names.is_empty()
+                                || (!rule.alert_names.is_empty()
+                                    && rule
+                                        .alert_names
+                                        .iter()
+                                        .all(|name| earlier.alert_names.contains(name)));
+                            covers_lifecycle && covers_names
+                        })
                     });
-                    break;
+                    if let Some(found) = covering {
+                        let rank = |candidate: usize| {
+                            position.get(candidate).copied().unwrap_or(usize::MAX)
+                        };
+                        if shadow.is_none_or(|current| rank(found) < rank(current)) {
+                            shadow = Some(found);
+                        }
+                    }
                 }
             }
+            if let Some(earlier) = shadow.and_then(|earlier_index| program.rules.get(earlier_index))
+            {
+                self.file = rule.file;
+                let same_file = earlier.file == rule.file;
+                self.report(Lint::ShadowedRule {
+                    span: rule.name_span,
+                    by_span: if same_file {
+                        earlier.name_span
+                    } else {
+                        rule.name_span
+                    },
+                    rule: rule.name.clone(),
+                    by: earlier.name.clone(),
+                });
+            }
             if !rule.continue_matching {
+                let key: Conditions = conditions
+                    .iter()
+                    .map(|condition| (*condition).clone())
+                    .collect();
                 if rule.alert_names.is_empty() {
-                    wildcard.push(index);
+                    wildcard.entry(key).or_default().push(index);
                 } else {
                     for name in &rule.alert_names {
-                        by_name.entry(name.as_str()).or_default().push(index);
+                        named
+                            .entry(name.as_str())
+                            .or_default()
+                            .entry(key.clone())
+                            .or_default()
+                            .push(index);
                     }
                 }
             }
@@ -2778,6 +2809,31 @@ pub(crate) fn conjuncts(expr: &typed::Expr) -> Vec<&typed::Expr> {
         }
     }
     out
+}
+
+/// Every subset of a rule's (sorted) conditions, as sorted lists. Rules with more than 10
+/// conditions are only compared on the empty and the full set: the lint may then miss a
+/// shadowing rule, but it stays fast.
+fn subsets(conditions: &[&String]) -> Vec<Vec<String>> {
+    if conditions.len() > 10 {
+        return vec![
+            Vec::new(),
+            conditions
+                .iter()
+                .map(|condition| (*condition).clone())
+                .collect(),
+        ];
+    }
+    (0u32..(1 << conditions.len()))
+        .map(|mask| {
+            conditions
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| mask & (1 << bit) != 0)
+                .map(|(_, condition)| (*condition).clone())
+                .collect()
+        })
+        .collect()
 }
 
 /// Whether a default value is a constant: literals, lists and records of constants, enum

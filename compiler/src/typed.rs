@@ -13,11 +13,22 @@ pub type Expr = ast::Expr<Type>;
 pub struct Program {
     pub rules: Vec<Rule>,
     pub playbooks: Vec<Playbook>,
+    /// Position of each playbook by name, kept by [`Program::add_playbook`].
+    playbook_index: std::collections::HashMap<String, usize>,
 }
 
 impl Program {
     pub fn playbook(&self, name: &str) -> Option<&Playbook> {
-        self.playbooks.iter().find(|playbook| playbook.name == name)
+        self.playbook_index
+            .get(name)
+            .and_then(|&index| self.playbooks.get(index))
+    }
+
+    pub fn add_playbook(&mut self, playbook: Playbook) {
+        self.playbook_index
+            .entry(playbook.name.clone())
+            .or_insert(self.playbooks.len());
+        self.playbooks.push(playbook);
     }
 }
 
