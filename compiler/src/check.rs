@@ -841,7 +841,7 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(def) = &def {
-            self.call_guards(def, &args, task.call.span);
+            self.call_guards(def, &args);
         }
 
         let mut seen: BTreeMap<&'static str, Span> = BTreeMap::new();
@@ -1016,7 +1016,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Guardrails on constant arguments: a limit below 1, a value above its limit.
-    fn call_guards(&mut self, def: &FnDef, args: &[(String, typed::Expr)], _call_span: Span) {
+    fn call_guards(&mut self, def: &FnDef, args: &[(String, typed::Expr)]) {
         let constant = |name: &str| {
             args.iter()
                 .find(|(arg, _)| arg == name)

@@ -401,12 +401,11 @@ fn syntax_error(
     let rest = text.get(position..).unwrap_or("");
     let token: String = if rest.is_empty() {
         String::new()
-    } else if let Some(first) = rest
+    } else if rest
         .chars()
         .next()
-        .filter(|c| c.is_alphanumeric() || *c == '_')
+        .is_some_and(|c| c.is_alphanumeric() || c == '_')
     {
-        let _ = first;
         rest.chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .take(40)
@@ -1255,7 +1254,6 @@ impl Builder<'_> {
                 )
             })
             .parse(pair.into_inner());
-        let _ = span;
         result
     }
 
