@@ -1199,7 +1199,7 @@ impl Builder<'_> {
         // The closures of the Pratt parser cannot borrow `self` mutably more than once,
         // so diagnostics raised inside are collected here and appended afterwards.
         let cell = std::cell::RefCell::new(&mut *self);
-        let result = pratt()
+        pratt()
             .map_primary(|primary| cell.borrow_mut().primary_chain(primary))
             .map_prefix(|op, (operand, depth)| {
                 let op_span = cell.borrow().span(&op);
@@ -1253,8 +1253,7 @@ impl Builder<'_> {
                     left_depth.max(right_depth) + 1,
                 )
             })
-            .parse(pair.into_inner());
-        result
+            .parse(pair.into_inner())
     }
 
     /// Applies the depth limit: a tree deeper than [`MAX_EXPR_DEPTH`] becomes one error node.
