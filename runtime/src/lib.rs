@@ -3,8 +3,10 @@
 //! This crate builds on `medic-compiler`. So far it holds ingestion: reading Alertmanager
 //! webhook payloads (`ingest`) and the loosely typed fields monitoring systems send
 //! (`normalize`: severity spellings, the `value` annotation with its unit) into the typed
-//! `alert` record that plans match against. The server, dedupe, the journal and the
-//! executor come with the runtime issue.
+//! `alert` record that plans match against; and the playbook executor (`executor`: DAG
+//! order, concurrency, `when`, timeouts, retries, failure policies, dry runs) behind the
+//! `Toolbox` trait. The server, dedupe, the journal, approvals and reverts come next.
 
+pub mod executor;
 pub mod ingest;
 pub mod normalize;

@@ -1,0 +1,10 @@
+//! Tests of the runtime: the executor on a paused (virtual) clock with a recording toolbox.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod executor;
