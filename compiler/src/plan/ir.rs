@@ -136,83 +136,8 @@ fn format_float(value: f64) -> String {
     format!("{value}")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BinOp {
-    Or,
-    And,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    In,
-    NotIn,
-    Match,
-    NotMatch,
-    Coalesce,
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
-impl BinOp {
-    pub fn as_str(self) -> &'static str {
-        crate::ast::BinaryOp::from(self).as_str()
-    }
-}
-
-impl From<crate::ast::BinaryOp> for BinOp {
-    fn from(op: crate::ast::BinaryOp) -> Self {
-        use crate::ast::BinaryOp as A;
-        match op {
-            A::Or => BinOp::Or,
-            A::And => BinOp::And,
-            A::Eq => BinOp::Eq,
-            A::Ne => BinOp::Ne,
-            A::Lt => BinOp::Lt,
-            A::Le => BinOp::Le,
-            A::Gt => BinOp::Gt,
-            A::Ge => BinOp::Ge,
-            A::In => BinOp::In,
-            A::NotIn => BinOp::NotIn,
-            A::Match => BinOp::Match,
-            A::NotMatch => BinOp::NotMatch,
-            A::Coalesce => BinOp::Coalesce,
-            A::Add => BinOp::Add,
-            A::Sub => BinOp::Sub,
-            A::Mul => BinOp::Mul,
-            A::Div => BinOp::Div,
-        }
-    }
-}
-
-impl From<BinOp> for crate::ast::BinaryOp {
-    fn from(op: BinOp) -> Self {
-        use crate::ast::BinaryOp as A;
-        match op {
-            BinOp::Or => A::Or,
-            BinOp::And => A::And,
-            BinOp::Eq => A::Eq,
-            BinOp::Ne => A::Ne,
-            BinOp::Lt => A::Lt,
-            BinOp::Le => A::Le,
-            BinOp::Gt => A::Gt,
-            BinOp::Ge => A::Ge,
-            BinOp::In => A::In,
-            BinOp::NotIn => A::NotIn,
-            BinOp::Match => A::Match,
-            BinOp::NotMatch => A::NotMatch,
-            BinOp::Coalesce => A::Coalesce,
-            BinOp::Add => A::Add,
-            BinOp::Sub => A::Sub,
-            BinOp::Mul => A::Mul,
-            BinOp::Div => A::Div,
-        }
-    }
-}
+/// The binary operators of the IR are those of the language.
+pub use crate::ast::BinaryOp as BinOp;
 
 /// A compiled expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

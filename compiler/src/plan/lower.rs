@@ -1,7 +1,7 @@
 //! Lowering a checked program into a [`Plan`]: expressions to IR, playbooks to DAGs in a
 //! deterministic topological order, rules sorted into matching order, and the match index.
 
-use super::ir::{BinOp, Ir, Pattern, Value};
+use super::ir::{Ir, Pattern, Value};
 use super::{
     Approval, Edge, EdgeKind, Effect, Limit, Loc, MatchIndex, NameBucket, OnFailure, Param, Plan,
     Playbook, Retry, Rule, Task,
@@ -368,7 +368,7 @@ impl Lowerer<'_> {
                     };
                 }
                 Ir::Binary {
-                    op: BinOp::from(*op),
+                    op: *op,
                     left: Box::new(left_ir),
                     right: Box::new(right_ir),
                 }

@@ -15,7 +15,7 @@ pub fn ir_text(ir: &Ir) -> String {
 
 fn precedence(ir: &Ir) -> u8 {
     match ir {
-        Ir::Binary { op, .. } => crate::ast::BinaryOp::from(*op).precedence(),
+        Ir::Binary { op, .. } => op.precedence(),
         Ir::Regex { .. } => 4,
         Ir::Not { .. } => 3,
         _ => 10,
