@@ -5,8 +5,10 @@
 //! (`normalize`: severity spellings, the `value` annotation with its unit) into the typed
 //! `alert` record that plans match against; and the playbook executor (`executor`: DAG
 //! order, concurrency, `when`, timeouts, retries, failure policies, dry runs) behind the
-//! `Toolbox` trait. The server, dedupe, the journal, approvals and reverts come next.
+//! `Toolbox` trait; and the SQLite journal (`journal`) with per-episode run deduplication.
+//! The server, rate limits, approvals and reverts come next.
 
 pub mod executor;
 pub mod ingest;
+pub mod journal;
 pub mod normalize;

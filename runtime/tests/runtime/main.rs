@@ -8,3 +8,4 @@
 )]
 
 mod executor;
+mod journal;
