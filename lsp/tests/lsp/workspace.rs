@@ -7,19 +7,25 @@ use serde_json::json;
 const PLAYBOOKS: &str = "import std.{http}\n\nplaybook check(service: String) {\n  task health = http.get(\"http://{service}/health\")\n  task ready = http.get(\"http://{service}/ready\") {\n    when health.ok\n  }\n}\n";
 const RULES: &str = "rule r {\n  on alert \"A\"\n  run check(service: alert.service)\n}\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_in_one_file_updates_the_diagnostics_of_another() {
-    let directory = std::env::temp_dir().join(format!("medic-lsp-ws-{}", std::process::id()));
+/// A directory holding `playbooks.ops` and `rules.ops`, and the URIs of both files.
+fn two_file_workspace(name: &str) -> (std::path::PathBuf, String, String) {
+    let directory = std::env::temp_dir().join(format!("medic-lsp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&directory);
     std::fs::create_dir_all(&directory).unwrap();
     std::fs::write(directory.join("playbooks.ops"), PLAYBOOKS).unwrap();
     std::fs::write(directory.join("rules.ops"), RULES).unwrap();
-    let playbooks = tower_lsp::lsp_types::Url::from_file_path(directory.join("playbooks.ops"))
-        .unwrap()
-        .to_string();
-    let rules = tower_lsp::lsp_types::Url::from_file_path(directory.join("rules.ops"))
-        .unwrap()
-        .to_string();
+    let uri = |file: &str| {
+        tower_lsp::lsp_types::Url::from_file_path(directory.join(file))
+            .unwrap()
+            .to_string()
+    };
+    let (playbooks, rules) = (uri("playbooks.ops"), uri("rules.ops"));
+    (directory, playbooks, rules)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_in_one_file_updates_the_diagnostics_of_another() {
+    let (directory, playbooks, rules) = two_file_workspace("ws");
 
     let mut session = Session::start(Some(&directory)).await;
     // Only the playbook file is opened; the rule file comes from disk.
@@ -160,17 +166,7 @@ async fn no_request_crashes_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_changed_on_disk_are_re_read() {
-    let directory = std::env::temp_dir().join(format!("medic-lsp-watch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    std::fs::write(directory.join("playbooks.ops"), PLAYBOOKS).unwrap();
-    std::fs::write(directory.join("rules.ops"), RULES).unwrap();
-    let playbooks = tower_lsp::lsp_types::Url::from_file_path(directory.join("playbooks.ops"))
-        .unwrap()
-        .to_string();
-    let rules = tower_lsp::lsp_types::Url::from_file_path(directory.join("rules.ops"))
-        .unwrap()
-        .to_string();
+    let (directory, playbooks, rules) = two_file_workspace("watch");
     let mut session = Session::start(Some(&directory)).await;
     session.open(&rules, RULES).await;
     assert!(session.diagnostics(&rules).await.is_empty());
