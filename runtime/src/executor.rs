@@ -1,18 +1,24 @@
 //! Executes one playbook of a plan: tasks in dependency order, independent tasks at the same
 //! time, with `when` conditions, per-task timeouts, retries with doubling backoff, failure
-//! policies, and dry runs that never perform an action.
+//! policies, approval gates, pause/resume/cancel, and dry runs that never perform an action.
 //!
 //! The executor names no adapter: every stdlib call goes through the [`Toolbox`] trait, so
-//! the sandbox, test doubles and the real adapters plug in alike. Time is tokio's clock, so
-//! tests run on a paused, virtual clock (`tokio::time::pause`). Durable state (the journal),
-//! approvals, pause/resume and revert timers are built on top of this in the runtime issue.
+//! the sandbox, test doubles and the real adapters plug in alike. It names no store either:
+//! every transition goes to an [`Observer`] and is awaited before the executor goes on, so
+//! a journaling observer has made "this action started" durable before the action is
+//! called. Time is tokio's clock (see [`Clock`]), so tests run on a paused, virtual clock.
+//!
+//! A run can be continued after a crash: [`RunContext::prior`] carries the tasks that
+//! finished in an earlier life (they are not run again; their outputs are restored) and the
+//! approvals that were pending (they keep their original deadline).
 
 use medic_compiler::plan::{self, Effect, EvalError, OnFailure, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Why a stdlib call failed.
@@ -25,11 +31,61 @@ pub enum CallError {
 }
 
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send>>;
+pub type UnitFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The implementations of the standard library functions.
 pub trait Toolbox: Send + Sync {
     /// Calls `function` (`module.name`) with its arguments, one per parameter.
     fn call(&self, function: &str, args: BTreeMap<String, Value>) -> CallFuture;
+
+    /// Undoes what a revertible action did, given its arguments and its output (for
+    /// `k8s.scale`, the replica count it started from).
+    fn revert(&self, function: &str, _args: BTreeMap<String, Value>, _output: Value) -> CallFuture {
+        let function = function.to_string();
+        Box::pin(async move { Err(CallError::Unknown(format!("revert of {function}"))) })
+    }
+}
+
+/// Wall time that advances with tokio's clock: on a paused tokio clock (tests) it is a
+/// virtual clock that jumps when every task waits; in production it is the system time
+/// read once at start, then carried by the monotonic clock (no jumps backwards).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin_wall_ms: i64,
+    origin: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            });
+        Clock::starting_at(wall)
+    }
+
+    /// A clock that reads `wall_ms` now (tests pin it to a known time).
+    pub fn starting_at(wall_ms: i64) -> Clock {
+        Clock {
+            origin_wall_ms: wall_ms,
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.origin_wall_ms.saturating_add(elapsed)
+    }
+
+    /// Sleeps until the wall time `at_ms` (at once if it has passed).
+    pub async fn sleep_until(&self, at_ms: i64) {
+        let remaining = at_ms.saturating_sub(self.now_ms());
+        if remaining > 0 {
+            tokio::time::sleep(Duration::from_millis(remaining.unsigned_abs())).await;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,19 +94,136 @@ pub struct RunOptions {
     pub dry_run: bool,
 }
 
+/// A human's answer to an approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approved { by: String },
+    Rejected { by: String, reason: String },
+}
+
+/// What operators asked of a run: the executor watches it while the run goes on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Control {
+    /// No new task starts while paused; running tasks finish.
+    pub paused: bool,
+    /// Set to stop the run: running tasks are stopped, the rest never start.
+    pub cancelled: Option<String>,
+    /// Answers to approval gates, by task id.
+    pub decisions: BTreeMap<String, Decision>,
+}
+
+/// One state change of a task, reported to the [`Observer`] as it happens.
 #[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// An attempt at the call is about to be made.
+    Started { attempt: u32 },
+    /// The task waits for a human; after `deadline` (wall ms) the approval times out.
+    AwaitingApproval { deadline: Option<i64> },
+    Approved { by: String },
+    Finished { outcome: TaskOutcome, attempts: u32 },
+}
+
+/// Receives every transition of a run, in order, and is awaited before the run goes on.
+pub trait Observer: Send + Sync {
+    fn transition(&self, task: &str, transition: Transition, at_ms: i64) -> UnitFuture;
+}
+
+/// Ignores transitions (dry runs of `medic run`, benchmarks).
+pub struct Unobserved;
+
+impl Observer for Unobserved {
+    fn transition(&self, _task: &str, _transition: Transition, _at_ms: i64) -> UnitFuture {
+        Box::pin(async {})
+    }
+}
+
+/// Decides, right before an action is called, whether it may be: the kill switch and the
+/// global rate limit on actions live behind this.
+pub trait ActionGate: Send + Sync {
+    fn permit(&self, task: &plan::Task) -> Result<(), String>;
+}
+
+pub struct AllowAll;
+
+impl ActionGate for AllowAll {
+    fn permit(&self, _task: &plan::Task) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What a task did in an earlier life of this run (before a restart).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prior {
+    Finished { outcome: TaskOutcome, attempts: u32 },
+    AwaitingApproval { deadline: Option<i64> },
+}
+
+/// Everything a run needs besides its playbook and arguments.
+pub struct RunContext {
+    pub toolbox: Arc<dyn Toolbox>,
+    pub options: RunOptions,
+    pub observer: Arc<dyn Observer>,
+    pub gate: Arc<dyn ActionGate>,
+    pub control: watch::Receiver<Control>,
+    pub prior: BTreeMap<String, Prior>,
+    pub clock: Clock,
+    /// When the run started (wall ms): the playbook's timeout counts from here, also
+    /// across a restart.
+    pub started_at: i64,
+}
+
+impl RunContext {
+    /// A context with no observer, no gate, no prior life and no operator.
+    pub fn new(toolbox: Arc<dyn Toolbox>, options: RunOptions) -> RunContext {
+        let clock = Clock::system();
+        // The sender is dropped at once: nobody will ever pause or cancel this run.
+        let (_, control) = watch::channel(Control::default());
+        RunContext {
+            toolbox,
+            options,
+            observer: Arc::new(Unobserved),
+            gate: Arc::new(AllowAll),
+            control,
+            prior: BTreeMap::new(),
+            started_at: clock.now_ms(),
+            clock,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
 pub enum TaskOutcome {
-    Succeeded(Value),
+    Succeeded { output: Value },
     /// Its `when` condition was false (or could not be evaluated: the reason says which).
-    Skipped(String),
-    /// A dry run: the action that would have been performed, with its arguments.
-    WouldRun(BTreeMap<String, Value>),
-    Failed(String),
+    Skipped { reason: String },
+    /// A dry run: the action that would have been performed, with the arguments that could
+    /// be evaluated and, for the others, the expression they wait for.
+    WouldRun {
+        args: BTreeMap<String, Value>,
+        unknown: BTreeMap<String, String>,
+    },
+    Failed { reason: String },
+    /// It was running when the run was cancelled or timed out.
+    Cancelled { reason: String },
     /// Not started because the run stopped first.
     NotRun,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl TaskOutcome {
+    pub fn state(&self) -> &'static str {
+        match self {
+            TaskOutcome::Succeeded { .. } => "succeeded",
+            TaskOutcome::Skipped { .. } => "skipped",
+            TaskOutcome::WouldRun { .. } => "would_run",
+            TaskOutcome::Failed { .. } => "failed",
+            TaskOutcome::Cancelled { .. } => "cancelled",
+            TaskOutcome::NotRun => "not_run",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskReport {
     pub id: String,
     pub function: String,
@@ -58,19 +231,35 @@ pub struct TaskReport {
     pub attempts: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     Succeeded,
     /// A task failed with `on failure abort`, or the playbook timed out.
     Failed,
     /// A task failed with `on failure escalate`: a human takes over.
     Escalated,
+    /// An operator (or the alert resolving) cancelled it.
+    Cancelled,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Escalated => "escalated",
+            RunOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunReport {
     pub playbook: String,
     pub outcome: RunOutcome,
+    /// Why the run stopped early, when it did.
+    pub stopped: Option<String>,
     /// In the plan's task order.
     pub tasks: Vec<TaskReport>,
 }
@@ -84,46 +273,56 @@ impl plan::Vars for Scope<'_> {
     }
 }
 
-/// Runs a playbook with its arguments (one per parameter, as the rule evaluated them).
+/// Runs a playbook with its arguments, with no observer and no operator.
 pub async fn run(
     playbook: &plan::Playbook,
     arguments: BTreeMap<String, Value>,
     toolbox: Arc<dyn Toolbox>,
     options: RunOptions,
 ) -> RunReport {
-    let body = execute(playbook, arguments, toolbox, options);
-    match playbook.timeout_ms {
-        Some(millis) => {
-            match tokio::time::timeout(Duration::from_millis(millis.unsigned_abs()), body).await {
-                Ok(report) => report,
-                Err(_) => RunReport {
-                    playbook: playbook.name.clone(),
-                    outcome: RunOutcome::Failed,
-                    tasks: playbook
-                        .tasks
-                        .iter()
-                        .map(|task| TaskReport {
-                            id: task.id.clone(),
-                            function: task.function.clone(),
-                            outcome: TaskOutcome::Failed(format!(
-                                "playbook timed out after {}",
-                                medic_compiler::units::format_duration(millis)
-                            )),
-                            attempts: 0,
-                        })
-                        .collect(),
-                },
+    run_with(playbook, arguments, RunContext::new(toolbox, options)).await
+}
+
+/// The executor's bookkeeping for one run (Kahn's algorithm over the task list).
+struct State<'p> {
+    tasks: &'p [plan::Task],
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    ready: VecDeque<usize>,
+    variables: BTreeMap<String, Value>,
+    outcomes: Vec<Option<(TaskOutcome, u32)>>,
+}
+
+impl State<'_> {
+    /// Records a finished task: its output becomes a variable (absent unless it succeeded)
+    /// and its dependents that no longer wait for anything become ready.
+    fn finish(&mut self, index: usize, outcome: TaskOutcome, attempts: u32) {
+        if let Some(task) = self.tasks.get(index) {
+            let value = match &outcome {
+                TaskOutcome::Succeeded { output } => output.clone(),
+                _ => Value::Null,
+            };
+            self.variables.insert(task.id.clone(), value);
+        }
+        if let Some(slot) = self.outcomes.get_mut(index) {
+            *slot = Some((outcome, attempts));
+        }
+        for &dependent in self.dependents.get(index).map_or(&[][..], Vec::as_slice) {
+            if let Some(count) = self.waiting.get_mut(dependent) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.ready.push_back(dependent);
+                }
             }
         }
-        None => body.await,
     }
 }
 
-async fn execute(
+/// Runs a playbook with its arguments (one per parameter, as the rule evaluated them).
+pub async fn run_with(
     playbook: &plan::Playbook,
     arguments: BTreeMap<String, Value>,
-    toolbox: Arc<dyn Toolbox>,
-    options: RunOptions,
+    context: RunContext,
 ) -> RunReport {
     let tasks = &playbook.tasks;
     let position: BTreeMap<&str, usize> = tasks
@@ -131,9 +330,14 @@ async fn execute(
         .enumerate()
         .map(|(index, task)| (task.id.as_str(), index))
         .collect();
-    // Kahn's bookkeeping: how many dependencies each task still waits for, and who waits for it.
-    let mut waiting: Vec<usize> = Vec::with_capacity(tasks.len());
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    let mut state = State {
+        tasks,
+        waiting: Vec::with_capacity(tasks.len()),
+        dependents: vec![Vec::new(); tasks.len()],
+        ready: VecDeque::new(),
+        variables: arguments,
+        outcomes: vec![None; tasks.len()],
+    };
     for (index, task) in tasks.iter().enumerate() {
         let known: Vec<usize> = task
             .depends_on
@@ -141,92 +345,196 @@ async fn execute(
             .filter_map(|dependency| position.get(dependency.as_str()).copied())
             .collect();
         for &dependency in &known {
-            if let Some(list) = dependents.get_mut(dependency) {
+            if let Some(list) = state.dependents.get_mut(dependency) {
                 list.push(index);
             }
         }
-        waiting.push(known.len());
+        state.waiting.push(known.len());
     }
-    let mut ready: std::collections::VecDeque<usize> = waiting
+    state.ready = state
+        .waiting
         .iter()
         .enumerate()
         .filter(|(_, count)| **count == 0)
         .map(|(index, _)| index)
         .collect();
-    let mut variables = arguments;
-    let mut outcomes: Vec<Option<(TaskOutcome, u32)>> = vec![None; tasks.len()];
+
+    let RunContext {
+        toolbox,
+        options,
+        observer,
+        gate,
+        mut control,
+        prior,
+        clock,
+        started_at,
+    } = context;
+    let deadline = playbook
+        .timeout_ms
+        .map(|millis| started_at.saturating_add(millis));
     let mut running: JoinSet<(usize, TaskOutcome, u32)> = JoinSet::new();
+    let mut in_flight: BTreeMap<tokio::task::Id, usize> = BTreeMap::new();
     let mut run_outcome = RunOutcome::Succeeded;
+    let mut stopped: Option<String> = None;
+    // Once every sender is gone, nobody can pause, resume, cancel or approve any more.
+    let mut controllable = true;
     loop {
-        // Start every ready task; tasks that finish without a call free their dependents at once.
-        if run_outcome == RunOutcome::Succeeded {
-            while let Some(index) = ready.pop_front() {
+        let current = control.borrow_and_update().clone();
+        if stopped.is_none()
+            && let Some(reason) = &current.cancelled
+        {
+            run_outcome = RunOutcome::Cancelled;
+            stopped = Some(format!("cancelled: {reason}"));
+        }
+        if stopped.is_some() {
+            break;
+        }
+        // Start every ready task; tasks that finish without a call free their dependents
+        // at once.
+        if run_outcome == RunOutcome::Succeeded && !current.paused {
+            while let Some(index) = state.ready.pop_front() {
                 let Some(task) = tasks.get(index) else {
                     continue;
                 };
-                match prepare(task, &variables, options) {
+                let mut approval_deadline = None;
+                match prior.get(&task.id) {
+                    Some(Prior::Finished { outcome, attempts }) => {
+                        state.finish(index, outcome.clone(), *attempts);
+                        continue;
+                    }
+                    Some(Prior::AwaitingApproval { deadline }) => approval_deadline = *deadline,
+                    None => {}
+                }
+                match prepare(task, &state.variables, options) {
                     Prepared::Done(outcome) => {
-                        // Skipped, dry-run and unevaluable tasks have no output.
-                        finish(
-                            index,
-                            outcome,
-                            0,
-                            tasks,
-                            &mut variables,
-                            &mut outcomes,
-                            &mut waiting,
-                            &dependents,
-                            &mut ready,
-                        );
+                        observer
+                            .transition(
+                                &task.id,
+                                Transition::Finished {
+                                    outcome: outcome.clone(),
+                                    attempts: 0,
+                                },
+                                clock.now_ms(),
+                            )
+                            .await;
+                        state.finish(index, outcome, 0);
                     }
                     Prepared::Call(args) => {
-                        let toolbox = Arc::clone(&toolbox);
-                        let task = task.clone();
-                        running.spawn(async move {
-                            let (outcome, attempts) = call_with_policy(&task, args, toolbox).await;
+                        let job = Job {
+                            task: task.clone(),
+                            args,
+                            toolbox: Arc::clone(&toolbox),
+                            observer: Arc::clone(&observer),
+                            gate: Arc::clone(&gate),
+                            control: control.clone(),
+                            clock,
+                            approval_deadline,
+                        };
+                        let handle = running.spawn(async move {
+                            let (outcome, attempts) = job.run().await;
+                            job.observer
+                                .transition(
+                                    &job.task.id,
+                                    Transition::Finished {
+                                        outcome: outcome.clone(),
+                                        attempts,
+                                    },
+                                    job.clock.now_ms(),
+                                )
+                                .await;
                             (index, outcome, attempts)
                         });
+                        in_flight.insert(handle.id(), index);
                     }
                 }
             }
         }
-        let Some(joined) = running.join_next().await else {
+        if running.is_empty() && (run_outcome != RunOutcome::Succeeded || !current.paused) {
             break;
+        }
+        let timeout = async {
+            match deadline {
+                Some(at) => clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
-        let Ok((index, outcome, attempts)) = joined else {
-            // A task panicked inside an adapter; the run cannot trust its state.
-            run_outcome = RunOutcome::Failed;
-            continue;
-        };
-        if let TaskOutcome::Failed(_) = outcome {
-            match tasks
-                .get(index)
-                .map_or(OnFailure::Abort, |task| task.on_failure)
-            {
-                OnFailure::Continue => {}
-                OnFailure::Abort => run_outcome = RunOutcome::Failed,
-                OnFailure::Escalate => {
-                    if run_outcome != RunOutcome::Failed {
-                        run_outcome = RunOutcome::Escalated;
+        tokio::select! {
+            joined = running.join_next_with_id(), if !running.is_empty() => {
+                let (index, outcome, attempts) = match joined {
+                    Some(Ok((id, result))) => {
+                        in_flight.remove(&id);
+                        result
+                    }
+                    Some(Err(error)) => {
+                        // A task panicked inside an adapter; the run cannot trust its state.
+                        let index = in_flight.remove(&error.id()).unwrap_or(usize::MAX);
+                        run_outcome = RunOutcome::Failed;
+                        stopped = Some("a task's adapter crashed".into());
+                        (index, TaskOutcome::Failed { reason: "the adapter crashed".into() }, 0)
+                    }
+                    None => continue,
+                };
+                if let TaskOutcome::Failed { .. } = outcome {
+                    match tasks.get(index).map_or(OnFailure::Abort, |task| task.on_failure) {
+                        OnFailure::Continue => {}
+                        OnFailure::Abort => run_outcome = RunOutcome::Failed,
+                        OnFailure::Escalate => {
+                            if run_outcome != RunOutcome::Failed {
+                                run_outcome = RunOutcome::Escalated;
+                            }
+                        }
                     }
                 }
+                state.finish(index, outcome, attempts);
+            }
+            changed = control.changed(), if controllable => {
+                if changed.is_err() {
+                    controllable = false;
+                }
+            }
+            () = timeout => {
+                run_outcome = RunOutcome::Failed;
+                stopped = Some(format!(
+                    "playbook timed out after {}",
+                    medic_compiler::units::format_duration(playbook.timeout_ms.unwrap_or(0))
+                ));
+            }
+            // Paused with nothing running and nobody left to resume: the run ends here.
+            () = std::future::ready(()), if !controllable && running.is_empty() => {
+                run_outcome = RunOutcome::Cancelled;
+                stopped = Some("paused, and nobody can resume it".into());
             }
         }
-        finish(
-            index,
-            outcome,
-            attempts,
-            tasks,
-            &mut variables,
-            &mut outcomes,
-            &mut waiting,
-            &dependents,
-            &mut ready,
-        );
+    }
+    // Whatever is still running was stopped by a cancel or the playbook's timeout.
+    if let Some(reason) = &stopped {
+        running.abort_all();
+        for (_, index) in std::mem::take(&mut in_flight) {
+            let Some(task) = tasks.get(index) else {
+                continue;
+            };
+            let outcome = TaskOutcome::Cancelled {
+                reason: reason.clone(),
+            };
+            observer
+                .transition(
+                    &task.id,
+                    Transition::Finished {
+                        outcome: outcome.clone(),
+                        attempts: 0,
+                    },
+                    clock.now_ms(),
+                )
+                .await;
+            if let Some(slot) = state.outcomes.get_mut(index) {
+                *slot = Some((outcome, 0));
+            }
+        }
+        while running.join_next().await.is_some() {}
     }
     let reports = tasks
         .iter()
-        .zip(outcomes)
+        .zip(state.outcomes)
         .map(|(task, outcome)| {
             let (outcome, attempts) = outcome.unwrap_or((TaskOutcome::NotRun, 0));
             TaskReport {
@@ -240,44 +548,8 @@ async fn execute(
     RunReport {
         playbook: playbook.name.clone(),
         outcome: run_outcome,
+        stopped,
         tasks: reports,
-    }
-}
-
-/// Records a finished task: its output becomes a variable (absent unless it succeeded) and
-/// its dependents that no longer wait for anything become ready.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the executor's loop state, kept as locals"
-)]
-fn finish(
-    index: usize,
-    outcome: TaskOutcome,
-    attempts: u32,
-    tasks: &[plan::Task],
-    variables: &mut BTreeMap<String, Value>,
-    outcomes: &mut [Option<(TaskOutcome, u32)>],
-    waiting: &mut [usize],
-    dependents: &[Vec<usize>],
-    ready: &mut std::collections::VecDeque<usize>,
-) {
-    if let Some(task) = tasks.get(index) {
-        let value = match &outcome {
-            TaskOutcome::Succeeded(value) => value.clone(),
-            _ => Value::Null,
-        };
-        variables.insert(task.id.clone(), value);
-    }
-    if let Some(slot) = outcomes.get_mut(index) {
-        *slot = Some((outcome, attempts));
-    }
-    for &dependent in dependents.get(index).map_or(&[][..], Vec::as_slice) {
-        if let Some(count) = waiting.get_mut(dependent) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                ready.push_back(dependent);
-            }
-        }
     }
 }
 
@@ -297,71 +569,180 @@ fn prepare(
         match condition.eval_bool(&scope) {
             Ok(true) => {}
             Ok(false) => {
-                return Prepared::Done(TaskOutcome::Skipped(format!(
-                    "`when {}` is false",
-                    plan::render::ir_text(condition)
-                )));
+                return Prepared::Done(TaskOutcome::Skipped {
+                    reason: format!("`when {}` is false", plan::render::ir_text(condition)),
+                });
             }
             Err(error) => {
-                return Prepared::Done(TaskOutcome::Skipped(format!(
-                    "`when` could not be evaluated: {error}"
-                )));
+                return Prepared::Done(TaskOutcome::Skipped {
+                    reason: format!("`when` could not be evaluated: {error}"),
+                });
             }
         }
+    }
+    if options.dry_run && task.effect == Effect::Action {
+        // In a dry run an argument may read the output of an action that was not performed;
+        // the report then shows the expression it waits for.
+        let mut args = BTreeMap::new();
+        let mut unknown = BTreeMap::new();
+        for (name, value) in &task.args {
+            match value.eval(&scope) {
+                Ok(value) => {
+                    args.insert(name.clone(), value);
+                }
+                Err(_) => {
+                    unknown.insert(name.clone(), plan::render::ir_text(value));
+                }
+            }
+        }
+        return Prepared::Done(TaskOutcome::WouldRun { args, unknown });
     }
     let args: Result<BTreeMap<String, Value>, EvalError> = task
         .args
         .iter()
         .map(|(name, value)| Ok((name.clone(), value.eval(&scope)?)))
         .collect();
-    let args = match args {
-        Ok(args) => args,
-        Err(error) => {
-            return Prepared::Done(TaskOutcome::Failed(format!(
-                "arguments could not be evaluated: {error}"
-            )));
-        }
-    };
-    if options.dry_run && task.effect == Effect::Action {
-        return Prepared::Done(TaskOutcome::WouldRun(args));
+    match args {
+        Ok(args) => Prepared::Call(args),
+        Err(error) => Prepared::Done(TaskOutcome::Failed {
+            reason: format!("arguments could not be evaluated: {error}"),
+        }),
     }
-    Prepared::Call(args)
 }
 
-/// One task's call with its timeout and retries (the backoff doubles after each attempt).
-async fn call_with_policy(
-    task: &plan::Task,
+/// One task's work once it is ready: its approval gate, then its call.
+struct Job {
+    task: plan::Task,
     args: BTreeMap<String, Value>,
     toolbox: Arc<dyn Toolbox>,
-) -> (TaskOutcome, u32) {
-    let attempts = 1 + task.retry.map_or(0, |retry| retry.attempts);
-    let mut backoff = task
-        .retry
-        .map_or(0, |retry| retry.backoff_ms.unsigned_abs());
-    let mut last_error = String::new();
-    for attempt in 1..=attempts {
-        let call = toolbox.call(&task.function, args.clone());
-        let result = match task.timeout_ms {
-            Some(millis) => {
-                match tokio::time::timeout(Duration::from_millis(millis.unsigned_abs()), call).await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(CallError::Failed(format!(
-                        "timed out after {}",
-                        medic_compiler::units::format_duration(millis)
-                    ))),
+    observer: Arc<dyn Observer>,
+    gate: Arc<dyn ActionGate>,
+    control: watch::Receiver<Control>,
+    clock: Clock,
+    /// A pending approval's deadline carried over from before a restart.
+    approval_deadline: Option<i64>,
+}
+
+impl Job {
+    async fn run(&self) -> (TaskOutcome, u32) {
+        if let Some(approval) = &self.task.approval {
+            let deadline = self.approval_deadline.or_else(|| {
+                approval
+                    .within_ms
+                    .map(|within| self.clock.now_ms().saturating_add(within))
+            });
+            self.observer
+                .transition(
+                    &self.task.id,
+                    Transition::AwaitingApproval { deadline },
+                    self.clock.now_ms(),
+                )
+                .await;
+            match self.wait_for_decision(deadline).await {
+                Ok(by) => {
+                    self.observer
+                        .transition(
+                            &self.task.id,
+                            Transition::Approved { by },
+                            self.clock.now_ms(),
+                        )
+                        .await;
+                }
+                Err(outcome) => return (outcome, 0),
+            }
+        }
+        if self.task.effect == Effect::Action
+            && let Err(reason) = self.gate.permit(&self.task)
+        {
+            return (TaskOutcome::Failed { reason }, 0);
+        }
+        self.call_with_policy().await
+    }
+
+    /// Waits for an operator's answer; a rejection or a timeout is a failure of the task,
+    /// which then takes its failure policy.
+    async fn wait_for_decision(&self, deadline: Option<i64>) -> Result<String, TaskOutcome> {
+        let mut control = self.control.clone();
+        let mut controllable = true;
+        loop {
+            match control.borrow_and_update().decisions.get(&self.task.id) {
+                Some(Decision::Approved { by }) => return Ok(by.clone()),
+                Some(Decision::Rejected { by, reason }) => {
+                    return Err(TaskOutcome::Failed {
+                        reason: format!("approval rejected by {by}: {reason}"),
+                    });
+                }
+                None => {}
+            }
+            let timeout = async {
+                match deadline {
+                    Some(at) => self.clock.sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = control.changed(), if controllable => {
+                    if changed.is_err() {
+                        controllable = false;
+                    }
+                }
+                () = timeout => {
+                    let within = self
+                        .task
+                        .approval
+                        .as_ref()
+                        .and_then(|approval| approval.within_ms)
+                        .map_or_else(String::new, |millis| {
+                            format!(" after {}", medic_compiler::units::format_duration(millis))
+                        });
+                    return Err(TaskOutcome::Failed {
+                        reason: format!("approval timed out{within}"),
+                    });
                 }
             }
-            None => call.await,
-        };
-        match result {
-            Ok(value) => return (TaskOutcome::Succeeded(value), attempt),
-            Err(error) => last_error = error.to_string(),
-        }
-        if attempt < attempts {
-            tokio::time::sleep(Duration::from_millis(backoff)).await;
-            backoff = backoff.saturating_mul(2);
         }
     }
-    (TaskOutcome::Failed(last_error), attempts)
+
+    /// The call with its timeout and retries (the backoff doubles after each attempt).
+    async fn call_with_policy(&self) -> (TaskOutcome, u32) {
+        let task = &self.task;
+        let attempts = 1 + task.retry.map_or(0, |retry| retry.attempts);
+        let mut backoff = task
+            .retry
+            .map_or(0, |retry| retry.backoff_ms.unsigned_abs());
+        let mut last_error = String::new();
+        for attempt in 1..=attempts {
+            self.observer
+                .transition(
+                    &task.id,
+                    Transition::Started { attempt },
+                    self.clock.now_ms(),
+                )
+                .await;
+            let call = self.toolbox.call(&task.function, self.args.clone());
+            let result = match task.timeout_ms {
+                Some(millis) => {
+                    match tokio::time::timeout(Duration::from_millis(millis.unsigned_abs()), call)
+                        .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => Err(CallError::Failed(format!(
+                            "timed out after {}",
+                            medic_compiler::units::format_duration(millis)
+                        ))),
+                    }
+                }
+                None => call.await,
+            };
+            match result {
+                Ok(output) => return (TaskOutcome::Succeeded { output }, attempt),
+                Err(error) => last_error = error.to_string(),
+            }
+            if attempt < attempts {
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+                backoff = backoff.saturating_mul(2);
+            }
+        }
+        (TaskOutcome::Failed { reason: last_error }, attempts)
+    }
 }

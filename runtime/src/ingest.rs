@@ -1,9 +1,12 @@
 //! Reading alert payloads into normalized alerts, and normalized alerts into the `alert`
 //! record that rules see.
 //!
-//! Alertmanager's webhook (version 4) is the reference source: every alert of a group is
-//! read, firing and resolved alike. A malformed payload is an [`IngestError`] that names the
-//! problem (the server answers it with a 4xx); nothing here panics on any input.
+//! Four sources are read into the same [`Alert`]: Alertmanager's webhook (version 4, the
+//! reference source), Grafana's unified-alerting webhook contact point, a Zabbix webhook media
+//! type whose JSON body Medic documents, and Medic's own generic JSON (the fields of the last
+//! two are listed in `docs/webhooks.md`). Every alert of a payload is read, firing and resolved
+//! alike. A malformed payload is an [`IngestError`] that names the problem (the server answers
+//! it with a 4xx); nothing here panics on any input.
 
 use crate::normalize::{self, Severity, ValueError};
 use medic_compiler::plan::Value;
@@ -177,11 +180,17 @@ pub fn alertmanager(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
         .alerts
         .into_iter()
         .enumerate()
-        .map(|(index, alert)| normalize_alertmanager(index, alert))
+        .map(|(index, alert)| normalize_labelled(index, alert, "alertmanager"))
         .collect()
 }
 
-fn normalize_alertmanager(index: usize, alert: WebhookAlert) -> Result<Alert, IngestError> {
+/// Normalizes an alert of the Alertmanager shape (labels, annotations, `startsAt`), which
+/// Grafana's webhook shares.
+fn normalize_labelled(
+    index: usize,
+    alert: WebhookAlert,
+    source: &'static str,
+) -> Result<Alert, IngestError> {
     let bad = |reason: String| IngestError::BadAlert { index, reason };
     let status = match alert.status.as_str() {
         "firing" => Status::Firing,
@@ -230,7 +239,7 @@ fn normalize_alertmanager(index: usize, alert: WebhookAlert) -> Result<Alert, In
         starts_at,
         ends_at,
         fingerprint,
-        source: "alertmanager".into(),
+        source: source.into(),
         labels: alert.labels,
         annotations: alert.annotations,
     })

@@ -192,7 +192,7 @@ async fn an_unhealthy_service_is_not_scaled() {
     let report = run(&doubles, RunOptions::default()).await;
     assert_eq!(report.outcome, RunOutcome::Succeeded);
     assert!(
-        matches!(outcome(&report, "scale"), TaskOutcome::Skipped(reason) if reason.contains("is false"))
+        matches!(outcome(&report, "scale"), TaskOutcome::Skipped { reason } if reason.contains("is false"))
     );
     assert!(!doubles.called().contains(&"k8s.scale".to_string()));
     assert!(
@@ -210,10 +210,10 @@ async fn failed_log_aggregation_continues_and_counts_as_the_worst_case() {
         "logs has `on failure continue`"
     );
     assert!(
-        matches!(outcome(&report, "logs"), TaskOutcome::Failed(reason) if reason == "logs.aggregate refused")
+        matches!(outcome(&report, "logs"), TaskOutcome::Failed { reason } if reason == "logs.aggregate refused")
     );
     // `(logs.error_rate ?? 100%) < 10%` is false without logs: no scale-up.
-    assert!(matches!(outcome(&report, "scale"), TaskOutcome::Skipped(_)));
+    assert!(matches!(outcome(&report, "scale"), TaskOutcome::Skipped { .. }));
 }
 
 #[tokio::test(start_paused = true)]
@@ -304,7 +304,7 @@ async fn the_playbook_timeout_stops_a_run_that_hangs() {
         "timeout 10m"
     );
     assert!(
-        matches!(outcome(&report, "deps"), TaskOutcome::Failed(reason) if reason.contains("timed out after 10m"))
+        matches!(outcome(&report, "deps"), TaskOutcome::Cancelled { reason } if reason.contains("playbook timed out after 10m"))
     );
 }
 
@@ -318,13 +318,13 @@ async fn a_dry_run_performs_no_action_and_says_what_it_would_do() {
         ["http.get", "logs.aggregate", "trace.dependencies"],
         "queries only"
     );
-    let TaskOutcome::WouldRun(args) = outcome(&report, "scale") else {
+    let TaskOutcome::WouldRun { args, .. } = outcome(&report, "scale") else {
         panic!("scale must be a dry-run action: {report:?}");
     };
     assert_eq!(args["deployment"], Value::String("payment-gateway".into()));
     assert_eq!(args["by"], Value::Int(1));
     assert!(matches!(
         outcome(&report, "report"),
-        TaskOutcome::WouldRun(_)
+        TaskOutcome::WouldRun { .. }
     ));
 }
