@@ -7,5 +7,6 @@
     reason = "tests"
 )]
 
+mod control;
 mod executor;
 mod journal;
