@@ -116,11 +116,20 @@ pub struct Control {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     /// An attempt at the call is about to be made.
-    Started { attempt: u32 },
+    Started {
+        attempt: u32,
+    },
     /// The task waits for a human; after `deadline` (wall ms) the approval times out.
-    AwaitingApproval { deadline: Option<i64> },
-    Approved { by: String },
-    Finished { outcome: TaskOutcome, attempts: u32 },
+    AwaitingApproval {
+        deadline: Option<i64>,
+    },
+    Approved {
+        by: String,
+    },
+    Finished {
+        outcome: TaskOutcome,
+        attempts: u32,
+    },
 }
 
 /// Receives every transition of a run, in order, and is awaited before the run goes on.
@@ -194,18 +203,26 @@ impl RunContext {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum TaskOutcome {
-    Succeeded { output: Value },
+    Succeeded {
+        output: Value,
+    },
     /// Its `when` condition was false (or could not be evaluated: the reason says which).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// A dry run: the action that would have been performed, with the arguments that could
     /// be evaluated and, for the others, the expression they wait for.
     WouldRun {
         args: BTreeMap<String, Value>,
         unknown: BTreeMap<String, String>,
     },
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// It was running when the run was cancelled or timed out.
-    Cancelled { reason: String },
+    Cancelled {
+        reason: String,
+    },
     /// Not started because the run stopped first.
     NotRun,
 }

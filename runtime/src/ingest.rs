@@ -354,7 +354,10 @@ pub fn zabbix(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
 
 fn zabbix_event(event: &serde_json::Value) -> Result<Alert, String> {
     let serde_json::Value::Object(event) = event else {
-        return Err(format!("expected an event object, not {}", json_kind(event)));
+        return Err(format!(
+            "expected an event object, not {}",
+            json_kind(event)
+        ));
     };
     let text = |key: &str| zabbix_text(event, key);
     // A recovery event carries its problem's id in `event_id` ({EVENT.ID}), so the problem
@@ -363,7 +366,11 @@ fn zabbix_event(event: &serde_json::Value) -> Result<Alert, String> {
     let name = text("name")?.ok_or("has no `name`")?;
     let status = zabbix_status(text("status")?, text("event_value")?)?;
     let severity_text = text("severity")?;
-    let severity = match severity_text.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let severity = match severity_text
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         // Zabbix's middle severity; `normalize::severity` would read it as warning anyway,
         // but only because it does not know it.
         Some("average") => Severity::Warning,
@@ -536,8 +543,10 @@ fn zabbix_time(date: &str, clock: &str) -> Result<i64, String> {
     if !digits_only {
         return Err(not_a_time());
     }
-    time(&format!("{year}-{month}-{day}T{hours}:{minutes}:{seconds}Z"))
-        .map_err(|reason| format!("{date} {clock}: {reason}"))
+    time(&format!(
+        "{year}-{month}-{day}T{hours}:{minutes}:{seconds}Z"
+    ))
+    .map_err(|reason| format!("{date} {clock}: {reason}"))
 }
 
 /// Zabbix writes a value with its unit after a space (`92 %`, `750 ms`, `1.5 GB`) and a
@@ -600,7 +609,8 @@ fn zabbix_tags(
         }
         Some(serde_json::Value::Array(list)) => {
             for (position, item) in list.iter().enumerate() {
-                let not_a_tag = || format!("item {position} is not {{\"tag\": ..., \"value\": ...}}");
+                let not_a_tag =
+                    || format!("item {position} is not {{\"tag\": ..., \"value\": ...}}");
                 let tag = item
                     .get("tag")
                     .and_then(scalar_text)
@@ -935,5 +945,351 @@ mod tests {
         assert_eq!(alerts[0].ends_at, Some(1_795_781_100_000));
         assert_eq!(alerts[0].fingerprint, fingerprint_of(&alerts[0].labels));
         assert_eq!(alerts[0].fingerprint.len(), 16);
+    }
+
+    /// A Grafana unified-alerting notification as its webhook contact point sends it: one
+    /// alert with a single evaluated value and no `value` annotation, one resolved alert with
+    /// a `value` annotation and several evaluated values.
+    const GRAFANA: &str = r#"{"receiver":"medic","status":"firing","orgId":1,"alerts":[{"status":"firing","labels":{"alertname":"HighCPU","grafana_folder":"Infra","instance":"web-1:9100","job":"node","severity":"critical"},"annotations":{"summary":"CPU above 90%"},"startsAt":"2026-11-27T12:08:39Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://grafana:3000/alerting/grafana/cpu/view?orgId=1","fingerprint":"a4e1c3d2b5f60718","silenceURL":"http://grafana:3000/alerting/silence/new","dashboardURL":"","panelURL":"","values":{"B":92.5},"valueString":"[ var='B' labels={instance=web-1:9100} value=92.5 ]"},{"status":"resolved","labels":{"alertname":"SlowCheckout","service":"checkout"},"annotations":{"value":"750ms"},"startsAt":"2026-11-27T12:00:00Z","endsAt":"2026-11-27T12:20:00Z","generatorURL":"","fingerprint":"0b1c2d3e4f5a6b7c","silenceURL":"","dashboardURL":"","panelURL":"","values":{"A":0.75,"C":1},"valueString":""}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://grafana:3000/","version":"1","groupKey":"{}:{}","truncatedAlerts":0,"title":"[FIRING:1] HighCPU","state":"alerting","message":"Firing"}"#;
+
+    #[test]
+    fn a_grafana_payload_normalizes() {
+        let alerts = grafana(GRAFANA.as_bytes()).unwrap();
+        assert_eq!(alerts.len(), 2);
+        let cpu = &alerts[0];
+        assert_eq!(cpu.name, "HighCPU");
+        assert_eq!(cpu.status, Status::Firing);
+        assert_eq!(cpu.severity, Severity::Critical);
+        assert_eq!(
+            cpu.service, "node",
+            "job stands in for a missing service label"
+        );
+        assert_eq!(cpu.instance, "web-1:9100");
+        assert_eq!(
+            cpu.value,
+            Ok(Quantity::Number(92.5)),
+            "the only evaluated value, without a unit"
+        );
+        assert_eq!(cpu.summary, "CPU above 90%");
+        assert_eq!(cpu.fingerprint, "a4e1c3d2b5f60718");
+        assert_eq!(cpu.starts_at, 1_795_781_319_000);
+        assert_eq!(cpu.ends_at, None);
+        assert_eq!(cpu.source, "grafana");
+        let checkout = &alerts[1];
+        assert_eq!(checkout.status, Status::Resolved);
+        assert_eq!(checkout.severity, Severity::Warning);
+        assert_eq!(checkout.service, "checkout");
+        assert_eq!(
+            checkout.value,
+            Ok(Quantity::Duration(750)),
+            "the annotation wins, with its unit"
+        );
+        assert_eq!(checkout.fingerprint, "0b1c2d3e4f5a6b7c");
+        assert_eq!(checkout.ends_at, Some(1_795_782_000_000));
+    }
+
+    #[test]
+    fn grafana_values_give_a_value_only_when_there_is_one() {
+        let several = GRAFANA.replace(r#""values":{"B":92.5}"#, r#""values":{"B":92.5,"C":1}"#);
+        assert_eq!(
+            grafana(several.as_bytes()).unwrap()[0].value,
+            Err(ValueError::Missing)
+        );
+        let null = GRAFANA.replace(r#""values":{"B":92.5}"#, r#""values":null"#);
+        assert_eq!(
+            grafana(null.as_bytes()).unwrap()[0].value,
+            Err(ValueError::Missing)
+        );
+        let text = GRAFANA.replace(r#""values":{"B":92.5}"#, r#""values":{"B":"high"}"#);
+        assert!(matches!(
+            grafana(text.as_bytes()).unwrap()[0].value,
+            Err(ValueError::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn bad_grafana_payloads_name_the_problem() {
+        let error = |body: &str| {
+            grafana(body.as_bytes())
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default()
+        };
+        assert!(error("not json").starts_with("payload is not valid JSON for grafana"));
+        assert!(error(r#"{"version":"1","status":"firing"}"#).contains("no `alerts` array"));
+        assert!(error(r#"{"alerts":null}"#).contains("no `alerts` array"));
+        assert!(
+            error(r#"{"alerts":[{"status":"pending","labels":{"alertname":"A"},"startsAt":"2026-11-27T12:00:00Z"}]}"#)
+                .contains("alert 0: status must be")
+        );
+        assert!(
+            error(
+                r#"{"alerts":[{"status":"firing","labels":{},"startsAt":"2026-11-27T12:00:00Z"}]}"#
+            )
+            .contains("alert 0: has no `alertname` label")
+        );
+        assert!(
+            error(
+                r#"{"alerts":[{"status":"firing","labels":{"alertname":"A"},"startsAt":"soon"}]}"#
+            )
+            .contains("startsAt")
+        );
+        assert!(
+            grafana(br#"{"version":"2","alerts":[]}"#).is_ok_and(|alerts| alerts.is_empty()),
+            "any version is read"
+        );
+    }
+
+    /// A problem event as the media type in docs/webhooks.md sends it: every value is text,
+    /// the tags are {EVENT.TAGSJSON} as text, and the recovery macros are left unexpanded.
+    const ZABBIX_PROBLEM: &str = r#"{"event_id":"4711","name":"High CPU utilization on web-1","status":"PROBLEM","event_value":"1","severity":"High","host":"web-1","value":"92 %","event_date":"2026.11.27","event_time":"12:08:39","recovery_date":"{EVENT.RECOVERY.DATE}","recovery_time":"{EVENT.RECOVERY.TIME}","tags":"[{\"tag\":\"service\",\"value\":\"checkout\"},{\"tag\":\"scope\",\"value\":\"performance\"}]","summary":"CPU above 90% for 5m"}"#;
+
+    #[test]
+    fn a_zabbix_problem_normalizes() {
+        let alerts = zabbix(ZABBIX_PROBLEM.as_bytes()).unwrap();
+        assert_eq!(alerts.len(), 1);
+        let alert = &alerts[0];
+        assert_eq!(alert.name, "High CPU utilization on web-1");
+        assert_eq!(alert.status, Status::Firing);
+        assert_eq!(alert.severity, Severity::Critical);
+        assert_eq!(
+            alert.service, "checkout",
+            "a service tag stands in for the field"
+        );
+        assert_eq!(alert.instance, "web-1");
+        assert_eq!(alert.value, Ok(Quantity::Percent(92.0)));
+        assert_eq!(alert.fingerprint, "zabbix-4711");
+        assert_eq!(alert.starts_at, 1_795_781_319_000);
+        assert_eq!(alert.ends_at, None, "unexpanded recovery macros are absent");
+        assert_eq!(alert.summary, "CPU above 90% for 5m");
+        assert_eq!(alert.source, "zabbix");
+        assert_eq!(alert.labels["alertname"], alert.name);
+        assert_eq!(alert.labels["severity"], "High");
+        assert_eq!(alert.labels["host"], "web-1");
+        assert_eq!(alert.labels["instance"], "web-1");
+        assert_eq!(alert.labels["scope"], "performance");
+        assert_eq!(alert.annotations["value"], "92 %");
+    }
+
+    #[test]
+    fn a_zabbix_problem_and_its_recovery_share_a_fingerprint() {
+        let recovery = ZABBIX_PROBLEM
+            .replace(
+                r#""status":"PROBLEM","event_value":"1""#,
+                r#""status":"RESOLVED","event_value":"0""#,
+            )
+            .replace("{EVENT.RECOVERY.DATE}", "2026.11.27")
+            .replace("{EVENT.RECOVERY.TIME}", "12:20:00");
+        let problem = zabbix(ZABBIX_PROBLEM.as_bytes()).unwrap();
+        let recovery = zabbix(recovery.as_bytes()).unwrap();
+        assert_eq!(recovery[0].status, Status::Resolved);
+        assert_eq!(recovery[0].ends_at, Some(1_795_782_000_000));
+        assert_eq!(recovery[0].fingerprint, problem[0].fingerprint);
+        assert_eq!(
+            recovery[0].episode(),
+            problem[0].episode(),
+            "one episode: the same fingerprint and start"
+        );
+        // {EVENT.VALUE} alone, sent as a number, says the same.
+        let by_value = ZABBIX_PROBLEM
+            .replace(r#""status":"PROBLEM","#, "")
+            .replace(r#""event_value":"1""#, r#""event_value":0"#);
+        assert_eq!(
+            zabbix(by_value.as_bytes()).unwrap()[0].status,
+            Status::Resolved
+        );
+    }
+
+    #[test]
+    fn zabbix_batches_read_tag_objects_numbers_and_spaced_units() {
+        let body = r#"{"events":[{"event_id":4712,"name":"Checkout latency","event_value":"1","severity":"Average","host":"api-2","service":"","namespace":"shop","value":"750 ms","starts_at":"2026-11-27T12:00:00Z","tags":{"team":"payments"}},{"event_id":"4713","fingerprint":"custom-1","name":"Disk slow","status":"ok","severity":"Information","host":"db-1","value":"1h 30m","event_date":"2026.11.27","event_time":"11:50:00","recovery_date":"2026.11.27","recovery_time":"12:10:00","tags":[{"tag":"team","value":"storage"},{"tag":"no-value"}]}]}"#;
+        let alerts = zabbix(body.as_bytes()).unwrap();
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0].fingerprint, "zabbix-4712");
+        assert_eq!(alerts[0].status, Status::Firing);
+        assert_eq!(alerts[0].severity, Severity::Warning);
+        assert_eq!(
+            alerts[0].service, "api-2",
+            "the host stands in for a missing service"
+        );
+        assert_eq!(alerts[0].namespace, "shop");
+        assert_eq!(alerts[0].value, Ok(Quantity::Duration(750)));
+        assert_eq!(alerts[0].starts_at, 1_795_780_800_000);
+        assert_eq!(alerts[0].labels["team"], "payments");
+        assert_eq!(alerts[1].fingerprint, "custom-1");
+        assert_eq!(alerts[1].status, Status::Resolved);
+        assert_eq!(alerts[1].severity, Severity::Info);
+        assert_eq!(alerts[1].value, Ok(Quantity::Duration(5_400_000)));
+        assert_eq!(alerts[1].starts_at, 1_795_780_200_000);
+        assert_eq!(alerts[1].ends_at, Some(1_795_781_400_000));
+        assert_eq!(alerts[1].labels["team"], "storage");
+        assert_eq!(alerts[1].labels["no-value"], "");
+    }
+
+    #[test]
+    fn zabbix_values_lose_the_space_before_their_unit() {
+        assert_eq!(join_number_and_unit(" 92 % "), "92%");
+        assert_eq!(join_number_and_unit("1.5 GB"), "1.5GB");
+        assert_eq!(join_number_and_unit("1h 30m"), "1h30m");
+        assert_eq!(join_number_and_unit("12 34"), "12 34");
+        assert_eq!(join_number_and_unit("very slow"), "very slow");
+    }
+
+    #[test]
+    fn bad_zabbix_payloads_name_the_problem() {
+        fn error(body: &str) -> String {
+            zabbix(body.as_bytes())
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default()
+        }
+        fn without(field: &str) -> String {
+            error(&ZABBIX_PROBLEM.replace(field, ""))
+        }
+        assert!(error("not json").starts_with("payload is not valid JSON for zabbix"));
+        assert!(error("[1, 2]").contains("expected an event object or"));
+        assert!(error(r#"{"events":{}}"#).contains("`events` must be a list, not an object"));
+        assert!(
+            error(r#"{"events":[3]}"#).contains("alert 0: expected an event object, not a number")
+        );
+        assert!(without(r#""event_id":"4711","#).contains("alert 0: has no `event_id`"));
+        assert!(without(r#""name":"High CPU utilization on web-1","#).contains("has no `name`"));
+        assert!(
+            without(r#""status":"PROBLEM","event_value":"1","#)
+                .contains("has neither `status` nor `event_value`")
+        );
+        assert!(
+            error(&ZABBIX_PROBLEM.replace("PROBLEM", "MAYBE"))
+                .contains("`status` must be \"PROBLEM\", \"RESOLVED\" or \"OK\"")
+        );
+        assert!(
+            without(r#""event_date":"2026.11.27","event_time":"12:08:39","#)
+                .contains("alert 0: no start time")
+        );
+        assert!(
+            without(r#""event_time":"12:08:39","#)
+                .contains("`event_date` and `event_time` must be given together")
+        );
+        assert!(
+            error(&ZABBIX_PROBLEM.replace("2026.11.27", "27/11/2026"))
+                .contains("`event_date`/`event_time`: expected YYYY.MM.DD")
+        );
+        assert!(error(&ZABBIX_PROBLEM.replace("2026.11.27", "2026.13.27")).contains("2026.13.27"));
+        assert!(
+            error(&ZABBIX_PROBLEM.replace(r#""host":"web-1""#, r#""host":["web-1"]"#))
+                .contains("`host` must be text, not a list")
+        );
+        let minimal =
+            r#"{"event_id":"1","name":"A","status":"PROBLEM","starts_at":"2026-11-27T12:00:00Z""#;
+        assert!(
+            error(&format!(r#"{minimal},"tags":5}}"#))
+                .contains("`tags`: must be an object or a list, not a number")
+        );
+        assert!(
+            error(&format!(r#"{minimal},"tags":[{{"value":"x"}}]}}"#))
+                .contains("`tags`: item 0 is not")
+        );
+        assert!(
+            error(&format!(r#"{minimal},"tags":"not json"}}"#))
+                .contains("`tags`: not a JSON object or list")
+        );
+        assert!(
+            error(r#"{"event_id":"1","name":"A","status":"PROBLEM","starts_at":"yesterday"}"#)
+                .contains("alert 0: `starts_at`:")
+        );
+        assert!(
+            error(&format!(
+                r#"{{"events":[{ZABBIX_PROBLEM},{{"name":"x"}}]}}"#
+            ))
+            .contains("alert 1: has no `event_id`")
+        );
+    }
+
+    /// Medic's generic JSON, one alert.
+    const GENERIC: &str = r#"{"name":"Service_Latency_Exceeded","severity":"P1","service":"payment-gateway","instance":"10.0.0.1:8080","value":"750ms","summary":"p99 latency high","labels":{"team":"payments"},"starts_at":"2026-11-27T12:08:39Z"}"#;
+
+    #[test]
+    fn a_generic_alert_normalizes() {
+        let alerts = generic(GENERIC.as_bytes()).unwrap();
+        assert_eq!(alerts.len(), 1);
+        let alert = &alerts[0];
+        assert_eq!(alert.name, "Service_Latency_Exceeded");
+        assert_eq!(alert.status, Status::Firing, "firing unless said otherwise");
+        assert_eq!(alert.severity, Severity::Critical);
+        assert_eq!(alert.service, "payment-gateway");
+        assert_eq!(alert.instance, "10.0.0.1:8080");
+        assert_eq!(alert.value, Ok(Quantity::Duration(750)));
+        assert_eq!(alert.summary, "p99 latency high");
+        assert_eq!(alert.starts_at, 1_795_781_319_000);
+        assert_eq!(alert.ends_at, None);
+        assert_eq!(alert.source, "generic");
+        assert_eq!(alert.labels["alertname"], "Service_Latency_Exceeded");
+        assert_eq!(alert.labels["service"], "payment-gateway");
+        assert_eq!(alert.labels["instance"], "10.0.0.1:8080");
+        assert_eq!(alert.labels["team"], "payments");
+        assert_eq!(alert.annotations["value"], "750ms");
+        assert_eq!(alert.fingerprint, fingerprint_of(&alert.labels));
+        assert_eq!(alert.fingerprint.len(), 16);
+    }
+
+    #[test]
+    fn generic_batches_read_numbers_resolved_alerts_and_offsets() {
+        let body = r#"{"alerts":[{"name":"A","status":"resolved","value":12,"labels":{"job":"api"},"starts_at":"2026-11-27T12:00:00Z","ends_at":"2026-11-27T12:05:00Z","fingerprint":"abc"},{"name":"B","value":"92%","starts_at":"2026-11-27T13:00:00+01:00"}]}"#;
+        let alerts = generic(body.as_bytes()).unwrap();
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0].status, Status::Resolved);
+        assert_eq!(alerts[0].value, Ok(Quantity::Number(12.0)));
+        assert_eq!(
+            alerts[0].service, "api",
+            "job stands in for a missing service"
+        );
+        assert_eq!(alerts[0].severity, Severity::Warning);
+        assert_eq!(alerts[0].ends_at, Some(1_795_781_100_000));
+        assert_eq!(alerts[0].fingerprint, "abc");
+        assert_eq!(alerts[1].value, Ok(Quantity::Percent(92.0)));
+        assert_eq!(alerts[1].starts_at, 1_795_780_800_000);
+    }
+
+    #[test]
+    fn bad_generic_payloads_name_the_problem() {
+        let error = |body: &str| {
+            generic(body.as_bytes())
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default()
+        };
+        assert!(error("not json").starts_with("payload is not valid JSON for generic"));
+        assert!(error("[]").contains("expected an alert object or"));
+        assert!(error(r#"{"alerts":{}}"#).contains("`alerts` must be a list, not an object"));
+        assert!(
+            error(r#"{"alerts":[],"source":"x"}"#)
+                .contains("unknown field `source` next to `alerts`")
+        );
+        assert!(
+            error(r#"{"name":"A","sevrity":"critical","starts_at":"2026-11-27T12:00:00Z"}"#)
+                .contains("alert 0: unknown field `sevrity`")
+        );
+        assert!(error(r#"{"name":"A"}"#).contains("missing field `starts_at`"));
+        assert!(error(r#"{"starts_at":"2026-11-27T12:00:00Z"}"#).contains("missing field `name`"));
+        assert!(
+            error(r#"{"name":" ","starts_at":"2026-11-27T12:00:00Z"}"#).contains("`name` is empty")
+        );
+        assert!(
+            error(r#"{"name":"A","status":"pending","starts_at":"2026-11-27T12:00:00Z"}"#)
+                .contains("`status` must be \"firing\" or \"resolved\"")
+        );
+        assert!(error(r#"{"name":"A","starts_at":"yesterday"}"#).contains("`starts_at`:"));
+        assert!(
+            error(r#"{"name":"A","starts_at":"2026-11-27T12:00:00Z","ends_at":"later"}"#)
+                .contains("`ends_at`:")
+        );
+        assert!(
+            error(r#"{"name":"A","value":true,"starts_at":"2026-11-27T12:00:00Z"}"#)
+                .contains("`value` must be text or a number, not a boolean")
+        );
+        assert!(
+            error(r#"{"alerts":[{"name":"A","starts_at":"2026-11-27T12:00:00Z"},{"name":"B"}]}"#)
+                .contains("alert 1: missing field `starts_at`")
+        );
     }
 }

@@ -1,11 +1,18 @@
-//! The journal: an embedded SQLite database (WAL) recording every accepted alert, every run
-//! and every task transition, so that nothing accepted is lost and no firing episode starts
-//! a rule twice.
+//! The journal: an embedded SQLite database (WAL, full sync) recording every accepted alert,
+//! every run, every task transition, every suppression and every revert, so that nothing
+//! accepted is lost, no firing episode starts a rule twice, and a restart can resume or
+//! close each interrupted run.
 //!
-//! Alerts are accepted in batches inside one transaction (group commit): a webhook's alerts
-//! are durable before the server answers 2xx. The unique key `(rule, fingerprint, starts_at)`
-//! of `episodes` is what makes "one run per rule per firing episode" hold across duplicate
-//! deliveries and restarts. Errors are [`JournalError`] values naming the operation.
+//! [`Journal`] is the synchronous store; each write method is atomic on its own (a
+//! savepoint). [`JournalHandle`] owns it on a dedicated thread and commits in groups: every
+//! write that queued up while the previous commit was syncing goes into the next
+//! transaction, and each caller hears back only after the commit that made its write
+//! durable. That is how a webhook's alerts are on disk before the server answers 2xx
+//! without paying one fsync per request.
+//!
+//! The unique key `(rule, fingerprint, starts_at)` of `episodes` is what makes "one run per
+//! rule per firing episode" hold across duplicate deliveries and restarts; cooldowns and
+//! per-key concurrency are decided in the same savepoint from the durable `runs` table.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -22,16 +29,23 @@ CREATE TABLE IF NOT EXISTS alerts (
   status TEXT NOT NULL,
   fingerprint TEXT NOT NULL,
   starts_at INTEGER NOT NULL,
-  payload TEXT NOT NULL
+  payload TEXT NOT NULL,
+  processed INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY,
   rule TEXT NOT NULL,
   playbook TEXT NOT NULL,
   alert_id INTEGER NOT NULL REFERENCES alerts(id),
+  fingerprint TEXT NOT NULL,
+  cooldown_key TEXT,
+  concurrency_key TEXT,
+  performs_actions INTEGER NOT NULL,
+  arguments TEXT NOT NULL,
   state TEXT NOT NULL,
   started_at INTEGER NOT NULL,
-  finished_at INTEGER
+  finished_at INTEGER,
+  report TEXT
 );
 CREATE TABLE IF NOT EXISTS episodes (
   rule TEXT NOT NULL,
@@ -51,10 +65,28 @@ CREATE TABLE IF NOT EXISTS suppressions (
   alert_id INTEGER NOT NULL REFERENCES alerts(id),
   rule TEXT NOT NULL,
   reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
   at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
+CREATE TABLE IF NOT EXISTS reverts (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  task TEXT NOT NULL,
+  function TEXT NOT NULL,
+  arguments TEXT NOT NULL,
+  output TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  due_at INTEGER,
+  on_resolve INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT '',
+  done_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS alerts_unprocessed ON alerts(processed) WHERE processed = 0;
+CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(finished_at) WHERE finished_at IS NULL;
+CREATE INDEX IF NOT EXISTS runs_by_cooldown ON runs(rule, cooldown_key, started_at);
 CREATE INDEX IF NOT EXISTS task_events_by_run ON task_events(run_id);
+CREATE INDEX IF NOT EXISTS reverts_pending ON reverts(state, fingerprint);
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +107,10 @@ pub enum JournalError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("journal commit failed: {0}")]
+    Commit(String),
+    #[error("the journal is closed")]
+    Closed,
 }
 
 fn write_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
@@ -93,25 +129,133 @@ pub struct AcceptedAlert {
     pub payload: String,
 }
 
-/// The answer to "start a run of this rule for this episode".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStart {
+/// A stored alert, as read back for processing after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    pub id: i64,
+    pub source: String,
+    pub payload: String,
+}
+
+/// A request to start a run of a rule for an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    pub rule: String,
+    pub playbook: String,
+    pub alert_id: i64,
+    pub fingerprint: String,
+    pub starts_at: i64,
+    /// The cooldown key and its length in milliseconds.
+    pub cooldown: Option<(String, i64)>,
+    /// The concurrency key and how many runs may hold it at once.
+    pub concurrency: Option<(String, i64)>,
+    pub performs_actions: bool,
+    /// The playbook's arguments, as JSON.
+    pub arguments: String,
+    pub at: i64,
+}
+
+/// The answer to an [`Admission`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
     Started(i64),
     /// The episode already started a run of this rule: no second one.
     Duplicate {
         existing_run: i64,
     },
+    /// A run with the same cooldown key started too recently.
+    Cooldown {
+        last_run: i64,
+        until: i64,
+    },
+    /// As many runs as allowed hold the concurrency key.
+    Concurrency {
+        running: i64,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RunRow {
     pub id: i64,
     pub rule: String,
     pub playbook: String,
     pub alert_id: i64,
+    pub fingerprint: String,
+    pub performs_actions: bool,
+    pub arguments: String,
     pub state: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    pub report: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskEventRow {
+    pub task: String,
+    pub state: String,
+    pub at: i64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SuppressionRow {
+    pub alert_id: i64,
+    pub rule: String,
+    pub reason: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+/// An action to undo later: after a delay, when its alert resolves, or both.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RevertRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub task: String,
+    pub function: String,
+    pub arguments: String,
+    pub output: String,
+    pub fingerprint: String,
+    pub due_at: Option<i64>,
+    pub on_resolve: bool,
+    pub state: String,
+    pub detail: String,
+}
+
+const RUN_COLUMNS: &str = "id, rule, playbook, alert_id, fingerprint, performs_actions, arguments, state, started_at, finished_at, report";
+const REVERT_COLUMNS: &str =
+    "id, run_id, task, function, arguments, output, fingerprint, due_at, on_resolve, state, detail";
+
+fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: row.get(0)?,
+        rule: row.get(1)?,
+        playbook: row.get(2)?,
+        alert_id: row.get(3)?,
+        fingerprint: row.get(4)?,
+        performs_actions: row.get(5)?,
+        arguments: row.get(6)?,
+        state: row.get(7)?,
+        started_at: row.get(8)?,
+        finished_at: row.get(9)?,
+        report: row.get(10)?,
+    })
+}
+
+fn revert_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RevertRow> {
+    Ok(RevertRow {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        task: row.get(2)?,
+        function: row.get(3)?,
+        arguments: row.get(4)?,
+        output: row.get(5)?,
+        fingerprint: row.get(6)?,
+        due_at: row.get(7)?,
+        on_resolve: row.get(8)?,
+        state: row.get(9)?,
+        detail: row.get(10)?,
+    })
 }
 
 pub struct Journal {
@@ -149,6 +293,9 @@ impl Journal {
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(open_error)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_error)?;
         connection.execute_batch(SCHEMA).map_err(open_error)?;
         let found: Option<String> = connection
             .query_row(
@@ -175,19 +322,19 @@ impl Journal {
         Ok(Journal { connection })
     }
 
-    /// Makes a batch of alerts durable in one transaction; returns their ids in order.
+    /// Makes a batch of alerts durable at once; returns their ids in order.
     pub fn accept(
         &mut self,
         alerts: &[AcceptedAlert],
         received_at: i64,
     ) -> Result<Vec<i64>, JournalError> {
-        let transaction = self
+        let savepoint = self
             .connection
-            .transaction()
+            .savepoint()
             .map_err(write_error("accepting alerts"))?;
         let mut ids = Vec::with_capacity(alerts.len());
         {
-            let mut insert = transaction
+            let mut insert = savepoint
                 .prepare_cached(
                     "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -205,56 +352,121 @@ impl Journal {
                         alert.payload
                     ])
                     .map_err(write_error("accepting alerts"))?;
-                ids.push(transaction.last_insert_rowid());
+                ids.push(savepoint.last_insert_rowid());
             }
         }
-        transaction
+        savepoint
             .commit()
             .map_err(write_error("accepting alerts"))?;
         Ok(ids)
     }
 
-    /// Starts a run of `rule` for an alert, unless its firing episode already started one.
-    pub fn start_run(
-        &mut self,
-        rule: &str,
-        playbook: &str,
-        alert_id: i64,
-        episode: (&str, i64),
-        at: i64,
-    ) -> Result<RunStart, JournalError> {
-        let transaction = self
+    /// Marks an alert as matched and acted upon: a restart does not process it again.
+    pub fn processed(&mut self, alert_id: i64) -> Result<(), JournalError> {
+        self.connection
+            .execute(
+                "UPDATE alerts SET processed = 1 WHERE id = ?1",
+                params![alert_id],
+            )
+            .map_err(write_error("marking an alert processed"))?;
+        Ok(())
+    }
+
+    /// Alerts accepted but not processed when the server stopped, oldest first.
+    pub fn unprocessed_alerts(&self) -> Result<Vec<StoredAlert>, JournalError> {
+        let mut statement = self
             .connection
-            .transaction()
+            .prepare_cached(
+                "SELECT id, source, payload FROM alerts WHERE processed = 0 ORDER BY id",
+            )
+            .map_err(write_error("reading unprocessed alerts"))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(StoredAlert {
+                    id: row.get(0)?,
+                    source: row.get(1)?,
+                    payload: row.get(2)?,
+                })
+            })
+            .map_err(write_error("reading unprocessed alerts"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(write_error("reading unprocessed alerts"))
+    }
+
+    /// Starts a run of a rule for an alert, unless its firing episode already started one,
+    /// its cooldown key is cooling down, or its concurrency key is taken.
+    pub fn admit(&mut self, admission: &Admission) -> Result<Admitted, JournalError> {
+        let savepoint = self
+            .connection
+            .savepoint()
             .map_err(write_error("starting a run"))?;
-        let existing: Option<i64> = transaction
+        let existing: Option<i64> = savepoint
             .query_row(
                 "SELECT run_id FROM episodes WHERE rule = ?1 AND fingerprint = ?2 AND starts_at = ?3",
-                params![rule, episode.0, episode.1],
+                params![admission.rule, admission.fingerprint, admission.starts_at],
                 |row| row.get(0),
             )
             .optional()
             .map_err(write_error("starting a run"))?;
         if let Some(existing_run) = existing {
-            return Ok(RunStart::Duplicate { existing_run });
+            return Ok(Admitted::Duplicate { existing_run });
         }
-        transaction
+        if let Some((key, millis)) = &admission.cooldown {
+            let last: Option<(i64, i64)> = savepoint
+                .query_row(
+                    "SELECT id, started_at FROM runs WHERE rule = ?1 AND cooldown_key = ?2
+                     ORDER BY started_at DESC LIMIT 1",
+                    params![admission.rule, key],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(write_error("starting a run"))?;
+            if let Some((last_run, started_at)) = last {
+                let until = started_at.saturating_add(*millis);
+                if admission.at < until {
+                    return Ok(Admitted::Cooldown { last_run, until });
+                }
+            }
+        }
+        if let Some((key, limit)) = &admission.concurrency {
+            let running: i64 = savepoint
+                .query_row(
+                    "SELECT COUNT(*) FROM runs WHERE rule = ?1 AND concurrency_key = ?2 AND finished_at IS NULL",
+                    params![admission.rule, key],
+                    |row| row.get(0),
+                )
+                .map_err(write_error("starting a run"))?;
+            if running >= *limit {
+                return Ok(Admitted::Concurrency { running });
+            }
+        }
+        savepoint
             .execute(
-                "INSERT INTO runs (rule, playbook, alert_id, state, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
-                params![rule, playbook, alert_id, at],
+                "INSERT INTO runs (rule, playbook, alert_id, fingerprint, cooldown_key, concurrency_key,
+                                   performs_actions, arguments, state, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
+                params![
+                    admission.rule,
+                    admission.playbook,
+                    admission.alert_id,
+                    admission.fingerprint,
+                    admission.cooldown.as_ref().map(|(key, _)| key),
+                    admission.concurrency.as_ref().map(|(key, _)| key),
+                    admission.performs_actions,
+                    admission.arguments,
+                    admission.at
+                ],
             )
             .map_err(write_error("starting a run"))?;
-        let run_id = transaction.last_insert_rowid();
-        transaction
+        let run_id = savepoint.last_insert_rowid();
+        savepoint
             .execute(
                 "INSERT INTO episodes (rule, fingerprint, starts_at, run_id) VALUES (?1, ?2, ?3, ?4)",
-                params![rule, episode.0, episode.1, run_id],
+                params![admission.rule, admission.fingerprint, admission.starts_at, run_id],
             )
             .map_err(write_error("starting a run"))?;
-        transaction
-            .commit()
-            .map_err(write_error("starting a run"))?;
-        Ok(RunStart::Started(run_id))
+        savepoint.commit().map_err(write_error("starting a run"))?;
+        Ok(Admitted::Started(run_id))
     }
 
     pub fn task_event(
@@ -266,19 +478,37 @@ impl Journal {
         at: i64,
     ) -> Result<(), JournalError> {
         self.connection
-            .execute(
+            .prepare_cached(
                 "INSERT INTO task_events (run_id, task, state, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, task, state, at, detail],
             )
+            .and_then(|mut statement| statement.execute(params![run_id, task, state, at, detail]))
             .map_err(write_error("recording a task transition"))?;
         Ok(())
     }
 
-    pub fn finish_run(&mut self, run_id: i64, state: &str, at: i64) -> Result<(), JournalError> {
+    /// Sets the state of a run that goes on (`running`, `paused`).
+    pub fn run_state(&mut self, run_id: i64, state: &str) -> Result<(), JournalError> {
         self.connection
             .execute(
-                "UPDATE runs SET state = ?2, finished_at = ?3 WHERE id = ?1",
-                params![run_id, state, at],
+                "UPDATE runs SET state = ?2 WHERE id = ?1 AND finished_at IS NULL",
+                params![run_id, state],
+            )
+            .map_err(write_error("changing a run's state"))?;
+        Ok(())
+    }
+
+    /// Closes a run with its final state and report.
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        state: &str,
+        report: &str,
+        at: i64,
+    ) -> Result<(), JournalError> {
+        self.connection
+            .execute(
+                "UPDATE runs SET state = ?2, report = ?3, finished_at = ?4 WHERE id = ?1",
+                params![run_id, state, report, at],
             )
             .map_err(write_error("finishing a run"))?;
         Ok(())
@@ -290,29 +520,67 @@ impl Journal {
         alert_id: i64,
         rule: &str,
         reason: &str,
+        detail: &str,
         at: i64,
     ) -> Result<(), JournalError> {
         self.connection
-            .execute(
-                "INSERT INTO suppressions (alert_id, rule, reason, at) VALUES (?1, ?2, ?3, ?4)",
-                params![alert_id, rule, reason, at],
+            .prepare_cached(
+                "INSERT INTO suppressions (alert_id, rule, reason, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
+            .and_then(|mut statement| {
+                statement.execute(params![alert_id, rule, reason, detail, at])
+            })
             .map_err(write_error("recording a suppression"))?;
         Ok(())
+    }
+
+    pub fn suppressions(&self, limit: u32) -> Result<Vec<SuppressionRow>, JournalError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT alert_id, rule, reason, detail, at FROM suppressions ORDER BY rowid DESC LIMIT ?1",
+            )
+            .map_err(write_error("reading suppressions"))?;
+        let rows = statement
+            .query_map([i64::from(limit)], |row| {
+                Ok(SuppressionRow {
+                    alert_id: row.get(0)?,
+                    rule: row.get(1)?,
+                    reason: row.get(2)?,
+                    detail: row.get(3)?,
+                    at: row.get(4)?,
+                })
+            })
+            .map_err(write_error("reading suppressions"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(write_error("reading suppressions"))
     }
 
     /// Runs that were started and never finished: after a crash, each must be resumed or
     /// closed explicitly.
     pub fn unfinished_runs(&self) -> Result<Vec<RunRow>, JournalError> {
-        self.query_runs("SELECT id, rule, playbook, alert_id, state, started_at, finished_at FROM runs WHERE finished_at IS NULL ORDER BY id", [])
+        self.query_runs(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NULL ORDER BY id"),
+            [],
+        )
     }
 
     /// The most recent runs, newest first.
     pub fn runs(&self, limit: u32) -> Result<Vec<RunRow>, JournalError> {
         self.query_runs(
-            "SELECT id, rule, playbook, alert_id, state, started_at, finished_at FROM runs ORDER BY id DESC LIMIT ?1",
+            &format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"),
             [i64::from(limit)],
         )
+    }
+
+    pub fn run(&self, run_id: i64) -> Result<Option<RunRow>, JournalError> {
+        Ok(self
+            .query_runs(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [run_id],
+            )?
+            .into_iter()
+            .next())
     }
 
     pub fn alert_count(&self) -> Result<i64, JournalError> {
@@ -321,19 +589,137 @@ impl Journal {
             .map_err(write_error("counting alerts"))
     }
 
-    /// The transitions of one run's tasks, in order: (task, state, detail).
-    pub fn task_events(&self, run_id: i64) -> Result<Vec<(String, String, String)>, JournalError> {
+    /// The raw payload an alert came in, with its source.
+    pub fn alert(&self, alert_id: i64) -> Result<Option<StoredAlert>, JournalError> {
+        self.connection
+            .query_row(
+                "SELECT id, source, payload FROM alerts WHERE id = ?1",
+                [alert_id],
+                |row| {
+                    Ok(StoredAlert {
+                        id: row.get(0)?,
+                        source: row.get(1)?,
+                        payload: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(write_error("reading an alert"))
+    }
+
+    /// The transitions of one run's tasks, in order.
+    pub fn task_events(&self, run_id: i64) -> Result<Vec<TaskEventRow>, JournalError> {
         let mut statement = self
             .connection
             .prepare_cached(
-                "SELECT task, state, detail FROM task_events WHERE run_id = ?1 ORDER BY rowid",
+                "SELECT task, state, at, detail FROM task_events WHERE run_id = ?1 ORDER BY rowid",
             )
             .map_err(write_error("reading task transitions"))?;
         let rows = statement
-            .query_map([run_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .query_map([run_id], |row| {
+                Ok(TaskEventRow {
+                    task: row.get(0)?,
+                    state: row.get(1)?,
+                    at: row.get(2)?,
+                    detail: row.get(3)?,
+                })
+            })
             .map_err(write_error("reading task transitions"))?;
         rows.collect::<Result<_, _>>()
             .map_err(write_error("reading task transitions"))
+    }
+
+    /// Schedules the undoing of an action; returns the revert's id.
+    #[expect(clippy::too_many_arguments, reason = "one column each")]
+    pub fn schedule_revert(
+        &mut self,
+        run_id: i64,
+        task: &str,
+        function: &str,
+        arguments: &str,
+        output: &str,
+        fingerprint: &str,
+        due_at: Option<i64>,
+        on_resolve: bool,
+    ) -> Result<i64, JournalError> {
+        self.connection
+            .execute(
+                "INSERT INTO reverts (run_id, task, function, arguments, output, fingerprint, due_at, on_resolve, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+                params![run_id, task, function, arguments, output, fingerprint, due_at, on_resolve],
+            )
+            .map_err(write_error("scheduling a revert"))?;
+        Ok(self.connection.last_insert_rowid())
+    }
+
+    /// Takes a pending revert for performing it; `None` when another timer or the resolved
+    /// alert took it first (a revert is performed at most once).
+    pub fn claim_revert(&mut self, revert_id: i64) -> Result<Option<RevertRow>, JournalError> {
+        let changed = self
+            .connection
+            .execute(
+                "UPDATE reverts SET state = 'reverting' WHERE id = ?1 AND state = 'pending'",
+                [revert_id],
+            )
+            .map_err(write_error("claiming a revert"))?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.connection
+            .query_row(
+                &format!("SELECT {REVERT_COLUMNS} FROM reverts WHERE id = ?1"),
+                [revert_id],
+                revert_row,
+            )
+            .optional()
+            .map_err(write_error("claiming a revert"))
+    }
+
+    /// The pending reverts of a firing episode's fingerprint that wait for it to resolve.
+    pub fn reverts_on_resolve(&self, fingerprint: &str) -> Result<Vec<i64>, JournalError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT id FROM reverts WHERE state = 'pending' AND on_resolve = 1 AND fingerprint = ?1 ORDER BY id",
+            )
+            .map_err(write_error("reading reverts"))?;
+        let rows = statement
+            .query_map([fingerprint], |row| row.get(0))
+            .map_err(write_error("reading reverts"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(write_error("reading reverts"))
+    }
+
+    /// Reverts in a given state (`pending` to schedule after a restart, `reverting` to
+    /// hand to a human: they were in flight when the server stopped).
+    pub fn reverts(&self, state: &str) -> Result<Vec<RevertRow>, JournalError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {REVERT_COLUMNS} FROM reverts WHERE state = ?1 ORDER BY id"
+            ))
+            .map_err(write_error("reading reverts"))?;
+        let rows = statement
+            .query_map([state], revert_row)
+            .map_err(write_error("reading reverts"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(write_error("reading reverts"))
+    }
+
+    pub fn revert_done(
+        &mut self,
+        revert_id: i64,
+        state: &str,
+        detail: &str,
+        at: i64,
+    ) -> Result<(), JournalError> {
+        self.connection
+            .execute(
+                "UPDATE reverts SET state = ?2, detail = ?3, done_at = ?4 WHERE id = ?1",
+                params![revert_id, state, detail, at],
+            )
+            .map_err(write_error("finishing a revert"))?;
+        Ok(())
     }
 
     fn query_runs<P: rusqlite::Params>(
@@ -346,19 +732,101 @@ impl Journal {
             .prepare_cached(sql)
             .map_err(write_error("reading runs"))?;
         let rows = statement
-            .query_map(parameters, |row| {
-                Ok(RunRow {
-                    id: row.get(0)?,
-                    rule: row.get(1)?,
-                    playbook: row.get(2)?,
-                    alert_id: row.get(3)?,
-                    state: row.get(4)?,
-                    started_at: row.get(5)?,
-                    finished_at: row.get(6)?,
-                })
-            })
+            .query_map(parameters, run_row)
             .map_err(write_error("reading runs"))?;
         rows.collect::<Result<_, _>>()
             .map_err(write_error("reading runs"))
+    }
+
+    fn begin(&mut self) -> Result<(), JournalError> {
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|error| JournalError::Commit(error.to_string()))
+    }
+
+    fn commit(&mut self) -> Result<(), JournalError> {
+        self.connection
+            .execute_batch("COMMIT")
+            .map_err(|error| JournalError::Commit(error.to_string()))
+    }
+
+    fn rollback(&mut self) {
+        // Nothing more can be done if even the rollback fails: the next BEGIN will say so.
+        let _ = self.connection.execute_batch("ROLLBACK");
+    }
+}
+
+/// Called once the group a write belonged to was committed (or failed to commit).
+type Completion = Box<dyn FnOnce(Result<(), &JournalError>) + Send>;
+type Command = Box<dyn FnOnce(&mut Journal) -> Completion + Send>;
+
+/// How many writes at most go into one group commit.
+const GROUP_LIMIT: usize = 4_096;
+
+/// The journal on its own thread, shared by the server's tasks; see the module docs.
+#[derive(Clone)]
+pub struct JournalHandle {
+    sender: std::sync::mpsc::Sender<Command>,
+}
+
+impl JournalHandle {
+    /// Moves the journal to a new thread that commits in groups.
+    pub fn spawn(journal: Journal) -> Result<JournalHandle, JournalError> {
+        let (sender, receiver) = std::sync::mpsc::channel::<Command>();
+        std::thread::Builder::new()
+            .name("medic-journal".into())
+            .spawn(move || writer(journal, receiver))
+            .map_err(|error| {
+                JournalError::Commit(format!("cannot start the journal thread: {error}"))
+            })?;
+        Ok(JournalHandle { sender })
+    }
+
+    /// Runs `work` on the journal; answers once its group commit is durable.
+    pub async fn call<T, F>(&self, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let command: Command = Box::new(move |journal: &mut Journal| {
+            let result = work(journal);
+            Box::new(move |committed: Result<(), &JournalError>| {
+                let result = match committed {
+                    Ok(()) => result,
+                    Err(error) => Err(JournalError::Commit(error.to_string())),
+                };
+                // The caller may have gone away (a client hung up); the write stands.
+                let _ = reply.send(result);
+            })
+        });
+        self.sender
+            .send(command)
+            .map_err(|_| JournalError::Closed)?;
+        answer.await.map_err(|_| JournalError::Closed)?
+    }
+}
+
+fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Command>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_LIMIT {
+            match receiver.try_recv() {
+                Ok(command) => group.push(command),
+                Err(_) => break,
+            }
+        }
+        let began = journal.begin();
+        let completions: Vec<Completion> = group
+            .into_iter()
+            .map(|command| command(&mut journal))
+            .collect();
+        let committed = began.and_then(|()| journal.commit());
+        if committed.is_err() {
+            journal.rollback();
+        }
+        for completion in completions {
+            completion(committed.as_ref().map(|_| ()));
+        }
     }
 }

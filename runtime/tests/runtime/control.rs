@@ -3,8 +3,8 @@
 
 use medic_compiler::plan::{self, Plan, Value};
 use medic_runtime::executor::{
-    self, CallError, CallFuture, Clock, Control, Decision, Observer, Prior, RunContext,
-    RunOptions, RunOutcome, TaskOutcome, Toolbox, Transition, UnitFuture,
+    self, CallError, CallFuture, Clock, Control, Decision, Observer, Prior, RunContext, RunOptions,
+    RunOutcome, TaskOutcome, Toolbox, Transition, UnitFuture,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,8 +36,7 @@ playbook gated(deployment: String) {
 "##;
 
 fn plan() -> Plan {
-    let analysis =
-        medic_compiler::check(vec![medic_compiler::Source::new("gated.ops", SOURCE)]);
+    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("gated.ops", SOURCE)]);
     assert!(
         analysis.diagnostics.is_empty(),
         "{:?}",
@@ -130,7 +129,12 @@ fn start(delay: Duration, prior: BTreeMap<String, Prior>) -> Harness {
 }
 
 fn outcome<'a>(report: &'a executor::RunReport, id: &str) -> &'a TaskOutcome {
-    &report.tasks.iter().find(|task| task.id == id).unwrap().outcome
+    &report
+        .tasks
+        .iter()
+        .find(|task| task.id == id)
+        .unwrap()
+        .outcome
 }
 
 async fn settle() {
@@ -151,12 +155,9 @@ async fn an_approved_action_runs_after_the_approval() {
         "the action waits for a human"
     );
     harness.control.send_modify(|control| {
-        control.decisions.insert(
-            "scale".into(),
-            Decision::Approved {
-                by: "alice".into(),
-            },
-        );
+        control
+            .decisions
+            .insert("scale".into(), Decision::Approved { by: "alice".into() });
     });
     let report = harness.run.await.unwrap();
     assert_eq!(report.outcome, RunOutcome::Succeeded);
@@ -164,10 +165,16 @@ async fn an_approved_action_runs_after_the_approval() {
         *harness.toolbox.calls.lock().unwrap(),
         ["http.get", "k8s.scale", "notify.slack"]
     );
-    assert!(harness.transitions.0.lock().unwrap().iter().any(
-        |(task, transition)| task == "scale"
-            && *transition == Transition::Approved { by: "alice".into() }
-    ));
+    assert!(
+        harness
+            .transitions
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(task, transition)| task == "scale"
+                && *transition == Transition::Approved { by: "alice".into() })
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -189,7 +196,14 @@ async fn a_rejected_approval_takes_the_failure_policy() {
         outcome(&report, "scale"),
         TaskOutcome::Failed { reason } if reason == "approval rejected by bob: not during the sale"
     ));
-    assert!(!harness.toolbox.calls.lock().unwrap().contains(&"k8s.scale".to_string()));
+    assert!(
+        !harness
+            .toolbox
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"k8s.scale".to_string())
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -197,7 +211,10 @@ async fn an_approval_that_times_out_takes_the_failure_policy() {
     let harness = start(Duration::ZERO, BTreeMap::new());
     let started = tokio::time::Instant::now();
     let report = harness.run.await.unwrap();
-    assert_eq!(tokio::time::Instant::now() - started, Duration::from_secs(600));
+    assert_eq!(
+        tokio::time::Instant::now() - started,
+        Duration::from_secs(600)
+    );
     assert_eq!(report.outcome, RunOutcome::Escalated);
     assert!(matches!(
         outcome(&report, "scale"),
@@ -220,12 +237,9 @@ async fn a_paused_run_starts_nothing_new_until_resumed() {
     assert!(!harness.run.is_finished(), "a paused run waits");
     harness.control.send_modify(|control| {
         control.paused = false;
-        control.decisions.insert(
-            "scale".into(),
-            Decision::Approved {
-                by: "alice".into(),
-            },
-        );
+        control
+            .decisions
+            .insert("scale".into(), Decision::Approved { by: "alice".into() });
     });
     let report = harness.run.await.unwrap();
     assert_eq!(report.outcome, RunOutcome::Succeeded);
@@ -282,7 +296,12 @@ async fn a_continued_run_keeps_what_finished_and_its_pending_approval_deadline()
         "the deadline from before the restart holds, not a fresh 10m"
     );
     assert!(
-        !harness.toolbox.calls.lock().unwrap().contains(&"http.get".to_string()),
+        !harness
+            .toolbox
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"http.get".to_string()),
         "a finished task is not run again"
     );
     assert!(matches!(

@@ -213,7 +213,10 @@ async fn failed_log_aggregation_continues_and_counts_as_the_worst_case() {
         matches!(outcome(&report, "logs"), TaskOutcome::Failed { reason } if reason == "logs.aggregate refused")
     );
     // `(logs.error_rate ?? 100%) < 10%` is false without logs: no scale-up.
-    assert!(matches!(outcome(&report, "scale"), TaskOutcome::Skipped { .. }));
+    assert!(matches!(
+        outcome(&report, "scale"),
+        TaskOutcome::Skipped { .. }
+    ));
 }
 
 #[tokio::test(start_paused = true)]

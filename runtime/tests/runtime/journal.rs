@@ -1,7 +1,9 @@
 //! The journal on disk: durability across reopen (as after a crash), one run per rule per
 //! firing episode, unfinished runs found again, and clear errors.
 
-use medic_runtime::journal::{AcceptedAlert, Journal, JournalError, RunStart};
+use medic_runtime::journal::{
+    AcceptedAlert, Admission, Admitted, Journal, JournalError, JournalHandle,
+};
 
 fn alert(fingerprint: &str, starts_at: i64) -> AcceptedAlert {
     AcceptedAlert {
@@ -22,6 +24,21 @@ fn directory(name: &str) -> std::path::PathBuf {
     directory
 }
 
+fn admission(rule: &str, alert_id: i64, fingerprint: &str, starts_at: i64, at: i64) -> Admission {
+    Admission {
+        rule: rule.into(),
+        playbook: "p".into(),
+        alert_id,
+        fingerprint: fingerprint.into(),
+        starts_at,
+        cooldown: None,
+        concurrency: None,
+        performs_actions: true,
+        arguments: "{}".into(),
+        at,
+    }
+}
+
 #[test]
 fn accepted_alerts_and_runs_survive_reopening() {
     let path = directory("reopen").join("journal.db");
@@ -31,14 +48,9 @@ fn accepted_alerts_and_runs_survive_reopening() {
             .accept(&[alert("a", 1), alert("b", 2)], 100)
             .unwrap();
         assert_eq!(ids.len(), 2);
-        let RunStart::Started(run_id) = journal
-            .start_run(
-                "payment_latency",
-                "payment_troubleshoot",
-                ids[0],
-                ("a", 1),
-                101,
-            )
+        journal.processed(ids[0]).unwrap();
+        let Admitted::Started(run_id) = journal
+            .admit(&admission("payment_latency", ids[0], "a", 1, 101))
             .unwrap()
         else {
             panic!("first start must start");
@@ -51,13 +63,21 @@ fn accepted_alerts_and_runs_survive_reopening() {
     };
     let journal = Journal::open(&path).unwrap();
     assert_eq!(journal.alert_count().unwrap(), 2);
+    let unprocessed = journal.unprocessed_alerts().unwrap();
+    assert_eq!(unprocessed.len(), 1, "the second alert was never processed");
     let unfinished = journal.unfinished_runs().unwrap();
     assert_eq!(unfinished.len(), 1);
     assert_eq!(unfinished[0].id, run_id);
     assert_eq!(unfinished[0].state, "running");
+    let events = journal.task_events(run_id).unwrap();
+    assert_eq!(events.len(), 1);
     assert_eq!(
-        journal.task_events(run_id).unwrap(),
-        [("status".into(), "succeeded".into(), "200".into())]
+        (
+            events[0].task.as_str(),
+            events[0].state.as_str(),
+            events[0].detail.as_str()
+        ),
+        ("status", "succeeded", "200")
     );
 }
 
@@ -67,9 +87,9 @@ fn one_firing_episode_starts_one_run_per_rule() {
     let mut journal = Journal::open(&path).unwrap();
     let first = journal.accept(&[alert("fp", 1_000)], 1).unwrap()[0];
     let started = journal
-        .start_run("r", "p", first, ("fp", 1_000), 2)
+        .admit(&admission("r", first, "fp", 1_000, 2))
         .unwrap();
-    let RunStart::Started(run) = started else {
+    let Admitted::Started(run) = started else {
         panic!("{started:?}")
     };
     // The same episode delivered again (Alertmanager repeats), even after a restart.
@@ -78,30 +98,119 @@ fn one_firing_episode_starts_one_run_per_rule() {
     let again = journal.accept(&[alert("fp", 1_000)], 3).unwrap()[0];
     assert_eq!(
         journal
-            .start_run("r", "p", again, ("fp", 1_000), 4)
+            .admit(&admission("r", again, "fp", 1_000, 4))
             .unwrap(),
-        RunStart::Duplicate { existing_run: run }
+        Admitted::Duplicate { existing_run: run }
     );
     journal
-        .suppress(again, "r", "duplicate delivery of a running episode", 4)
+        .suppress(again, "r", "duplicate", "episode already ran", 4)
         .unwrap();
+    assert_eq!(journal.suppressions(10).unwrap()[0].reason, "duplicate");
     // Another rule, or a new episode of the same alert, starts its own run.
     assert!(matches!(
         journal
-            .start_run("other", "p", again, ("fp", 1_000), 5)
+            .admit(&admission("other", again, "fp", 1_000, 5))
             .unwrap(),
-        RunStart::Started(_)
+        Admitted::Started(_)
     ));
     assert!(matches!(
         journal
-            .start_run("r", "p", again, ("fp", 2_000), 6)
+            .admit(&admission("r", again, "fp", 2_000, 6))
             .unwrap(),
-        RunStart::Started(_)
+        Admitted::Started(_)
     ));
-    journal.finish_run(run, "succeeded", 7).unwrap();
+    journal.finish_run(run, "succeeded", "{}", 7).unwrap();
     let runs = journal.runs(10).unwrap();
     assert_eq!(runs.len(), 3);
     assert_eq!(runs.last().unwrap().finished_at, Some(7));
+}
+
+#[test]
+fn cooldowns_and_concurrency_are_decided_from_the_durable_runs() {
+    let mut journal = Journal::in_memory().unwrap();
+    let id = journal.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let cooled = |fingerprint: &str, starts_at: i64, at: i64| Admission {
+        cooldown: Some(("api".into(), 60_000)),
+        ..admission("r", id, fingerprint, starts_at, at)
+    };
+    let Admitted::Started(first) = journal.admit(&cooled("a", 1, 1_000)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        journal.admit(&cooled("b", 2, 30_000)).unwrap(),
+        Admitted::Cooldown {
+            last_run: first,
+            until: 61_000
+        },
+        "another alert with the same key cools down"
+    );
+    assert!(matches!(
+        journal.admit(&cooled("c", 3, 61_000)).unwrap(),
+        Admitted::Started(_)
+    ));
+    let limited = |fingerprint: &str| Admission {
+        concurrency: Some(("db".into(), 1)),
+        ..admission("q", id, fingerprint, 1, 1)
+    };
+    let Admitted::Started(holder) = journal.admit(&limited("x")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        journal.admit(&limited("y")).unwrap(),
+        Admitted::Concurrency { running: 1 }
+    );
+    journal.finish_run(holder, "succeeded", "{}", 2).unwrap();
+    assert!(matches!(
+        journal.admit(&limited("y")).unwrap(),
+        Admitted::Started(_)
+    ));
+}
+
+#[test]
+fn a_revert_is_claimed_once() {
+    let mut journal = Journal::in_memory().unwrap();
+    let id = journal.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let Admitted::Started(run) = journal.admit(&admission("r", id, "fp", 1, 1)).unwrap() else {
+        panic!()
+    };
+    let revert = journal
+        .schedule_revert(run, "scale", "k8s.scale", "{}", "{}", "fp", Some(100), true)
+        .unwrap();
+    assert_eq!(journal.reverts_on_resolve("fp").unwrap(), [revert]);
+    assert_eq!(journal.reverts("pending").unwrap().len(), 1);
+    assert!(journal.claim_revert(revert).unwrap().is_some());
+    assert!(
+        journal.claim_revert(revert).unwrap().is_none(),
+        "the timer and the resolve cannot both revert"
+    );
+    assert!(journal.reverts_on_resolve("fp").unwrap().is_empty());
+    journal
+        .revert_done(revert, "reverted", "3 replicas", 200)
+        .unwrap();
+    assert_eq!(journal.reverts("reverted").unwrap()[0].detail, "3 replicas");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handle_commits_concurrent_writes_in_groups() {
+    let path = directory("group").join("journal.db");
+    let handle = JournalHandle::spawn(Journal::open(&path).unwrap()).unwrap();
+    let writers: Vec<_> = (0..200)
+        .map(|index| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                handle
+                    .call(move |journal| journal.accept(&[alert(&format!("f{index}"), index)], 1))
+                    .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        assert_eq!(writer.await.unwrap().unwrap().len(), 1);
+    }
+    drop(handle);
+    // Every acknowledged write is on disk for a fresh connection.
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.alert_count().unwrap(), 200);
 }
 
 #[test]
