@@ -129,6 +129,7 @@ pub enum Transition {
     Finished {
         outcome: TaskOutcome,
         attempts: u32,
+        arguments: Option<BTreeMap<String, Value>>,
     },
 }
 
@@ -163,8 +164,14 @@ impl ActionGate for AllowAll {
 /// What a task did in an earlier life of this run (before a restart).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prior {
-    Finished { outcome: TaskOutcome, attempts: u32 },
-    AwaitingApproval { deadline: Option<i64> },
+    Finished {
+        outcome: TaskOutcome,
+        attempts: u32,
+        arguments: Option<BTreeMap<String, Value>>,
+    },
+    AwaitingApproval {
+        deadline: Option<i64>,
+    },
 }
 
 /// Everything a run needs besides its playbook and arguments.
@@ -246,6 +253,9 @@ pub struct TaskReport {
     pub function: String,
     pub outcome: TaskOutcome,
     pub attempts: u32,
+    /// The arguments it was called with (absent when it was never called).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -308,6 +318,7 @@ struct State<'p> {
     ready: VecDeque<usize>,
     variables: BTreeMap<String, Value>,
     outcomes: Vec<Option<(TaskOutcome, u32)>>,
+    arguments: Vec<Option<BTreeMap<String, Value>>>,
 }
 
 impl State<'_> {
@@ -354,6 +365,7 @@ pub async fn run_with(
         ready: VecDeque::new(),
         variables: arguments,
         outcomes: vec![None; tasks.len()],
+        arguments: vec![None; tasks.len()],
     };
     for (index, task) in tasks.iter().enumerate() {
         let known: Vec<usize> = task
@@ -415,7 +427,14 @@ pub async fn run_with(
                 };
                 let mut approval_deadline = None;
                 match prior.get(&task.id) {
-                    Some(Prior::Finished { outcome, attempts }) => {
+                    Some(Prior::Finished {
+                        outcome,
+                        attempts,
+                        arguments,
+                    }) => {
+                        if let Some(slot) = state.arguments.get_mut(index) {
+                            slot.clone_from(arguments);
+                        }
                         state.finish(index, outcome.clone(), *attempts);
                         continue;
                     }
@@ -430,6 +449,7 @@ pub async fn run_with(
                                 Transition::Finished {
                                     outcome: outcome.clone(),
                                     attempts: 0,
+                                    arguments: None,
                                 },
                                 clock.now_ms(),
                             )
@@ -437,6 +457,9 @@ pub async fn run_with(
                         state.finish(index, outcome, 0);
                     }
                     Prepared::Call(args) => {
+                        if let Some(slot) = state.arguments.get_mut(index) {
+                            *slot = Some(args.clone());
+                        }
                         let job = Job {
                             task: task.clone(),
                             args,
@@ -455,6 +478,7 @@ pub async fn run_with(
                                     Transition::Finished {
                                         outcome: outcome.clone(),
                                         attempts,
+                                        arguments: Some(job.args.clone()),
                                     },
                                     job.clock.now_ms(),
                                 )
@@ -539,6 +563,7 @@ pub async fn run_with(
                     Transition::Finished {
                         outcome: outcome.clone(),
                         attempts: 0,
+                        arguments: None,
                     },
                     clock.now_ms(),
                 )
@@ -552,13 +577,15 @@ pub async fn run_with(
     let reports = tasks
         .iter()
         .zip(state.outcomes)
-        .map(|(task, outcome)| {
+        .zip(state.arguments)
+        .map(|((task, outcome), arguments)| {
             let (outcome, attempts) = outcome.unwrap_or((TaskOutcome::NotRun, 0));
             TaskReport {
                 id: task.id.clone(),
                 function: task.function.clone(),
                 outcome,
                 attempts,
+                arguments,
             }
         })
         .collect();

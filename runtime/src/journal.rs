@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
   concurrency_key TEXT,
   performs_actions INTEGER NOT NULL,
   arguments TEXT NOT NULL,
+  definition TEXT NOT NULL,
   state TEXT NOT NULL,
   started_at INTEGER NOT NULL,
   finished_at INTEGER,
@@ -152,6 +153,9 @@ pub struct Admission {
     pub performs_actions: bool,
     /// The playbook's arguments, as JSON.
     pub arguments: String,
+    /// The playbook as planned, as JSON: a run continued after a restart or a reload runs
+    /// the definition it started with.
+    pub definition: String,
     pub at: i64,
 }
 
@@ -443,8 +447,8 @@ impl Journal {
         savepoint
             .execute(
                 "INSERT INTO runs (rule, playbook, alert_id, fingerprint, cooldown_key, concurrency_key,
-                                   performs_actions, arguments, state, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
+                                   performs_actions, arguments, definition, state, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)",
                 params![
                     admission.rule,
                     admission.playbook,
@@ -454,6 +458,7 @@ impl Journal {
                     admission.concurrency.as_ref().map(|(key, _)| key),
                     admission.performs_actions,
                     admission.arguments,
+                    admission.definition,
                     admission.at
                 ],
             )
@@ -581,6 +586,18 @@ impl Journal {
             )?
             .into_iter()
             .next())
+    }
+
+    /// The playbook definition a run started with (see [`Admission::definition`]).
+    pub fn run_definition(&self, run_id: i64) -> Result<Option<String>, JournalError> {
+        self.connection
+            .query_row(
+                "SELECT definition FROM runs WHERE id = ?1",
+                [run_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(write_error("reading a run's playbook"))
     }
 
     pub fn alert_count(&self) -> Result<i64, JournalError> {

@@ -8,7 +8,9 @@
 //! `Toolbox` trait; and the SQLite journal (`journal`) with per-episode run deduplication.
 //! The server, rate limits, approvals and reverts come next.
 
+pub mod engine;
 pub mod executor;
 pub mod ingest;
 pub mod journal;
+pub mod metrics;
 pub mod normalize;

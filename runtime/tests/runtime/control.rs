@@ -278,6 +278,7 @@ async fn a_continued_run_keeps_what_finished_and_its_pending_approval_deadline()
                     output: Value::record([("ok".to_string(), Value::Bool(true))]),
                 },
                 attempts: 1,
+                arguments: None,
             },
         ),
         (

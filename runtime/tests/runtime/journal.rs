@@ -35,6 +35,7 @@ fn admission(rule: &str, alert_id: i64, fingerprint: &str, starts_at: i64, at: i
         concurrency: None,
         performs_actions: true,
         arguments: "{}".into(),
+        definition: "{}".into(),
         at,
     }
 }

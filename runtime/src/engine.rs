@@ -1,0 +1,1271 @@
+//! The engine behind `medic serve` and `medic run`: accepted alerts are matched against the
+//! plan, admitted (one run per rule per firing episode, cooldowns, per-key concurrency, the
+//! kill switch), run by the executor with every transition journaled, and their temporary
+//! actions reverted on time or when the alert resolves.
+//!
+//! Guarantees, and where they come from:
+//! - nothing accepted is lost: [`Engine::ingest`] answers only after the journal's group
+//!   commit, and alerts not yet processed are processed again on start;
+//! - no episode runs a rule twice: admission is decided in the journal (`Journal::admit`);
+//! - no action is repeated blindly after a crash: a run whose action was in flight is
+//!   closed as `interrupted` for a human, other unfinished runs continue without rerunning
+//!   what finished (`executor::Prior`);
+//! - a revert happens at most once (`Journal::claim_revert`).
+
+use crate::executor::{
+    self, ActionGate, Clock, Control, Decision, Observer, Prior, RunContext, RunOptions, RunReport,
+    TaskOutcome, Toolbox, Transition, UnitFuture,
+};
+use crate::ingest::{Alert, Status};
+use crate::journal::{
+    AcceptedAlert, Admission, Admitted, Journal, JournalError, JournalHandle, RevertRow, RunRow,
+    TaskEventRow,
+};
+use crate::metrics::Metrics;
+use crate::normalize;
+use medic_compiler::plan::{self, Effect, Plan, Value};
+use medic_compiler::units::Quantity;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Run everything but perform no action (`medic run --dry-run`, `serve --dry-run`).
+    pub dry_run: bool,
+    /// Accepted alerts waiting to be matched; beyond this the server answers 503.
+    pub queue_capacity: usize,
+    /// At most this many actions in any 60 seconds, across all runs.
+    pub actions_per_minute: Option<u32>,
+    /// Starts with every action refused.
+    pub kill_switch: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            dry_run: false,
+            queue_capacity: 10_000,
+            actions_per_minute: Some(30),
+            kill_switch: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the ingest queue is full ({capacity} alerts wait to be matched); retry later")]
+    QueueFull { capacity: usize },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("there is no run {0}")]
+    NoRun(i64),
+    #[error("run {0} is not in progress")]
+    NotActive(i64),
+    #[error("run {run} has no task waiting for approval{which}")]
+    NoApproval { run: i64, which: String },
+}
+
+/// A run in progress, as operators reach it.
+struct Active {
+    control: watch::Sender<Control>,
+    fingerprint: String,
+    performs_actions: bool,
+    /// Tasks waiting for a human's approval.
+    awaiting: BTreeSet<String>,
+}
+
+struct Queued {
+    alert_id: i64,
+    alert: Alert,
+}
+
+/// The kill switch and the global rate limit on actions, consulted right before each action.
+struct Guardrails {
+    kill_switch: AtomicBool,
+    actions_per_minute: Option<u32>,
+    recent: Mutex<VecDeque<i64>>,
+    clock: Clock,
+}
+
+impl ActionGate for Guardrails {
+    fn permit(&self, _task: &plan::Task) -> Result<(), String> {
+        if self.kill_switch.load(Ordering::SeqCst) {
+            return Err("the kill switch is on: no action may run".into());
+        }
+        let Some(limit) = self.actions_per_minute else {
+            return Ok(());
+        };
+        let now = self.clock.now_ms();
+        let Ok(mut recent) = self.recent.lock() else {
+            return Err("the rate limiter is unavailable".into());
+        };
+        while recent.front().is_some_and(|at| *at <= now - 60_000) {
+            recent.pop_front();
+        }
+        if recent.len() >= limit as usize {
+            return Err(format!(
+                "rate limited: {limit} actions already ran in the last minute"
+            ));
+        }
+        recent.push_back(now);
+        Ok(())
+    }
+}
+
+struct Inner {
+    plan: RwLock<Arc<Plan>>,
+    journal: JournalHandle,
+    toolbox: Arc<dyn Toolbox>,
+    clock: Clock,
+    config: EngineConfig,
+    guardrails: Arc<Guardrails>,
+    active: Mutex<BTreeMap<i64, Active>>,
+    queue: mpsc::Sender<Queued>,
+    metrics: Metrics,
+}
+
+/// The engine; cheap to clone (handles to one shared state).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// What became of one matched rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatch {
+    Started {
+        rule: String,
+        run: i64,
+    },
+    Suppressed {
+        rule: String,
+        reason: String,
+        detail: String,
+    },
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunRow,
+    pub awaiting_approval: Vec<String>,
+    pub events: Vec<TaskEventRow>,
+}
+
+impl Engine {
+    /// Starts the engine: recovers what the journal says was in progress, then matches
+    /// queued alerts in the background. Must be called inside a tokio runtime.
+    pub async fn start(
+        plan: Plan,
+        journal: JournalHandle,
+        toolbox: Arc<dyn Toolbox>,
+        clock: Clock,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let guardrails = Arc::new(Guardrails {
+            kill_switch: AtomicBool::new(config.kill_switch),
+            actions_per_minute: config.actions_per_minute,
+            recent: Mutex::new(VecDeque::new()),
+            clock,
+        });
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                plan: RwLock::new(Arc::new(plan)),
+                journal,
+                toolbox,
+                clock,
+                config,
+                guardrails,
+                active: Mutex::new(BTreeMap::new()),
+                queue,
+                metrics: Metrics::new(),
+            }),
+        };
+        engine.recover().await?;
+        tokio::spawn(worker(engine.clone(), receiver));
+        Ok(engine)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn plan(&self) -> Arc<Plan> {
+        match self.inner.plan.read() {
+            Ok(plan) => Arc::clone(&plan),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the plan for alerts matched from now on; runs in progress keep the
+    /// definition they started with.
+    pub fn replace_plan(&self, plan: Plan) {
+        let plan = Arc::new(plan);
+        match self.inner.plan.write() {
+            Ok(mut current) => *current = plan,
+            Err(poisoned) => *poisoned.into_inner() = plan,
+        }
+    }
+
+    pub fn set_kill_switch(&self, on: bool) {
+        self.inner
+            .guardrails
+            .kill_switch
+            .store(on, Ordering::SeqCst);
+        tracing::warn!(on, "kill switch changed");
+    }
+
+    pub fn kill_switch(&self) -> bool {
+        self.inner.guardrails.kill_switch.load(Ordering::SeqCst)
+    }
+
+    pub fn journal(&self) -> &JournalHandle {
+        &self.inner.journal
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    /// Makes alerts durable and queues them for matching; answers once they are on disk.
+    /// A full queue refuses the whole batch before anything is written.
+    pub async fn ingest(&self, source: &str, alerts: Vec<Alert>) -> Result<Vec<i64>, EngineError> {
+        let permits = self
+            .inner
+            .queue
+            .try_reserve_many(alerts.len())
+            .map_err(|_| EngineError::QueueFull {
+                capacity: self.inner.config.queue_capacity,
+            })?;
+        let accepted: Vec<AcceptedAlert> = alerts
+            .iter()
+            .map(|alert| AcceptedAlert {
+                source: alert.source.clone(),
+                name: alert.name.clone(),
+                status: alert.status.as_str().into(),
+                fingerprint: alert.fingerprint.clone(),
+                starts_at: alert.starts_at,
+                payload: stored::to_json(alert),
+            })
+            .collect();
+        let received_at = self.inner.clock.now_ms();
+        let ids = self
+            .inner
+            .journal
+            .call(move |journal| journal.accept(&accepted, received_at))
+            .await?;
+        self.inner
+            .metrics
+            .alert_received(source, u64::try_from(ids.len()).unwrap_or(u64::MAX));
+        for ((permit, alert), alert_id) in permits.zip(alerts).zip(ids.iter().copied()) {
+            self.inner.metrics.queue_depth.inc();
+            permit.send(Queued { alert_id, alert });
+        }
+        Ok(ids)
+    }
+
+    /// Matches one accepted alert and starts what its rules ask for.
+    pub async fn process(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
+        let span = tracing::info_span!("alert", alert_id, name = %alert.name, status = alert.status.as_str());
+        self.process_inner(alert_id, alert).instrument(span).await
+    }
+
+    async fn process_inner(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
+        let plan = self.plan();
+        if alert.status == Status::Resolved {
+            self.resolved(&alert.fingerprint).await;
+        }
+        let value = alert.to_value();
+        let outcome = plan.match_alert(&value);
+        let mut dispatches = Vec::new();
+        for (rule_index, error) in &outcome.errors {
+            if let Some(rule) = plan.rules.get(*rule_index as usize) {
+                let detail = format!("`when` could not be evaluated: {error}");
+                tracing::warn!(rule = %rule.name, %detail, "rule skipped");
+                dispatches.push(
+                    self.suppress(alert_id, &rule.name, "unevaluable", detail)
+                        .await,
+                );
+            }
+        }
+        for rule_index in outcome.matched {
+            let Some(rule) = plan.rules.get(rule_index as usize) else {
+                continue;
+            };
+            dispatches.push(self.admit(&plan, rule, alert_id, alert, &value).await);
+        }
+        if let Err(error) = self
+            .inner
+            .journal
+            .call(move |journal| journal.processed(alert_id))
+            .await
+        {
+            tracing::error!(%error, alert_id, "could not mark the alert processed; a restart will process it again");
+        }
+        dispatches
+    }
+
+    async fn suppress(&self, alert_id: i64, rule: &str, reason: &str, detail: String) -> Dispatch {
+        self.inner.metrics.suppressed(reason);
+        tracing::info!(rule, reason, %detail, "suppressed");
+        let (rule_owned, reason_owned, detail_owned) =
+            (rule.to_string(), reason.to_string(), detail.clone());
+        let at = self.inner.clock.now_ms();
+        if let Err(error) = self
+            .inner
+            .journal
+            .call(move |journal| {
+                journal.suppress(alert_id, &rule_owned, &reason_owned, &detail_owned, at)
+            })
+            .await
+        {
+            tracing::error!(%error, "could not journal a suppression");
+        }
+        Dispatch::Suppressed {
+            rule: rule.into(),
+            reason: reason.into(),
+            detail,
+        }
+    }
+
+    async fn admit(
+        &self,
+        plan: &Plan,
+        rule: &plan::Rule,
+        alert_id: i64,
+        alert: &Alert,
+        value: &Value,
+    ) -> Dispatch {
+        let Some(playbook) = plan.playbook(&rule.playbook) else {
+            let detail = format!("the plan has no playbook `{}`", rule.playbook);
+            return self
+                .suppress(alert_id, &rule.name, "no_playbook", detail)
+                .await;
+        };
+        let scope = AlertScope(value);
+        let arguments = match arguments(rule, playbook, &scope) {
+            Ok(arguments) => arguments,
+            Err(detail) => {
+                return self
+                    .suppress(alert_id, &rule.name, "bad_arguments", detail)
+                    .await;
+            }
+        };
+        if rule.performs_actions && !self.inner.config.dry_run && self.kill_switch() {
+            let detail = format!(
+                "`{}` performs actions and the kill switch is on",
+                rule.playbook
+            );
+            return self
+                .suppress(alert_id, &rule.name, "kill_switch", detail)
+                .await;
+        }
+        let key = |limit: &plan::Limit| match &limit.key {
+            None => Ok(String::new()),
+            Some(key) => key.eval(&scope).map(|value| match value {
+                Value::String(text) => text,
+                other => plan::render::value_text(&other),
+            }),
+        };
+        let cooldown = match rule
+            .cooldown
+            .as_ref()
+            .map(|limit| key(limit).map(|k| (k, limit.value)))
+        {
+            Some(Err(error)) => {
+                let detail = format!("the cooldown key could not be evaluated: {error}");
+                return self
+                    .suppress(alert_id, &rule.name, "bad_arguments", detail)
+                    .await;
+            }
+            Some(Ok(cooldown)) => Some(cooldown),
+            None => None,
+        };
+        let concurrency = match rule
+            .concurrency
+            .as_ref()
+            .map(|limit| key(limit).map(|k| (k, limit.value)))
+        {
+            Some(Err(error)) => {
+                let detail = format!("the concurrency key could not be evaluated: {error}");
+                return self
+                    .suppress(alert_id, &rule.name, "bad_arguments", detail)
+                    .await;
+            }
+            Some(Ok(concurrency)) => Some(concurrency),
+            None => None,
+        };
+        let admission = Admission {
+            rule: rule.name.clone(),
+            playbook: playbook.name.clone(),
+            alert_id,
+            fingerprint: alert.fingerprint.clone(),
+            starts_at: alert.starts_at,
+            cooldown: cooldown.clone(),
+            concurrency,
+            performs_actions: rule.performs_actions,
+            arguments: serde_json::to_string(&arguments).unwrap_or_default(),
+            definition: serde_json::to_string(playbook).unwrap_or_default(),
+            at: self.inner.clock.now_ms(),
+        };
+        let admitted = match self
+            .inner
+            .journal
+            .call(move |journal| journal.admit(&admission))
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                let detail = format!("the journal refused the run: {error}");
+                tracing::error!(%detail);
+                return self.suppress(alert_id, &rule.name, "journal", detail).await;
+            }
+        };
+        match admitted {
+            Admitted::Started(run) => {
+                tracing::info!(run, rule = %rule.name, playbook = %playbook.name, "run started");
+                self.spawn_run(Resumable {
+                    run,
+                    rule: rule.name.clone(),
+                    playbook: playbook.clone(),
+                    arguments,
+                    prior: BTreeMap::new(),
+                    control: Control::default(),
+                    started_at: self.inner.clock.now_ms(),
+                    fingerprint: alert.fingerprint.clone(),
+                    performs_actions: rule.performs_actions,
+                });
+                Dispatch::Started {
+                    rule: rule.name.clone(),
+                    run,
+                }
+            }
+            Admitted::Duplicate { existing_run } => {
+                let detail = format!("run {existing_run} already handles this firing episode");
+                self.suppress(alert_id, &rule.name, "duplicate", detail)
+                    .await
+            }
+            Admitted::Cooldown { last_run, until } => {
+                let key = cooldown.map(|(key, _)| key).unwrap_or_default();
+                let detail = format!(
+                    "cooldown for {key:?}: run {last_run} started recently; cools down until {}",
+                    medic_compiler::units::format_time(until)
+                );
+                self.suppress(alert_id, &rule.name, "cooldown", detail)
+                    .await
+            }
+            Admitted::Concurrency { running } => {
+                let detail =
+                    format!("{running} runs of this rule already hold its concurrency key");
+                self.suppress(alert_id, &rule.name, "concurrency", detail)
+                    .await
+            }
+        }
+    }
+
+    fn spawn_run(&self, resumable: Resumable) {
+        let Resumable {
+            run,
+            rule,
+            playbook,
+            arguments,
+            prior,
+            control,
+            started_at,
+            fingerprint,
+            performs_actions,
+        } = resumable;
+        let (sender, receiver) = watch::channel(control);
+        if let Ok(mut active) = self.inner.active.lock() {
+            active.insert(
+                run,
+                Active {
+                    control: sender,
+                    fingerprint: fingerprint.clone(),
+                    performs_actions,
+                    awaiting: BTreeSet::new(),
+                },
+            );
+        }
+        self.inner.metrics.active_runs.inc();
+        let observer = Arc::new(RunObserver {
+            run,
+            engine: self.clone(),
+            functions: playbook
+                .tasks
+                .iter()
+                .map(|task| (task.id.clone(), task.function.clone()))
+                .collect(),
+            first_attempt: Mutex::new(BTreeMap::new()),
+        });
+        let context = RunContext {
+            toolbox: Arc::clone(&self.inner.toolbox),
+            options: RunOptions {
+                dry_run: self.inner.config.dry_run,
+            },
+            observer,
+            gate: self.inner.guardrails.clone(),
+            control: receiver,
+            prior,
+            clock: self.inner.clock,
+            started_at,
+        };
+        let engine = self.clone();
+        let span = tracing::info_span!("run", run, rule = %rule, playbook = %playbook.name);
+        tokio::spawn(
+            async move {
+                let report = executor::run_with(&playbook, arguments, context).await;
+                engine.finish(run, &playbook, &fingerprint, report).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Closes a run: its report and its reverts are written in one group commit, so a
+    /// crash cannot leave a finished temporary action without its revert.
+    async fn finish(
+        &self,
+        run: i64,
+        playbook: &plan::Playbook,
+        fingerprint: &str,
+        report: RunReport,
+    ) {
+        let at = self.inner.clock.now_ms();
+        let mut reverts = Vec::new();
+        for task_report in &report.tasks {
+            let Some(task) = playbook.task(&task_report.id) else {
+                continue;
+            };
+            let TaskOutcome::Succeeded { output } = &task_report.outcome else {
+                continue;
+            };
+            if task.effect != Effect::Action
+                || !task.revertible
+                || (task.revert_after_ms.is_none() && !task.revert_on_resolve)
+            {
+                continue;
+            }
+            reverts.push((
+                task.id.clone(),
+                task.function.clone(),
+                serde_json::to_string(&task_report.arguments.clone().unwrap_or_default())
+                    .unwrap_or_default(),
+                serde_json::to_string(output).unwrap_or_default(),
+                task.revert_after_ms.map(|after| at.saturating_add(after)),
+                task.revert_on_resolve,
+            ));
+        }
+        let outcome = report.outcome.as_str();
+        let report_json = serde_json::to_string(&report).unwrap_or_default();
+        let fingerprint_owned = fingerprint.to_string();
+        let scheduled = self
+            .inner
+            .journal
+            .call(move |journal| {
+                journal.finish_run(run, outcome, &report_json, at)?;
+                reverts
+                    .into_iter()
+                    .map(|(task, function, arguments, output, due_at, on_resolve)| {
+                        journal
+                            .schedule_revert(
+                                run,
+                                &task,
+                                &function,
+                                &arguments,
+                                &output,
+                                &fingerprint_owned,
+                                due_at,
+                                on_resolve,
+                            )
+                            .map(|id| (id, due_at))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match scheduled {
+            Ok(scheduled) => {
+                for (revert, due_at) in scheduled {
+                    if let Some(due_at) = due_at {
+                        self.revert_at(revert, due_at);
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, run, "could not journal the end of the run"),
+        }
+        if let Ok(mut active) = self.inner.active.lock() {
+            active.remove(&run);
+        }
+        self.inner.metrics.active_runs.dec();
+        self.inner.metrics.run_finished(&playbook.name, outcome);
+        tracing::info!(
+            run,
+            outcome,
+            stopped = report.stopped.as_deref().unwrap_or(""),
+            "run finished"
+        );
+    }
+
+    fn revert_at(&self, revert: i64, due_at: i64) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.inner.clock.sleep_until(due_at).await;
+            engine.revert(revert).await;
+        });
+    }
+
+    /// Performs a revert unless it was already taken.
+    async fn revert(&self, revert: i64) {
+        let claimed = self
+            .inner
+            .journal
+            .call(move |journal| journal.claim_revert(revert))
+            .await;
+        let row: RevertRow = match claimed {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, revert, "could not claim a revert");
+                return;
+            }
+        };
+        let arguments: BTreeMap<String, Value> =
+            serde_json::from_str(&row.arguments).unwrap_or_default();
+        let output: Value = serde_json::from_str(&row.output).unwrap_or(Value::Null);
+        let (state, detail) = if self.inner.config.dry_run {
+            ("skipped", "dry run".to_string())
+        } else {
+            match self
+                .inner
+                .toolbox
+                .revert(&row.function, arguments, output)
+                .await
+            {
+                Ok(value) => ("reverted", plan::render::value_text(&value)),
+                Err(error) => ("failed", error.to_string()),
+            }
+        };
+        tracing::info!(revert, run = row.run_id, task = %row.task, state, %detail, "revert");
+        let at = self.inner.clock.now_ms();
+        if let Err(error) = self
+            .inner
+            .journal
+            .call(move |journal| journal.revert_done(revert, state, &detail, at))
+            .await
+        {
+            tracing::error!(%error, revert, "could not journal a revert");
+        }
+    }
+
+    /// A resolved alert ends what its firing started: unfinished runs that act are
+    /// cancelled and `revert on resolve` actions are undone.
+    async fn resolved(&self, fingerprint: &str) {
+        if let Ok(active) = self.inner.active.lock() {
+            for (run, entry) in active.iter() {
+                if entry.fingerprint == fingerprint && entry.performs_actions {
+                    tracing::info!(run, "cancelled: its alert resolved");
+                    entry.control.send_modify(|control| {
+                        control
+                            .cancelled
+                            .get_or_insert_with(|| "the alert resolved".into());
+                    });
+                }
+            }
+        }
+        let fingerprint = fingerprint.to_string();
+        let reverts = self
+            .inner
+            .journal
+            .call(move |journal| journal.reverts_on_resolve(&fingerprint))
+            .await
+            .unwrap_or_default();
+        for revert in reverts {
+            self.revert(revert).await;
+        }
+    }
+
+    /// Approves (or rejects) the tasks of a run that wait for a human: `task` names one, or
+    /// all of them when `None`.
+    pub async fn decide(
+        &self,
+        run: i64,
+        task: Option<String>,
+        decision: Decision,
+    ) -> Result<Vec<String>, EngineError> {
+        let tasks: Vec<String> = {
+            let active = self
+                .inner
+                .active
+                .lock()
+                .map_err(|_| EngineError::NotActive(run))?;
+            let entry = active.get(&run).ok_or(EngineError::NotActive(run))?;
+            entry
+                .awaiting
+                .iter()
+                .filter(|awaiting| task.as_ref().is_none_or(|task| task == *awaiting))
+                .cloned()
+                .collect()
+        };
+        if tasks.is_empty() {
+            return Err(EngineError::NoApproval {
+                run,
+                which: task
+                    .map(|task| format!(" named `{task}`"))
+                    .unwrap_or_default(),
+            });
+        }
+        let (state, detail) = match &decision {
+            Decision::Approved { by } => ("approved", by.clone()),
+            Decision::Rejected { by, reason } => ("rejected", format!("{by}: {reason}")),
+        };
+        let at = self.inner.clock.now_ms();
+        let journaled = tasks.clone();
+        let detail_owned = detail.clone();
+        self.inner
+            .journal
+            .call(move |journal| {
+                for task in &journaled {
+                    journal.task_event(run, task, state, &detail_owned, at)?;
+                }
+                Ok(())
+            })
+            .await?;
+        self.with_control(run, |control| {
+            for task in &tasks {
+                control.decisions.insert(task.clone(), decision.clone());
+            }
+        })?;
+        tracing::info!(run, ?tasks, state, %detail, "approval decided");
+        Ok(tasks)
+    }
+
+    pub async fn pause(&self, run: i64, paused: bool) -> Result<(), EngineError> {
+        self.active_check(run)?;
+        let state = if paused { "paused" } else { "running" };
+        self.inner
+            .journal
+            .call(move |journal| journal.run_state(run, state))
+            .await?;
+        self.with_control(run, |control| control.paused = paused)
+    }
+
+    pub async fn cancel(&self, run: i64, by: &str) -> Result<(), EngineError> {
+        self.active_check(run)?;
+        let reason = format!("by {by}");
+        let at = self.inner.clock.now_ms();
+        let detail = reason.clone();
+        self.inner
+            .journal
+            .call(move |journal| journal.task_event(run, "", "cancel_requested", &detail, at))
+            .await?;
+        self.with_control(run, |control| {
+            control.cancelled.get_or_insert(reason);
+        })
+    }
+
+    fn active_check(&self, run: i64) -> Result<(), EngineError> {
+        let active = self
+            .inner
+            .active
+            .lock()
+            .map_err(|_| EngineError::NotActive(run))?;
+        if active.contains_key(&run) {
+            Ok(())
+        } else {
+            Err(EngineError::NotActive(run))
+        }
+    }
+
+    fn with_control(&self, run: i64, change: impl FnOnce(&mut Control)) -> Result<(), EngineError> {
+        let active = self
+            .inner
+            .active
+            .lock()
+            .map_err(|_| EngineError::NotActive(run))?;
+        let entry = active.get(&run).ok_or(EngineError::NotActive(run))?;
+        entry.control.send_modify(change);
+        Ok(())
+    }
+
+    /// The ids of the runs in progress.
+    pub fn active_runs(&self) -> Vec<i64> {
+        self.inner
+            .active
+            .lock()
+            .map(|active| active.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>, EngineError> {
+        Ok(self
+            .inner
+            .journal
+            .call(move |journal| journal.runs(limit))
+            .await?)
+    }
+
+    pub async fn run(&self, run: i64) -> Result<RunDetail, EngineError> {
+        let (row, events) = self
+            .inner
+            .journal
+            .call(move |journal| Ok((journal.run(run)?, journal.task_events(run)?)))
+            .await?;
+        let row = row.ok_or(EngineError::NoRun(run))?;
+        let awaiting_approval = self
+            .inner
+            .active
+            .lock()
+            .ok()
+            .and_then(|active| {
+                active
+                    .get(&run)
+                    .map(|entry| entry.awaiting.iter().cloned().collect())
+            })
+            .unwrap_or_default();
+        Ok(RunDetail {
+            run: row,
+            awaiting_approval,
+            events,
+        })
+    }
+
+    /// Waits until no alert waits in the queue and no run is in progress (`medic run`,
+    /// tests). Revert timers are not waited for.
+    pub async fn idle(&self) {
+        loop {
+            let queued = self.inner.config.queue_capacity.max(1) - self.inner.queue.capacity();
+            if queued == 0 && self.active_runs().is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Continues after a restart: reverts in flight go to a human, unfinished runs continue
+    /// or close, pending reverts are timed again, and unprocessed alerts are processed.
+    async fn recover(&self) -> Result<(), EngineError> {
+        let (runs, pending, in_flight, unprocessed) = self
+            .inner
+            .journal
+            .call(|journal| {
+                Ok((
+                    journal.unfinished_runs()?,
+                    journal.reverts("pending")?,
+                    journal.reverts("reverting")?,
+                    journal.unprocessed_alerts()?,
+                ))
+            })
+            .await?;
+        let at = self.inner.clock.now_ms();
+        for revert in in_flight {
+            let detail = format!(
+                "the server stopped while this revert of `{}` was in flight: check it by hand",
+                revert.function
+            );
+            tracing::warn!(revert = revert.id, %detail);
+            self.inner
+                .journal
+                .call(move |journal| journal.revert_done(revert.id, "needs_attention", &detail, at))
+                .await?;
+        }
+        for run in runs {
+            self.resume(run).await?;
+        }
+        for revert in pending {
+            if let Some(due_at) = revert.due_at {
+                self.revert_at(revert.id, due_at);
+            }
+        }
+        for stored in unprocessed {
+            match stored::from_json(&stored.payload) {
+                Ok(alert) => {
+                    self.process(stored.id, &alert).await;
+                }
+                Err(error) => {
+                    tracing::error!(alert = stored.id, %error, "a journaled alert cannot be read back");
+                    let id = stored.id;
+                    self.inner
+                        .journal
+                        .call(move |journal| journal.processed(id))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Continues one run from its journal, or closes it when an action was in flight.
+    async fn resume(&self, run: RunRow) -> Result<(), EngineError> {
+        let id = run.id;
+        let (definition, events) = self
+            .inner
+            .journal
+            .call(move |journal| Ok((journal.run_definition(id)?, journal.task_events(id)?)))
+            .await?;
+        let playbook: Option<plan::Playbook> =
+            definition.and_then(|text| serde_json::from_str(&text).ok());
+        let arguments: Option<BTreeMap<String, Value>> = serde_json::from_str(&run.arguments).ok();
+        let (Some(playbook), Some(arguments)) = (playbook, arguments) else {
+            return self
+                .close_interrupted(
+                    id,
+                    "its journaled playbook or arguments cannot be read back".into(),
+                )
+                .await;
+        };
+        let mut prior = BTreeMap::new();
+        let mut control = Control {
+            paused: run.state == "paused",
+            ..Control::default()
+        };
+        let mut in_flight: BTreeMap<String, bool> = BTreeMap::new();
+        for event in &events {
+            let task = event.task.clone();
+            match event.state.as_str() {
+                "started" => {
+                    in_flight.insert(task, true);
+                }
+                "awaiting_approval" => {
+                    let deadline = event.detail.parse::<i64>().ok();
+                    prior.insert(task, Prior::AwaitingApproval { deadline });
+                }
+                "approved" => {
+                    control.decisions.insert(
+                        task,
+                        Decision::Approved {
+                            by: event.detail.clone(),
+                        },
+                    );
+                }
+                "rejected" => {
+                    let (by, reason) = event.detail.split_once(": ").unwrap_or((&event.detail, ""));
+                    control.decisions.insert(
+                        task,
+                        Decision::Rejected {
+                            by: by.into(),
+                            reason: reason.into(),
+                        },
+                    );
+                }
+                "cancel_requested" => {
+                    control.cancelled = Some(event.detail.clone());
+                }
+                _ => {
+                    if let Ok(finished) = serde_json::from_str::<FinishedDetail>(&event.detail) {
+                        in_flight.remove(&task);
+                        prior.insert(
+                            task,
+                            Prior::Finished {
+                                outcome: finished.outcome,
+                                attempts: finished.attempts,
+                                arguments: finished.arguments,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let actions_in_flight: Vec<String> = in_flight
+            .keys()
+            .filter(|task| {
+                playbook
+                    .task(task)
+                    .is_some_and(|task| task.effect == Effect::Action)
+            })
+            .map(|task| {
+                let function = playbook
+                    .task(task)
+                    .map_or("", |task| task.function.as_str());
+                format!("`{task}` ({function})")
+            })
+            .collect();
+        if !actions_in_flight.is_empty() {
+            let detail = format!(
+                "the server stopped while {} {} in flight; it may or may not have taken effect: check it by hand",
+                if actions_in_flight.len() == 1 {
+                    "action"
+                } else {
+                    "actions"
+                },
+                actions_in_flight.join(", ")
+            );
+            return self.close_interrupted(id, detail).await;
+        }
+        tracing::info!(
+            run = id,
+            finished = prior.len(),
+            "resuming run after restart"
+        );
+        self.spawn_run(Resumable {
+            run: id,
+            rule: run.rule,
+            playbook,
+            arguments,
+            prior,
+            control,
+            started_at: run.started_at,
+            fingerprint: run.fingerprint,
+            performs_actions: run.performs_actions,
+        });
+        Ok(())
+    }
+
+    async fn close_interrupted(&self, run: i64, detail: String) -> Result<(), EngineError> {
+        tracing::warn!(run, %detail, "run interrupted");
+        let at = self.inner.clock.now_ms();
+        let report = serde_json::json!({ "outcome": "interrupted", "stopped": detail }).to_string();
+        self.inner
+            .journal
+            .call(move |journal| journal.finish_run(run, "interrupted", &report, at))
+            .await?;
+        self.inner.metrics.run_finished("", "interrupted");
+        Ok(())
+    }
+}
+
+/// A run to start or continue.
+struct Resumable {
+    run: i64,
+    rule: String,
+    playbook: plan::Playbook,
+    arguments: BTreeMap<String, Value>,
+    prior: BTreeMap<String, Prior>,
+    control: Control,
+    started_at: i64,
+    fingerprint: String,
+    performs_actions: bool,
+}
+
+/// What the journal keeps of a finished task (the detail of its last event).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FinishedDetail {
+    outcome: TaskOutcome,
+    attempts: u32,
+    #[serde(default)]
+    arguments: Option<BTreeMap<String, Value>>,
+}
+
+/// Journals a run's transitions (each awaited, so "started" is durable before an action
+/// is called), keeps the list of tasks awaiting approval, and times tasks for metrics.
+struct RunObserver {
+    run: i64,
+    engine: Engine,
+    functions: BTreeMap<String, String>,
+    first_attempt: Mutex<BTreeMap<String, i64>>,
+}
+
+impl Observer for RunObserver {
+    fn transition(&self, task: &str, transition: Transition, at_ms: i64) -> UnitFuture {
+        let run = self.run;
+        let engine = self.engine.clone();
+        let task = task.to_string();
+        let (state, detail) = match &transition {
+            Transition::Started { attempt } => {
+                if let Ok(mut first) = self.first_attempt.lock() {
+                    first.entry(task.clone()).or_insert(at_ms);
+                }
+                ("started".to_string(), attempt.to_string())
+            }
+            Transition::AwaitingApproval { deadline } => {
+                self.set_awaiting(&task, true);
+                (
+                    "awaiting_approval".to_string(),
+                    deadline.map(|at| at.to_string()).unwrap_or_default(),
+                )
+            }
+            Transition::Approved { .. } => {
+                self.set_awaiting(&task, false);
+                // The decision itself was journaled when it was made.
+                return Box::pin(async {});
+            }
+            Transition::Finished {
+                outcome,
+                attempts,
+                arguments,
+            } => {
+                self.set_awaiting(&task, false);
+                let started = self
+                    .first_attempt
+                    .lock()
+                    .ok()
+                    .and_then(|first| first.get(&task).copied());
+                if let (Some(started), Some(function)) = (started, self.functions.get(&task)) {
+                    let seconds = (at_ms.saturating_sub(started)) as f64 / 1_000.0;
+                    self.engine.inner.metrics.task_finished(function, seconds);
+                }
+                let detail = FinishedDetail {
+                    outcome: outcome.clone(),
+                    attempts: *attempts,
+                    arguments: arguments.clone(),
+                };
+                (
+                    outcome.state().to_string(),
+                    serde_json::to_string(&detail).unwrap_or_default(),
+                )
+            }
+        };
+        Box::pin(async move {
+            let result = engine
+                .inner
+                .journal
+                .call(move |journal| journal.task_event(run, &task, &state, &detail, at_ms))
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, run, "could not journal a task transition");
+            }
+        })
+    }
+}
+
+impl RunObserver {
+    fn set_awaiting(&self, task: &str, awaiting: bool) {
+        if let Ok(mut active) = self.engine.inner.active.lock()
+            && let Some(entry) = active.get_mut(&self.run)
+        {
+            if awaiting {
+                entry.awaiting.insert(task.to_string());
+            } else {
+                entry.awaiting.remove(task);
+            }
+        }
+    }
+}
+
+async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
+    while let Some(queued) = receiver.recv().await {
+        engine.inner.metrics.queue_depth.dec();
+        engine.process(queued.alert_id, &queued.alert).await;
+    }
+}
+
+/// The `alert` variable of rule expressions.
+struct AlertScope<'a>(&'a Value);
+
+impl plan::Vars for AlertScope<'_> {
+    fn var(&self, name: &str) -> Option<&Value> {
+        (name == "alert").then_some(self.0)
+    }
+}
+
+/// Evaluates a rule's arguments to its playbook; parameters it leaves out take their
+/// (constant) defaults.
+fn arguments(
+    rule: &plan::Rule,
+    playbook: &plan::Playbook,
+    scope: &AlertScope<'_>,
+) -> Result<BTreeMap<String, Value>, String> {
+    let empty: BTreeMap<String, Value> = BTreeMap::new();
+    let mut arguments = BTreeMap::new();
+    for param in &playbook.params {
+        let value = match (rule.args.get(&param.name), &param.default) {
+            (Some(expression), _) => expression.eval(scope),
+            (None, Some(default)) => default.eval(&empty),
+            (None, None) => {
+                return Err(format!("no value for the parameter `{}`", param.name));
+            }
+        };
+        let value = value.map_err(|error| {
+            format!(
+                "the argument `{}` could not be evaluated: {error}",
+                param.name
+            )
+        })?;
+        arguments.insert(param.name.clone(), value);
+    }
+    Ok(arguments)
+}
+
+/// The journaled form of a normalized alert, so that an alert accepted before a crash is
+/// processed afterwards exactly as it would have been.
+pub mod stored {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Form {
+        name: String,
+        status: String,
+        severity: String,
+        service: String,
+        instance: String,
+        namespace: String,
+        value: Option<plan::ir::QuantityValue>,
+        value_error: Option<String>,
+        summary: String,
+        description: String,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+        starts_at: i64,
+        ends_at: Option<i64>,
+        fingerprint: String,
+        source: String,
+    }
+
+    pub fn to_json(alert: &Alert) -> String {
+        let form = Form {
+            name: alert.name.clone(),
+            status: alert.status.as_str().into(),
+            severity: alert.severity.as_str().into(),
+            service: alert.service.clone(),
+            instance: alert.instance.clone(),
+            namespace: alert.namespace.clone(),
+            value: alert.value.as_ref().ok().map(|quantity| (*quantity).into()),
+            value_error: alert.value.as_ref().err().map(ToString::to_string),
+            summary: alert.summary.clone(),
+            description: alert.description.clone(),
+            labels: alert.labels.clone(),
+            annotations: alert.annotations.clone(),
+            starts_at: alert.starts_at,
+            ends_at: alert.ends_at,
+            fingerprint: alert.fingerprint.clone(),
+            source: alert.source.clone(),
+        };
+        serde_json::to_string(&form).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> Result<Alert, String> {
+        let form: Form = serde_json::from_str(text).map_err(|error| error.to_string())?;
+        let value = match (form.value, form.value_error) {
+            (Some(value), _) => Ok(match value {
+                plan::ir::QuantityValue::Number(number) => Quantity::Number(number),
+                plan::ir::QuantityValue::Duration(millis) => Quantity::Duration(millis),
+                plan::ir::QuantityValue::Percent(points) => Quantity::Percent(points),
+                plan::ir::QuantityValue::Size(bytes) => Quantity::Size(bytes),
+            }),
+            (None, Some(error)) if error != normalize::ValueError::Missing.to_string() => {
+                let reason = error.strip_prefix("alert value ").unwrap_or(&error);
+                Err(normalize::ValueError::Unreadable(reason.to_string()))
+            }
+            (None, _) => Err(normalize::ValueError::Missing),
+        };
+        Ok(Alert {
+            name: form.name,
+            status: if form.status == "resolved" {
+                Status::Resolved
+            } else {
+                Status::Firing
+            },
+            severity: normalize::severity(Some(&form.severity)),
+            service: form.service,
+            instance: form.instance,
+            namespace: form.namespace,
+            value,
+            summary: form.summary,
+            description: form.description,
+            labels: form.labels,
+            annotations: form.annotations,
+            starts_at: form.starts_at,
+            ends_at: form.ends_at,
+            fingerprint: form.fingerprint,
+            source: form.source,
+        })
+    }
+}
+
+/// Opens a journal in memory for one-shot runs (`medic run`).
+pub fn memory_journal() -> Result<JournalHandle, JournalError> {
+    JournalHandle::spawn(Journal::in_memory()?)
+}

@@ -1,0 +1,117 @@
+//! The server's Prometheus metrics (`GET /metrics`, text exposition format): alerts received
+//! by source, runs by playbook and outcome, task durations by function, suppressions by
+//! reason, the ingest queue's depth and the runs in progress.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+fn task_histogram() -> Histogram {
+    // 1 ms to about 9 minutes.
+    Histogram::new(exponential_buckets(0.001, 4.0, 11))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    alerts: Family<Labels, Counter>,
+    runs: Family<Labels, Counter>,
+    tasks: Family<Labels, Histogram, fn() -> Histogram>,
+    suppressions: Family<Labels, Counter>,
+    pub queue_depth: Gauge,
+    pub active_runs: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("medic");
+        let alerts = Family::<Labels, Counter>::default();
+        let runs = Family::<Labels, Counter>::default();
+        let tasks = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+            task_histogram as fn() -> Histogram,
+        );
+        let suppressions = Family::<Labels, Counter>::default();
+        let queue_depth = Gauge::default();
+        let active_runs = Gauge::default();
+        registry.register(
+            "alerts_received",
+            "Alerts accepted into the journal, by source",
+            alerts.clone(),
+        );
+        registry.register(
+            "runs",
+            "Finished runs, by playbook and outcome",
+            runs.clone(),
+        );
+        registry.register(
+            "task_duration_seconds",
+            "Time from a task's first attempt to its outcome, by function",
+            tasks.clone(),
+        );
+        registry.register(
+            "suppressions",
+            "Matched rules that did not start a run, by reason",
+            suppressions.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Accepted alerts waiting to be matched",
+            queue_depth.clone(),
+        );
+        registry.register("active_runs", "Runs in progress", active_runs.clone());
+        Metrics {
+            registry,
+            alerts,
+            runs,
+            tasks,
+            suppressions,
+            queue_depth,
+            active_runs,
+        }
+    }
+
+    pub fn alert_received(&self, source: &str, count: u64) {
+        self.alerts
+            .get_or_create(&vec![("source".into(), source.into())])
+            .inc_by(count);
+    }
+
+    pub fn run_finished(&self, playbook: &str, outcome: &str) {
+        self.runs
+            .get_or_create(&vec![
+                ("playbook".into(), playbook.into()),
+                ("outcome".into(), outcome.into()),
+            ])
+            .inc();
+    }
+
+    pub fn task_finished(&self, function: &str, seconds: f64) {
+        self.tasks
+            .get_or_create(&vec![("function".into(), function.into())])
+            .observe(seconds);
+    }
+
+    pub fn suppressed(&self, reason: &str) {
+        self.suppressions
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc();
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
