@@ -4,6 +4,7 @@
 //! Exit codes, for every command: 0 ok, 1 findings (errors, or warnings with
 //! `--deny-warnings`, or unformatted files with `fmt --check`), 2 usage or I/O error.
 
+mod engine;
 mod output;
 mod sources;
 
@@ -49,6 +50,98 @@ enum Command {
     },
     /// Run the language server on standard input and output (for editors).
     Lsp,
+    /// Serve webhooks and the runs API: match alerts and run playbooks, durably.
+    Serve {
+        /// The configuration file (docs/serve.md).
+        #[arg(long, value_name = "medic.toml")]
+        config: Option<PathBuf>,
+        /// .ops files or directories (overrides `plans` in the config).
+        #[arg(long = "plans", value_name = "PATH")]
+        plans: Vec<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// The journal database (default medic.db).
+        #[arg(long, value_name = "PATH")]
+        store: Option<PathBuf>,
+        /// Perform no action: runs say what they would have done.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run one alert payload through the engine and print the report of each run.
+    Run {
+        /// An alert payload (Alertmanager, Grafana, Zabbix or generic JSON).
+        #[arg(long, value_name = "FILE")]
+        alert: PathBuf,
+        /// The payload's source; guessed from its fields when left out.
+        #[arg(long)]
+        source: Option<String>,
+        /// .ops files or directories (default: the current directory).
+        #[arg(long = "plans", value_name = "PATH")]
+        plans: Vec<PathBuf>,
+        /// Run queries but perform no action; say what would have been done.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List recent runs of a server, or show one.
+    Runs {
+        id: Option<i64>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Approve the tasks of a run that wait for approval.
+    Approve {
+        id: i64,
+        /// Only this task (default: every task waiting).
+        #[arg(long)]
+        task: Option<String>,
+        /// Who approves (recorded in the journal).
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Reject the tasks of a run that wait for approval (they take their failure policy).
+    Reject {
+        id: i64,
+        #[arg(long)]
+        task: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Pause a run: running tasks finish, no new task starts.
+    Pause {
+        id: i64,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Resume a paused run.
+    Resume {
+        id: i64,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Cancel a run.
+    Cancel {
+        id: i64,
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Show or set the kill switch that stops every action.
+    KillSwitch {
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Format .ops files in place, or check that they are formatted.
     Fmt {
         /// Files or directories (searched recursively for *.ops). Default: the current directory.
@@ -57,6 +150,25 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct RemoteArgs {
+    /// The server (default: $MEDIC_SERVER, else http://127.0.0.1:8080).
+    #[arg(long)]
+    server: Option<String>,
+    /// The bearer token (default: $MEDIC_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+impl RemoteArgs {
+    fn remote(self) -> engine::Remote {
+        engine::Remote {
+            server: self.server,
+            token: self.token,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,6 +210,69 @@ fn main() -> ExitCode {
             diff,
         } => plan(&paths, format, diff.as_deref()),
         Command::Lsp => lsp(),
+        Command::Serve {
+            config,
+            plans,
+            listen,
+            store,
+            dry_run,
+        } => engine::serve(engine::ServeFlags {
+            config,
+            plans,
+            listen,
+            store,
+            dry_run,
+        }),
+        Command::Run {
+            alert,
+            source,
+            plans,
+            dry_run,
+        } => engine::run(engine::RunFlags {
+            alert,
+            source,
+            plans,
+            dry_run,
+        }),
+        Command::Runs { id, json, remote } => engine::runs(&remote.remote(), id, json),
+        Command::Approve {
+            id,
+            task,
+            by,
+            remote,
+        } => engine::act(
+            &remote.remote(),
+            id,
+            "approve",
+            serde_json::json!({ "task": task, "by": by.unwrap_or_else(user) }),
+        ),
+        Command::Reject {
+            id,
+            task,
+            by,
+            reason,
+            remote,
+        } => engine::act(
+            &remote.remote(),
+            id,
+            "reject",
+            serde_json::json!({ "task": task, "by": by.unwrap_or_else(user), "reason": reason }),
+        ),
+        Command::Pause { id, remote } => {
+            engine::act(&remote.remote(), id, "pause", serde_json::json!({}))
+        }
+        Command::Resume { id, remote } => {
+            engine::act(&remote.remote(), id, "resume", serde_json::json!({}))
+        }
+        Command::Cancel { id, by, remote } => engine::act(
+            &remote.remote(),
+            id,
+            "cancel",
+            serde_json::json!({ "by": by.unwrap_or_else(user) }),
+        ),
+        Command::KillSwitch { state, remote } => {
+            engine::kill_switch(&remote.remote(), state.map(|state| state == "on"))
+        }
     };
     match result {
         Ok(code) => code,
@@ -106,6 +281,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Who runs the command, for the journal's record of decisions.
+fn user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "cli".into())
 }
 
 fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> anyhow::Result<ExitCode> {

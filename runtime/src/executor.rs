@@ -327,10 +327,15 @@ impl State<'_> {
     fn finish(&mut self, index: usize, outcome: TaskOutcome, attempts: u32) {
         if let Some(task) = self.tasks.get(index) {
             let value = match &outcome {
-                TaskOutcome::Succeeded { output } => output.clone(),
-                _ => Value::Null,
+                TaskOutcome::Succeeded { output } => Some(output.clone()),
+                // What an action would have returned is unknown in a dry run: expressions
+                // reading it cannot be evaluated, and the report says what they wait for.
+                TaskOutcome::WouldRun { .. } => None,
+                _ => Some(Value::Null),
             };
-            self.variables.insert(task.id.clone(), value);
+            if let Some(value) = value {
+                self.variables.insert(task.id.clone(), value);
+            }
         }
         if let Some(slot) = self.outcomes.get_mut(index) {
             *slot = Some((outcome, attempts));

@@ -8,9 +8,12 @@
 //! `Toolbox` trait; and the SQLite journal (`journal`) with per-episode run deduplication.
 //! The server, rate limits, approvals and reverts come next.
 
+pub mod adapters;
 pub mod engine;
 pub mod executor;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
 pub mod normalize;
+pub mod report;
+pub mod server;

@@ -8,5 +8,6 @@
 )]
 
 mod control;
+mod engine;
 mod executor;
 mod journal;

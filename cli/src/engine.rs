@@ -1,0 +1,584 @@
+//! `medic serve`, `medic run` and the commands that talk to a running server (`runs`,
+//! `approve`, `reject`, `pause`, `resume`, `cancel`, `kill-switch`).
+//!
+//! Configuration comes from `medic.toml` (see docs/serve.md) with flags for the essentials;
+//! secrets are read from environment variables or files named in it, never from the file
+//! itself, so the file can be reviewed and committed.
+
+use crate::{output, sources};
+use anyhow::{Context, anyhow, bail};
+use medic_compiler::plan::Plan;
+use medic_runtime::adapters::{NotifyConfig, StandardToolbox};
+use medic_runtime::engine::{Engine, EngineConfig};
+use medic_runtime::executor::{Clock, RunReport};
+use medic_runtime::journal::{Journal, JournalHandle};
+use medic_runtime::server::{Auth, ServerState};
+use medic_runtime::{ingest, report};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    listen: Option<String>,
+    plans: Option<Vec<PathBuf>>,
+    store: Option<PathBuf>,
+    dry_run: Option<bool>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    auth: AuthConfig,
+    #[serde(default)]
+    notify: NotifyToml,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Limits {
+    body_bytes: Option<usize>,
+    queue: Option<usize>,
+    actions_per_minute: Option<u32>,
+    kill_switch: Option<bool>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthConfig {
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    hmac_secret_env: Option<String>,
+    hmac_secret_file: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NotifyToml {
+    slack_webhook_env: Option<String>,
+    /// Names of environment variables holding webhook URLs, by webhook name.
+    #[serde(default)]
+    webhooks_env: BTreeMap<String, String>,
+}
+
+/// The flags of `medic serve`; each overrides the config file.
+pub struct ServeFlags {
+    pub config: Option<PathBuf>,
+    pub plans: Vec<PathBuf>,
+    pub listen: Option<String>,
+    pub store: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+fn read_config(path: Option<&Path>) -> anyhow::Result<(Config, PathBuf)> {
+    let Some(path) = path else {
+        return Ok((Config::default(), PathBuf::from(".")));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config {}", path.display()))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|error| anyhow!("{}: {error}", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((config, base))
+}
+
+fn secret(env: Option<&str>, file: Option<&Path>, what: &str) -> anyhow::Result<Option<String>> {
+    if let Some(name) = env {
+        let value = std::env::var(name)
+            .map_err(|_| anyhow!("{what}: the environment variable {name} is not set"))?;
+        if value.trim().is_empty() {
+            bail!("{what}: the environment variable {name} is empty");
+        }
+        return Ok(Some(value.trim().to_string()));
+    }
+    if let Some(path) = file {
+        let value = std::fs::read_to_string(path)
+            .with_context(|| format!("{what}: cannot read {}", path.display()))?;
+        if value.trim().is_empty() {
+            bail!("{what}: {} is empty", path.display());
+        }
+        return Ok(Some(value.trim().to_string()));
+    }
+    Ok(None)
+}
+
+/// Compiles the plans; the error is the rendered diagnostics.
+fn compile(paths: &[PathBuf]) -> Result<Plan, String> {
+    let sources = sources::read(paths).map_err(|error| format!("{error:#}"))?;
+    let file_count = sources.len();
+    let analysis = medic_compiler::check(sources);
+    medic_compiler::plan::lower(&analysis)
+        .map_err(|_| output::render(&analysis, crate::Format::Human, file_count))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(16 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .map_err(|error| anyhow!("cannot start the runtime: {error}"))
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn notify_config(notify: &NotifyToml) -> anyhow::Result<NotifyConfig> {
+    let slack_webhook = secret(
+        notify.slack_webhook_env.as_deref(),
+        None,
+        "notify.slack_webhook_env",
+    )?;
+    let mut webhooks = BTreeMap::new();
+    for (name, env) in &notify.webhooks_env {
+        if let Some(url) = secret(Some(env), None, &format!("notify.webhooks_env.{name}"))? {
+            webhooks.insert(name.clone(), url);
+        }
+    }
+    Ok(NotifyConfig {
+        slack_webhook,
+        webhooks,
+    })
+}
+
+pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
+    init_logs();
+    let (config, base) = read_config(flags.config.as_deref())?;
+    let plans: Vec<PathBuf> = if flags.plans.is_empty() {
+        config
+            .plans
+            .clone()
+            .unwrap_or_else(|| vec![PathBuf::from(".")])
+            .into_iter()
+            .map(|path| base.join(path))
+            .collect()
+    } else {
+        flags.plans.clone()
+    };
+    let listen = flags
+        .listen
+        .or(config.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let store = flags
+        .store
+        .or_else(|| config.store.as_ref().map(|store| base.join(store)))
+        .unwrap_or_else(|| PathBuf::from("medic.db"));
+    let dry_run = flags.dry_run || config.dry_run.unwrap_or(false);
+    let token = secret(
+        config.auth.token_env.as_deref(),
+        config
+            .auth
+            .token_file
+            .as_ref()
+            .map(|path| base.join(path))
+            .as_deref(),
+        "auth.token",
+    )?;
+    let hmac_secret = secret(
+        config.auth.hmac_secret_env.as_deref(),
+        config
+            .auth
+            .hmac_secret_file
+            .as_ref()
+            .map(|path| base.join(path))
+            .as_deref(),
+        "auth.hmac_secret",
+    )?;
+    let plan = match compile(&plans) {
+        Ok(plan) => plan,
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            eprintln!("error: the plans do not compile; nothing was started");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let journal = Journal::open(&store)?;
+    let toolbox = Arc::new(
+        StandardToolbox::new(notify_config(&config.notify)?).map_err(|error| anyhow!(error))?,
+    );
+    let engine_config = EngineConfig {
+        dry_run,
+        queue_capacity: config.limits.queue.unwrap_or(10_000),
+        actions_per_minute: config.limits.actions_per_minute.or(Some(30)),
+        kill_switch: config.limits.kill_switch.unwrap_or(false),
+    };
+    let body_limit = config.limits.body_bytes.unwrap_or(1024 * 1024);
+    let reload_paths = plans.clone();
+    runtime()?.block_on(async move {
+        let handle = JournalHandle::spawn(journal)?;
+        let engine = Engine::start(plan, handle, toolbox, Clock::system(), engine_config).await?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, store = %store.display(), dry_run, auth = token.is_some(), "medic serve is listening");
+        let state = Arc::new(ServerState {
+            engine,
+            auth: Auth { token, hmac_secret },
+            body_limit,
+            reload: Arc::new(move || compile(&reload_paths)),
+        });
+        medic_runtime::server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("medic serve stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Guesses which monitoring system wrote a payload, from fields only it sends.
+fn detect_source(value: &serde_json::Value) -> &'static str {
+    let has = |field: &str| value.get(field).is_some();
+    if has("orgId") || (has("alerts") && has("state") && has("title")) {
+        "grafana"
+    } else if has("groupKey")
+        || has("receiver")
+        || value.get("version").and_then(|v| v.as_str()) == Some("4")
+    {
+        "alertmanager"
+    } else if has("event_id") || value.get("events").is_some() {
+        "zabbix"
+    } else {
+        "generic"
+    }
+}
+
+pub struct RunFlags {
+    pub alert: PathBuf,
+    pub source: Option<String>,
+    pub plans: Vec<PathBuf>,
+    pub dry_run: bool,
+}
+
+/// `medic run`: one alert through the same engine, with an in-memory journal.
+pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
+    let plans = if flags.plans.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        flags.plans.clone()
+    };
+    let plan = match compile(&plans) {
+        Ok(plan) => plan,
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let body = std::fs::read(&flags.alert)
+        .with_context(|| format!("cannot read {}", flags.alert.display()))?;
+    let source = match flags.source.as_deref() {
+        Some(source) => source.to_string(),
+        None => {
+            let value: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|error| anyhow!("{}: not JSON: {error}", flags.alert.display()))?;
+            detect_source(&value).to_string()
+        }
+    };
+    let alerts = match source.as_str() {
+        "alertmanager" => ingest::alertmanager(&body),
+        "grafana" => ingest::grafana(&body),
+        "zabbix" => ingest::zabbix(&body),
+        "generic" => ingest::generic(&body),
+        other => bail!("unknown source {other:?}: use alertmanager, grafana, zabbix or generic"),
+    }
+    .map_err(|error| anyhow!("{}: {error}", flags.alert.display()))?;
+    let dry_run = flags.dry_run;
+    let toolbox =
+        Arc::new(StandardToolbox::new(NotifyConfig::default()).map_err(|error| anyhow!(error))?);
+    let failed = runtime()?.block_on(async move {
+        let journal = medic_runtime::engine::memory_journal()?;
+        let config = EngineConfig {
+            dry_run,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::start(plan.clone(), journal, toolbox, Clock::system(), config).await?;
+        println!(
+            "{} alert{} from {source}{}",
+            alerts.len(),
+            if alerts.len() == 1 { "" } else { "s" },
+            if dry_run {
+                ", dry run: queries run, actions are only described"
+            } else {
+                ""
+            }
+        );
+        let mut dispatches = Vec::new();
+        let ids = engine
+            .journal()
+            .call({
+                let accepted: Vec<_> = alerts
+                    .iter()
+                    .map(|alert| medic_runtime::journal::AcceptedAlert {
+                        source: alert.source.clone(),
+                        name: alert.name.clone(),
+                        status: alert.status.as_str().into(),
+                        fingerprint: alert.fingerprint.clone(),
+                        starts_at: alert.starts_at,
+                        payload: medic_runtime::engine::stored::to_json(alert),
+                    })
+                    .collect();
+                move |journal| journal.accept(&accepted, 0)
+            })
+            .await?;
+        for (alert, id) in alerts.iter().zip(ids) {
+            let found = engine.process(id, alert).await;
+            if found.is_empty() {
+                println!(
+                    "{} ({}): no rule matched",
+                    alert.name,
+                    alert.status.as_str()
+                );
+            }
+            dispatches.extend(found);
+        }
+        engine.idle().await;
+        let mut failed = false;
+        for dispatch in dispatches {
+            match dispatch {
+                medic_runtime::engine::Dispatch::Started { rule, run } => {
+                    let detail = engine.run(run).await?;
+                    let report: Option<RunReport> = detail
+                        .run
+                        .report
+                        .as_deref()
+                        .and_then(|text| serde_json::from_str(text).ok());
+                    match report {
+                        Some(report) => {
+                            failed |=
+                                report.outcome != medic_runtime::executor::RunOutcome::Succeeded;
+                            print!(
+                                "\n{}",
+                                report::text(
+                                    &format!("rule {rule} → run {run}"),
+                                    &report,
+                                    plan.playbook(&report.playbook),
+                                    dry_run
+                                )
+                            );
+                        }
+                        None => {
+                            failed = true;
+                            println!("\nrule {rule} → run {run}: {}", detail.run.state);
+                        }
+                    }
+                }
+                medic_runtime::engine::Dispatch::Suppressed {
+                    rule,
+                    reason,
+                    detail,
+                } => {
+                    println!("\nrule {rule}: not run ({reason}): {detail}");
+                }
+            }
+        }
+        anyhow::Ok(failed)
+    })?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Where the server is and how to authenticate (flags, else `MEDIC_SERVER`, `MEDIC_TOKEN`).
+pub struct Remote {
+    pub server: Option<String>,
+    pub token: Option<String>,
+}
+
+impl Remote {
+    fn base(&self) -> String {
+        self.server
+            .clone()
+            .or_else(|| std::env::var("MEDIC_SERVER").ok())
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .or_else(|| std::env::var("MEDIC_TOKEN").ok())
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.base());
+        let token = self.token();
+        runtime()?.block_on(async move {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?;
+            let mut request = client.request(method, &url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|error| anyhow!("cannot reach the server at {url}: {error}"))?;
+            let status = response.status();
+            let value: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|error| anyhow!("the server's answer is not JSON ({status}): {error}"))?;
+            if !status.is_success() {
+                let message = value
+                    .get("error")
+                    .and_then(|error| error.as_str())
+                    .unwrap_or("no message");
+                bail!("the server answered {status}: {message}");
+            }
+            Ok(value)
+        })
+    }
+}
+
+pub fn runs(remote: &Remote, id: Option<i64>, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(id) = id else {
+        let value = remote.request(reqwest::Method::GET, "/api/runs?limit=50", None)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let runs = value
+            .get("runs")
+            .and_then(|runs| runs.as_array())
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "{:>6}  {:<12}  {:<24}  {:<24}  started",
+            "run", "state", "rule", "playbook"
+        );
+        for run in runs {
+            let field = |name: &str| {
+                run.get(name)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let started = run
+                .get("started_at")
+                .and_then(serde_json::Value::as_i64)
+                .map(medic_compiler::units::format_time)
+                .unwrap_or_default();
+            println!(
+                "{:>6}  {:<12}  {:<24}  {:<24}  {started}",
+                run.get("id")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0),
+                field("state"),
+                field("rule"),
+                field("playbook"),
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let value = remote.request(reqwest::Method::GET, &format!("/api/runs/{id}"), None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let state = value.get("state").and_then(|v| v.as_str()).unwrap_or("");
+    println!("run {id}: {state}");
+    if let Some(awaiting) = value.get("awaiting_approval").and_then(|v| v.as_array())
+        && !awaiting.is_empty()
+    {
+        let names: Vec<&str> = awaiting.iter().filter_map(|v| v.as_str()).collect();
+        println!(
+            "  waiting for approval: {} (medic approve {id})",
+            names.join(", ")
+        );
+    }
+    match value
+        .get("report")
+        .cloned()
+        .map(serde_json::from_value::<RunReport>)
+    {
+        Some(Ok(report)) => print!(
+            "{}",
+            report::text(&format!("run {id}"), &report, None, false)
+        ),
+        _ => {
+            for event in value
+                .get("events")
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default()
+            {
+                let field = |name: &str| {
+                    event
+                        .get(name)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                println!("  {:<16} {}", field("task"), field("state"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn act(
+    remote: &Remote,
+    id: i64,
+    action: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<ExitCode> {
+    let value = remote.request(
+        reqwest::Method::POST,
+        &format!("/api/runs/{id}/{action}"),
+        Some(body),
+    )?;
+    println!("{}", serde_json::to_string(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn kill_switch(remote: &Remote, on: Option<bool>) -> anyhow::Result<ExitCode> {
+    let value = match on {
+        Some(on) => remote.request(
+            reqwest::Method::POST,
+            "/api/kill-switch",
+            Some(serde_json::json!({ "on": on })),
+        )?,
+        None => remote.request(reqwest::Method::GET, "/api/kill-switch", None)?,
+    };
+    println!("{}", serde_json::to_string(&value)?);
+    Ok(ExitCode::SUCCESS)
+}

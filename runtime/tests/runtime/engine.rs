@@ -1,0 +1,1119 @@
+//! The engine end to end on tokio's paused clock: Alertmanager payloads in, runs, suppressions,
+//! reverts and metrics out, with a recording toolbox and a real journal (in memory, or on disk
+//! for the restarts).
+//!
+//! The journal answers from its own thread, and the paused clock jumps to the next timer as
+//! soon as every task waits, even for that thread. Two helpers keep the tests honest about it:
+//! [`settle`] waits for the journal to say every alert was matched (not only for
+//! `Engine::idle`), and [`Ticker`] keeps a short timer armed in the tests that have a
+//! 30-minute revert timer pending, so waiting for the journal does not fire it early.
+
+use medic_compiler::plan::{self, Plan, Value};
+use medic_runtime::engine::{self, Engine, EngineConfig, EngineError};
+use medic_runtime::executor::{CallError, CallFuture, Clock, Decision, RunOutcome, Toolbox};
+use medic_runtime::ingest::{self, Alert};
+use medic_runtime::journal::{AcceptedAlert, Journal, JournalHandle, RevertRow};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// 2026-11-27T11:46:40Z.
+const CLOCK_START: i64 = 1_795_780_000_000;
+
+const SOURCE: &str = r##"
+import std.{http, k8s, notify}
+
+/// Scales the service up and tells the team.
+rule cpu {
+  on alert "High_CPU_Usage"
+  run scale_up(deployment: alert.service)
+  cooldown 15m per alert.service
+}
+
+/// Tells the team when the CPU alert resolves.
+rule cpu_resolved {
+  on resolved alert "High_CPU_Usage"
+  run tell(text: "{alert.service}: CPU back to normal")
+  cooldown 1m
+}
+
+/// Scales up for half an hour.
+rule backlog {
+  on alert "Queue_Backlog"
+  run scale_for_a_while(deployment: alert.service)
+  cooldown 15m
+}
+
+/// Scales up for half an hour at most, and not after the alert resolved.
+rule traffic {
+  on alert "Traffic_Spike"
+  run scale_while_firing(deployment: alert.service)
+  cooldown 15m
+}
+
+/// Scales up once a human approved.
+rule latency {
+  on alert "Service_Latency_Exceeded"
+  run gated(deployment: alert.service)
+  cooldown 15m
+}
+
+/// Checks health, then tells the team.
+rule errors {
+  on alert "Error_Rate_High"
+  run checked(deployment: alert.service)
+  concurrency 1
+}
+
+playbook scale_up(deployment: String) {
+  task scale = k8s.scale(deployment: deployment, by: 1, max: 5)
+  task tell = notify.slack(channel: "#oncall", text: "{scale.summary}")
+}
+
+playbook tell(text: String) {
+  task tell = notify.slack(channel: "#oncall", text: text)
+}
+
+playbook scale_for_a_while(deployment: String) {
+  task scale = k8s.scale(deployment: deployment, by: 1, max: 5) {
+    revert after 30m
+  }
+}
+
+playbook scale_while_firing(deployment: String) {
+  task scale = k8s.scale(deployment: deployment, by: 1, max: 5) {
+    revert after 30m
+    revert on resolve
+  }
+}
+
+playbook gated(deployment: String) {
+  task health = http.get("http://{deployment}/health")
+  task scale = k8s.scale(deployment: deployment, by: 1, max: 5) {
+    after health
+    approval by "sre"
+  }
+  task tell = notify.slack(channel: "#oncall", text: "{scale.summary}")
+}
+
+playbook checked(deployment: String) {
+  task health = http.get("http://{deployment}/health")
+  task tell = notify.slack(channel: "#oncall", text: "{deployment}: health {health.status}")
+}
+"##;
+
+fn plan() -> Plan {
+    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("x.ops", SOURCE)]);
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:?}",
+        analysis.diagnostics
+    );
+    plan::lower(&analysis).unwrap()
+}
+
+/// An Alertmanager (version 4) webhook payload with one alert of the `order-service`.
+fn payload(name: &str, status: &str, starts_at: &str) -> Vec<u8> {
+    let labels = BTreeMap::from([
+        ("alertname".to_string(), name.to_string()),
+        ("service".to_string(), "order-service".to_string()),
+        ("severity".to_string(), "critical".to_string()),
+    ]);
+    let ends_at = if status == "resolved" {
+        "2026-11-27T13:00:00Z"
+    } else {
+        "0001-01-01T00:00:00Z"
+    };
+    let body = serde_json::json!({
+        "receiver": "medic",
+        "status": status,
+        "alerts": [{
+            "status": status,
+            "labels": labels,
+            "annotations": {"summary": "order-service runs hot", "value": "95%"},
+            "startsAt": starts_at,
+            "endsAt": ends_at,
+            "generatorURL": "",
+            "fingerprint": ingest::fingerprint_of(&labels),
+        }],
+        "groupLabels": {},
+        "commonLabels": labels,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+    });
+    serde_json::to_vec(&body).unwrap()
+}
+
+fn alerts(body: &[u8]) -> Vec<Alert> {
+    ingest::alertmanager(body).unwrap()
+}
+
+fn record(fields: &[(&str, Value)]) -> Value {
+    Value::record(
+        fields
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.clone())),
+    )
+}
+
+fn scale_output() -> Value {
+    record(&[
+        ("from", Value::Int(3)),
+        ("to", Value::Int(4)),
+        ("changed", Value::Bool(true)),
+        (
+            "summary",
+            Value::String("order-service: 3 → 4 replicas (max 5)".into()),
+        ),
+    ])
+}
+
+type Call = (String, BTreeMap<String, Value>);
+
+/// A revert as the toolbox saw it: function, arguments of the action, output of the action.
+type Revert = (String, BTreeMap<String, Value>, Value);
+
+/// Answers `k8s.scale`, `notify.slack` and `http.get` at once and records every call and
+/// revert. Calls of `held` functions wait for [`Recorder::release`]; calls of `hanging`
+/// functions never return, as if the server died during them.
+struct Recorder {
+    calls: Mutex<Vec<Call>>,
+    reverts: Mutex<Vec<Revert>>,
+    held: BTreeSet<String>,
+    hanging: BTreeSet<String>,
+    gate: Arc<Semaphore>,
+}
+
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder {
+            calls: Mutex::new(Vec::new()),
+            reverts: Mutex::new(Vec::new()),
+            held: BTreeSet::new(),
+            hanging: BTreeSet::new(),
+            gate: Arc::new(Semaphore::new(0)),
+        }
+    }
+
+    fn holding(mut self, function: &str) -> Recorder {
+        self.held.insert(function.into());
+        self
+    }
+
+    fn hanging(mut self, function: &str) -> Recorder {
+        self.hanging.insert(function.into());
+        self
+    }
+
+    /// Lets one held call through.
+    fn release(&self) {
+        self.gate.add_permits(1);
+    }
+
+    fn called(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(function, _)| function.clone())
+            .collect()
+    }
+
+    fn args_of(&self, function: &str) -> BTreeMap<String, Value> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(name, _)| name == function)
+            .unwrap()
+            .1
+            .clone()
+    }
+
+    fn reverts(&self) -> Vec<Revert> {
+        self.reverts.lock().unwrap().clone()
+    }
+}
+
+impl Toolbox for Recorder {
+    fn call(&self, function: &str, args: BTreeMap<String, Value>) -> CallFuture {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((function.to_string(), args));
+        let result = match function {
+            "k8s.scale" => Ok(scale_output()),
+            "notify.slack" => Ok(record(&[
+                ("delivered", Value::Bool(true)),
+                ("detail", Value::String("ok".into())),
+            ])),
+            "http.get" => Ok(record(&[
+                ("ok", Value::Bool(true)),
+                ("status", Value::Int(200)),
+                ("latency", Value::Duration(12)),
+                ("body", Value::String("healthy".into())),
+            ])),
+            other => Err(CallError::Unknown(other.into())),
+        };
+        let hangs = self.hanging.contains(function);
+        let gate = self.held.contains(function).then(|| Arc::clone(&self.gate));
+        Box::pin(async move {
+            if hangs {
+                std::future::pending::<()>().await;
+            }
+            if let Some(gate) = gate {
+                gate.acquire().await.unwrap().forget();
+            }
+            result
+        })
+    }
+
+    fn revert(&self, function: &str, args: BTreeMap<String, Value>, output: Value) -> CallFuture {
+        self.reverts
+            .lock()
+            .unwrap()
+            .push((function.to_string(), args, output));
+        Box::pin(async { Ok(Value::String("order-service: back to 3 replicas".into())) })
+    }
+}
+
+/// Keeps a timer 10ms ahead while it lives. The paused clock jumps to the next timer when
+/// every task waits, also when one waits for the journal's thread; with a 30-minute revert
+/// timer armed, any journal call would otherwise fire it at once.
+struct Ticker(tokio::task::JoinHandle<()>);
+
+impl Ticker {
+    fn start() -> Ticker {
+        Ticker(tokio::spawn(async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    toolbox: Arc<Recorder>,
+}
+
+async fn start(toolbox: Recorder, config: EngineConfig) -> Harness {
+    let journal = JournalHandle::spawn(Journal::in_memory().unwrap()).unwrap();
+    start_on(journal, toolbox, config, CLOCK_START).await
+}
+
+async fn start_on(
+    journal: JournalHandle,
+    toolbox: Recorder,
+    config: EngineConfig,
+    wall_ms: i64,
+) -> Harness {
+    let toolbox = Arc::new(toolbox);
+    let engine = Engine::start(
+        plan(),
+        journal,
+        toolbox.clone(),
+        Clock::starting_at(wall_ms),
+        config,
+    )
+    .await
+    .unwrap();
+    Harness { engine, toolbox }
+}
+
+/// Waits until `check` holds, polling on the paused clock; fails loudly when it never does.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..2_000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting until {what}");
+}
+
+/// Waits until every accepted alert was matched and no run is in progress.
+///
+/// `Engine::idle` alone does not do this: it looks at the queue and at the runs in progress,
+/// and an alert the worker has taken off the queue but not yet admitted is in neither (see
+/// `idle_waits_for_an_alert_taken_off_the_queue` below). The journal marks an alert
+/// processed only after its runs were started, so asking it closes the gap.
+async fn settle(engine: &Engine) {
+    for _ in 0..1_000 {
+        engine.idle().await;
+        let unprocessed = engine
+            .journal()
+            .call(|journal| journal.unprocessed_alerts())
+            .await
+            .unwrap();
+        if unprocessed.is_empty() && engine.active_runs().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the engine never settled");
+}
+
+/// Ingests a payload and waits until it started a run of some rule; returns the run's id.
+async fn start_run(engine: &Engine, body: &[u8]) -> i64 {
+    let before = engine.runs(100).await.unwrap().len();
+    engine.ingest("alertmanager", alerts(body)).await.unwrap();
+    let mut newest = None;
+    eventually("the alert started a run", async || {
+        let runs = engine.runs(100).await.unwrap();
+        newest = runs.first().map(|run| run.id);
+        runs.len() > before
+    })
+    .await;
+    newest.unwrap()
+}
+
+/// The journaled transitions of a run, as `(task, state, detail)`.
+async fn events(engine: &Engine, run: i64) -> Vec<(String, String, String)> {
+    engine
+        .run(run)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|event| (event.task, event.state, event.detail))
+        .collect()
+}
+
+async fn has_event(engine: &Engine, run: i64, task: &str, state: &str) -> bool {
+    events(engine, run)
+        .await
+        .iter()
+        .any(|(event_task, event_state, _)| event_task == task && event_state == state)
+}
+
+async fn report(engine: &Engine, run: i64) -> serde_json::Value {
+    let detail = engine.run(run).await.unwrap();
+    serde_json::from_str(detail.run.report.as_deref().unwrap()).unwrap()
+}
+
+async fn reverts(engine: &Engine, state: &'static str) -> Vec<RevertRow> {
+    engine
+        .journal()
+        .call(move |journal| journal.reverts(state))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_firing_episode_delivered_ten_times_runs_once() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let body = payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z");
+    for _ in 0..10 {
+        harness
+            .engine
+            .ingest("alertmanager", alerts(&body))
+            .await
+            .unwrap();
+    }
+    settle(&harness.engine).await;
+    let runs = harness.engine.runs(100).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].rule, "cpu");
+    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(harness.toolbox.called(), ["k8s.scale", "notify.slack"]);
+    let suppressions = harness
+        .engine
+        .journal()
+        .call(|journal| journal.suppressions(100))
+        .await
+        .unwrap();
+    assert_eq!(suppressions.len(), 9, "{suppressions:?}");
+    for suppression in &suppressions {
+        assert_eq!(suppression.rule, "cpu");
+        assert_eq!(suppression.reason, "duplicate");
+        assert_eq!(
+            suppression.detail,
+            format!("run {} already handles this firing episode", runs[0].id)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_episode_waits_for_the_cooldown() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let first = start_run(
+        &harness.engine,
+        &payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    // The alert resolved and fired again ten minutes later: a new episode, same service.
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    harness
+        .engine
+        .ingest(
+            "alertmanager",
+            alerts(&payload("High_CPU_Usage", "firing", "2026-11-27T11:55:00Z")),
+        )
+        .await
+        .unwrap();
+    settle(&harness.engine).await;
+    assert_eq!(harness.engine.runs(100).await.unwrap().len(), 1);
+    let suppressions = harness
+        .engine
+        .journal()
+        .call(|journal| journal.suppressions(100))
+        .await
+        .unwrap();
+    assert_eq!(suppressions.len(), 1);
+    assert_eq!(suppressions[0].reason, "cooldown");
+    assert!(
+        suppressions[0].detail.starts_with(&format!(
+            "cooldown for \"order-service\": run {first} started recently"
+        )),
+        "{}",
+        suppressions[0].detail
+    );
+    // Fifteen minutes after the first run started, the cooldown is over.
+    tokio::time::sleep(Duration::from_secs(5 * 60)).await;
+    let second = start_run(
+        &harness.engine,
+        &payload("High_CPU_Usage", "firing", "2026-11-27T12:10:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_ne!(first, second);
+    assert_eq!(harness.engine.runs(100).await.unwrap().len(), 2);
+    assert_eq!(
+        harness.toolbox.called(),
+        ["k8s.scale", "notify.slack", "k8s.scale", "notify.slack"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resolved_alert_starts_only_rules_on_resolved_alerts() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    harness
+        .engine
+        .ingest(
+            "alertmanager",
+            alerts(&payload(
+                "High_CPU_Usage",
+                "resolved",
+                "2026-11-27T11:40:00Z",
+            )),
+        )
+        .await
+        .unwrap();
+    settle(&harness.engine).await;
+    let runs = harness.engine.runs(100).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].rule, "cpu_resolved");
+    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(
+        harness.toolbox.called(),
+        ["notify.slack"],
+        "the firing rule does not scale"
+    );
+    assert_eq!(
+        harness.toolbox.args_of("notify.slack")["text"],
+        Value::String("order-service: CPU back to normal".into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_temporary_action_is_reverted_on_time_with_its_output() {
+    let _ticker = Ticker::start();
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let run = start_run(
+        &harness.engine,
+        &payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    let detail = harness.engine.run(run).await.unwrap();
+    assert_eq!(detail.run.state, "succeeded");
+    assert!(harness.toolbox.reverts().is_empty(), "not yet");
+    let pending = reverts(&harness.engine, "pending").await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].due_at,
+        Some(detail.run.finished_at.unwrap() + 30 * 60_000)
+    );
+    tokio::time::sleep(Duration::from_secs(29 * 60)).await;
+    assert!(harness.toolbox.reverts().is_empty(), "not after 29 minutes");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    eventually("the revert was journaled", async || {
+        reverts(&harness.engine, "reverted").await.len() == 1
+    })
+    .await;
+    assert_eq!(
+        harness.toolbox.reverts(),
+        [(
+            "k8s.scale".to_string(),
+            harness.toolbox.args_of("k8s.scale"),
+            scale_output()
+        )]
+    );
+    let reverted = reverts(&harness.engine, "reverted").await;
+    assert_eq!(reverted[0].run_id, run);
+    assert!(
+        reverted[0].detail.contains("back to 3 replicas"),
+        "{}",
+        reverted[0].detail
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resolved_alert_reverts_at_once_and_the_timer_does_not_revert_again() {
+    let _ticker = Ticker::start();
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let started = tokio::time::Instant::now();
+    start_run(
+        &harness.engine,
+        &payload("Traffic_Spike", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert!(harness.toolbox.reverts().is_empty());
+    harness
+        .engine
+        .ingest(
+            "alertmanager",
+            alerts(&payload(
+                "Traffic_Spike",
+                "resolved",
+                "2026-11-27T11:40:00Z",
+            )),
+        )
+        .await
+        .unwrap();
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.toolbox.reverts(),
+        [(
+            "k8s.scale".to_string(),
+            harness.toolbox.args_of("k8s.scale"),
+            scale_output()
+        )]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "reverted when the alert resolved, not by the timer ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(reverts(&harness.engine, "reverted").await.len(), 1);
+    // The timer comes due: the revert was taken, so nothing happens.
+    tokio::time::sleep(Duration::from_secs(31 * 60)).await;
+    settle(&harness.engine).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(harness.toolbox.reverts().len(), 1);
+    assert_eq!(reverts(&harness.engine, "reverted").await.len(), 1);
+    assert!(reverts(&harness.engine, "pending").await.is_empty());
+    assert!(reverts(&harness.engine, "reverting").await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_action_waits_for_approval_through_the_engine() {
+    let harness = start(Recorder::new().holding("http.get"), EngineConfig::default()).await;
+    let run = start_run(
+        &harness.engine,
+        &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    eventually("the health check was called", async || {
+        harness.toolbox.called() == ["http.get"]
+    })
+    .await;
+    // The health check runs: nothing waits for approval yet.
+    let early = harness
+        .engine
+        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .await;
+    assert!(
+        matches!(&early, Err(EngineError::NoApproval { run: r, which }) if *r == run && which.is_empty()),
+        "{early:?}"
+    );
+    harness.toolbox.release();
+    eventually("the scale waits for approval", async || {
+        harness.engine.run(run).await.unwrap().awaiting_approval == ["scale"]
+    })
+    .await;
+    assert_eq!(
+        harness.toolbox.called(),
+        ["http.get"],
+        "the action waits for a human"
+    );
+    let wrong = harness
+        .engine
+        .decide(
+            run,
+            Some("tell".into()),
+            Decision::Approved { by: "alice".into() },
+        )
+        .await;
+    assert!(
+        matches!(&wrong, Err(EngineError::NoApproval { which, .. }) if which == " named `tell`"),
+        "{wrong:?}"
+    );
+    let approved = harness
+        .engine
+        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .await
+        .unwrap();
+    assert_eq!(approved, ["scale"]);
+    settle(&harness.engine).await;
+    let detail = harness.engine.run(run).await.unwrap();
+    assert_eq!(detail.run.state, "succeeded");
+    assert!(detail.awaiting_approval.is_empty());
+    assert_eq!(
+        harness.toolbox.called(),
+        ["http.get", "k8s.scale", "notify.slack"]
+    );
+    assert!(events(&harness.engine, run).await.contains(&(
+        "scale".into(),
+        "approved".into(),
+        "alice".into()
+    )));
+    let late = harness
+        .engine
+        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .await;
+    assert!(
+        matches!(late, Err(EngineError::NotActive(r)) if r == run),
+        "{late:?}"
+    );
+    let unknown = harness
+        .engine
+        .decide(9_999, None, Decision::Approved { by: "alice".into() })
+        .await;
+    assert!(
+        matches!(unknown, Err(EngineError::NotActive(9_999))),
+        "{unknown:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_run_stops_and_starts_nothing_more() {
+    let harness = start(Recorder::new().holding("http.get"), EngineConfig::default()).await;
+    let run = start_run(
+        &harness.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    eventually("the health check was called", async || {
+        harness.toolbox.called() == ["http.get"]
+    })
+    .await;
+    harness.engine.cancel(run, "carol").await.unwrap();
+    settle(&harness.engine).await;
+    let detail = harness.engine.run(run).await.unwrap();
+    assert_eq!(detail.run.state, "cancelled");
+    let report = report(&harness.engine, run).await;
+    assert_eq!(report["stopped"], "cancelled: by carol");
+    let events = events(&harness.engine, run).await;
+    assert!(
+        events.contains(&("".into(), "cancel_requested".into(), "by carol".into())),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(task, state, _)| task == "health" && state == "cancelled"),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|(task, _, _)| task == "tell"));
+    assert_eq!(harness.toolbox.called(), ["http.get"]);
+    let again = harness.engine.cancel(run, "carol").await;
+    assert!(
+        matches!(again, Err(EngineError::NotActive(r)) if r == run),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_run_starts_nothing_new_until_resumed() {
+    let harness = start(Recorder::new().holding("http.get"), EngineConfig::default()).await;
+    let run = start_run(
+        &harness.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    eventually("the health check was called", async || {
+        harness.toolbox.called() == ["http.get"]
+    })
+    .await;
+    harness.engine.pause(run, true).await.unwrap();
+    assert_eq!(harness.engine.run(run).await.unwrap().run.state, "paused");
+    // The health check was already running: it finishes, and nothing after it starts.
+    harness.toolbox.release();
+    eventually("the health check finished", async || {
+        has_event(&harness.engine, run, "health", "succeeded").await
+    })
+    .await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!has_event(&harness.engine, run, "tell", "started").await);
+    }
+    assert_eq!(harness.toolbox.called(), ["http.get"]);
+    assert_eq!(harness.engine.active_runs(), [run]);
+    harness.engine.pause(run, false).await.unwrap();
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.engine.run(run).await.unwrap().run.state,
+        "succeeded"
+    );
+    assert_eq!(harness.toolbox.called(), ["http.get", "notify.slack"]);
+    let after = harness.engine.pause(run, true).await;
+    assert!(
+        matches!(after, Err(EngineError::NotActive(r)) if r == run),
+        "{after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_kill_switch_suppresses_rules_that_act_and_refuses_actions_in_flight() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    harness.engine.set_kill_switch(true);
+    assert!(harness.engine.kill_switch());
+    harness
+        .engine
+        .ingest(
+            "alertmanager",
+            alerts(&payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z")),
+        )
+        .await
+        .unwrap();
+    settle(&harness.engine).await;
+    assert!(harness.engine.runs(100).await.unwrap().is_empty());
+    assert!(harness.toolbox.called().is_empty());
+    let suppressions = harness
+        .engine
+        .journal()
+        .call(|journal| journal.suppressions(100))
+        .await
+        .unwrap();
+    assert_eq!(suppressions.len(), 1);
+    assert_eq!(
+        (
+            suppressions[0].rule.as_str(),
+            suppressions[0].reason.as_str()
+        ),
+        ("cpu", "kill_switch")
+    );
+
+    // Switched on while a run waits for approval: the approved action is refused.
+    harness.engine.set_kill_switch(false);
+    let run = start_run(
+        &harness.engine,
+        &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    eventually("the scale waits for approval", async || {
+        harness.engine.run(run).await.unwrap().awaiting_approval == ["scale"]
+    })
+    .await;
+    harness.engine.set_kill_switch(true);
+    harness
+        .engine
+        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .await
+        .unwrap();
+    settle(&harness.engine).await;
+    assert_eq!(harness.engine.run(run).await.unwrap().run.state, "failed");
+    assert_eq!(harness.toolbox.called(), ["http.get"]);
+    let report = report(&harness.engine, run).await;
+    let scale = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["id"] == "scale")
+        .unwrap();
+    assert_eq!(
+        scale["outcome"]["reason"],
+        "the kill switch is on: no action may run"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_beyond_the_rate_limit_fail() {
+    let config = EngineConfig {
+        actions_per_minute: Some(1),
+        ..EngineConfig::default()
+    };
+    let harness = start(Recorder::new(), config).await;
+    let run = start_run(
+        &harness.engine,
+        &payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_eq!(harness.engine.run(run).await.unwrap().run.state, "failed");
+    assert_eq!(
+        harness.toolbox.called(),
+        ["k8s.scale"],
+        "the message is not sent"
+    );
+    let events = events(&harness.engine, run).await;
+    let (_, _, detail) = events
+        .iter()
+        .find(|(task, state, _)| task == "tell" && state == "failed")
+        .unwrap_or_else(|| panic!("tell must fail: {events:?}"));
+    assert!(detail.contains("rate limited"), "{detail}");
+    // A minute later the next action may run.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let next = start_run(
+        &harness.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:45:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.engine.run(next).await.unwrap().run.state,
+        "succeeded"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_metrics_count_alerts_and_runs() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let body = payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z");
+    for _ in 0..2 {
+        harness
+            .engine
+            .ingest("alertmanager", alerts(&body))
+            .await
+            .unwrap();
+    }
+    settle(&harness.engine).await;
+    let text = harness.engine.metrics().render();
+    for line in [
+        "medic_alerts_received_total{source=\"alertmanager\"} 2",
+        "medic_runs_total{playbook=\"scale_up\",outcome=\"succeeded\"} 1",
+        "medic_suppressions_total{reason=\"duplicate\"} 1",
+        "medic_active_runs 0",
+        "medic_queue_depth 0",
+    ] {
+        assert!(
+            text.lines().any(|candidate| candidate == line),
+            "no line {line:?} in:\n{text}"
+        );
+    }
+}
+
+/// `Engine::idle` is documented as waiting until no alert waits to be matched and no run is
+/// in progress. An alert the worker took off the queue and is still admitting (waiting for
+/// the journal) is neither queued nor running, so `idle` returns before its run exists.
+#[tokio::test(start_paused = true)]
+async fn idle_waits_for_an_alert_taken_off_the_queue() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    for minute in 0..10 {
+        let starts_at = format!("2026-11-27T11:{:02}:00Z", 10 + minute);
+        harness
+            .engine
+            .ingest(
+                "alertmanager",
+                alerts(&payload("Error_Rate_High", "firing", &starts_at)),
+            )
+            .await
+            .unwrap();
+        harness.engine.idle().await;
+        let runs = harness.engine.runs(100).await.unwrap();
+        assert_eq!(
+            runs.len(),
+            minute + 1,
+            "idle returned before the alert of minute {minute} started its run"
+        );
+        assert!(runs[0].finished_at.is_some(), "{runs:?}");
+    }
+}
+
+fn journal_path(name: &str) -> PathBuf {
+    let directory =
+        std::env::temp_dir().join(format!("medic-engine-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    directory.join("journal.db")
+}
+
+fn on_disk(path: &Path) -> JournalHandle {
+    JournalHandle::spawn(Journal::open(path).unwrap()).unwrap()
+}
+
+/// A runtime for one life of the server, on a paused clock.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_accepted_but_never_matched_is_matched_on_start() {
+    let path = journal_path("unprocessed");
+    let alert = alerts(&payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z")).remove(0);
+    {
+        // The server accepted the alert, then died before matching it.
+        let mut journal = Journal::open(&path).unwrap();
+        journal
+            .accept(
+                &[AcceptedAlert {
+                    source: alert.source.clone(),
+                    name: alert.name.clone(),
+                    status: alert.status.as_str().into(),
+                    fingerprint: alert.fingerprint.clone(),
+                    starts_at: alert.starts_at,
+                    payload: engine::stored::to_json(&alert),
+                }],
+                CLOCK_START,
+            )
+            .unwrap();
+    }
+    let harness = start_on(
+        on_disk(&path),
+        Recorder::new(),
+        EngineConfig::default(),
+        CLOCK_START + 60_000,
+    )
+    .await;
+    settle(&harness.engine).await;
+    let runs = harness.engine.runs(100).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].rule, "cpu");
+    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(harness.toolbox.called(), ["k8s.scale", "notify.slack"]);
+    assert_eq!(
+        harness.toolbox.args_of("k8s.scale")["deployment"],
+        Value::String("order-service".into())
+    );
+}
+
+#[test]
+fn an_action_in_flight_at_a_crash_is_closed_for_a_human_and_not_repeated() {
+    let path = journal_path("in-flight");
+    let first_life = paused_runtime();
+    let run = first_life.block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new().hanging("k8s.scale"),
+            EngineConfig::default(),
+            CLOCK_START,
+        )
+        .await;
+        let run = start_run(
+            &harness.engine,
+            &payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z"),
+        )
+        .await;
+        // "started" is journaled before the action is called.
+        eventually("the scale was called", async || {
+            harness.toolbox.called() == ["k8s.scale"]
+        })
+        .await;
+        assert!(has_event(&harness.engine, run, "scale", "started").await);
+        run
+    });
+    // The server dies with the scale in flight.
+    first_life.shutdown_background();
+
+    let second_life = paused_runtime();
+    second_life.block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 60_000,
+        )
+        .await;
+        settle(&harness.engine).await;
+        let detail = harness.engine.run(run).await.unwrap();
+        assert_eq!(detail.run.state, "interrupted");
+        let report = report(&harness.engine, run).await;
+        assert_eq!(report["outcome"], "interrupted");
+        let stopped = report["stopped"].as_str().unwrap();
+        assert!(
+            stopped.contains("`scale` (k8s.scale)") && stopped.contains("check it by hand"),
+            "{stopped}"
+        );
+        assert!(
+            harness.toolbox.called().is_empty(),
+            "neither the scale nor what follows it runs again: {:?}",
+            harness.toolbox.called()
+        );
+        assert_eq!(harness.engine.runs(100).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
+    let path = journal_path("continued");
+    let first_life = paused_runtime();
+    let run = first_life.block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START,
+        )
+        .await;
+        let run = start_run(
+            &harness.engine,
+            &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
+        )
+        .await;
+        eventually("the wait for approval was journaled", async || {
+            has_event(&harness.engine, run, "scale", "awaiting_approval").await
+        })
+        .await;
+        assert_eq!(harness.toolbox.called(), ["http.get"]);
+        run
+    });
+    // The server dies while the scale waits for a human.
+    first_life.shutdown_background();
+
+    let second_life = paused_runtime();
+    second_life.block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 60_000,
+        )
+        .await;
+        eventually("the continued scale waits for approval", async || {
+            harness.engine.run(run).await.unwrap().awaiting_approval == ["scale"]
+        })
+        .await;
+        assert!(
+            harness.toolbox.called().is_empty(),
+            "the finished health check is not repeated"
+        );
+        harness
+            .engine
+            .decide(run, None, Decision::Approved { by: "alice".into() })
+            .await
+            .unwrap();
+        settle(&harness.engine).await;
+        let detail = harness.engine.run(run).await.unwrap();
+        assert_eq!(detail.run.state, "succeeded");
+        assert_eq!(harness.toolbox.called(), ["k8s.scale", "notify.slack"]);
+        let report: medic_runtime::executor::RunReport =
+            serde_json::from_str(detail.run.report.as_deref().unwrap()).unwrap();
+        assert_eq!(report.outcome, RunOutcome::Succeeded);
+        let health = report
+            .tasks
+            .iter()
+            .find(|task| task.id == "health")
+            .unwrap();
+        assert_eq!(health.attempts, 1, "the first life's attempt");
+        assert_eq!(harness.engine.runs(100).await.unwrap().len(), 1);
+    });
+}
