@@ -7,7 +7,10 @@
     reason = "tests"
 )]
 
+mod alertmanager;
+mod crash;
 mod neovim;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

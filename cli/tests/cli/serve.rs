@@ -1,0 +1,543 @@
+//! `medic serve` as a process on loopback: webhooks, the runs API, the CLI client commands,
+//! a real Alertmanager delivering alerts, and kill -9 in the middle of a load.
+
+use super::{medic, repo_root, stdout, temp_dir};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `medic serve` process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    token: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts a server on `dir/medic.toml` (written from `config`) and waits until it answers.
+    pub fn start(dir: &Path, config: &str, token: Option<&str>) -> Server {
+        Server::start_on(dir, config, token, free_port())
+    }
+
+    pub fn start_on(dir: &Path, config: &str, token: Option<&str>, port: u16) -> Server {
+        std::fs::write(dir.join("medic.toml"), config).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_medic"));
+        command
+            .args(["serve", "--config"])
+            .arg(dir.join("medic.toml"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(token) = token {
+            command.env("TEST_MEDIC_TOKEN", token);
+        }
+        let child = command.spawn().unwrap();
+        let mut server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            token: token.map(String::from),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = http("GET", &format!("{}/healthz", server.url), &[], b"") {
+                break;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "medic serve exited with {status}:\n{}",
+                    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "medic serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn auth(&self) -> Vec<(String, String)> {
+        self.token
+            .iter()
+            .map(|token| ("Authorization".to_string(), format!("Bearer {token}")))
+            .collect()
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let headers = self.auth();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        http(
+            "POST",
+            &format!("{}{path}", self.url),
+            &headers,
+            body.as_bytes(),
+        )
+        .unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let headers = self.auth();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        http("GET", &format!("{}{path}", self.url), &headers, b"").unwrap()
+    }
+
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until `check` holds for the runs list.
+    pub fn wait_for_runs(
+        &self,
+        what: &str,
+        check: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let runs = self.json("/api/runs?limit=1000")["runs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if check(&runs) {
+                return runs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; runs: {runs:#?}\nlog:\n{}",
+                std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), so that the tests depend on
+/// nothing but the standard library to talk to the server.
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!(
+        "{method} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        if path.is_empty() { "/" } else { path },
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    // A server may answer (413) before reading the whole body; that is not a client error.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(head, body)| {
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
+                dechunk(body)
+            } else {
+                body.to_string()
+            }
+        })
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Records the paths of the HTTP requests it receives (the actions the runs performed).
+pub struct Receiver {
+    pub port: u16,
+    pub paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        Receiver::start_with_delay(Duration::ZERO)
+    }
+
+    /// Answers each request only after `delay`: actions are in flight that long.
+    pub fn start_with_delay(delay: Duration) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&paths);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let recorded = Arc::clone(&recorded);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                        if let Some(value) =
+                            header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    if let Some(path) = line.split(' ').nth(1) {
+                        recorded.lock().unwrap().push(path.to_string());
+                    }
+                    std::thread::sleep(delay);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                });
+            }
+        });
+        Receiver { port, paths }
+    }
+}
+
+pub fn alertmanager_payload(
+    name: &str,
+    service: &str,
+    fingerprint: &str,
+    status: &str,
+    starts_at: &str,
+) -> String {
+    format!(
+        r#"{{"receiver":"medic","status":"{status}","alerts":[{{"status":"{status}","labels":{{"alertname":"{name}","service":"{service}","severity":"critical"}},"annotations":{{"value":"95%"}},"startsAt":"{starts_at}","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"{fingerprint}"}}],"groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://am","version":"4","groupKey":"{{}}:{{}}","truncatedAlerts":0}}"#
+    )
+}
+
+pub const NOTIFY_PLAN: &str = r##"import std.{http}
+
+/// Calls the test receiver once per firing episode.
+rule hot {
+  on alert "Hot"
+  run act(fingerprint: alert.fingerprint)
+  concurrency 1000 per alert.fingerprint
+}
+
+playbook act(fingerprint: String) {
+  task call = http.post(url: "http://127.0.0.1:RECEIVER/act/{fingerprint}")
+}
+"##;
+
+pub fn write_plan(dir: &Path, text: &str) {
+    std::fs::create_dir_all(dir.join("plans")).unwrap();
+    std::fs::write(dir.join("plans/runbook.ops"), text).unwrap();
+}
+
+pub fn config(extra: &str) -> String {
+    format!(
+        "plans = [\"plans\"]\nstore = \"medic.db\"\n[limits]\nactions_per_minute = 1000000\nbody_bytes = 65536\n{extra}"
+    )
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let dir = temp_dir("serve-errors");
+    let receiver = Receiver::start();
+    write_plan(
+        &dir,
+        &NOTIFY_PLAN.replace("RECEIVER", &receiver.port.to_string()),
+    );
+    let server = Server::start(
+        &dir,
+        &config("[auth]\ntoken_env = \"TEST_MEDIC_TOKEN\"\n"),
+        Some("s3cret-token"),
+    );
+    let url = |path: &str| format!("{}{path}", server.url);
+    // Without the token, or with a wrong one: 401.
+    let (status, body) = http("POST", &url("/webhook/alertmanager"), &[], b"{}").unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("missing or wrong bearer token"), "{body}");
+    let (status, _) = http(
+        "GET",
+        &url("/api/runs"),
+        &[("Authorization", "Bearer s3cret-tokem")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+    // /healthz needs no token.
+    assert_eq!(http("GET", &url("/healthz"), &[], b"").unwrap().0, 200);
+    // Bad payloads name the problem.
+    let (status, body) = server.post("/webhook/alertmanager", "{not json");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("payload is not valid JSON for alertmanager"),
+        "{body}"
+    );
+    let (status, body) = server.post(
+        "/webhook/alertmanager",
+        r#"{"version":"4","alerts":[{"status":"firing","labels":{},"startsAt":"2026-11-27T12:00:00Z"}]}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("alert 0: has no `alertname` label"), "{body}");
+    let (status, body) = server.post("/webhook/nagios", "{}");
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("alertmanager, grafana, zabbix or generic"),
+        "{body}"
+    );
+    // Over the body limit (64 KiB here): 413.
+    let big = format!(r#"{{"alerts":[],"padding":"{}"}}"#, "x".repeat(100_000));
+    let (status, body) = server.post("/webhook/alertmanager", &big);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.contains("larger than the limit of 65536 bytes"),
+        "{body}"
+    );
+    // Unknown runs and actions.
+    let (status, body) = server.get("/api/runs/999");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = server.post("/api/runs/999/approve", "");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("run 999 is not in progress"), "{body}");
+    // Nothing was accepted, and the secret is in no log line.
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(!log.contains("s3cret-token"), "{log}");
+    let metrics = server.get("/metrics").1;
+    assert!(metrics.contains("medic_queue_depth 0"), "{metrics}");
+}
+
+#[test]
+fn the_same_payload_ten_times_makes_one_run_and_resolved_starts_nothing() {
+    let dir = temp_dir("serve-dedupe");
+    let receiver = Receiver::start();
+    write_plan(
+        &dir,
+        &NOTIFY_PLAN.replace("RECEIVER", &receiver.port.to_string()),
+    );
+    let server = Server::start(&dir, &config(""), None);
+    let payload = alertmanager_payload("Hot", "api", "f00d", "firing", "2026-11-27T12:00:00Z");
+    for _ in 0..10 {
+        let (status, body) = server.post("/webhook/alertmanager", &payload);
+        assert_eq!(status, 200, "{body}");
+    }
+    let runs = server.wait_for_runs("one finished run", |runs| {
+        runs.len() == 1 && runs[0]["finished_at"].is_i64()
+    });
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
+    // The resolved notification of the same alert starts no action.
+    let resolved = alertmanager_payload("Hot", "api", "f00d", "resolved", "2026-11-27T12:00:00Z");
+    assert_eq!(server.post("/webhook/alertmanager", &resolved).0, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.json("/api/runs")["runs"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(*receiver.paths.lock().unwrap(), ["/act/f00d"]);
+    let metrics = server.get("/metrics").1;
+    assert!(
+        metrics.contains(r#"medic_suppressions_total{reason="duplicate"} 9"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"medic_alerts_received_total{source="alertmanager"} 11"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"medic_runs_total{playbook="act",outcome="succeeded"} 1"#),
+        "{metrics}"
+    );
+    let detail = server.json(&format!("/api/runs/{}", runs[0]["id"]));
+    assert_eq!(detail["report"]["outcome"], "succeeded", "{detail:#}");
+    assert_eq!(
+        detail["report"]["tasks"][0]["outcome"]["state"],
+        "succeeded"
+    );
+}
+
+const APPROVAL_PLAN: &str = r##"import std.{http}
+
+rule gated {
+  on alert "Gated"
+  run gated(fingerprint: alert.fingerprint)
+  cooldown 1m per alert.fingerprint
+}
+
+playbook gated(fingerprint: String) {
+  task act = http.post(url: "http://127.0.0.1:RECEIVER/gated/{fingerprint}") {
+    approval by "sre" within 1h
+  }
+}
+"##;
+
+#[test]
+fn approvals_pause_and_cancel_through_the_cli() {
+    let dir = temp_dir("serve-approval");
+    let receiver = Receiver::start();
+    write_plan(
+        &dir,
+        &APPROVAL_PLAN.replace("RECEIVER", &receiver.port.to_string()),
+    );
+    let server = Server::start(&dir, &config(""), None);
+    let cli = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", &server.url]);
+        medic(&all)
+    };
+    let payload = alertmanager_payload("Gated", "api", "a1", "firing", "2026-11-27T12:00:00Z");
+    assert_eq!(server.post("/webhook/alertmanager", &payload).0, 200);
+    let runs = server.wait_for_runs("a run waiting for approval", |runs| runs.len() == 1);
+    let id = runs[0]["id"].as_i64().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.json(&format!("/api/runs/{id}"))["awaiting_approval"] != serde_json::json!(["act"])
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the run never waited for approval"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = cli(&["runs"]);
+    assert!(stdout(&listed).contains("gated"), "{}", stdout(&listed));
+    let shown = cli(&["runs", &id]);
+    assert!(
+        stdout(&shown).contains("waiting for approval: act"),
+        "{}",
+        stdout(&shown)
+    );
+    assert!(
+        receiver.paths.lock().unwrap().is_empty(),
+        "nothing runs before approval"
+    );
+    let approved = cli(&["approve", &id, "--by", "alice"]);
+    assert!(approved.status.success(), "{approved:?}");
+    server.wait_for_runs("the approved run to finish", |runs| {
+        runs[0]["state"] == "succeeded"
+    });
+    assert_eq!(*receiver.paths.lock().unwrap(), ["/gated/a1"]);
+    let detail = server.json(&format!("/api/runs/{id}"));
+    let events = detail["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|event| event["state"] == "approved" && event["detail"] == "alice"),
+        "{events:#?}"
+    );
+    // A second episode: paused, then cancelled.
+    let second = alertmanager_payload("Gated", "api", "b2", "firing", "2026-11-27T12:00:00Z");
+    assert_eq!(server.post("/webhook/alertmanager", &second).0, 200);
+    let runs = server.wait_for_runs("a second run", |runs| runs.len() == 2);
+    let id = runs[0]["id"].as_i64().unwrap().to_string();
+    assert!(cli(&["pause", &id]).status.success());
+    server.wait_for_runs("the paused state", |runs| runs[0]["state"] == "paused");
+    assert!(cli(&["resume", &id]).status.success());
+    assert!(cli(&["cancel", &id, "--by", "carol"]).status.success());
+    server.wait_for_runs("the cancelled run", |runs| runs[0]["state"] == "cancelled");
+    // Approving a finished run is a clear error with exit code 2.
+    let late = cli(&["approve", &id]);
+    assert_eq!(late.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&late.stderr).contains("is not in progress"),
+        "{late:?}"
+    );
+    assert_eq!(receiver.paths.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn medic_run_dry_run_says_what_it_would_do() {
+    let output = medic(&[
+        "run",
+        "--alert",
+        "examples/alerts/order_cpu.json",
+        "--plans",
+        "examples",
+        "--dry-run",
+    ]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        text.contains(
+            "rule order_cpu → run 1: playbook scale_up succeeded (dry run: no action was performed)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"scale  k8s.scale (action): WOULD RUN with by: 1, deployment: "order-service", max: 5"#),
+        "{text}"
+    );
+    assert!(text.contains("revert after 30m"), "{text}");
+    // An alert no rule matches says so.
+    let dir = temp_dir("run-nomatch");
+    let payload = alertmanager_payload("Unknown", "api", "c3", "firing", "2026-11-27T12:00:00Z");
+    std::fs::write(dir.join("alert.json"), payload).unwrap();
+    let output = medic(&[
+        "run",
+        "--alert",
+        dir.join("alert.json").to_str().unwrap(),
+        "--plans",
+        "examples",
+        "--dry-run",
+    ]);
+    assert!(
+        stdout(&output).contains("Unknown (firing): no rule matched"),
+        "{output:?}"
+    );
+    let _ = repo_root();
+}
