@@ -124,6 +124,10 @@ struct Inner {
     guardrails: Arc<Guardrails>,
     active: Mutex<BTreeMap<i64, Active>>,
     queue: mpsc::Sender<Queued>,
+    /// Alerts accepted and not yet processed (queued, or being matched).
+    pending: std::sync::atomic::AtomicUsize,
+    /// Woken whenever an alert is processed or a run finishes (see [`Engine::idle`]).
+    progress: tokio::sync::Notify,
     metrics: Metrics,
 }
 
@@ -183,6 +187,8 @@ impl Engine {
                 guardrails,
                 active: Mutex::new(BTreeMap::new()),
                 queue,
+                pending: std::sync::atomic::AtomicUsize::new(0),
+                progress: tokio::sync::Notify::new(),
                 metrics: Metrics::new(),
             }),
         };
@@ -264,6 +270,7 @@ impl Engine {
             .alert_received(source, u64::try_from(ids.len()).unwrap_or(u64::MAX));
         for ((permit, alert), alert_id) in permits.zip(alerts).zip(ids.iter().copied()) {
             self.inner.metrics.queue_depth.inc();
+            self.inner.pending.fetch_add(1, Ordering::SeqCst);
             permit.send(Queued { alert_id, alert });
         }
         Ok(ids)
@@ -271,11 +278,36 @@ impl Engine {
 
     /// Matches one accepted alert and starts what its rules ask for.
     pub async fn process(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
-        let span = tracing::info_span!("alert", alert_id, name = %alert.name, status = alert.status.as_str());
-        self.process_inner(alert_id, alert).instrument(span).await
+        let dispatches = self.dispatch(alert_id, alert).await;
+        self.mark_processed(vec![alert_id]).await;
+        dispatches
     }
 
-    async fn process_inner(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
+    /// Records that alerts were processed: a restart does not process them again. A crash
+    /// before this is harmless, as admission is idempotent per episode.
+    async fn mark_processed(&self, alert_ids: Vec<i64>) {
+        if let Err(error) = self
+            .inner
+            .journal
+            .call(move |journal| {
+                for alert_id in &alert_ids {
+                    journal.processed(*alert_id)?;
+                }
+                Ok(())
+            })
+            .await
+        {
+            tracing::error!(%error, "could not mark alerts processed; a restart will process them again");
+        }
+    }
+
+    /// Matches one alert and starts what its rules ask for, without marking it processed.
+    async fn dispatch(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
+        let span = tracing::info_span!("alert", alert_id, name = %alert.name, status = alert.status.as_str());
+        self.dispatch_inner(alert_id, alert).instrument(span).await
+    }
+
+    async fn dispatch_inner(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
         let plan = self.plan();
         if alert.status == Status::Resolved {
             self.resolved(&alert.fingerprint).await;
@@ -298,14 +330,6 @@ impl Engine {
                 continue;
             };
             dispatches.push(self.admit(&plan, rule, alert_id, alert, &value).await);
-        }
-        if let Err(error) = self
-            .inner
-            .journal
-            .call(move |journal| journal.processed(alert_id))
-            .await
-        {
-            tracing::error!(%error, alert_id, "could not mark the alert processed; a restart will process it again");
         }
         dispatches
     }
@@ -602,6 +626,7 @@ impl Engine {
         }
         self.inner.metrics.active_runs.dec();
         self.inner.metrics.run_finished(&playbook.name, outcome);
+        self.inner.progress.notify_waiters();
         tracing::info!(
             run,
             outcome,
@@ -800,6 +825,18 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// The most recent suppressions (matched rules that did not run, and why), newest first.
+    pub async fn suppressions(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::journal::SuppressionRow>, EngineError> {
+        Ok(self
+            .inner
+            .journal
+            .call(move |journal| journal.suppressions(limit))
+            .await?)
+    }
+
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>, EngineError> {
         Ok(self
             .inner
@@ -837,11 +874,15 @@ impl Engine {
     /// tests). Revert timers are not waited for.
     pub async fn idle(&self) {
         loop {
-            let queued = self.inner.config.queue_capacity.max(1) - self.inner.queue.capacity();
-            if queued == 0 && self.active_runs().is_empty() {
+            let progress = self.inner.progress.notified();
+            tokio::pin!(progress);
+            // Registered before checking, so a wake-up between the check and the wait is
+            // not missed.
+            progress.as_mut().enable();
+            if self.inner.pending.load(Ordering::SeqCst) == 0 && self.active_runs().is_empty() {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            progress.await;
         }
     }
 
@@ -913,6 +954,7 @@ impl Engine {
             return self
                 .close_interrupted(
                     id,
+                    &run.playbook,
                     "its journaled playbook or arguments cannot be read back".into(),
                 )
                 .await;
@@ -993,7 +1035,7 @@ impl Engine {
                 },
                 actions_in_flight.join(", ")
             );
-            return self.close_interrupted(id, detail).await;
+            return self.close_interrupted(id, &run.playbook, detail).await;
         }
         tracing::info!(
             run = id,
@@ -1014,7 +1056,12 @@ impl Engine {
         Ok(())
     }
 
-    async fn close_interrupted(&self, run: i64, detail: String) -> Result<(), EngineError> {
+    async fn close_interrupted(
+        &self,
+        run: i64,
+        playbook: &str,
+        detail: String,
+    ) -> Result<(), EngineError> {
         tracing::warn!(run, %detail, "run interrupted");
         let at = self.inner.clock.now_ms();
         let report = serde_json::json!({ "outcome": "interrupted", "stopped": detail }).to_string();
@@ -1022,7 +1069,7 @@ impl Engine {
             .journal
             .call(move |journal| journal.finish_run(run, "interrupted", &report, at))
             .await?;
-        self.inner.metrics.run_finished("", "interrupted");
+        self.inner.metrics.run_finished(playbook, "interrupted");
         Ok(())
     }
 }
@@ -1135,10 +1182,22 @@ impl RunObserver {
     }
 }
 
+/// Matches queued alerts in arrival order; whatever queued up meanwhile is marked processed
+/// in one journal write.
 async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
-    while let Some(queued) = receiver.recv().await {
-        engine.inner.metrics.queue_depth.dec();
-        engine.process(queued.alert_id, &queued.alert).await;
+    const BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let count = batch.len();
+        let mut processed = Vec::with_capacity(count);
+        for queued in batch.drain(..) {
+            engine.inner.metrics.queue_depth.dec();
+            engine.dispatch(queued.alert_id, &queued.alert).await;
+            processed.push(queued.alert_id);
+        }
+        engine.mark_processed(processed).await;
+        engine.inner.pending.fetch_sub(count, Ordering::SeqCst);
+        engine.inner.progress.notify_waiters();
     }
 }
 

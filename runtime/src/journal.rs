@@ -291,14 +291,16 @@ impl Journal {
             path: path.to_string(),
             source,
         };
+        // The busy timeout first: another connection (a reader, or a server that has not
+        // quite died) may hold a lock while this one switches to WAL.
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_error)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(open_error)?;
         connection
             .pragma_update(None, "synchronous", "FULL")
-            .map_err(open_error)?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_error)?;
         connection.execute_batch(SCHEMA).map_err(open_error)?;
         let found: Option<String> = connection
@@ -368,10 +370,8 @@ impl Journal {
     /// Marks an alert as matched and acted upon: a restart does not process it again.
     pub fn processed(&mut self, alert_id: i64) -> Result<(), JournalError> {
         self.connection
-            .execute(
-                "UPDATE alerts SET processed = 1 WHERE id = ?1",
-                params![alert_id],
-            )
+            .prepare_cached("UPDATE alerts SET processed = 1 WHERE id = ?1")
+            .and_then(|mut statement| statement.execute(params![alert_id]))
             .map_err(write_error("marking an alert processed"))?;
         Ok(())
     }

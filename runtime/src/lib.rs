@@ -1,12 +1,14 @@
 //! The engine that runs checked programs when alerts arrive (`medic serve`, `medic run`).
 //!
-//! This crate builds on `medic-compiler`. So far it holds ingestion: reading Alertmanager
-//! webhook payloads (`ingest`) and the loosely typed fields monitoring systems send
-//! (`normalize`: severity spellings, the `value` annotation with its unit) into the typed
-//! `alert` record that plans match against; and the playbook executor (`executor`: DAG
-//! order, concurrency, `when`, timeouts, retries, failure policies, dry runs) behind the
-//! `Toolbox` trait; and the SQLite journal (`journal`) with per-episode run deduplication.
-//! The server, rate limits, approvals and reverts come next.
+//! The pipeline, one module each: `ingest` reads Alertmanager, Grafana, Zabbix and generic
+//! webhook payloads, with `normalize` for the loosely typed fields (severity spellings, the
+//! `value` with its unit), into typed alerts; `server` is the axum face (webhooks, runs
+//! API, auth, limits); `engine` makes alerts durable, matches them against the plan, admits
+//! runs (one per rule per firing episode, cooldowns, concurrency, kill switch) and handles
+//! resolved alerts, reverts and crash recovery; `executor` runs one playbook's DAG behind the
+//! `Toolbox`, `Observer` and `ActionGate` traits; `journal` is the SQLite store with group
+//! commit; `adapters` holds the built-in toolbox (HTTP, webhook notifications); `report`
+//! renders a run for people; `metrics` is the Prometheus registry.
 
 pub mod adapters;
 pub mod engine;

@@ -101,6 +101,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/webhook/{source}", post(webhook))
         .route("/api/runs", get(list_runs))
         .route("/api/runs/{id}", get(show_run))
+        .route("/api/suppressions", get(list_suppressions))
         .route("/api/runs/{id}/{action}", post(act_on_run))
         .route("/api/reload", post(reload))
         .route("/api/kill-switch", get(kill_switch).post(set_kill_switch))
@@ -261,6 +262,19 @@ async fn list_runs(
         .runs(query.limit.unwrap_or(50).min(1_000))
         .await?;
     Ok(Json(json!({ "runs": runs })).into_response())
+}
+
+async fn list_suppressions(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, Failure> {
+    require_bearer(&state, &headers)?;
+    let suppressions = state
+        .engine
+        .suppressions(query.limit.unwrap_or(50).min(1_000))
+        .await?;
+    Ok(Json(json!({ "suppressions": suppressions })).into_response())
 }
 
 async fn show_run(

@@ -404,6 +404,18 @@ fn the_same_payload_ten_times_makes_one_run_and_resolved_starts_nothing() {
         metrics.contains(r#"medic_runs_total{playbook="act",outcome="succeeded"} 1"#),
         "{metrics}"
     );
+    let suppressions = server.json("/api/suppressions?limit=100")["suppressions"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(suppressions.len(), 9, "{suppressions:#?}");
+    assert!(suppressions.iter().all(|row| {
+        row["reason"] == "duplicate"
+            && row["detail"]
+                .as_str()
+                .unwrap()
+                .contains("already handles this firing episode")
+    }));
     let detail = server.json(&format!("/api/runs/{}", runs[0]["id"]));
     assert_eq!(detail["report"]["outcome"], "succeeded", "{detail:#}");
     assert_eq!(
@@ -540,4 +552,105 @@ fn medic_run_dry_run_says_what_it_would_do() {
         "{output:?}"
     );
     let _ = repo_root();
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[test]
+fn grafana_zabbix_and_signed_generic_webhooks_are_accepted() {
+    let dir = temp_dir("serve-sources");
+    let receiver = Receiver::start();
+    write_plan(
+        &dir,
+        &NOTIFY_PLAN.replace("RECEIVER", &receiver.port.to_string()),
+    );
+    let server_config = config("[auth]\nhmac_secret_env = \"TEST_MEDIC_HMAC\"\n");
+    std::fs::write(dir.join("medic.toml"), &server_config).unwrap();
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["serve", "--config"])
+        .arg(dir.join("medic.toml"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("TEST_MEDIC_HMAC", "hmac-shared-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http("GET", &format!("{url}/healthz"), &[], b"").is_ok_and(|(status, _)| status == 200) {
+        assert!(Instant::now() < deadline, "medic serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let generic = br#"{"name":"Hot","service":"api","severity":"crit","value":"93%","starts_at":"2026-11-27T12:00:00Z","fingerprint":"gen-1"}"#;
+    // Unsigned, or signed with another secret: 401.
+    let (status, body) = http("POST", &format!("{url}/webhook/generic"), &[], generic).unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("X-Medic-Signature"), "{body}");
+    let wrong = format!("sha256={}", hmac_hex("another-secret", generic));
+    let (status, _) = http(
+        "POST",
+        &format!("{url}/webhook/generic"),
+        &[("X-Medic-Signature", &wrong)],
+        generic,
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+    let signed = format!("sha256={}", hmac_hex("hmac-shared-secret", generic));
+    let (status, body) = http(
+        "POST",
+        &format!("{url}/webhook/generic"),
+        &[("X-Medic-Signature", &signed)],
+        generic,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // A typo in the generic format is named.
+    let typo = br#"{"name":"Hot","sevrity":"crit","starts_at":"2026-11-27T12:00:00Z"}"#;
+    let signed = format!("sha256={}", hmac_hex("hmac-shared-secret", typo));
+    let (status, body) = http(
+        "POST",
+        &format!("{url}/webhook/generic"),
+        &[("X-Medic-Signature", &signed)],
+        typo,
+    )
+    .unwrap();
+    assert!(status == 400 || status == 422, "{status} {body}");
+    assert!(body.contains("sevrity"), "{body}");
+    // Grafana and Zabbix need no signature (no bearer token is configured here).
+    let grafana = r#"{"receiver":"medic","status":"firing","orgId":1,"alerts":[{"status":"firing","labels":{"alertname":"Hot","service":"api","severity":"critical"},"annotations":{"value":"91%"},"startsAt":"2026-11-27T12:08:39Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"graf-1","silenceURL":"","dashboardURL":"","panelURL":"","values":{"B":91.0},"valueString":""}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://grafana:3000/","version":"1","groupKey":"{}:{}","truncatedAlerts":0,"title":"[FIRING:1] Hot","state":"alerting","message":"Firing"}"#;
+    let (status, body) = http(
+        "POST",
+        &format!("{url}/webhook/grafana"),
+        &[],
+        grafana.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let zabbix = r#"{"event_id":"4711","name":"Hot","status":"PROBLEM","severity":"High","host":"web-1","service":"api","value":"92 %","event_date":"2026.11.27","event_time":"12:08:39"}"#;
+    let (status, body) = http(
+        "POST",
+        &format!("{url}/webhook/zabbix"),
+        &[],
+        zabbix.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut paths = receiver.paths.lock().unwrap().clone();
+        paths.sort();
+        if paths == ["/act/gen-1", "/act/graf-1", "/act/zabbix-4711"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "actions: {paths:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

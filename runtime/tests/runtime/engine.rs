@@ -3,14 +3,17 @@
 //! for the restarts).
 //!
 //! The journal answers from its own thread, and the paused clock jumps to the next timer as
-//! soon as every task waits, even for that thread. Two helpers keep the tests honest about it:
-//! [`settle`] waits for the journal to say every alert was matched (not only for
-//! `Engine::idle`), and [`Ticker`] keeps a short timer armed in the tests that have a
-//! 30-minute revert timer pending, so waiting for the journal does not fire it early.
+//! soon as every task waits, even when one waits for that thread. So the tests wait for the
+//! journal in real time with the clock held still (`eventually`), ask the journal whether
+//! every alert was matched (`settle`, instead of `Engine::idle`), and keep a short timer
+//! armed (`Ticker`) while a 30-minute revert timer is pending, so that the engine's own
+//! journal calls cannot fire it early.
 
 use medic_compiler::plan::{self, Plan, Value};
 use medic_runtime::engine::{self, Engine, EngineConfig, EngineError};
-use medic_runtime::executor::{CallError, CallFuture, Clock, Decision, RunOutcome, Toolbox};
+use medic_runtime::executor::{
+    CallError, CallFuture, Clock, Decision, RunOutcome, RunReport, Toolbox,
+};
 use medic_runtime::ingest::{self, Alert};
 use medic_runtime::journal::{AcceptedAlert, Journal, JournalHandle, RevertRow};
 use std::collections::{BTreeMap, BTreeSet};
@@ -332,37 +335,45 @@ async fn start_on(
     Harness { engine, toolbox }
 }
 
-/// Waits until `check` holds, polling on the paused clock; fails loudly when it never does.
+/// Waits until `check` holds; fails loudly after about ten seconds of real time.
+///
+/// Between checks it waits a millisecond of real time on the blocking pool: tokio does not
+/// auto-advance a paused clock while a blocking task runs, so the journal's thread gets real
+/// time to answer while virtual time stands still. (Sleeping on the paused clock instead
+/// would let virtual time run on for as long as the journal takes, and a fixed number of
+/// such sleeps can be over before a slow fsync is.)
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..2_000 {
+    for _ in 0..10_000 {
         if check().await {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(1)))
+            .await
+            .unwrap();
     }
     panic!("gave up waiting until {what}");
 }
 
 /// Waits until every accepted alert was matched and no run is in progress.
 ///
-/// `Engine::idle` alone does not do this: it looks at the queue and at the runs in progress,
-/// and an alert the worker has taken off the queue but not yet admitted is in neither (see
-/// `idle_waits_for_an_alert_taken_off_the_queue` below). The journal marks an alert
+/// `Engine::idle` does not do this: it looks at the queue and at the runs in progress, and an
+/// alert the worker has taken off the queue but not yet admitted is in neither (see
+/// `idle_waits_for_an_alert_taken_off_the_queue` below); it also polls with 5ms sleeps on the
+/// paused clock, so virtual time runs on while the journal works. The journal marks an alert
 /// processed only after its runs were started, so asking it closes the gap.
 async fn settle(engine: &Engine) {
-    for _ in 0..1_000 {
-        engine.idle().await;
-        let unprocessed = engine
-            .journal()
-            .call(|journal| journal.unprocessed_alerts())
-            .await
-            .unwrap();
-        if unprocessed.is_empty() && engine.active_runs().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the engine never settled");
+    eventually(
+        "every alert was matched and every run finished",
+        async || {
+            let unprocessed = engine
+                .journal()
+                .call(|journal| journal.unprocessed_alerts())
+                .await
+                .unwrap();
+            unprocessed.is_empty() && engine.active_runs().is_empty()
+        },
+    )
+    .await;
 }
 
 /// Ingests a payload and waits until it started a run of some rule; returns the run's id.
@@ -529,6 +540,40 @@ async fn a_resolved_alert_starts_only_rules_on_resolved_alerts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_resolved_alert_cancels_the_run_its_firing_started() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let run = start_run(
+        &harness.engine,
+        &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    eventually("the scale waits for approval", async || {
+        harness.engine.run(run).await.unwrap().awaiting_approval == ["scale"]
+    })
+    .await;
+    harness
+        .engine
+        .ingest(
+            "alertmanager",
+            alerts(&payload(
+                "Service_Latency_Exceeded",
+                "resolved",
+                "2026-11-27T11:40:00Z",
+            )),
+        )
+        .await
+        .unwrap();
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.engine.run(run).await.unwrap().run.state,
+        "cancelled"
+    );
+    let report = report(&harness.engine, run).await;
+    assert_eq!(report["stopped"], "cancelled: the alert resolved");
+    assert_eq!(harness.toolbox.called(), ["http.get"], "nothing is scaled");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_temporary_action_is_reverted_on_time_with_its_output() {
     let _ticker = Ticker::start();
     let harness = start(Recorder::new(), EngineConfig::default()).await;
@@ -547,9 +592,9 @@ async fn a_temporary_action_is_reverted_on_time_with_its_output() {
         pending[0].due_at,
         Some(detail.run.finished_at.unwrap() + 30 * 60_000)
     );
-    tokio::time::sleep(Duration::from_secs(29 * 60)).await;
-    assert!(harness.toolbox.reverts().is_empty(), "not after 29 minutes");
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(25 * 60)).await;
+    assert!(harness.toolbox.reverts().is_empty(), "not after 25 minutes");
+    tokio::time::sleep(Duration::from_secs(5 * 60)).await;
     eventually("the revert was journaled", async || {
         reverts(&harness.engine, "reverted").await.len() == 1
     })
@@ -605,8 +650,8 @@ async fn a_resolved_alert_reverts_at_once_and_the_timer_does_not_revert_again() 
         )]
     );
     assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "reverted when the alert resolved, not by the timer ({:?})",
+        started.elapsed() < Duration::from_secs(30 * 60),
+        "reverted when the alert resolved, before the timer came due ({:?})",
         started.elapsed()
     );
     assert_eq!(reverts(&harness.engine, "reverted").await.len(), 1);
@@ -697,6 +742,12 @@ async fn an_action_waits_for_approval_through_the_engine() {
     assert!(
         matches!(unknown, Err(EngineError::NotActive(9_999))),
         "{unknown:?}"
+    );
+    let missing = harness.engine.run(9_999).await;
+    assert!(
+        matches!(missing, Err(EngineError::NoRun(9_999))),
+        "{:?}",
+        missing.map(|detail| detail.run)
     );
 }
 
@@ -910,10 +961,18 @@ async fn the_metrics_count_alerts_and_runs() {
 
 /// `Engine::idle` is documented as waiting until no alert waits to be matched and no run is
 /// in progress. An alert the worker took off the queue and is still admitting (waiting for
-/// the journal) is neither queued nor running, so `idle` returns before its run exists.
+/// the journal) is neither queued nor running, so `idle` can return before its run exists
+/// or before it finished. A journal on disk (one fsync per commit) makes that window wide.
 #[tokio::test(start_paused = true)]
 async fn idle_waits_for_an_alert_taken_off_the_queue() {
-    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let path = journal_path("idle");
+    let harness = start_on(
+        on_disk(&path),
+        Recorder::new(),
+        EngineConfig::default(),
+        CLOCK_START,
+    )
+    .await;
     for minute in 0..10 {
         let starts_at = format!("2026-11-27T11:{:02}:00Z", 10 + minute);
         harness
@@ -925,13 +984,18 @@ async fn idle_waits_for_an_alert_taken_off_the_queue() {
             .await
             .unwrap();
         harness.engine.idle().await;
-        let runs = harness.engine.runs(100).await.unwrap();
-        assert_eq!(
-            runs.len(),
-            minute + 1,
-            "idle returned before the alert of minute {minute} started its run"
+        let runs: Vec<(i64, String)> = harness
+            .engine
+            .runs(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|run| (run.id, run.state))
+            .collect();
+        assert!(
+            runs.len() == minute + 1 && runs.iter().all(|(_, state)| state == "succeeded"),
+            "idle returned before the alert of minute {minute} was matched and run: {runs:?}"
         );
-        assert!(runs[0].finished_at.is_some(), "{runs:?}");
     }
 }
 
@@ -996,36 +1060,58 @@ async fn an_alert_accepted_but_never_matched_is_matched_on_start() {
     );
 }
 
-#[test]
-fn an_action_in_flight_at_a_crash_is_closed_for_a_human_and_not_repeated() {
-    let path = journal_path("in-flight");
-    let first_life = paused_runtime();
-    let run = first_life.block_on(async {
+/// One life of a server that dies once `life` returns: every task of its runtime is dropped
+/// where it stands, as in a crash. Its journal connection is returned to be kept open and
+/// unused, as a crash leaves it (closed cleanly, it would checkpoint, and could do so while
+/// the next life opens the file).
+fn crash_after<T>(
+    path: &Path,
+    toolbox: Recorder,
+    life: impl AsyncFnOnce(&Harness) -> T,
+) -> (T, JournalHandle) {
+    let runtime = paused_runtime();
+    let journal = on_disk(path);
+    let result = runtime.block_on(async {
         let harness = start_on(
-            on_disk(&path),
-            Recorder::new().hanging("k8s.scale"),
+            journal.clone(),
+            toolbox,
             EngineConfig::default(),
             CLOCK_START,
         )
         .await;
-        let run = start_run(
-            &harness.engine,
-            &payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z"),
-        )
-        .await;
-        // "started" is journaled before the action is called.
-        eventually("the scale was called", async || {
-            harness.toolbox.called() == ["k8s.scale"]
-        })
-        .await;
-        assert!(has_event(&harness.engine, run, "scale", "started").await);
-        run
+        life(&harness).await
     });
-    // The server dies with the scale in flight.
-    first_life.shutdown_background();
+    runtime.shutdown_background();
+    (result, journal)
+}
 
-    let second_life = paused_runtime();
-    second_life.block_on(async {
+/// A first life that dies while `k8s.scale` is in flight; returns the run.
+fn crash_during_the_scale(path: &Path) -> (i64, JournalHandle) {
+    crash_after(
+        path,
+        Recorder::new().hanging("k8s.scale"),
+        async |harness: &Harness| {
+            let run = start_run(
+                &harness.engine,
+                &payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z"),
+            )
+            .await;
+            // "started" is journaled before the action is called.
+            eventually("the scale was called", async || {
+                harness.toolbox.called() == ["k8s.scale"]
+            })
+            .await;
+            assert!(has_event(&harness.engine, run, "scale", "started").await);
+            run
+        },
+    )
+}
+
+#[test]
+fn an_action_in_flight_at_a_crash_is_closed_for_a_human_and_not_repeated() {
+    let path = journal_path("in-flight");
+    let (run, _first_journal) = crash_during_the_scale(&path);
+    paused_runtime().block_on(async {
         let harness = start_on(
             on_disk(&path),
             Recorder::new(),
@@ -1053,17 +1139,77 @@ fn an_action_in_flight_at_a_crash_is_closed_for_a_human_and_not_repeated() {
 }
 
 #[test]
-fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
-    let path = journal_path("continued");
-    let first_life = paused_runtime();
-    let run = first_life.block_on(async {
+fn an_interrupted_run_is_counted_under_its_playbook() {
+    let path = journal_path("interrupted-metrics");
+    let (run, _first_journal) = crash_during_the_scale(&path);
+    paused_runtime().block_on(async {
         let harness = start_on(
             on_disk(&path),
             Recorder::new(),
             EngineConfig::default(),
-            CLOCK_START,
+            CLOCK_START + 60_000,
         )
         .await;
+        assert_eq!(
+            harness.engine.run(run).await.unwrap().run.state,
+            "interrupted"
+        );
+        let text = harness.engine.metrics().render();
+        let line = "medic_runs_total{playbook=\"scale_up\",outcome=\"interrupted\"} 1";
+        assert!(
+            text.lines().any(|candidate| candidate == line),
+            "no line {line:?} in:\n{text}"
+        );
+    });
+}
+
+#[test]
+fn a_pending_revert_is_timed_again_after_a_restart() {
+    let path = journal_path("pending-revert");
+    let ((run, arguments), _first_journal) =
+        crash_after(&path, Recorder::new(), async |harness: &Harness| {
+            let _ticker = Ticker::start();
+            let run = start_run(
+                &harness.engine,
+                &payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z"),
+            )
+            .await;
+            settle(&harness.engine).await;
+            assert_eq!(reverts(&harness.engine, "pending").await.len(), 1);
+            (run, harness.toolbox.args_of("k8s.scale"))
+        });
+    // The server died with the revert due in 30 minutes, and comes back 10 minutes later.
+    paused_runtime().block_on(async {
+        let _ticker = Ticker::start();
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 10 * 60_000,
+        )
+        .await;
+        settle(&harness.engine).await;
+        assert!(harness.toolbox.reverts().is_empty(), "not due yet");
+        tokio::time::sleep(Duration::from_secs(21 * 60)).await;
+        eventually("the revert was journaled", async || {
+            reverts(&harness.engine, "reverted").await.len() == 1
+        })
+        .await;
+        assert_eq!(
+            harness.toolbox.reverts(),
+            [("k8s.scale".to_string(), arguments, scale_output())],
+            "the second life reverts with what the first life did"
+        );
+        assert_eq!(reverts(&harness.engine, "reverted").await[0].run_id, run);
+        assert!(harness.toolbox.called().is_empty());
+    });
+}
+
+#[test]
+fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
+    let path = journal_path("continued");
+    // The server dies while the scale waits for a human.
+    let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
         let run = start_run(
             &harness.engine,
             &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
@@ -1076,11 +1222,7 @@ fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
         assert_eq!(harness.toolbox.called(), ["http.get"]);
         run
     });
-    // The server dies while the scale waits for a human.
-    first_life.shutdown_background();
-
-    let second_life = paused_runtime();
-    second_life.block_on(async {
+    paused_runtime().block_on(async {
         let harness = start_on(
             on_disk(&path),
             Recorder::new(),
@@ -1105,7 +1247,7 @@ fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
         let detail = harness.engine.run(run).await.unwrap();
         assert_eq!(detail.run.state, "succeeded");
         assert_eq!(harness.toolbox.called(), ["k8s.scale", "notify.slack"]);
-        let report: medic_runtime::executor::RunReport =
+        let report: RunReport =
             serde_json::from_str(detail.run.report.as_deref().unwrap()).unwrap();
         assert_eq!(report.outcome, RunOutcome::Succeeded);
         let health = report
