@@ -167,7 +167,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let store = flags
         .store
         .or_else(|| config.store.as_ref().map(|store| base.join(store)))
-        .unwrap_or_else(|| PathBuf::from("medic.db"));
+        .unwrap_or_else(|| base.join("medic.db"));
     let dry_run = flags.dry_run || config.dry_run.unwrap_or(false);
     let token = secret(
         config.auth.token_env.as_deref(),
@@ -208,6 +208,12 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         kill_switch: config.limits.kill_switch.unwrap_or(false),
     };
     let body_limit = config.limits.body_bytes.unwrap_or(1024 * 1024);
+    if token.is_none() {
+        // Said at every start, so that an open server is a choice someone sees.
+        eprintln!(
+            "warning: no [auth] token is configured: anyone who can reach {listen} can send alerts and approve, pause or cancel runs"
+        );
+    }
     let reload_paths = plans.clone();
     runtime()?.block_on(async move {
         let handle = JournalHandle::spawn(journal)?;
@@ -223,7 +229,16 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             body_limit,
             reload: Arc::new(move || compile(&reload_paths)),
         });
+        let engine = state.engine.clone();
         medic_runtime::server::serve(listener, state, shutdown_signal()).await?;
+        // Let runs in progress reach their end for a while; what is still running after
+        // that continues (or is handed to a human) at the next start.
+        if tokio::time::timeout(std::time::Duration::from_secs(10), engine.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(runs = ?engine.active_runs(), "stopping with runs in progress; they continue at the next start");
+        }
         tracing::info!("medic serve stopped");
         anyhow::Ok(())
     })?;
@@ -525,6 +540,10 @@ pub fn runs(remote: &Remote, id: Option<i64>, json: bool) -> anyhow::Result<Exit
             names.join(", ")
         );
     }
+    let definition: Option<medic_compiler::plan::Playbook> = value
+        .get("definition")
+        .cloned()
+        .and_then(|definition| serde_json::from_value(definition).ok());
     match value
         .get("report")
         .cloned()
@@ -532,7 +551,7 @@ pub fn runs(remote: &Remote, id: Option<i64>, json: bool) -> anyhow::Result<Exit
     {
         Some(Ok(report)) => print!(
             "{}",
-            report::text(&format!("run {id}"), &report, None, false)
+            report::text(&format!("run {id}"), &report, definition.as_ref(), false)
         ),
         _ => {
             for event in value

@@ -135,7 +135,8 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Show or set the kill switch that stops every action.
+    /// Show or set the kill switch: when on, no new action runs (reverts of earlier actions
+    /// still do); it survives restarts.
     KillSwitch {
         #[arg(value_parser = ["on", "off"])]
         state: Option<String>,

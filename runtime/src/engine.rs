@@ -31,6 +31,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+/// The journal setting that keeps the kill switch across restarts.
+const KILL_SWITCH: &str = "kill_switch";
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Run everything but perform no action (`medic run --dry-run`, `serve --dry-run`).
@@ -58,6 +61,10 @@ impl Default for EngineConfig {
 pub enum EngineError {
     #[error("the ingest queue is full ({capacity} alerts wait to be matched); retry later")]
     QueueFull { capacity: usize },
+    #[error(
+        "the payload has {count} alerts, more than the ingest queue holds ({capacity}); split it"
+    )]
+    TooManyAlerts { count: usize, capacity: usize },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("there is no run {0}")]
@@ -75,6 +82,8 @@ struct Active {
     performs_actions: bool,
     /// Tasks waiting for a human's approval.
     awaiting: BTreeSet<String>,
+    /// Its alert resolved while it ran: `revert on resolve` happens as soon as it ends.
+    resolved: bool,
 }
 
 struct Queued {
@@ -95,7 +104,8 @@ impl ActionGate for Guardrails {
         if self.kill_switch.load(Ordering::SeqCst) {
             return Err("the kill switch is on: no action may run".into());
         }
-        let Some(limit) = self.actions_per_minute else {
+        // No limit, or 0: no limit (a limit of zero actions is the kill switch's job).
+        let Some(limit) = self.actions_per_minute.filter(|limit| *limit > 0) else {
             return Ok(());
         };
         let now = self.clock.now_ms();
@@ -158,6 +168,10 @@ pub struct RunDetail {
     pub run: RunRow,
     pub awaiting_approval: Vec<String>,
     pub events: Vec<TaskEventRow>,
+    /// The reverts the run scheduled and what became of them.
+    pub reverts: Vec<RevertRow>,
+    /// The playbook as the run ran it.
+    pub definition: Option<plan::Playbook>,
 }
 
 impl Engine {
@@ -192,6 +206,20 @@ impl Engine {
                 metrics: Metrics::new(),
             }),
         };
+        // A kill switch turned on through the API stays on across restarts; the config's
+        // `kill_switch = true` turns it on at every start.
+        let journaled = engine
+            .inner
+            .journal
+            .call(|journal| journal.setting(KILL_SWITCH))
+            .await?;
+        if journaled.as_deref() == Some("on") {
+            engine
+                .inner
+                .guardrails
+                .kill_switch
+                .store(true, Ordering::SeqCst);
+        }
         engine.recover().await?;
         tokio::spawn(worker(engine.clone(), receiver));
         Ok(engine)
@@ -218,12 +246,19 @@ impl Engine {
         }
     }
 
-    pub fn set_kill_switch(&self, on: bool) {
+    /// Turns the kill switch on or off; the setting is journaled and survives restarts.
+    pub async fn set_kill_switch(&self, on: bool) -> Result<(), EngineError> {
+        let value = if on { "on" } else { "off" };
+        self.inner
+            .journal
+            .call(move |journal| journal.set_setting(KILL_SWITCH, value))
+            .await?;
         self.inner
             .guardrails
             .kill_switch
             .store(on, Ordering::SeqCst);
         tracing::warn!(on, "kill switch changed");
+        Ok(())
     }
 
     pub fn kill_switch(&self) -> bool {
@@ -241,6 +276,13 @@ impl Engine {
     /// Makes alerts durable and queues them for matching; answers once they are on disk.
     /// A full queue refuses the whole batch before anything is written.
     pub async fn ingest(&self, source: &str, alerts: Vec<Alert>) -> Result<Vec<i64>, EngineError> {
+        let capacity = self.inner.config.queue_capacity.max(1);
+        if alerts.len() > capacity {
+            return Err(EngineError::TooManyAlerts {
+                count: alerts.len(),
+                capacity,
+            });
+        }
         let permits = self
             .inner
             .queue
@@ -513,6 +555,7 @@ impl Engine {
                     fingerprint: fingerprint.clone(),
                     performs_actions,
                     awaiting: BTreeSet::new(),
+                    resolved: false,
                 },
             );
         }
@@ -580,13 +623,21 @@ impl Engine {
                 serde_json::to_string(&task_report.arguments.clone().unwrap_or_default())
                     .unwrap_or_default(),
                 serde_json::to_string(output).unwrap_or_default(),
-                task.revert_after_ms.map(|after| at.saturating_add(after)),
+                task.revert_after_ms
+                    .map(|after| task_report.finished_at.unwrap_or(at).saturating_add(after)),
                 task.revert_on_resolve,
             ));
         }
         let outcome = report.outcome.as_str();
         let report_json = serde_json::to_string(&report).unwrap_or_default();
         let fingerprint_owned = fingerprint.to_string();
+        let resolved = self
+            .inner
+            .active
+            .lock()
+            .ok()
+            .and_then(|active| active.get(&run).map(|entry| entry.resolved))
+            .unwrap_or(false);
         let scheduled = self
             .inner
             .journal
@@ -606,25 +657,32 @@ impl Engine {
                                 due_at,
                                 on_resolve,
                             )
-                            .map(|id| (id, due_at))
+                            .map(|id| (id, due_at, on_resolve))
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
             .await;
         match scheduled {
             Ok(scheduled) => {
-                for (revert, due_at) in scheduled {
-                    if let Some(due_at) = due_at {
+                for (revert, due_at, on_resolve) in scheduled {
+                    if on_resolve && resolved {
+                        // The alert resolved while the run went on: undo at once.
+                        self.revert(revert).await;
+                    } else if let Some(due_at) = due_at {
                         self.revert_at(revert, due_at);
                     }
                 }
             }
             Err(error) => tracing::error!(%error, run, "could not journal the end of the run"),
         }
-        if let Ok(mut active) = self.inner.active.lock() {
-            active.remove(&run);
+        let was_active = self
+            .inner
+            .active
+            .lock()
+            .is_ok_and(|mut active| active.remove(&run).is_some());
+        if was_active {
+            self.inner.metrics.active_runs.dec();
         }
-        self.inner.metrics.active_runs.dec();
         self.inner.metrics.run_finished(&playbook.name, outcome);
         self.inner.progress.notify_waiters();
         tracing::info!(
@@ -689,10 +747,16 @@ impl Engine {
     /// A resolved alert ends what its firing started: unfinished runs that act are
     /// cancelled and `revert on resolve` actions are undone.
     async fn resolved(&self, fingerprint: &str) {
-        if let Ok(active) = self.inner.active.lock() {
-            for (run, entry) in active.iter() {
-                if entry.fingerprint == fingerprint && entry.performs_actions {
+        let mut cancelled = Vec::new();
+        if let Ok(mut active) = self.inner.active.lock() {
+            for (run, entry) in active.iter_mut() {
+                if entry.fingerprint != fingerprint {
+                    continue;
+                }
+                entry.resolved = true;
+                if entry.performs_actions {
                     tracing::info!(run, "cancelled: its alert resolved");
+                    cancelled.push(*run);
                     entry.control.send_modify(|control| {
                         control
                             .cancelled
@@ -700,6 +764,27 @@ impl Engine {
                     });
                 }
             }
+        }
+        let at = self.inner.clock.now_ms();
+        if !cancelled.is_empty()
+            && let Err(error) = self
+                .inner
+                .journal
+                .call(move |journal| {
+                    for run in &cancelled {
+                        journal.task_event(
+                            *run,
+                            "",
+                            "cancel_requested",
+                            "the alert resolved",
+                            at,
+                        )?;
+                    }
+                    Ok(())
+                })
+                .await
+        {
+            tracing::error!(%error, "could not journal a cancel");
         }
         let fingerprint = fingerprint.to_string();
         let reverts = self
@@ -721,6 +806,7 @@ impl Engine {
         task: Option<String>,
         decision: Decision,
     ) -> Result<Vec<String>, EngineError> {
+        self.active_check(run).await?;
         let tasks: Vec<String> = {
             let active = self
                 .inner
@@ -768,18 +854,24 @@ impl Engine {
         Ok(tasks)
     }
 
-    pub async fn pause(&self, run: i64, paused: bool) -> Result<(), EngineError> {
-        self.active_check(run)?;
+    pub async fn pause(&self, run: i64, paused: bool, by: &str) -> Result<(), EngineError> {
+        self.active_check(run).await?;
         let state = if paused { "paused" } else { "running" };
+        let event = if paused { "paused" } else { "resumed" };
+        let at = self.inner.clock.now_ms();
+        let by = by.to_string();
         self.inner
             .journal
-            .call(move |journal| journal.run_state(run, state))
+            .call(move |journal| {
+                journal.run_state(run, state)?;
+                journal.task_event(run, "", event, &by, at)
+            })
             .await?;
         self.with_control(run, |control| control.paused = paused)
     }
 
     pub async fn cancel(&self, run: i64, by: &str) -> Result<(), EngineError> {
-        self.active_check(run)?;
+        self.active_check(run).await?;
         let reason = format!("by {by}");
         let at = self.inner.clock.now_ms();
         let detail = reason.clone();
@@ -792,17 +884,27 @@ impl Engine {
         })
     }
 
-    fn active_check(&self, run: i64) -> Result<(), EngineError> {
+    /// `NoRun` for a run that never existed, `NotActive` for one that has ended.
+    async fn active_check(&self, run: i64) -> Result<(), EngineError> {
         let active = self
             .inner
             .active
             .lock()
-            .map_err(|_| EngineError::NotActive(run))?;
-        if active.contains_key(&run) {
-            Ok(())
-        } else {
-            Err(EngineError::NotActive(run))
+            .is_ok_and(|active| active.contains_key(&run));
+        if active {
+            return Ok(());
         }
+        let exists = self
+            .inner
+            .journal
+            .call(move |journal| journal.run(run))
+            .await?
+            .is_some();
+        Err(if exists {
+            EngineError::NotActive(run)
+        } else {
+            EngineError::NoRun(run)
+        })
     }
 
     fn with_control(&self, run: i64, change: impl FnOnce(&mut Control)) -> Result<(), EngineError> {
@@ -846,10 +948,17 @@ impl Engine {
     }
 
     pub async fn run(&self, run: i64) -> Result<RunDetail, EngineError> {
-        let (row, events) = self
+        let (row, events, reverts, definition) = self
             .inner
             .journal
-            .call(move |journal| Ok((journal.run(run)?, journal.task_events(run)?)))
+            .call(move |journal| {
+                Ok((
+                    journal.run(run)?,
+                    journal.task_events(run)?,
+                    journal.reverts_of_run(run)?,
+                    journal.run_definition(run)?,
+                ))
+            })
             .await?;
         let row = row.ok_or(EngineError::NoRun(run))?;
         let awaiting_approval = self
@@ -867,6 +976,8 @@ impl Engine {
             run: row,
             awaiting_approval,
             events,
+            reverts,
+            definition: definition.and_then(|text| serde_json::from_str(&text).ok()),
         })
     }
 
@@ -1005,6 +1116,7 @@ impl Engine {
                                 outcome: finished.outcome,
                                 attempts: finished.attempts,
                                 arguments: finished.arguments,
+                                finished_at: Some(event.at),
                             },
                         );
                     }
@@ -1026,16 +1138,59 @@ impl Engine {
             })
             .collect();
         if !actions_in_flight.is_empty() {
-            let detail = format!(
-                "the server stopped while {} {} in flight; it may or may not have taken effect: check it by hand",
-                if actions_in_flight.len() == 1 {
-                    "action"
-                } else {
-                    "actions"
-                },
-                actions_in_flight.join(", ")
-            );
-            return self.close_interrupted(id, &run.playbook, detail).await;
+            let detail = if actions_in_flight.len() == 1 {
+                format!(
+                    "the server stopped while the action {} was in flight; it may or may not have taken effect: check it by hand",
+                    actions_in_flight.join(", ")
+                )
+            } else {
+                format!(
+                    "the server stopped while the actions {} were in flight; they may or may not have taken effect: check them by hand",
+                    actions_in_flight.join(", ")
+                )
+            };
+            let tasks = playbook
+                .tasks
+                .iter()
+                .map(|task| {
+                    let (outcome, attempts, arguments, finished_at) = match prior.get(&task.id) {
+                        Some(Prior::Finished {
+                            outcome,
+                            attempts,
+                            arguments,
+                            finished_at,
+                        }) => (outcome.clone(), *attempts, arguments.clone(), *finished_at),
+                        _ if in_flight.contains_key(&task.id) => (
+                            TaskOutcome::Failed {
+                                reason: "in flight when the server stopped: check it by hand"
+                                    .into(),
+                            },
+                            0,
+                            None,
+                            None,
+                        ),
+                        _ => (TaskOutcome::NotRun, 0, None, None),
+                    };
+                    executor::TaskReport {
+                        id: task.id.clone(),
+                        function: task.function.clone(),
+                        outcome,
+                        attempts,
+                        arguments,
+                        finished_at,
+                    }
+                })
+                .collect();
+            let report = RunReport {
+                playbook: playbook.name.clone(),
+                outcome: executor::RunOutcome::Interrupted,
+                stopped: Some(detail.clone()),
+                tasks,
+            };
+            tracing::warn!(run = id, %detail, "run interrupted");
+            // Actions that finished before the crash still get their reverts.
+            self.finish(id, &playbook, &run.fingerprint, report).await;
+            return Ok(());
         }
         tracing::info!(
             run = id,

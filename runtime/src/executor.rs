@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// Why a stdlib call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -168,6 +169,7 @@ pub enum Prior {
         outcome: TaskOutcome,
         attempts: u32,
         arguments: Option<BTreeMap<String, Value>>,
+        finished_at: Option<i64>,
     },
     AwaitingApproval {
         deadline: Option<i64>,
@@ -256,6 +258,9 @@ pub struct TaskReport {
     /// The arguments it was called with (absent when it was never called).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<BTreeMap<String, Value>>,
+    /// When it reached its outcome (wall ms); absent when it never ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -268,6 +273,9 @@ pub enum RunOutcome {
     Escalated,
     /// An operator (or the alert resolving) cancelled it.
     Cancelled,
+    /// Closed after a restart because an action was in flight when the server stopped: a
+    /// human checks it. The engine decides this; the executor never returns it.
+    Interrupted,
 }
 
 impl RunOutcome {
@@ -277,6 +285,7 @@ impl RunOutcome {
             RunOutcome::Failed => "failed",
             RunOutcome::Escalated => "escalated",
             RunOutcome::Cancelled => "cancelled",
+            RunOutcome::Interrupted => "interrupted",
         }
     }
 }
@@ -319,12 +328,16 @@ struct State<'p> {
     variables: BTreeMap<String, Value>,
     outcomes: Vec<Option<(TaskOutcome, u32)>>,
     arguments: Vec<Option<BTreeMap<String, Value>>>,
+    finished_at: Vec<Option<i64>>,
 }
 
 impl State<'_> {
     /// Records a finished task: its output becomes a variable (absent unless it succeeded)
     /// and its dependents that no longer wait for anything become ready.
-    fn finish(&mut self, index: usize, outcome: TaskOutcome, attempts: u32) {
+    fn finish(&mut self, index: usize, outcome: TaskOutcome, attempts: u32, at: i64) {
+        if let Some(slot) = self.finished_at.get_mut(index) {
+            *slot = Some(at);
+        }
         if let Some(task) = self.tasks.get(index) {
             let value = match &outcome {
                 TaskOutcome::Succeeded { output } => Some(output.clone()),
@@ -371,6 +384,7 @@ pub async fn run_with(
         variables: arguments,
         outcomes: vec![None; tasks.len()],
         arguments: vec![None; tasks.len()],
+        finished_at: vec![None; tasks.len()],
     };
     for (index, task) in tasks.iter().enumerate() {
         let known: Vec<usize> = task
@@ -436,11 +450,22 @@ pub async fn run_with(
                         outcome,
                         attempts,
                         arguments,
+                        finished_at,
                     }) => {
                         if let Some(slot) = state.arguments.get_mut(index) {
                             slot.clone_from(arguments);
                         }
-                        state.finish(index, outcome.clone(), *attempts);
+                        // A failure from before the restart still takes its policy.
+                        apply_policy(outcome, task, &mut run_outcome);
+                        state.finish(
+                            index,
+                            outcome.clone(),
+                            *attempts,
+                            finished_at.unwrap_or_else(|| clock.now_ms()),
+                        );
+                        if run_outcome != RunOutcome::Succeeded {
+                            break;
+                        }
                         continue;
                     }
                     Some(Prior::AwaitingApproval { deadline }) => approval_deadline = *deadline,
@@ -459,7 +484,11 @@ pub async fn run_with(
                                 clock.now_ms(),
                             )
                             .await;
-                        state.finish(index, outcome, 0);
+                        apply_policy(&outcome, task, &mut run_outcome);
+                        state.finish(index, outcome, 0, clock.now_ms());
+                        if run_outcome != RunOutcome::Succeeded {
+                            break;
+                        }
                     }
                     Prepared::Call(args) => {
                         if let Some(slot) = state.arguments.get_mut(index) {
@@ -475,21 +504,29 @@ pub async fn run_with(
                             clock,
                             approval_deadline,
                         };
-                        let handle = running.spawn(async move {
-                            let (outcome, attempts) = job.run().await;
-                            job.observer
-                                .transition(
-                                    &job.task.id,
-                                    Transition::Finished {
-                                        outcome: outcome.clone(),
-                                        attempts,
-                                        arguments: Some(job.args.clone()),
-                                    },
-                                    job.clock.now_ms(),
-                                )
-                                .await;
-                            (index, outcome, attempts)
-                        });
+                        let span = tracing::info_span!(
+                            "task",
+                            task = %task.id,
+                            function = %task.function
+                        );
+                        let handle = running.spawn(
+                            async move {
+                                let (outcome, attempts) = job.run().await;
+                                job.observer
+                                    .transition(
+                                        &job.task.id,
+                                        Transition::Finished {
+                                            outcome: outcome.clone(),
+                                            attempts,
+                                            arguments: Some(job.args.clone()),
+                                        },
+                                        job.clock.now_ms(),
+                                    )
+                                    .await;
+                                (index, outcome, attempts)
+                            }
+                            .instrument(span),
+                        );
                         in_flight.insert(handle.id(), index);
                     }
                 }
@@ -520,18 +557,10 @@ pub async fn run_with(
                     }
                     None => continue,
                 };
-                if let TaskOutcome::Failed { .. } = outcome {
-                    match tasks.get(index).map_or(OnFailure::Abort, |task| task.on_failure) {
-                        OnFailure::Continue => {}
-                        OnFailure::Abort => run_outcome = RunOutcome::Failed,
-                        OnFailure::Escalate => {
-                            if run_outcome != RunOutcome::Failed {
-                                run_outcome = RunOutcome::Escalated;
-                            }
-                        }
-                    }
+                if let Some(task) = tasks.get(index) {
+                    apply_policy(&outcome, task, &mut run_outcome);
                 }
-                state.finish(index, outcome, attempts);
+                state.finish(index, outcome, attempts, clock.now_ms());
             }
             changed = control.changed(), if controllable => {
                 if changed.is_err() {
@@ -583,7 +612,8 @@ pub async fn run_with(
         .iter()
         .zip(state.outcomes)
         .zip(state.arguments)
-        .map(|((task, outcome), arguments)| {
+        .zip(state.finished_at)
+        .map(|(((task, outcome), arguments), finished_at)| {
             let (outcome, attempts) = outcome.unwrap_or((TaskOutcome::NotRun, 0));
             TaskReport {
                 id: task.id.clone(),
@@ -591,6 +621,7 @@ pub async fn run_with(
                 outcome,
                 attempts,
                 arguments,
+                finished_at,
             }
         })
         .collect();
@@ -599,6 +630,22 @@ pub async fn run_with(
         outcome: run_outcome,
         stopped,
         tasks: reports,
+    }
+}
+
+/// A failed task's `on failure` policy decides what becomes of the run.
+fn apply_policy(outcome: &TaskOutcome, task: &plan::Task, run_outcome: &mut RunOutcome) {
+    if !matches!(outcome, TaskOutcome::Failed { .. }) {
+        return;
+    }
+    match task.on_failure {
+        OnFailure::Continue => {}
+        OnFailure::Abort => *run_outcome = RunOutcome::Failed,
+        OnFailure::Escalate => {
+            if *run_outcome != RunOutcome::Failed {
+                *run_outcome = RunOutcome::Escalated;
+            }
+        }
     }
 }
 

@@ -755,6 +755,42 @@ impl Journal {
             .map_err(write_error("reading runs"))
     }
 
+    /// A setting that must survive restarts (the kill switch).
+    pub fn setting(&self, key: &str) -> Result<Option<String>, JournalError> {
+        self.connection
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(write_error("reading a setting"))
+    }
+
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), JournalError> {
+        self.connection
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(write_error("writing a setting"))?;
+        Ok(())
+    }
+
+    /// The reverts a run scheduled, in order.
+    pub fn reverts_of_run(&self, run_id: i64) -> Result<Vec<RevertRow>, JournalError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {REVERT_COLUMNS} FROM reverts WHERE run_id = ?1 ORDER BY id"
+            ))
+            .map_err(write_error("reading reverts"))?;
+        let rows = statement
+            .query_map([run_id], revert_row)
+            .map_err(write_error("reading reverts"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(write_error("reading reverts"))
+    }
+
     fn begin(&mut self) -> Result<(), JournalError> {
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
@@ -767,6 +803,24 @@ impl Journal {
             .map_err(|error| JournalError::Commit(error.to_string()))
     }
 
+    /// Each write of a group runs inside its own savepoint: a write that fails leaves
+    /// nothing behind, and the others still commit.
+    fn write_begin(&mut self) -> bool {
+        self.connection
+            .execute_batch("SAVEPOINT medic_write")
+            .is_ok()
+    }
+
+    fn write_end(&mut self, keep: bool) {
+        let sql = if keep {
+            "RELEASE medic_write"
+        } else {
+            "ROLLBACK TO medic_write; RELEASE medic_write"
+        };
+        // A failure here surfaces at the group's COMMIT.
+        let _ = self.connection.execute_batch(sql);
+    }
+
     fn rollback(&mut self) {
         // Nothing more can be done if even the rollback fails: the next BEGIN will say so.
         let _ = self.connection.execute_batch("ROLLBACK");
@@ -775,7 +829,9 @@ impl Journal {
 
 /// Called once the group a write belonged to was committed (or failed to commit).
 type Completion = Box<dyn FnOnce(Result<(), &JournalError>) + Send>;
-type Command = Box<dyn FnOnce(&mut Journal) -> Completion + Send>;
+/// A write: given the journal (or `None` when its group could not begin a transaction), it
+/// does its work and says whether it succeeded.
+type Command = Box<dyn FnOnce(Option<&mut Journal>) -> (Completion, bool) + Send>;
 
 /// How many writes at most go into one group commit.
 const GROUP_LIMIT: usize = 4_096;
@@ -806,16 +862,23 @@ impl JournalHandle {
         F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let command: Command = Box::new(move |journal: &mut Journal| {
-            let result = work(journal);
-            Box::new(move |committed: Result<(), &JournalError>| {
+        let command: Command = Box::new(move |journal: Option<&mut Journal>| {
+            let result = match journal {
+                Some(journal) => work(journal),
+                None => Err(JournalError::Commit(
+                    "the transaction could not begin".into(),
+                )),
+            };
+            let succeeded = result.is_ok();
+            let completion: Completion = Box::new(move |committed: Result<(), &JournalError>| {
                 let result = match committed {
                     Ok(()) => result,
                     Err(error) => Err(JournalError::Commit(error.to_string())),
                 };
                 // The caller may have gone away (a client hung up); the write stands.
                 let _ = reply.send(result);
-            })
+            });
+            (completion, succeeded)
         });
         self.sender
             .send(command)
@@ -836,7 +899,14 @@ fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Command>) {
         let began = journal.begin();
         let completions: Vec<Completion> = group
             .into_iter()
-            .map(|command| command(&mut journal))
+            .map(|command| {
+                if began.is_err() || !journal.write_begin() {
+                    return command(None).0;
+                }
+                let (completion, succeeded) = command(Some(&mut journal));
+                journal.write_end(succeeded);
+                completion
+            })
             .collect();
         let committed = began.and_then(|()| journal.commit());
         if committed.is_err() {

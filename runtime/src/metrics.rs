@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 type Labels = Vec<(String, String)>;
 
 fn task_histogram() -> Histogram {
-    // 1 ms to about 9 minutes.
+    // 1 ms to about 17 minutes.
     Histogram::new(exponential_buckets(0.001, 4.0, 11))
 }
 

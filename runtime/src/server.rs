@@ -14,7 +14,7 @@ use crate::ingest::{self, IngestError};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -82,6 +82,7 @@ impl From<EngineError> for Failure {
     fn from(error: EngineError) -> Failure {
         let status = match &error {
             EngineError::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::TooManyAlerts { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             EngineError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             EngineError::NoRun(_) => StatusCode::NOT_FOUND,
             EngineError::NotActive(_) | EngineError::NoApproval { .. } => StatusCode::CONFLICT,
@@ -105,6 +106,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/runs/{id}/{action}", post(act_on_run))
         .route("/api/reload", post(reload))
         .route("/api/kill-switch", get(kill_switch).post(set_kill_switch))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -163,6 +166,74 @@ fn require_bearer(state: &ServerState, headers: &HeaderMap) -> Result<(), Failur
     }
 }
 
+async fn not_found(uri: axum::http::Uri) -> Failure {
+    Failure(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint at {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Failure {
+    Failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// A path parameter, or a JSON error naming what was wrong with it.
+fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
+    path.map(|Path(value)| value).map_err(|rejection| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            format!("bad path: {}", rejection.body_text()),
+        )
+    })
+}
+
+/// A request body within the limit, or a JSON error.
+fn body_bytes(state: &ServerState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Failure> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Failure(
+                status,
+                format!(
+                    "the body is larger than the limit of {} bytes",
+                    state.body_limit
+                ),
+            )
+        } else {
+            Failure(status, rejection.body_text())
+        }
+    })
+}
+
+fn list_limit(query: Result<Query<ListQuery>, QueryRejection>) -> Result<u32, Failure> {
+    let Query(query) = query.map_err(|rejection| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            format!("bad query: {}", rejection.body_text()),
+        )
+    })?;
+    Ok(query.limit.unwrap_or(50).min(1_000))
+}
+
+/// A run row for the API: its JSON columns (arguments, report) as JSON, not strings.
+fn run_json(run: &crate::journal::RunRow) -> serde_json::Value {
+    let mut value = serde_json::to_value(run).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        let parsed = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        object.insert("arguments".into(), parsed(&run.arguments));
+        object.insert(
+            "report".into(),
+            run.report
+                .as_deref()
+                .map_or(serde_json::Value::Null, parsed),
+        );
+    }
+    value
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -188,20 +259,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Failure(
-                status,
-                format!(
-                    "the body is larger than the limit of {} bytes",
-                    state.body_limit
-                ),
-            )
-        } else {
-            Failure(status, rejection.body_text())
-        }
-    })?;
+    let body = body_bytes(&state, body)?;
     let read: fn(&[u8]) -> Result<Vec<ingest::Alert>, IngestError> = match source.as_str() {
         "alertmanager" => ingest::alertmanager,
         "grafana" => ingest::grafana,
@@ -214,23 +272,16 @@ async fn webhook(
             ));
         }
     };
-    let signed = source == "generic"
-        && state
-            .auth
-            .hmac_secret
-            .as_deref()
-            .is_some_and(|secret| signature_ok(secret, &headers, &body));
-    let open =
-        state.auth.token.is_none() && !(source == "generic" && state.auth.hmac_secret.is_some());
-    let bearer = state.auth.token.is_some() && bearer_ok(&state, &headers);
-    if !(open || signed || bearer) {
+    // Deny by default once configured: the bearer token on every webhook, and on the
+    // generic webhook the body's signature as well.
+    require_bearer(&state, &headers)?;
+    if source == "generic"
+        && let Some(secret) = state.auth.hmac_secret.as_deref()
+        && !signature_ok(secret, &headers, &body)
+    {
         return Err(Failure(
             StatusCode::UNAUTHORIZED,
-            if source == "generic" && state.auth.hmac_secret.is_some() {
-                "missing or wrong bearer token or X-Medic-Signature".into()
-            } else {
-                "missing or wrong bearer token".into()
-            },
+            "missing or wrong X-Medic-Signature (sha256=<hex HMAC-SHA256 of the body>)".into(),
         ));
     }
     let alerts = read(&body).map_err(|error| {
@@ -254,44 +305,37 @@ struct ListQuery {
 async fn list_runs(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
     require_bearer(&state, &headers)?;
-    let runs = state
-        .engine
-        .runs(query.limit.unwrap_or(50).min(1_000))
-        .await?;
+    let runs = state.engine.runs(list_limit(query)?).await?;
+    let runs: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
     Ok(Json(json!({ "runs": runs })).into_response())
 }
 
 async fn list_suppressions(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
     require_bearer(&state, &headers)?;
-    let suppressions = state
-        .engine
-        .suppressions(query.limit.unwrap_or(50).min(1_000))
-        .await?;
+    let suppressions = state.engine.suppressions(list_limit(query)?).await?;
     Ok(Json(json!({ "suppressions": suppressions })).into_response())
 }
 
 async fn show_run(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, Failure> {
     require_bearer(&state, &headers)?;
+    let id = path(id)?;
     let detail = state.engine.run(id).await?;
-    let report: Option<serde_json::Value> = detail
-        .run
-        .report
-        .as_deref()
-        .and_then(|text| serde_json::from_str(text).ok());
     let mut body = serde_json::to_value(&detail).unwrap_or_default();
-    if let Some(object) = body.as_object_mut() {
-        object.insert("report".into(), report.unwrap_or(serde_json::Value::Null));
+    if let (Some(object), Some(row)) = (body.as_object_mut(), run_json(&detail.run).as_object()) {
+        for (key, value) in row {
+            object.insert(key.clone(), value.clone());
+        }
     }
     Ok(Json(body).into_response())
 }
@@ -307,10 +351,12 @@ struct ActionBody {
 async fn act_on_run(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    Path((id, action)): Path<(i64, String)>,
-    body: Bytes,
+    id_and_action: Result<Path<(i64, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     require_bearer(&state, &headers)?;
+    let (id, action) = path(id_and_action)?;
+    let body = body_bytes(&state, body)?;
     let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActionBody::default()
     } else {
@@ -338,11 +384,11 @@ async fn act_on_run(
             json!({ "run": id, "rejected": tasks })
         }
         "pause" => {
-            engine.pause(id, true).await?;
+            engine.pause(id, true, &by).await?;
             json!({ "run": id, "state": "paused" })
         }
         "resume" => {
-            engine.pause(id, false).await?;
+            engine.pause(id, false, &by).await?;
             json!({ "run": id, "state": "running" })
         }
         "cancel" => {
@@ -403,15 +449,16 @@ struct KillSwitchBody {
 async fn set_kill_switch(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     require_bearer(&state, &headers)?;
+    let body = body_bytes(&state, body)?;
     let body: KillSwitchBody = serde_json::from_slice(&body).map_err(|error| {
         Failure(
             StatusCode::BAD_REQUEST,
             format!("expected {{\"on\": true|false}}: {error}"),
         )
     })?;
-    state.engine.set_kill_switch(body.on);
+    state.engine.set_kill_switch(body.on).await?;
     Ok(Json(json!({ "on": body.on })).into_response())
 }

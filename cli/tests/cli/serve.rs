@@ -355,8 +355,24 @@ fn bad_requests_get_clear_errors() {
     let (status, body) = server.get("/api/runs/999");
     assert_eq!(status, 404, "{body}");
     let (status, body) = server.post("/api/runs/999/approve", "");
-    assert_eq!(status, 409, "{body}");
-    assert!(body.contains("run 999 is not in progress"), "{body}");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("there is no run 999"), "{body}");
+    // Every error is JSON with a message, even from the router itself.
+    let (status, body) = server.get("/api/runs/abc");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.starts_with(r#"{"error":"bad path"#), "{body}");
+    let (status, body) = server.get("/api/nothing-here");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no endpoint at /api/nothing-here"), "{body}");
+    let (status, body) = server.get("/webhook/alertmanager");
+    assert_eq!(status, 405, "{body}");
+    assert!(
+        body.contains("GET is not allowed on /webhook/alertmanager"),
+        "{body}"
+    );
+    let (status, body) = server.get("/api/runs?limit=lots");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad query"), "{body}");
     // Nothing was accepted, and the secret is in no log line.
     let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
     assert!(!log.contains("s3cret-token"), "{log}");

@@ -279,6 +279,7 @@ async fn a_continued_run_keeps_what_finished_and_its_pending_approval_deadline()
                 },
                 attempts: 1,
                 arguments: None,
+                finished_at: None,
             },
         ),
         (
@@ -309,4 +310,24 @@ async fn a_continued_run_keeps_what_finished_and_its_pending_approval_deadline()
         outcome(&report, "scale"),
         TaskOutcome::Failed { reason } if reason.starts_with("approval timed out")
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_from_before_a_restart_still_takes_its_policy() {
+    let prior = BTreeMap::from([(
+        "health".to_string(),
+        Prior::Finished {
+            outcome: TaskOutcome::Failed {
+                reason: "connection refused".into(),
+            },
+            attempts: 1,
+            arguments: None,
+            finished_at: None,
+        },
+    )]);
+    let harness = start(Duration::ZERO, prior);
+    let report = harness.run.await.unwrap();
+    assert_eq!(report.outcome, RunOutcome::Failed, "on failure abort");
+    assert_eq!(outcome(&report, "scale"), &TaskOutcome::NotRun);
+    assert!(harness.toolbox.calls.lock().unwrap().is_empty());
 }

@@ -70,6 +70,20 @@ rule errors {
   concurrency 1
 }
 
+/// Scales up for a while, then tells the team.
+rule disk {
+  on alert "Disk_Full"
+  run scale_then_tell(deployment: alert.service)
+  cooldown 15m
+}
+
+playbook scale_then_tell(deployment: String) {
+  task scale = k8s.scale(deployment: deployment, by: 1, max: 5) {
+    revert after 30m
+  }
+  task tell = notify.slack(channel: "#oncall", text: "{scale.summary}")
+}
+
 playbook scale_up(deployment: String) {
   task scale = k8s.scale(deployment: deployment, by: 1, max: 5)
   task tell = notify.slack(channel: "#oncall", text: "{scale.summary}")
@@ -740,7 +754,7 @@ async fn an_action_waits_for_approval_through_the_engine() {
         .decide(9_999, None, Decision::Approved { by: "alice".into() })
         .await;
     assert!(
-        matches!(unknown, Err(EngineError::NotActive(9_999))),
+        matches!(unknown, Err(EngineError::NoRun(9_999))),
         "{unknown:?}"
     );
     let missing = harness.engine.run(9_999).await;
@@ -801,7 +815,7 @@ async fn a_paused_run_starts_nothing_new_until_resumed() {
         harness.toolbox.called() == ["http.get"]
     })
     .await;
-    harness.engine.pause(run, true).await.unwrap();
+    harness.engine.pause(run, true, "dave").await.unwrap();
     assert_eq!(harness.engine.run(run).await.unwrap().run.state, "paused");
     // The health check was already running: it finishes, and nothing after it starts.
     harness.toolbox.release();
@@ -815,14 +829,14 @@ async fn a_paused_run_starts_nothing_new_until_resumed() {
     }
     assert_eq!(harness.toolbox.called(), ["http.get"]);
     assert_eq!(harness.engine.active_runs(), [run]);
-    harness.engine.pause(run, false).await.unwrap();
+    harness.engine.pause(run, false, "dave").await.unwrap();
     settle(&harness.engine).await;
     assert_eq!(
         harness.engine.run(run).await.unwrap().run.state,
         "succeeded"
     );
     assert_eq!(harness.toolbox.called(), ["http.get", "notify.slack"]);
-    let after = harness.engine.pause(run, true).await;
+    let after = harness.engine.pause(run, true, "dave").await;
     assert!(
         matches!(after, Err(EngineError::NotActive(r)) if r == run),
         "{after:?}"
@@ -832,7 +846,7 @@ async fn a_paused_run_starts_nothing_new_until_resumed() {
 #[tokio::test(start_paused = true)]
 async fn the_kill_switch_suppresses_rules_that_act_and_refuses_actions_in_flight() {
     let harness = start(Recorder::new(), EngineConfig::default()).await;
-    harness.engine.set_kill_switch(true);
+    harness.engine.set_kill_switch(true).await.unwrap();
     assert!(harness.engine.kill_switch());
     harness
         .engine
@@ -861,7 +875,7 @@ async fn the_kill_switch_suppresses_rules_that_act_and_refuses_actions_in_flight
     );
 
     // Switched on while a run waits for approval: the approved action is refused.
-    harness.engine.set_kill_switch(false);
+    harness.engine.set_kill_switch(false).await.unwrap();
     let run = start_run(
         &harness.engine,
         &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
@@ -871,7 +885,7 @@ async fn the_kill_switch_suppresses_rules_that_act_and_refuses_actions_in_flight
         harness.engine.run(run).await.unwrap().awaiting_approval == ["scale"]
     })
     .await;
-    harness.engine.set_kill_switch(true);
+    harness.engine.set_kill_switch(true).await.unwrap();
     harness
         .engine
         .decide(run, None, Decision::Approved { by: "alice".into() })
@@ -1257,5 +1271,83 @@ fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
             .unwrap();
         assert_eq!(health.attempts, 1, "the first life's attempt");
         assert_eq!(harness.engine.runs(100).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn the_kill_switch_survives_a_restart() {
+    let path = journal_path("kill-switch");
+    let ((), _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
+        harness.engine.set_kill_switch(true).await.unwrap();
+    });
+    paused_runtime().block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 60_000,
+        )
+        .await;
+        assert!(
+            harness.engine.kill_switch(),
+            "turned on before the crash, still on"
+        );
+        let run = harness
+            .engine
+            .ingest(
+                "alertmanager",
+                alerts(&payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(run.len(), 1);
+        settle(&harness.engine).await;
+        assert!(harness.engine.runs(10).await.unwrap().is_empty());
+        assert!(harness.toolbox.called().is_empty());
+    });
+}
+
+#[test]
+fn an_interrupted_run_still_reverts_what_it_finished() {
+    let path = journal_path("interrupted-revert");
+    let (run, _first_journal) = crash_after(
+        &path,
+        Recorder::new().hanging("notify.slack"),
+        async |harness: &Harness| {
+            let run = start_run(
+                &harness.engine,
+                &payload("Disk_Full", "firing", "2026-11-27T11:40:00Z"),
+            )
+            .await;
+            eventually("the notification was called", async || {
+                harness.toolbox.called() == ["k8s.scale", "notify.slack"]
+            })
+            .await;
+            assert!(has_event(&harness.engine, run, "tell", "started").await);
+            run
+        },
+    );
+    paused_runtime().block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 60_000,
+        )
+        .await;
+        settle(&harness.engine).await;
+        let detail = harness.engine.run(run).await.unwrap();
+        assert_eq!(detail.run.state, "interrupted");
+        assert_eq!(detail.reverts.len(), 1, "{:?}", detail.reverts);
+        assert_eq!(detail.reverts[0].task, "scale");
+        let due = detail.reverts[0].due_at.unwrap();
+        assert!(
+            (CLOCK_START + 30 * 60_000..CLOCK_START + 31 * 60_000).contains(&due),
+            "due 30m after the scale finished, not after the restart: {due}"
+        );
+        let report = report(&harness.engine, run).await;
+        assert_eq!(report["tasks"][0]["outcome"]["state"], "succeeded");
+        assert_eq!(report["tasks"][1]["outcome"]["state"], "failed");
+        assert!(harness.toolbox.called().is_empty(), "nothing is re-issued");
     });
 }
