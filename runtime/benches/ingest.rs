@@ -171,8 +171,10 @@ fn main() {
         .unwrap();
     println!("webhook ingest, durable journal, loopback (alerts per request × connections)");
     for (connections, batch, total) in [
+        (8, 1, 20_000),
         (16, 1, 20_000),
         (64, 1, 40_000),
+        (8, 10, 100_000),
         (16, 10, 100_000),
         (64, 10, 200_000),
     ] {

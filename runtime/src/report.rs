@@ -86,9 +86,13 @@ pub fn text(
         };
         let _ = writeln!(
             out,
-            "  {:<width$}  {} ({kind}): {mark}{attempts} {what}",
+            "  {:<width$}  {} ({kind}): {mark}{attempts}{}{what}",
             task_report.id,
             task_report.function,
+            match task_report.outcome {
+                TaskOutcome::Succeeded { .. } | TaskOutcome::WouldRun { .. } => " ",
+                _ => ": ",
+            },
             width = width
         );
         if let Some(arguments) = &task_report.arguments

@@ -670,3 +670,45 @@ fn grafana_zabbix_and_signed_generic_webhooks_are_accepted() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn every_example_alert_reaches_its_rule_in_a_dry_run() {
+    let expected = [
+        ("order_cpu", "rule order_cpu → run 1: playbook scale_up"),
+        (
+            "payment_latency",
+            "rule payment_latency → run 1: playbook payment_troubleshoot",
+        ),
+        ("disk_full", "rule disk_full → run 1: playbook disk_cleanup"),
+        (
+            "inventory_db",
+            "rule inventory_db → run 1: playbook database_check",
+        ),
+    ];
+    let files = std::fs::read_dir(repo_root().join("examples/alerts"))
+        .unwrap()
+        .count();
+    assert_eq!(files, expected.len(), "every example alert is listed here");
+    for (name, heading) in expected {
+        let output = medic(&[
+            "run",
+            "--alert",
+            &format!("examples/alerts/{name}.json"),
+            "--plans",
+            "examples",
+            "--dry-run",
+        ]);
+        let text = stdout(&output);
+        assert!(text.contains(heading), "{name}: {output:?}");
+        assert!(
+            text.contains("(dry run: no action was performed)"),
+            "{name}: {text}"
+        );
+        // Exit 0 when the run succeeded; 1 when it failed (here, on adapters this build
+        // does not have yet), never a usage error.
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{name}: {output:?}"
+        );
+    }
+}
