@@ -119,13 +119,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .map_err(|error| anyhow!("cannot start the runtime: {error}"))
 }
 
+/// Logs go to stderr; `MEDIC_LOG` filters them (default `info`), `MEDIC_LOG_FORMAT=json`
+/// makes them JSON lines.
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // One JSON object per line for log shippers; text for people.
+    let _ = if std::env::var("MEDIC_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn notify_config(notify: &NotifyToml) -> anyhow::Result<NotifyConfig> {

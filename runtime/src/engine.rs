@@ -345,7 +345,7 @@ impl Engine {
 
     /// Matches one alert and starts what its rules ask for, without marking it processed.
     async fn dispatch(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
-        let span = tracing::info_span!("alert", alert_id, name = %alert.name, status = alert.status.as_str());
+        let span = tracing::info_span!("alert", alert_id, alertname = %alert.name, status = alert.status.as_str());
         self.dispatch_inner(alert_id, alert).instrument(span).await
     }
 
