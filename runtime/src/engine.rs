@@ -793,8 +793,10 @@ impl Engine {
             .call(move |journal| journal.reverts_on_resolve(&fingerprint))
             .await
             .unwrap_or_default();
+        // Reverts call adapters that may be slow; they must not hold up matching.
         for revert in reverts {
-            self.revert(revert).await;
+            let engine = self.clone();
+            tokio::spawn(async move { engine.revert(revert).await });
         }
     }
 

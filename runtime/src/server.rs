@@ -293,7 +293,12 @@ async fn webhook(
         Failure(status, error.to_string())
     })?;
     let count = alerts.len();
-    let ids = state.engine.ingest(&source, alerts).await?;
+    // On its own task: if the client hangs up mid-request, the alerts it sent are still
+    // committed and queued together (never committed and left unqueued).
+    let engine = state.engine.clone();
+    let ids = tokio::spawn(async move { engine.ingest(&source, alerts).await })
+        .await
+        .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??;
     Ok(Json(json!({ "accepted": count, "alerts": ids })).into_response())
 }
 
