@@ -177,24 +177,15 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         .or_else(|| config.store.as_ref().map(|store| base.join(store)))
         .unwrap_or_else(|| base.join("medic.db"));
     let dry_run = flags.dry_run || config.dry_run.unwrap_or(false);
+    let relative = |path: &Option<PathBuf>| path.as_ref().map(|path| base.join(path));
     let token = secret(
         config.auth.token_env.as_deref(),
-        config
-            .auth
-            .token_file
-            .as_ref()
-            .map(|path| base.join(path))
-            .as_deref(),
+        relative(&config.auth.token_file).as_deref(),
         "auth.token",
     )?;
     let hmac_secret = secret(
         config.auth.hmac_secret_env.as_deref(),
-        config
-            .auth
-            .hmac_secret_file
-            .as_ref()
-            .map(|path| base.join(path))
-            .as_deref(),
+        relative(&config.auth.hmac_secret_file).as_deref(),
         "auth.hmac_secret",
     )?;
     let plan = match compile(&plans) {

@@ -104,6 +104,18 @@ fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
+/// Posts a notification and says whether it was delivered.
+async fn post_json(client: &reqwest::Client, url: String, body: &serde_json::Value) -> Value {
+    delivery(
+        client
+            .post(url)
+            .json(body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await,
+    )
+}
+
 fn delivery(result: Result<reqwest::Response, reqwest::Error>) -> Value {
     let (delivered, detail) = match result {
         Ok(response) if response.status().is_success() => {
@@ -150,14 +162,7 @@ impl Toolbox for StandardToolbox {
                     let channel = text(&args, "channel")?;
                     let message = text(&args, "text")?;
                     let body = serde_json::json!({ "channel": channel, "text": message });
-                    Ok(delivery(
-                        client
-                            .post(url)
-                            .json(&body)
-                            .timeout(Duration::from_secs(10))
-                            .send()
-                            .await,
-                    ))
+                    Ok(post_json(&client, url, &body).await)
                 })
             }
             "notify.webhook" => {
@@ -171,14 +176,7 @@ impl Toolbox for StandardToolbox {
                         "title": text(&args, "title")?,
                         "text": text(&args, "text")?,
                     });
-                    Ok(delivery(
-                        client
-                            .post(url)
-                            .json(&body)
-                            .timeout(Duration::from_secs(10))
-                            .send()
-                            .await,
-                    ))
+                    Ok(post_json(&client, url, &body).await)
                 })
             }
             other => {

@@ -438,33 +438,24 @@ impl Engine {
                 other => plan::render::value_text(&other),
             }),
         };
-        let cooldown = match rule
-            .cooldown
-            .as_ref()
-            .map(|limit| key(limit).map(|k| (k, limit.value)))
-        {
-            Some(Err(error)) => {
-                let detail = format!("the cooldown key could not be evaluated: {error}");
-                return self
-                    .suppress(alert_id, &rule.name, "bad_arguments", detail)
-                    .await;
-            }
-            Some(Ok(cooldown)) => Some(cooldown),
-            None => None,
+        // A limit's key (`per alert.service`), evaluated for this alert; no key is one
+        // global key.
+        let keyed = |limit: Option<&plan::Limit>, what: &str| match limit {
+            None => Ok(None),
+            Some(limit) => key(limit)
+                .map(|key| Some((key, limit.value)))
+                .map_err(|error| format!("the {what} key could not be evaluated: {error}")),
         };
-        let concurrency = match rule
-            .concurrency
-            .as_ref()
-            .map(|limit| key(limit).map(|k| (k, limit.value)))
-        {
-            Some(Err(error)) => {
-                let detail = format!("the concurrency key could not be evaluated: {error}");
+        let (cooldown, concurrency) = match (
+            keyed(rule.cooldown.as_ref(), "cooldown"),
+            keyed(rule.concurrency.as_ref(), "concurrency"),
+        ) {
+            (Ok(cooldown), Ok(concurrency)) => (cooldown, concurrency),
+            (Err(detail), _) | (_, Err(detail)) => {
                 return self
                     .suppress(alert_id, &rule.name, "bad_arguments", detail)
                     .await;
             }
-            Some(Ok(concurrency)) => Some(concurrency),
-            None => None,
         };
         let admission = Admission {
             rule: rule.name.clone(),

@@ -473,17 +473,7 @@ pub async fn run_with(
                 }
                 match prepare(task, &state.variables, options) {
                     Prepared::Done(outcome) => {
-                        observer
-                            .transition(
-                                &task.id,
-                                Transition::Finished {
-                                    outcome: outcome.clone(),
-                                    attempts: 0,
-                                    arguments: None,
-                                },
-                                clock.now_ms(),
-                            )
-                            .await;
+                        finished_without_call(observer.as_ref(), &task.id, &outcome, clock).await;
                         apply_policy(&outcome, task, &mut run_outcome);
                         state.finish(index, outcome, 0, clock.now_ms());
                         if run_outcome != RunOutcome::Succeeded {
@@ -591,17 +581,7 @@ pub async fn run_with(
             let outcome = TaskOutcome::Cancelled {
                 reason: reason.clone(),
             };
-            observer
-                .transition(
-                    &task.id,
-                    Transition::Finished {
-                        outcome: outcome.clone(),
-                        attempts: 0,
-                        arguments: None,
-                    },
-                    clock.now_ms(),
-                )
-                .await;
+            finished_without_call(observer.as_ref(), &task.id, &outcome, clock).await;
             if let Some(slot) = state.outcomes.get_mut(index) {
                 *slot = Some((outcome, 0));
             }
@@ -631,6 +611,21 @@ pub async fn run_with(
         stopped,
         tasks: reports,
     }
+}
+
+/// Reports the outcome of a task that reached it without (finishing) a call.
+async fn finished_without_call(
+    observer: &dyn Observer,
+    task: &str,
+    outcome: &TaskOutcome,
+    clock: Clock,
+) {
+    let transition = Transition::Finished {
+        outcome: outcome.clone(),
+        attempts: 0,
+        arguments: None,
+    };
+    observer.transition(task, transition, clock.now_ms()).await;
 }
 
 /// A failed task's `on failure` policy decides what becomes of the run.
