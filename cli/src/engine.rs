@@ -196,6 +196,22 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    // One server per store: two would both believe they own every unfinished run. The OS
+    // releases the lock when the process dies, even by kill -9.
+    let lock_path = store.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the store lock {}", lock_path.display()))?;
+    if let Err(error) = lock.try_lock() {
+        bail!(
+            "another medic serve is using the store {} (its lock {} is held: {error})",
+            store.display(),
+            lock_path.display()
+        );
+    }
     let journal = Journal::open(&store)?;
     let toolbox = Arc::new(
         StandardToolbox::new(notify_config(&config.notify)?).map_err(|error| anyhow!(error))?,
@@ -215,6 +231,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     }
     let reload_paths = plans.clone();
     runtime()?.block_on(async move {
+        let _lock = lock;
         let handle = JournalHandle::spawn(journal)?;
         let engine = Engine::start(plan, handle, toolbox, Clock::system(), engine_config).await?;
         let listener = tokio::net::TcpListener::bind(&listen)

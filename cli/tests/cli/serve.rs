@@ -712,3 +712,26 @@ fn every_example_alert_reaches_its_rule_in_a_dry_run() {
         );
     }
 }
+
+#[test]
+fn a_second_server_on_the_same_store_is_refused() {
+    let dir = temp_dir("serve-lock");
+    let receiver = Receiver::start();
+    write_plan(
+        &dir,
+        &NOTIFY_PLAN.replace("RECEIVER", &receiver.port.to_string()),
+    );
+    let _first = Server::start(&dir, &config(""), None);
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["serve", "--config"])
+        .arg(dir.join("medic.toml"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another medic serve is using the store"),
+        "{stderr}"
+    );
+}
