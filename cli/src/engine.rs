@@ -56,6 +56,8 @@ struct AuthConfig {
 #[serde(deny_unknown_fields)]
 struct NotifyToml {
     slack_webhook_env: Option<String>,
+    /// The webhook (a name in `webhooks_env`) told about runs that need a human.
+    escalate_to: Option<String>,
     /// Names of environment variables holding webhook URLs, by webhook name.
     #[serde(default)]
     webhooks_env: BTreeMap<String, String>,
@@ -221,7 +223,15 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         queue_capacity: config.limits.queue.unwrap_or(10_000),
         actions_per_minute: config.limits.actions_per_minute.or(Some(30)),
         kill_switch: config.limits.kill_switch.unwrap_or(false),
+        escalate_to: config.notify.escalate_to.clone(),
     };
+    if let Some(name) = &config.notify.escalate_to
+        && !config.notify.webhooks_env.contains_key(name)
+    {
+        bail!(
+            "notify.escalate_to names the webhook {name:?}, which [notify.webhooks_env] does not define"
+        );
+    }
     let body_limit = config.limits.body_bytes.unwrap_or(1024 * 1024);
     if token.is_none() {
         // Said at every start, so that an open server is a choice someone sees.

@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub actions_per_minute: Option<u32>,
     /// Starts with every action refused.
     pub kill_switch: bool,
+    /// The `notify.webhook` name that hears of runs that need a human: escalated,
+    /// interrupted by a restart, or a revert that failed or was cut short.
+    pub escalate_to: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             queue_capacity: 10_000,
             actions_per_minute: Some(30),
             kill_switch: false,
+            escalate_to: None,
         }
     }
 }
@@ -675,6 +679,25 @@ impl Engine {
             self.inner.metrics.active_runs.dec();
         }
         self.inner.metrics.run_finished(&playbook.name, outcome);
+        if matches!(
+            report.outcome,
+            executor::RunOutcome::Escalated | executor::RunOutcome::Interrupted
+        ) {
+            let mut text = format!("run {run} of playbook {}: {outcome}", playbook.name);
+            if let Some(stopped) = &report.stopped {
+                text.push_str(&format!("; {stopped}"));
+            }
+            for task in &report.tasks {
+                if let TaskOutcome::Failed { reason } = &task.outcome {
+                    text.push_str(&format!(
+                        "; task {} ({}) failed: {reason}",
+                        task.id, task.function
+                    ));
+                }
+            }
+            self.escalate(run, format!("medic: run {run} needs a human"), text)
+                .await;
+        }
         self.inner.progress.notify_waiters();
         tracing::info!(
             run,
@@ -682,6 +705,46 @@ impl Engine {
             stopped = report.stopped.as_deref().unwrap_or(""),
             "run finished"
         );
+    }
+
+    /// Tells the configured receiver that a human must take over, and journals whether it
+    /// heard.
+    async fn escalate(&self, run: i64, title: String, text: String) {
+        let Some(name) = self.inner.config.escalate_to.clone() else {
+            return;
+        };
+        let args = BTreeMap::from([
+            ("name".to_string(), Value::String(name)),
+            ("title".to_string(), Value::String(title)),
+            ("text".to_string(), Value::String(text)),
+        ]);
+        let delivered = match self.inner.toolbox.call("notify.webhook", args).await {
+            Ok(Value::Record(fields)) => match fields.get("delivered") {
+                Some(Value::Bool(false)) => Err(fields
+                    .get("detail")
+                    .map(plan::render::value_text)
+                    .unwrap_or_default()),
+                _ => Ok(()),
+            },
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        };
+        let (state, detail) = match delivered {
+            Ok(()) => ("escalated_to", String::new()),
+            Err(error) => {
+                tracing::error!(run, %error, "the escalation was not delivered");
+                ("escalation_failed", error)
+            }
+        };
+        let at = self.inner.clock.now_ms();
+        if let Err(error) = self
+            .inner
+            .journal
+            .call(move |journal| journal.task_event(run, "", state, &detail, at))
+            .await
+        {
+            tracing::error!(%error, run, "could not journal an escalation");
+        }
     }
 
     fn revert_at(&self, revert: i64, due_at: i64) {
@@ -724,6 +787,17 @@ impl Engine {
             }
         };
         tracing::info!(revert, run = row.run_id, task = %row.task, state, %detail, "revert");
+        if state == "failed" {
+            self.escalate(
+                row.run_id,
+                format!("medic: revert of run {} failed", row.run_id),
+                format!(
+                    "the revert of task {} ({}) failed: {detail}; undo it by hand",
+                    row.task, row.function
+                ),
+            )
+            .await;
+        }
         let at = self.inner.clock.now_ms();
         if let Err(error) = self
             .inner
@@ -1012,10 +1086,17 @@ impl Engine {
                 revert.function
             );
             tracing::warn!(revert = revert.id, %detail);
+            let text = detail.clone();
             self.inner
                 .journal
                 .call(move |journal| journal.revert_done(revert.id, "needs_attention", &detail, at))
                 .await?;
+            self.escalate(
+                revert.run_id,
+                format!("medic: revert of run {} needs a human", revert.run_id),
+                text,
+            )
+            .await;
         }
         for run in runs {
             self.resume(run).await?;

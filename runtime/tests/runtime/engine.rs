@@ -70,6 +70,19 @@ rule errors {
   concurrency 1
 }
 
+/// Scales up, and hands over to a human when that fails.
+rule escalating {
+  on alert "Pods_Crashing"
+  run escalating(deployment: alert.service)
+  cooldown 15m
+}
+
+playbook escalating(deployment: String) {
+  task scale = k8s.scale(deployment: deployment, by: 1, max: 5) {
+    on failure escalate
+  }
+}
+
 /// Scales up for a while, then tells the team.
 rule disk {
   on alert "Disk_Full"
@@ -203,6 +216,7 @@ struct Recorder {
     reverts: Mutex<Vec<Revert>>,
     held: BTreeSet<String>,
     hanging: BTreeSet<String>,
+    failing: BTreeSet<String>,
     gate: Arc<Semaphore>,
 }
 
@@ -213,12 +227,18 @@ impl Recorder {
             reverts: Mutex::new(Vec::new()),
             held: BTreeSet::new(),
             hanging: BTreeSet::new(),
+            failing: BTreeSet::new(),
             gate: Arc::new(Semaphore::new(0)),
         }
     }
 
     fn holding(mut self, function: &str) -> Recorder {
         self.held.insert(function.into());
+        self
+    }
+
+    fn failing(mut self, function: &str) -> Recorder {
+        self.failing.insert(function.into());
         self
     }
 
@@ -264,8 +284,11 @@ impl Toolbox for Recorder {
             .unwrap()
             .push((function.to_string(), args));
         let result = match function {
+            _ if self.failing.contains(function) => {
+                Err(CallError::Failed(format!("{function}: 403 forbidden")))
+            }
             "k8s.scale" => Ok(scale_output()),
-            "notify.slack" => Ok(record(&[
+            "notify.slack" | "notify.webhook" => Ok(record(&[
                 ("delivered", Value::Bool(true)),
                 ("detail", Value::String("ok".into())),
             ])),
@@ -1350,4 +1373,40 @@ fn an_interrupted_run_still_reverts_what_it_finished() {
         assert_eq!(report["tasks"][1]["outcome"]["state"], "failed");
         assert!(harness.toolbox.called().is_empty(), "nothing is re-issued");
     });
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_escalated_run_is_told_to_the_configured_receiver() {
+    let harness = start(
+        Recorder::new().failing("k8s.scale"),
+        EngineConfig {
+            escalate_to: Some("oncall".into()),
+            ..EngineConfig::default()
+        },
+    )
+    .await;
+    let run = start_run(
+        &harness.engine,
+        &payload("Pods_Crashing", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    let detail = harness.engine.run(run).await.unwrap();
+    assert_eq!(detail.run.state, "escalated");
+    let told = harness.toolbox.args_of("notify.webhook");
+    assert_eq!(told["name"], Value::String("oncall".into()));
+    let Value::String(text) = &told["text"] else {
+        panic!("{told:?}")
+    };
+    assert!(
+        text.contains("playbook escalating: escalated")
+            && text.contains("task scale (k8s.scale) failed: k8s.scale: 403 forbidden"),
+        "{text}"
+    );
+    assert!(
+        detail
+            .events
+            .iter()
+            .any(|event| event.state == "escalated_to")
+    );
 }
