@@ -41,6 +41,8 @@ struct Limits {
     queue: Option<usize>,
     actions_per_minute: Option<u32>,
     kill_switch: Option<bool>,
+    /// Days the journal keeps what has ended; 0 keeps everything.
+    retention_days: Option<u32>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -224,6 +226,10 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         actions_per_minute: config.limits.actions_per_minute.or(Some(30)),
         kill_switch: config.limits.kill_switch.unwrap_or(false),
         escalate_to: config.notify.escalate_to.clone(),
+        retention_ms: match config.limits.retention_days.unwrap_or(90) {
+            0 => None,
+            days => Some(i64::from(days) * 86_400_000),
+        },
     };
     if let Some(name) = &config.notify.escalate_to
         && !config.notify.webhooks_env.contains_key(name)

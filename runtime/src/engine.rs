@@ -47,6 +47,9 @@ pub struct EngineConfig {
     /// The `notify.webhook` name that hears of runs that need a human: escalated,
     /// interrupted by a restart, or a revert that failed or was cut short.
     pub escalate_to: Option<String>,
+    /// How long the journal keeps what has ended (runs, events, suppressions, alerts), in
+    /// milliseconds; pruned at start and every hour. `None` keeps everything.
+    pub retention_ms: Option<i64>,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +60,7 @@ impl Default for EngineConfig {
             actions_per_minute: Some(30),
             kill_switch: false,
             escalate_to: None,
+            retention_ms: None,
         }
     }
 }
@@ -226,6 +230,9 @@ impl Engine {
         }
         engine.recover().await?;
         tokio::spawn(worker(engine.clone(), receiver));
+        if let Some(retention) = engine.inner.config.retention_ms {
+            tokio::spawn(prune_forever(engine.clone(), retention));
+        }
         Ok(engine)
     }
 
@@ -1408,6 +1415,24 @@ impl RunObserver {
                 entry.awaiting.remove(task);
             }
         }
+    }
+}
+
+/// Prunes the journal now and every hour.
+async fn prune_forever(engine: Engine, retention: i64) {
+    loop {
+        let before = engine.inner.clock.now_ms().saturating_sub(retention);
+        match engine
+            .inner
+            .journal
+            .call(move |journal| journal.prune(before))
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "journal pruned"),
+            Err(error) => tracing::error!(%error, "could not prune the journal"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
     }
 }
 

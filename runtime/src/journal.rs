@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS episodes (
   rule TEXT NOT NULL,
   fingerprint TEXT NOT NULL,
   starts_at INTEGER NOT NULL,
-  run_id INTEGER NOT NULL REFERENCES runs(id),
+  -- Not a foreign key: the episode key outlives its run when old runs are pruned.
+  run_id INTEGER NOT NULL,
   PRIMARY KEY (rule, fingerprint, starts_at)
 );
 CREATE TABLE IF NOT EXISTS task_events (
@@ -753,6 +754,38 @@ impl Journal {
             .map_err(write_error("reading runs"))?;
         rows.collect::<Result<_, _>>()
             .map_err(write_error("reading runs"))
+    }
+
+    /// Forgets what ended before `before` (wall ms): finished runs with their events and
+    /// finished reverts, suppressions, and processed alerts no remaining run points to.
+    /// Unfinished runs, pending reverts and unprocessed alerts are always kept, and so are
+    /// the episode keys, so an old episode delivered again still starts no second run.
+    /// Returns how many rows went.
+    pub fn prune(&mut self, before: i64) -> Result<usize, JournalError> {
+        let savepoint = self
+            .connection
+            .savepoint()
+            .map_err(write_error("pruning"))?;
+        let mut removed = 0;
+        for sql in [
+            "DELETE FROM task_events WHERE run_id IN
+               (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1
+                AND id NOT IN (SELECT run_id FROM reverts WHERE state IN ('pending', 'reverting')))",
+            "DELETE FROM reverts WHERE state NOT IN ('pending', 'reverting') AND run_id IN
+               (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1)",
+            "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1
+               AND id NOT IN (SELECT run_id FROM reverts)",
+            "DELETE FROM suppressions WHERE at < ?1",
+            "DELETE FROM alerts WHERE processed = 1 AND received_at < ?1
+               AND id NOT IN (SELECT alert_id FROM runs)
+               AND id NOT IN (SELECT alert_id FROM suppressions)",
+        ] {
+            removed += savepoint
+                .execute(sql, [before])
+                .map_err(write_error("pruning"))?;
+        }
+        savepoint.commit().map_err(write_error("pruning"))?;
+        Ok(removed)
     }
 
     /// A setting that must survive restarts (the kill switch).

@@ -246,3 +246,55 @@ fn a_journal_from_a_newer_medic_is_refused() {
     };
     assert!(error.to_string().contains("schema 99"), "{error}");
 }
+
+#[test]
+fn pruning_forgets_what_ended_long_ago_and_keeps_what_is_open() {
+    let mut journal = Journal::in_memory().unwrap();
+    let ids = journal
+        .accept(
+            &[alert("old", 1), alert("open", 2), alert("spare", 3)],
+            1_000,
+        )
+        .unwrap();
+    for id in &ids {
+        journal.processed(*id).unwrap();
+    }
+    let Admitted::Started(old) = journal
+        .admit(&admission("r", ids[0], "old", 1, 1_000))
+        .unwrap()
+    else {
+        panic!()
+    };
+    journal
+        .task_event(old, "t", "succeeded", "{}", 1_001)
+        .unwrap();
+    journal.finish_run(old, "succeeded", "{}", 1_002).unwrap();
+    journal
+        .suppress(ids[0], "r", "duplicate", "", 1_003)
+        .unwrap();
+    let Admitted::Started(open) = journal
+        .admit(&admission("r", ids[1], "open", 2, 1_000))
+        .unwrap()
+    else {
+        panic!()
+    };
+    let removed = journal.prune(10_000).unwrap();
+    // The old run, its event, its suppression, its alert and the spare alert.
+    assert_eq!(removed, 5);
+    let runs = journal.runs(10).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].id, open);
+    assert_eq!(
+        journal.alert_count().unwrap(),
+        1,
+        "the open run's alert stays"
+    );
+    // The episode key stays: the old episode delivered again starts nothing.
+    let again = journal.accept(&[alert("old", 1)], 20_000).unwrap()[0];
+    assert!(matches!(
+        journal
+            .admit(&admission("r", again, "old", 1, 20_000))
+            .unwrap(),
+        Admitted::Duplicate { .. }
+    ));
+}
