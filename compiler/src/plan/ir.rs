@@ -191,6 +191,52 @@ pub enum Ir {
         arg: Box<Ir>,
         unit: String,
     },
+    /// A value interpolated into a URL (`http.get("http://{service}/health")`), escaped for
+    /// the part of the URL it stands in, so that alert data cannot change where the request
+    /// goes: path segments and query values are percent-encoded, a host must be a host.
+    UrlEscape {
+        arg: Box<Ir>,
+        part: UrlPart,
+    },
+}
+
+/// Where in a URL an interpolated value stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UrlPart {
+    Host,
+    Path,
+    Query,
+}
+
+impl UrlPart {
+    /// `text` made safe for this part of a URL.
+    pub fn escape(self, text: &str) -> Result<String, EvalError> {
+        match self {
+            UrlPart::Host => {
+                let is_host = !text.is_empty()
+                    && text.chars().all(|character| {
+                        character.is_ascii_alphanumeric() || "-._:[]".contains(character)
+                    });
+                if is_host {
+                    Ok(text.to_string())
+                } else {
+                    Err(EvalError::NotAHost(text.to_string()))
+                }
+            }
+            UrlPart::Path | UrlPart::Query => {
+                let mut escaped = String::with_capacity(text.len());
+                for byte in text.bytes() {
+                    if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                        escaped.push(char::from(byte));
+                    } else {
+                        escaped.push_str(&format!("%{byte:02X}"));
+                    }
+                }
+                Ok(escaped)
+            }
+        }
+    }
 }
 
 /// A regular expression, compiled on first use.
@@ -242,6 +288,8 @@ pub enum EvalError {
     Overflow,
     #[error("invalid regular expression `{0}`")]
     BadPattern(String),
+    #[error("{0:?} cannot stand as a URL's host")]
+    NotAHost(String),
 }
 
 /// Where the evaluator reads variables.
@@ -344,6 +392,10 @@ impl Ir {
                     text.push_str(&part.eval_ref(vars)?.to_text());
                 }
                 Ok(Cow::Owned(Value::String(text)))
+            }
+            Ir::UrlEscape { arg, part } => {
+                let text = arg.eval_ref(vars)?.to_text();
+                Ok(Cow::Owned(Value::String(part.escape(&text)?)))
             }
             Ir::Unit { arg, unit } => {
                 let value = arg.eval_ref(vars)?;

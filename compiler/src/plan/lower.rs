@@ -1,7 +1,7 @@
 //! Lowering a checked program into a [`Plan`]: expressions to IR, playbooks to DAGs in a
 //! deterministic topological order, rules sorted into matching order, and the match index.
 
-use super::ir::{Ir, Pattern, Value};
+use super::ir::{Ir, Pattern, UrlPart, Value};
 use super::{
     Approval, Edge, EdgeKind, Effect, Limit, Loc, MatchIndex, NameBucket, OnFailure, Param, Plan,
     Playbook, Retry, Rule, Task,
@@ -213,7 +213,12 @@ impl Lowerer<'_> {
                             function.params.iter().find(|param| param.name == *name)
                         })
                         .map(|param| &param.ty);
-                    (name.clone(), self.argument(value, target))
+                    let lowered = self.argument(value, target);
+                    let is_url = name == "url"
+                        && function
+                            .is_some_and(|function| function.qualified_name().starts_with("http."));
+                    let lowered = if is_url { escape_url(lowered) } else { lowered };
+                    (name.clone(), lowered)
                 })
                 .collect(),
             when: task.when.as_ref().map(|when| self.expr(when)),
@@ -564,4 +569,47 @@ fn field_of_alert(expr: &typed::Expr) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Wraps each value interpolated into a URL in the escape for the part it stands in, read
+/// from the literal text before it. Values before the `://` are the URL's start (a base URL
+/// from a parameter) and stay as they are.
+fn escape_url(url: Ir) -> Ir {
+    let Ir::Concat { parts } = url else {
+        return url;
+    };
+    let mut seen = String::new();
+    let parts = parts
+        .into_iter()
+        .map(|part| match part {
+            Ir::Const {
+                value: Value::String(text),
+            } => {
+                seen.push_str(&text);
+                Ir::Const {
+                    value: Value::String(text),
+                }
+            }
+            other => {
+                let Some(scheme_end) = seen.find("://") else {
+                    seen.push('x');
+                    return other;
+                };
+                let after_scheme = seen.get(scheme_end + 3..).unwrap_or("");
+                let part = if after_scheme.contains(['?', '#']) {
+                    UrlPart::Query
+                } else if after_scheme.contains('/') {
+                    UrlPart::Path
+                } else {
+                    UrlPart::Host
+                };
+                seen.push('x');
+                Ir::UrlEscape {
+                    arg: Box::new(other),
+                    part,
+                }
+            }
+        })
+        .collect();
+    Ir::Concat { parts }
 }

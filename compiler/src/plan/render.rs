@@ -86,7 +86,7 @@ fn write_ir(out: &mut String, ir: &Ir, parent: u8) {
             }
             out.push_str(" }");
         }
-        Ir::Unit { arg, .. } => write_ir(out, arg, parent),
+        Ir::Unit { arg, .. } | Ir::UrlEscape { arg, .. } => write_ir(out, arg, parent),
         Ir::Concat { parts } => {
             out.push('"');
             for part in parts {

@@ -159,3 +159,75 @@ fn every_playbook_is_an_acyclic_petgraph_in_task_order() {
         }
     }
 }
+
+#[test]
+fn values_interpolated_into_urls_are_escaped_for_where_they_stand() {
+    let source = r##"import std.{http}
+
+rule probe {
+  on alert "Down"
+  run probe(host: alert.instance, item: alert.service, query: alert.summary, base: alert.labels["base"] ?? "http://x")
+  cooldown 1m
+}
+
+playbook probe(host: String, item: String, query: String, base: String) {
+  task path = http.get("http://{host}/items/{item}/status?q={query}")
+  task whole = http.get("{base}/health")
+}
+"##;
+    let analysis = medic_compiler::check(vec![Source::new("probe.ops", source)]);
+    assert_eq!(analysis.errors(), 0, "{}", render(&analysis));
+    let plan = plan::lower(&analysis).unwrap();
+    let playbook = plan.playbook("probe").unwrap();
+    let url = |task: &str, vars: &[(&str, &str)]| {
+        let vars: std::collections::BTreeMap<String, plan::Value> = vars
+            .iter()
+            .map(|(name, value)| (name.to_string(), plan::Value::String(value.to_string())))
+            .collect();
+        playbook.task(task).unwrap().args["url"]
+            .eval(&vars)
+            .map(|value| value.to_text())
+            .map_err(|error| error.to_string())
+    };
+    let normal = [
+        ("host", "10.0.0.1:8080"),
+        ("item", "cart"),
+        ("query", "p99 > 1s"),
+        ("base", "http://svc:9000/v2"),
+    ];
+    assert_eq!(
+        url("path", &normal),
+        Ok("http://10.0.0.1:8080/items/cart/status?q=p99%20%3E%201s".to_string())
+    );
+    // Alert data cannot climb out of its segment, add a query, or move the host.
+    let hostile = [
+        ("host", "10.0.0.1:8080"),
+        ("item", "../admin?x=1#"),
+        ("query", "a&drop=1"),
+        ("base", ""),
+    ];
+    assert_eq!(
+        url("path", &hostile),
+        Ok("http://10.0.0.1:8080/items/..%2Fadmin%3Fx%3D1%23/status?q=a%26drop%3D1".to_string())
+    );
+    let moved = [
+        ("host", "evil.example@internal"),
+        ("item", "x"),
+        ("query", "y"),
+    ];
+    assert_eq!(
+        url("path", &moved),
+        Err("\"evil.example@internal\" cannot stand as a URL's host".to_string())
+    );
+    // A whole base URL from a parameter stays as it is.
+    assert_eq!(
+        url("whole", &normal),
+        Ok("http://svc:9000/v2/health".to_string())
+    );
+    // The plan text still reads like the source.
+    assert!(
+        plan::render::text(&plan).contains(r#"url: "http://{host}/items/{item}/status?q={query}""#),
+        "{}",
+        plan::render::text(&plan)
+    );
+}
