@@ -31,6 +31,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+/// Why a run is cancelled when its alert resolves (journaled; read back after a restart).
+const RESOLVED: &str = "the alert resolved";
+
 /// The journal setting that keeps the kill switch across restarts.
 const KILL_SWITCH: &str = "kill_switch";
 
@@ -548,6 +551,9 @@ impl Engine {
             fingerprint,
             performs_actions,
         } = resumable;
+        // A run cancelled because its alert resolved (also before a restart) reverts its
+        // `revert on resolve` actions as soon as it ends.
+        let resolved = control.cancelled.as_deref() == Some(RESOLVED);
         let (sender, receiver) = watch::channel(control);
         if let Ok(mut active) = self.inner.active.lock() {
             active.insert(
@@ -557,7 +563,7 @@ impl Engine {
                     fingerprint: fingerprint.clone(),
                     performs_actions,
                     awaiting: BTreeSet::new(),
-                    resolved: false,
+                    resolved,
                 },
             );
         }
@@ -830,9 +836,7 @@ impl Engine {
                     tracing::info!(run, "cancelled: its alert resolved");
                     cancelled.push(*run);
                     entry.control.send_modify(|control| {
-                        control
-                            .cancelled
-                            .get_or_insert_with(|| "the alert resolved".into());
+                        control.cancelled.get_or_insert_with(|| RESOLVED.into());
                     });
                 }
             }
@@ -844,13 +848,7 @@ impl Engine {
                 .journal
                 .call(move |journal| {
                     for run in &cancelled {
-                        journal.task_event(
-                            *run,
-                            "",
-                            "cancel_requested",
-                            "the alert resolved",
-                            at,
-                        )?;
+                        journal.task_event(*run, "", "cancel_requested", RESOLVED, at)?;
                     }
                     Ok(())
                 })
@@ -999,6 +997,16 @@ impl Engine {
             .lock()
             .map(|active| active.keys().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Reverts in a state: `pending`, `reverting`, `reverted`, `failed`, `skipped` or
+    /// `needs_attention` (the ones a human must look at).
+    pub async fn reverts(&self, state: String) -> Result<Vec<RevertRow>, EngineError> {
+        Ok(self
+            .inner
+            .journal
+            .call(move |journal| journal.reverts(&state))
+            .await?)
     }
 
     /// The most recent suppressions (matched rules that did not run, and why), newest first.

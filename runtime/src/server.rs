@@ -103,6 +103,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/runs", get(list_runs))
         .route("/api/runs/{id}", get(show_run))
         .route("/api/suppressions", get(list_suppressions))
+        .route("/api/reverts", get(list_reverts))
         .route("/api/runs/{id}/{action}", post(act_on_run))
         .route("/api/reload", post(reload))
         .route("/api/kill-switch", get(kill_switch).post(set_kill_switch))
@@ -316,6 +317,46 @@ async fn list_runs(
     let runs = state.engine.runs(list_limit(query)?).await?;
     let runs: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
     Ok(Json(json!({ "runs": runs })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct RevertQuery {
+    state: Option<String>,
+}
+
+const REVERT_STATES: [&str; 6] = [
+    "pending",
+    "reverting",
+    "reverted",
+    "failed",
+    "skipped",
+    "needs_attention",
+];
+
+async fn list_reverts(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    query: Result<Query<RevertQuery>, QueryRejection>,
+) -> Result<Response, Failure> {
+    require_bearer(&state, &headers)?;
+    let Query(query) = query.map_err(|rejection| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            format!("bad query: {}", rejection.body_text()),
+        )
+    })?;
+    let wanted = query.state.unwrap_or_else(|| "needs_attention".into());
+    if !REVERT_STATES.contains(&wanted.as_str()) {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no revert state {wanted:?}: use one of {}",
+                REVERT_STATES.join(", ")
+            ),
+        ));
+    }
+    let reverts = state.engine.reverts(wanted).await?;
+    Ok(Json(json!({ "reverts": reverts })).into_response())
 }
 
 async fn list_suppressions(
