@@ -374,7 +374,10 @@ fn bad_requests_get_clear_errors() {
     assert_eq!((status, body.as_str()), (200, r#"{"reverts":[]}"#));
     let (status, body) = server.get("/api/reverts?state=bogus");
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("no revert state") && body.contains("bogus"), "{body}");
+    assert!(
+        body.contains("no revert state") && body.contains("bogus"),
+        "{body}"
+    );
     let (status, body) = server.get("/api/runs?limit=lots");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("bad query"), "{body}");
