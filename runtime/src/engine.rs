@@ -14,7 +14,7 @@
 
 use crate::executor::{
     self, ActionGate, Clock, Control, Decision, Observer, Prior, RunContext, RunOptions, RunReport,
-    TaskOutcome, Toolbox, Transition, UnitFuture,
+    TaskOutcome, Toolbox, Transition, TransitionFuture,
 };
 use crate::ingest::{Alert, Status};
 use crate::journal::{
@@ -334,8 +334,17 @@ impl Engine {
 
     /// Matches one accepted alert and starts what its rules ask for.
     pub async fn process(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
-        let dispatches = self.dispatch(alert_id, alert).await;
-        self.mark_processed(vec![alert_id]).await;
+        let (dispatches, journaled) = self.dispatch(alert_id, alert).await;
+        if journaled {
+            self.mark_processed(vec![alert_id]).await;
+        } else {
+            // Left unprocessed: the next start processes it again (admission is idempotent
+            // per episode, so what did start is not started twice).
+            tracing::error!(
+                alert_id,
+                "the journal failed while this alert was processed; it will be processed again at the next start"
+            );
+        }
         dispatches
     }
 
@@ -358,15 +367,17 @@ impl Engine {
     }
 
     /// Matches one alert and starts what its rules ask for, without marking it processed.
-    async fn dispatch(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
+    /// Also says whether every journal write it needed succeeded.
+    async fn dispatch(&self, alert_id: i64, alert: &Alert) -> (Vec<Dispatch>, bool) {
         let span = tracing::info_span!("alert", alert_id, alertname = %alert.name, status = alert.status.as_str());
         self.dispatch_inner(alert_id, alert).instrument(span).await
     }
 
-    async fn dispatch_inner(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
+    async fn dispatch_inner(&self, alert_id: i64, alert: &Alert) -> (Vec<Dispatch>, bool) {
         let plan = self.plan();
+        let mut journaled = true;
         if alert.status == Status::Resolved {
-            self.resolved(&alert.fingerprint).await;
+            journaled &= self.resolved(&alert.fingerprint).await;
         }
         let value = alert.to_value();
         let outcome = plan.match_alert(&value);
@@ -387,7 +398,10 @@ impl Engine {
             };
             dispatches.push(self.admit(&plan, rule, alert_id, alert, &value).await);
         }
-        dispatches
+        journaled &= !dispatches.iter().any(|dispatch| {
+            matches!(dispatch, Dispatch::Suppressed { reason, .. } if reason == "journal")
+        });
+        (dispatches, journaled)
     }
 
     async fn suppress(&self, alert_id: i64, rule: &str, reason: &str, detail: String) -> Dispatch {
@@ -639,13 +653,6 @@ impl Engine {
         let outcome = report.outcome.as_str();
         let report_json = serde_json::to_string(&report).unwrap_or_default();
         let fingerprint_owned = fingerprint.to_string();
-        let resolved = self
-            .inner
-            .active
-            .lock()
-            .ok()
-            .and_then(|active| active.get(&run).map(|entry| entry.resolved))
-            .unwrap_or(false);
         let scheduled = self
             .inner
             .journal
@@ -670,6 +677,15 @@ impl Engine {
                     .collect::<Result<Vec<_>, _>>()
             })
             .await;
+        // Read after the reverts are committed: an alert resolving from here on finds them in
+        // the journal itself, and one that resolved before has set the flag.
+        let resolved = self
+            .inner
+            .active
+            .lock()
+            .ok()
+            .and_then(|active| active.get(&run).map(|entry| entry.resolved))
+            .unwrap_or(false);
         match scheduled {
             Ok(scheduled) => {
                 for (revert, due_at, on_resolve) in scheduled {
@@ -824,7 +840,8 @@ impl Engine {
 
     /// A resolved alert ends what its firing started: unfinished runs that act are
     /// cancelled and `revert on resolve` actions are undone.
-    async fn resolved(&self, fingerprint: &str) {
+    /// Says whether the journal answered every read and write it needed.
+    async fn resolved(&self, fingerprint: &str) -> bool {
         let mut cancelled = Vec::new();
         if let Ok(mut active) = self.inner.active.lock() {
             for (run, entry) in active.iter_mut() {
@@ -855,19 +872,27 @@ impl Engine {
                 .await
         {
             tracing::error!(%error, "could not journal a cancel");
+            return false;
         }
         let fingerprint = fingerprint.to_string();
-        let reverts = self
+        let reverts = match self
             .inner
             .journal
             .call(move |journal| journal.reverts_on_resolve(&fingerprint))
             .await
-            .unwrap_or_default();
+        {
+            Ok(reverts) => reverts,
+            Err(error) => {
+                tracing::error!(%error, "could not read the reverts waiting for this alert to resolve");
+                return false;
+            }
+        };
         // Reverts call adapters that may be slow; they must not hold up matching.
         for revert in reverts {
             let engine = self.clone();
             tokio::spawn(async move { engine.revert(revert).await });
         }
+        true
     }
 
     /// Approves (or rejects) the tasks of a run that wait for a human: `task` names one, or
@@ -1350,7 +1375,7 @@ struct RunObserver {
 }
 
 impl Observer for RunObserver {
-    fn transition(&self, task: &str, transition: Transition, at_ms: i64) -> UnitFuture {
+    fn transition(&self, task: &str, transition: Transition, at_ms: i64) -> TransitionFuture {
         let run = self.run;
         let engine = self.engine.clone();
         let task = task.to_string();
@@ -1371,7 +1396,7 @@ impl Observer for RunObserver {
             Transition::Approved { .. } => {
                 self.set_awaiting(&task, false);
                 // The decision itself was journaled when it was made.
-                return Box::pin(async {});
+                return Box::pin(async { Ok(()) });
             }
             Transition::Finished {
                 outcome,
@@ -1405,9 +1430,10 @@ impl Observer for RunObserver {
                 .journal
                 .call(move |journal| journal.task_event(run, &task, &state, &detail, at_ms))
                 .await;
-            if let Err(error) = result {
+            result.map_err(|error| {
                 tracing::error!(%error, run, "could not journal a task transition");
-            }
+                error.to_string()
+            })
         })
     }
 }
@@ -1444,21 +1470,14 @@ async fn prune_forever(engine: Engine, retention: i64) {
     }
 }
 
-/// Matches queued alerts in arrival order; whatever queued up meanwhile is marked processed
-/// in one journal write.
+/// Matches queued alerts in arrival order.
 async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
-    const BATCH: usize = 256;
-    let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        let count = batch.len();
-        let mut processed = Vec::with_capacity(count);
-        for queued in batch.drain(..) {
-            engine.inner.metrics.queue_depth.dec();
-            engine.dispatch(queued.alert_id, &queued.alert).await;
-            processed.push(queued.alert_id);
-        }
-        engine.mark_processed(processed).await;
-        engine.inner.pending.fetch_sub(count, Ordering::SeqCst);
+    while let Some(queued) = receiver.recv().await {
+        engine.inner.metrics.queue_depth.dec();
+        // Each alert is marked processed as soon as it is: after a crash, at most the one
+        // being matched is matched again.
+        engine.process(queued.alert_id, &queued.alert).await;
+        engine.inner.pending.fetch_sub(1, Ordering::SeqCst);
         engine.inner.progress.notify_waiters();
     }
 }

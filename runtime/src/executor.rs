@@ -32,7 +32,8 @@ pub enum CallError {
 }
 
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send>>;
-pub type UnitFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Whether a transition was recorded (for a journal: durably); the error says why not.
+pub type TransitionFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// The implementations of the standard library functions.
 pub trait Toolbox: Send + Sync {
@@ -134,17 +135,19 @@ pub enum Transition {
     },
 }
 
-/// Receives every transition of a run, in order, and is awaited before the run goes on.
+/// Receives every transition of a run, in order, and is awaited before the run goes on. An
+/// action whose `Started` could not be recorded is not called: after a crash, an unrecorded
+/// start would look like a task that never ran, and it would run again.
 pub trait Observer: Send + Sync {
-    fn transition(&self, task: &str, transition: Transition, at_ms: i64) -> UnitFuture;
+    fn transition(&self, task: &str, transition: Transition, at_ms: i64) -> TransitionFuture;
 }
 
 /// Ignores transitions (dry runs of `medic run`, benchmarks).
 pub struct Unobserved;
 
 impl Observer for Unobserved {
-    fn transition(&self, _task: &str, _transition: Transition, _at_ms: i64) -> UnitFuture {
-        Box::pin(async {})
+    fn transition(&self, _task: &str, _transition: Transition, _at_ms: i64) -> TransitionFuture {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -512,7 +515,10 @@ pub async fn run_with(
                                         },
                                         job.clock.now_ms(),
                                     )
-                                    .await;
+                                    .await
+                                    .unwrap_or_else(|error| {
+                                        tracing::error!(%error, "a task's outcome was not recorded");
+                                    });
                                 (index, outcome, attempts)
                             }
                             .instrument(span),
@@ -532,6 +538,8 @@ pub async fn run_with(
             }
         };
         tokio::select! {
+            // A task that finished is recorded before a cancel or a timeout is looked at.
+            biased;
             joined = running.join_next_with_id(), if !running.is_empty() => {
                 let (index, outcome, attempts) = match joined {
                     Some(Ok((id, result))) => {
@@ -574,19 +582,36 @@ pub async fn run_with(
     // Whatever is still running was stopped by a cancel or the playbook's timeout.
     if let Some(reason) = &stopped {
         running.abort_all();
-        for (_, index) in std::mem::take(&mut in_flight) {
-            let Some(task) = tasks.get(index) else {
-                continue;
-            };
-            let outcome = TaskOutcome::Cancelled {
-                reason: reason.clone(),
-            };
-            finished_without_call(observer.as_ref(), &task.id, &outcome, clock).await;
-            if let Some(slot) = state.outcomes.get_mut(index) {
-                *slot = Some((outcome, 0));
+        while let Some(joined) = running.join_next_with_id().await {
+            match joined {
+                // It finished before the abort took hold: its real outcome stands (a
+                // temporary action that succeeded must still be reverted).
+                Ok((id, (index, outcome, attempts))) => {
+                    in_flight.remove(&id);
+                    state.finish(index, outcome, attempts, clock.now_ms());
+                }
+                Err(error) => {
+                    let Some(index) = in_flight.remove(&error.id()) else {
+                        continue;
+                    };
+                    let Some(task) = tasks.get(index) else {
+                        continue;
+                    };
+                    let reason = if task.effect == Effect::Action {
+                        format!(
+                            "stopped while running ({reason}); if its call had begun, it may have taken effect: check it"
+                        )
+                    } else {
+                        reason.clone()
+                    };
+                    let outcome = TaskOutcome::Cancelled { reason };
+                    finished_without_call(observer.as_ref(), &task.id, &outcome, clock).await;
+                    if let Some(slot) = state.outcomes.get_mut(index) {
+                        *slot = Some((outcome, 0));
+                    }
+                }
             }
         }
-        while running.join_next().await.is_some() {}
     }
     let reports = tasks
         .iter()
@@ -594,7 +619,21 @@ pub async fn run_with(
         .zip(state.arguments)
         .zip(state.finished_at)
         .map(|(((task, outcome), arguments), finished_at)| {
-            let (outcome, attempts) = outcome.unwrap_or((TaskOutcome::NotRun, 0));
+            let (outcome, attempts, arguments, finished_at) = match (outcome, prior.get(&task.id)) {
+                (Some((outcome, attempts)), _) => (outcome, attempts, arguments, finished_at),
+                // A task that finished in an earlier life keeps that outcome even when this
+                // life stopped before replaying it (a temporary action keeps its revert).
+                (
+                    None,
+                    Some(Prior::Finished {
+                        outcome,
+                        attempts,
+                        arguments,
+                        finished_at,
+                    }),
+                ) => (outcome.clone(), *attempts, arguments.clone(), *finished_at),
+                (None, _) => (TaskOutcome::NotRun, 0, arguments, finished_at),
+            };
             TaskReport {
                 id: task.id.clone(),
                 function: task.function.clone(),
@@ -625,7 +664,9 @@ async fn finished_without_call(
         attempts: 0,
         arguments: None,
     };
-    observer.transition(task, transition, clock.now_ms()).await;
+    if let Err(error) = observer.transition(task, transition, clock.now_ms()).await {
+        tracing::error!(%error, task, "a task's outcome was not recorded");
+    }
 }
 
 /// A failed task's `on failure` policy decides what becomes of the run.
@@ -722,32 +763,46 @@ impl Job {
                     .within_ms
                     .map(|within| self.clock.now_ms().saturating_add(within))
             });
-            self.observer
+            if let Err(error) = self
+                .observer
                 .transition(
                     &self.task.id,
                     Transition::AwaitingApproval { deadline },
                     self.clock.now_ms(),
                 )
-                .await;
+                .await
+            {
+                tracing::error!(%error, "a pending approval was not recorded");
+            }
             match self.wait_for_decision(deadline).await {
                 Ok(by) => {
-                    self.observer
+                    if let Err(error) = self
+                        .observer
                         .transition(
                             &self.task.id,
                             Transition::Approved { by },
                             self.clock.now_ms(),
                         )
-                        .await;
+                        .await
+                    {
+                        tracing::error!(%error, "an approval was not recorded");
+                    }
                 }
                 Err(outcome) => return (outcome, 0),
             }
         }
-        if self.task.effect == Effect::Action
-            && let Err(reason) = self.gate.permit(&self.task)
-        {
-            return (TaskOutcome::Failed { reason }, 0);
-        }
         self.call_with_policy().await
+    }
+
+    /// Waits while the run is paused (an approval given during a pause, or a retry's next
+    /// attempt, waits for the resume).
+    async fn wait_while_paused(&self) {
+        let mut control = self.control.clone();
+        while control.borrow_and_update().paused {
+            if control.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Waits for an operator's answer; a rejection or a timeout is a failure of the task,
@@ -803,31 +858,30 @@ impl Job {
             .map_or(0, |retry| retry.backoff_ms.unsigned_abs());
         let mut last_error = String::new();
         for attempt in 1..=attempts {
-            self.observer
+            self.wait_while_paused().await;
+            // The kill switch and the rate limit are asked before every attempt of an action.
+            if task.effect == Effect::Action
+                && let Err(reason) = self.gate.permit(task)
+            {
+                return (TaskOutcome::Failed { reason }, attempt - 1);
+            }
+            if let Err(error) = self
+                .observer
                 .transition(
                     &task.id,
                     Transition::Started { attempt },
                     self.clock.now_ms(),
                 )
-                .await;
-            let call = self.toolbox.call(&task.function, self.args.clone());
-            let result = match task.timeout_ms {
-                Some(millis) => {
-                    match tokio::time::timeout(Duration::from_millis(millis.unsigned_abs()), call)
-                        .await
-                    {
-                        Ok(result) => result,
-                        Err(_) => Err(CallError::Failed(format!(
-                            "timed out after {}",
-                            medic_compiler::units::format_duration(millis)
-                        ))),
-                    }
+                .await
+            {
+                last_error =
+                    format!("the start could not be recorded, so the call was not made: {error}");
+            } else {
+                let result = self.attempt().await;
+                match result {
+                    Ok(output) => return (TaskOutcome::Succeeded { output }, attempt),
+                    Err(error) => last_error = error.to_string(),
                 }
-                None => call.await,
-            };
-            match result {
-                Ok(output) => return (TaskOutcome::Succeeded { output }, attempt),
-                Err(error) => last_error = error.to_string(),
             }
             if attempt < attempts {
                 tokio::time::sleep(Duration::from_millis(backoff)).await;
@@ -835,5 +889,25 @@ impl Job {
             }
         }
         (TaskOutcome::Failed { reason: last_error }, attempts)
+    }
+
+    /// One call, bounded by the task's timeout.
+    async fn attempt(&self) -> Result<Value, CallError> {
+        let task = &self.task;
+        let call = self.toolbox.call(&task.function, self.args.clone());
+        let result = match task.timeout_ms {
+            Some(millis) => {
+                match tokio::time::timeout(Duration::from_millis(millis.unsigned_abs()), call).await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(CallError::Failed(format!(
+                        "timed out after {}",
+                        medic_compiler::units::format_duration(millis)
+                    ))),
+                }
+            }
+            None => call.await,
+        };
+        result
     }
 }

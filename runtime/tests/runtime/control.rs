@@ -4,7 +4,7 @@
 use medic_compiler::plan::{self, Plan, Value};
 use medic_runtime::executor::{
     self, CallError, CallFuture, Clock, Control, Decision, Observer, Prior, RunContext, RunOptions,
-    RunOutcome, TaskOutcome, Toolbox, Transition, UnitFuture,
+    RunOutcome, TaskOutcome, Toolbox, Transition, TransitionFuture,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -75,9 +75,9 @@ impl Toolbox for Recorder {
 struct Transitions(Mutex<Vec<(String, Transition)>>);
 
 impl Observer for Transitions {
-    fn transition(&self, task: &str, transition: Transition, _at_ms: i64) -> UnitFuture {
+    fn transition(&self, task: &str, transition: Transition, _at_ms: i64) -> TransitionFuture {
         self.0.lock().unwrap().push((task.to_string(), transition));
-        Box::pin(async {})
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -330,4 +330,88 @@ async fn a_failure_from_before_a_restart_still_takes_its_policy() {
     assert_eq!(report.outcome, RunOutcome::Failed, "on failure abort");
     assert_eq!(outcome(&report, "scale"), &TaskOutcome::NotRun);
     assert!(harness.toolbox.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_finished_before_a_restart_stays_in_the_report_when_the_run_stops_early() {
+    let prior = BTreeMap::from([
+        (
+            "health".to_string(),
+            Prior::Finished {
+                outcome: TaskOutcome::Failed {
+                    reason: "connection refused".into(),
+                },
+                attempts: 1,
+                arguments: None,
+                finished_at: None,
+            },
+        ),
+        (
+            "scale".to_string(),
+            Prior::Finished {
+                outcome: TaskOutcome::Succeeded {
+                    output: Value::record([("summary".to_string(), Value::String("3 → 4".into()))]),
+                },
+                attempts: 1,
+                arguments: None,
+                finished_at: Some(1_795_780_000_000),
+            },
+        ),
+    ]);
+    let harness = start(Duration::ZERO, prior);
+    let report = harness.run.await.unwrap();
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    assert!(
+        matches!(outcome(&report, "scale"), TaskOutcome::Succeeded { .. }),
+        "the scale from before the restart must keep its outcome (and so its revert): {report:?}"
+    );
+    assert_eq!(outcome(&report, "tell"), &TaskOutcome::NotRun);
+}
+
+/// Records nothing: every `Started` fails, as a journal that cannot commit would.
+struct Unrecordable;
+
+impl Observer for Unrecordable {
+    fn transition(&self, _task: &str, transition: Transition, _at_ms: i64) -> TransitionFuture {
+        let result = match transition {
+            Transition::Started { .. } => Err("disk I/O error".to_string()),
+            _ => Ok(()),
+        };
+        Box::pin(async move { result })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_start_cannot_be_recorded_is_not_made() {
+    let toolbox = Arc::new(Recorder::default());
+    let (control, receiver) = watch::channel(Control::default());
+    control.send_modify(|control| {
+        control
+            .decisions
+            .insert("scale".into(), Decision::Approved { by: "alice".into() });
+    });
+    let clock = Clock::starting_at(1_795_780_000_000);
+    let context = RunContext {
+        toolbox: toolbox.clone(),
+        options: RunOptions::default(),
+        observer: Arc::new(Unrecordable),
+        gate: Arc::new(executor::AllowAll),
+        control: receiver,
+        prior: BTreeMap::new(),
+        clock,
+        started_at: clock.now_ms(),
+    };
+    let plan = plan();
+    let arguments = BTreeMap::from([("deployment".to_string(), Value::String("api".into()))]);
+    let report = executor::run_with(plan.playbook("gated").unwrap(), arguments, context).await;
+    assert!(
+        toolbox.calls.lock().unwrap().is_empty(),
+        "no call without a recorded start"
+    );
+    assert!(matches!(
+        outcome(&report, "health"),
+        TaskOutcome::Failed { reason } if reason.contains("the start could not be recorded") && reason.contains("disk I/O error")
+    ));
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    drop(control);
 }
