@@ -895,7 +895,7 @@ impl Job {
     async fn attempt(&self) -> Result<Value, CallError> {
         let task = &self.task;
         let call = self.toolbox.call(&task.function, self.args.clone());
-        let result = match task.timeout_ms {
+        match task.timeout_ms {
             Some(millis) => {
                 match tokio::time::timeout(Duration::from_millis(millis.unsigned_abs()), call).await
                 {
@@ -907,7 +907,6 @@ impl Job {
                 }
             }
             None => call.await,
-        };
-        result
+        }
     }
 }
