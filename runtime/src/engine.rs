@@ -576,7 +576,13 @@ impl Engine {
                     control: sender,
                     fingerprint: fingerprint.clone(),
                     performs_actions,
-                    awaiting: BTreeSet::new(),
+                    // Approvals pending before a restart can be decided at once, even while
+                    // the run is paused and their tasks have not started again.
+                    awaiting: prior
+                        .iter()
+                        .filter(|(_, prior)| matches!(prior, Prior::AwaitingApproval { .. }))
+                        .map(|(task, _)| task.clone())
+                        .collect(),
                     resolved,
                 },
             );

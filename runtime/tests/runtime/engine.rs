@@ -1410,3 +1410,52 @@ async fn an_escalated_run_is_told_to_the_configured_receiver() {
             .any(|event| event.state == "escalated_to")
     );
 }
+
+#[test]
+fn a_paused_run_continued_after_a_crash_can_be_approved_before_it_resumes() {
+    let path = journal_path("paused-approval");
+    let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
+        let run = start_run(
+            &harness.engine,
+            &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
+        )
+        .await;
+        eventually("the wait for approval was journaled", async || {
+            has_event(&harness.engine, run, "scale", "awaiting_approval").await
+        })
+        .await;
+        harness.engine.pause(run, true, "dave").await.unwrap();
+        run
+    });
+    paused_runtime().block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 60_000,
+        )
+        .await;
+        assert_eq!(harness.engine.run(run).await.unwrap().run.state, "paused");
+        assert_eq!(
+            harness.engine.run(run).await.unwrap().awaiting_approval,
+            ["scale"],
+            "the pending approval is open while the run stays paused"
+        );
+        harness
+            .engine
+            .decide(run, None, Decision::Approved { by: "alice".into() })
+            .await
+            .unwrap();
+        assert!(
+            harness.toolbox.called().is_empty(),
+            "nothing runs while paused"
+        );
+        harness.engine.pause(run, false, "dave").await.unwrap();
+        settle(&harness.engine).await;
+        assert_eq!(
+            harness.engine.run(run).await.unwrap().run.state,
+            "succeeded"
+        );
+        assert_eq!(harness.toolbox.called(), ["k8s.scale", "notify.slack"]);
+    });
+}
