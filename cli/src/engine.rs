@@ -382,14 +382,7 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
             .call({
                 let accepted: Vec<_> = alerts
                     .iter()
-                    .map(|alert| medic_runtime::journal::AcceptedAlert {
-                        source: alert.source.clone(),
-                        name: alert.name.clone(),
-                        status: alert.status.as_str().into(),
-                        fingerprint: alert.fingerprint.clone(),
-                        starts_at: alert.starts_at,
-                        payload: medic_runtime::engine::stored::to_json(alert),
-                    })
+                    .map(medic_runtime::engine::stored::accepted)
                     .collect();
                 move |journal| journal.accept(&accepted, 0)
             })

@@ -304,17 +304,7 @@ impl Engine {
             .map_err(|_| EngineError::QueueFull {
                 capacity: self.inner.config.queue_capacity,
             })?;
-        let accepted: Vec<AcceptedAlert> = alerts
-            .iter()
-            .map(|alert| AcceptedAlert {
-                source: alert.source.clone(),
-                name: alert.name.clone(),
-                status: alert.status.as_str().into(),
-                fingerprint: alert.fingerprint.clone(),
-                starts_at: alert.starts_at,
-                payload: stored::to_json(alert),
-            })
-            .collect();
+        let accepted: Vec<AcceptedAlert> = alerts.iter().map(stored::accepted).collect();
         let received_at = self.inner.clock.now_ms();
         let ids = self
             .inner
@@ -1548,6 +1538,18 @@ pub mod stored {
         ends_at: Option<i64>,
         fingerprint: String,
         source: String,
+    }
+
+    /// The journal row of an alert: its identity and this journaled form.
+    pub fn accepted(alert: &Alert) -> AcceptedAlert {
+        AcceptedAlert {
+            source: alert.source.clone(),
+            name: alert.name.clone(),
+            status: alert.status.as_str().into(),
+            fingerprint: alert.fingerprint.clone(),
+            starts_at: alert.starts_at,
+            payload: to_json(alert),
+        }
     }
 
     pub fn to_json(alert: &Alert) -> String {

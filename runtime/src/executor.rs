@@ -430,19 +430,23 @@ pub async fn run_with(
     // Once every sender is gone, nobody can pause, resume, cancel or approve any more.
     let mut controllable = true;
     loop {
-        let current = control.borrow_and_update().clone();
-        if stopped.is_none()
-            && let Some(reason) = &current.cancelled
-        {
-            run_outcome = RunOutcome::Cancelled;
-            stopped = Some(format!("cancelled: {reason}"));
-        }
+        // Only what the loop needs is read; the decisions are the jobs' business.
+        let paused = {
+            let current = control.borrow_and_update();
+            if stopped.is_none()
+                && let Some(reason) = &current.cancelled
+            {
+                run_outcome = RunOutcome::Cancelled;
+                stopped = Some(format!("cancelled: {reason}"));
+            }
+            current.paused
+        };
         if stopped.is_some() {
             break;
         }
         // Start every ready task; tasks that finish without a call free their dependents
         // at once.
-        if run_outcome == RunOutcome::Succeeded && !current.paused {
+        if run_outcome == RunOutcome::Succeeded && !paused {
             while let Some(index) = state.ready.pop_front() {
                 let Some(task) = tasks.get(index) else {
                     continue;
@@ -528,7 +532,7 @@ pub async fn run_with(
                 }
             }
         }
-        if running.is_empty() && (run_outcome != RunOutcome::Succeeded || !current.paused) {
+        if running.is_empty() && (run_outcome != RunOutcome::Succeeded || !paused) {
             break;
         }
         let timeout = async {

@@ -209,14 +209,18 @@ fn body_bytes(state: &ServerState, body: Result<Bytes, BytesRejection>) -> Resul
     })
 }
 
-fn list_limit(query: Result<Query<ListQuery>, QueryRejection>) -> Result<u32, Failure> {
-    let Query(query) = query.map_err(|rejection| {
+/// A query string, or a JSON error naming what was wrong with it.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Failure> {
+    query.map(|Query(value)| value).map_err(|rejection| {
         Failure(
             StatusCode::BAD_REQUEST,
             format!("bad query: {}", rejection.body_text()),
         )
-    })?;
-    Ok(query.limit.unwrap_or(50).min(1_000))
+    })
+}
+
+fn list_limit(list: Result<Query<ListQuery>, QueryRejection>) -> Result<u32, Failure> {
+    Ok(query(list)?.limit.unwrap_or(50).min(1_000))
 }
 
 /// A run row for the API: its JSON columns (arguments, report) as JSON, not strings.
@@ -336,15 +340,10 @@ const REVERT_STATES: [&str; 6] = [
 async fn list_reverts(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    query: Result<Query<RevertQuery>, QueryRejection>,
+    revert_query: Result<Query<RevertQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
     require_bearer(&state, &headers)?;
-    let Query(query) = query.map_err(|rejection| {
-        Failure(
-            StatusCode::BAD_REQUEST,
-            format!("bad query: {}", rejection.body_text()),
-        )
-    })?;
+    let query = query(revert_query)?;
     let wanted = query.state.unwrap_or_else(|| "needs_attention".into());
     if !REVERT_STATES.contains(&wanted.as_str()) {
         return Err(Failure(

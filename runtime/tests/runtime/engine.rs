@@ -15,7 +15,7 @@ use medic_runtime::executor::{
     CallError, CallFuture, Clock, Decision, RunOutcome, RunReport, Toolbox,
 };
 use medic_runtime::ingest::{self, Alert};
-use medic_runtime::journal::{AcceptedAlert, Journal, JournalHandle, RevertRow};
+use medic_runtime::journal::{Journal, JournalHandle, RevertRow};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -1065,17 +1065,7 @@ async fn an_alert_accepted_but_never_matched_is_matched_on_start() {
         // The server accepted the alert, then died before matching it.
         let mut journal = Journal::open(&path).unwrap();
         journal
-            .accept(
-                &[AcceptedAlert {
-                    source: alert.source.clone(),
-                    name: alert.name.clone(),
-                    status: alert.status.as_str().into(),
-                    fingerprint: alert.fingerprint.clone(),
-                    starts_at: alert.starts_at,
-                    payload: engine::stored::to_json(&alert),
-                }],
-                CLOCK_START,
-            )
+            .accept(&[engine::stored::accepted(&alert)], CLOCK_START)
             .unwrap();
     }
     let harness = start_on(
@@ -1120,6 +1110,20 @@ fn crash_after<T>(
     });
     runtime.shutdown_background();
     (result, journal)
+}
+
+/// Starts a run of `gated` and waits until its scale waits for approval, journaled.
+async fn start_gated_run(engine: &Engine) -> i64 {
+    let run = start_run(
+        engine,
+        &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    eventually("the wait for approval was journaled", async || {
+        has_event(engine, run, "scale", "awaiting_approval").await
+    })
+    .await;
+    run
 }
 
 /// A first life that dies while `k8s.scale` is in flight; returns the run.
@@ -1247,15 +1251,7 @@ fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
     let path = journal_path("continued");
     // The server dies while the scale waits for a human.
     let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
-        let run = start_run(
-            &harness.engine,
-            &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
-        )
-        .await;
-        eventually("the wait for approval was journaled", async || {
-            has_event(&harness.engine, run, "scale", "awaiting_approval").await
-        })
-        .await;
+        let run = start_gated_run(&harness.engine).await;
         assert_eq!(harness.toolbox.called(), ["http.get"]);
         run
     });
@@ -1415,15 +1411,7 @@ async fn an_escalated_run_is_told_to_the_configured_receiver() {
 fn a_paused_run_continued_after_a_crash_can_be_approved_before_it_resumes() {
     let path = journal_path("paused-approval");
     let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
-        let run = start_run(
-            &harness.engine,
-            &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
-        )
-        .await;
-        eventually("the wait for approval was journaled", async || {
-            has_event(&harness.engine, run, "scale", "awaiting_approval").await
-        })
-        .await;
+        let run = start_gated_run(&harness.engine).await;
         harness.engine.pause(run, true, "dave").await.unwrap();
         run
     });
