@@ -8,11 +8,15 @@
 use crate::{output, sources};
 use anyhow::{Context, anyhow, bail};
 use medic_compiler::plan::Plan;
-use medic_runtime::adapters::{NotifyConfig, StandardToolbox};
+use medic_runtime::adapters::{
+    HeaderRule, HostPattern, HttpConfig, NotifyConfig, StandardToolbox, ToolboxConfig,
+};
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::{Clock, RunReport};
 use medic_runtime::journal::{Journal, JournalHandle};
-use medic_runtime::server::{Auth, ServerState};
+use medic_runtime::server::{
+    Auth, Identities, Role, ServerState, User, UsersError, parse_token_sha256,
+};
 use medic_runtime::{ingest, report};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +36,31 @@ pub struct Config {
     auth: AuthConfig,
     #[serde(default)]
     notify: NotifyToml,
+    #[serde(default)]
+    http: HttpToml,
+}
+
+/// `[http]`: where `http.*` requests may go when alert data chose the host, what is
+/// redacted from the journal, and headers (credentials) sent to some hosts.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HttpToml {
+    #[serde(default)]
+    allow_hosts: Vec<String>,
+    /// Replaces the default list of query parameter names whose values are redacted.
+    #[serde(default)]
+    redact_query_params: Vec<String>,
+    #[serde(default)]
+    headers: Vec<HeaderToml>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderToml {
+    hosts: Vec<String>,
+    name: String,
+    value_env: Option<String>,
+    value_file: Option<PathBuf>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -43,6 +72,10 @@ struct Limits {
     kill_switch: Option<bool>,
     /// Days the journal keeps what has ended; 0 keeps everything.
     retention_days: Option<u32>,
+    /// Runs in progress at once; more wait for a slot.
+    max_runs: Option<usize>,
+    /// Calls of one stdlib function in flight at once, across runs.
+    calls_per_function: Option<usize>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -50,8 +83,95 @@ struct Limits {
 struct AuthConfig {
     token_env: Option<String>,
     token_file: Option<PathBuf>,
+    /// Users with roles and approval groups (docs/serve.md, *Users, roles and groups*).
+    users_file: Option<PathBuf>,
     hmac_secret_env: Option<String>,
     hmac_secret_file: Option<PathBuf>,
+}
+
+/// The users file: no secret in it, only the SHA-256 of each token, so it can be reviewed
+/// and committed like `medic.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    users: BTreeMap<String, UserToml>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserToml {
+    token_sha256: String,
+    role: Role,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// Who may call the server: the users file, else the single token, else nobody is asked.
+fn identities(auth: &AuthConfig, base: &Path) -> anyhow::Result<Identities> {
+    let relative = |path: &Option<PathBuf>| path.as_ref().map(|path| base.join(path));
+    let token = secret(
+        auth.token_env.as_deref(),
+        relative(&auth.token_file).as_deref(),
+        "auth.token",
+    )?;
+    let Some(path) = relative(&auth.users_file) else {
+        return Ok(token.map_or(Identities::Open, |token| Identities::token(&token)));
+    };
+    if token.is_some() {
+        bail!(
+            "auth.users_file and auth.token_env/token_file cannot both be set: give the token's holder a user in {}",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("auth.users_file: cannot read {}", path.display()))?;
+    let file: UsersFile =
+        toml::from_str(&text).map_err(|error| anyhow!("{}: {error}", path.display()))?;
+    let users = file
+        .users
+        .into_iter()
+        .map(|(name, user)| {
+            Ok(User {
+                token_sha256: parse_token_sha256(&name, &user.token_sha256)?,
+                name,
+                role: user.role,
+                groups: user.groups.into_iter().collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, UsersError>>()
+        .map_err(|error| anyhow!("{}: {error}", path.display()))?;
+    Identities::users(users).map_err(|error| anyhow!("{}: {error}", path.display()))
+}
+
+/// What `approval by "GROUP"` will not do as written: without users nobody's groups are
+/// known, so it is not enforced; with users, a group nobody is in can never approve.
+fn approval_warnings(plan: &Plan, identities: &Identities) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for playbook in &plan.playbooks {
+        for task in &playbook.tasks {
+            let Some(group) = task
+                .approval
+                .as_ref()
+                .and_then(|approval| approval.by.as_ref())
+            else {
+                continue;
+            };
+            let place = format!("playbook {}, task {}", playbook.name, task.id);
+            match identities {
+                Identities::Users(users) => {
+                    if !users.iter().any(|user| user.groups.contains(group)) {
+                        warnings.push(format!(
+                            "{place}: no user of the users file is in the group \"{group}\", so nobody can approve or reject it"
+                        ));
+                    }
+                }
+                Identities::Open | Identities::Token { .. } => warnings.push(format!(
+                    "{place}: `approval by \"{group}\"` is not enforced: no [auth] users_file is configured, so whoever can call the API can approve it"
+                )),
+            }
+        }
+    }
+    warnings
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -104,6 +224,47 @@ fn secret(env: Option<&str>, file: Option<&Path>, what: &str) -> anyhow::Result<
         return Ok(Some(value.trim().to_string()));
     }
     Ok(None)
+}
+
+/// The built-in toolbox's configuration from `[http]`, `[notify]` and `[limits]`.
+fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<ToolboxConfig> {
+    let patterns = |hosts: &[String], what: &str| -> anyhow::Result<Vec<HostPattern>> {
+        hosts
+            .iter()
+            .map(|host| host.parse().map_err(|error| anyhow!("{what}: {error}")))
+            .collect()
+    };
+    let mut headers = Vec::new();
+    for header in &config.http.headers {
+        let what = format!("[[http.headers]] {}", header.name);
+        let file = header.value_file.as_ref().map(|file| base.join(file));
+        let value = secret(header.value_env.as_deref(), file.as_deref(), &what)?
+            .ok_or_else(|| anyhow!("{what}: give value_env or value_file"))?;
+        if header.hosts.is_empty() {
+            bail!("{what}: `hosts` names no host, so the header would never be sent");
+        }
+        headers.push(HeaderRule {
+            hosts: patterns(&header.hosts, &what)?,
+            name: header.name.clone(),
+            value,
+        });
+    }
+    let calls_per_function = config
+        .limits
+        .calls_per_function
+        .unwrap_or(medic_runtime::adapters::DEFAULT_CALLS_PER_FUNCTION);
+    if calls_per_function == 0 {
+        bail!("limits.calls_per_function must be at least 1");
+    }
+    Ok(ToolboxConfig {
+        http: HttpConfig {
+            allow_hosts: patterns(&config.http.allow_hosts, "http.allow_hosts")?,
+            redact_params: config.http.redact_query_params.clone(),
+            headers,
+        },
+        notify: notify_config(&config.notify)?,
+        calls_per_function,
+    })
 }
 
 /// Compiles the plans; the error is the rendered diagnostics.
@@ -182,11 +343,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| base.join("medic.db"));
     let dry_run = flags.dry_run || config.dry_run.unwrap_or(false);
     let relative = |path: &Option<PathBuf>| path.as_ref().map(|path| base.join(path));
-    let token = secret(
-        config.auth.token_env.as_deref(),
-        relative(&config.auth.token_file).as_deref(),
-        "auth.token",
-    )?;
+    let identities = identities(&config.auth, &base)?;
     let hmac_secret = secret(
         config.auth.hmac_secret_env.as_deref(),
         relative(&config.auth.hmac_secret_file).as_deref(),
@@ -218,7 +375,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     }
     let journal = Journal::open(&store)?;
     let toolbox = Arc::new(
-        StandardToolbox::new(notify_config(&config.notify)?).map_err(|error| anyhow!(error))?,
+        StandardToolbox::new(toolbox_config(&config, &base)?).map_err(|error| anyhow!(error))?,
     );
     let engine_config = EngineConfig {
         dry_run,
@@ -230,6 +387,12 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             0 => None,
             days => Some(i64::from(days) * 86_400_000),
         },
+        max_runs: match config.limits.max_runs {
+            Some(0) => bail!("limits.max_runs must be at least 1"),
+            Some(max) => max,
+            None => medic_runtime::engine::DEFAULT_MAX_RUNS,
+        },
+        default_playbook_timeout_ms: Some(medic_runtime::executor::DEFAULT_PLAYBOOK_TIMEOUT_MS),
     };
     if let Some(name) = &config.notify.escalate_to
         && !config.notify.webhooks_env.contains_key(name)
@@ -239,13 +402,17 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         );
     }
     let body_limit = config.limits.body_bytes.unwrap_or(1024 * 1024);
-    if token.is_none() {
+    if !identities.required() {
         // Said at every start, so that an open server is a choice someone sees.
         eprintln!(
-            "warning: no [auth] token is configured: anyone who can reach {listen} can send alerts and approve, pause or cancel runs"
+            "warning: no [auth] token or users_file is configured: anyone who can reach {listen} can send alerts and approve, pause or cancel runs"
         );
     }
+    for warning in approval_warnings(&plan, &identities) {
+        eprintln!("warning: {warning}");
+    }
     let reload_paths = plans.clone();
+    let reload_identities = identities.clone();
     runtime()?.block_on(async move {
         let _lock = lock;
         let handle = JournalHandle::spawn(journal)?;
@@ -254,12 +421,21 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, store = %store.display(), dry_run, auth = token.is_some(), "medic serve is listening");
+        tracing::info!(%address, store = %store.display(), dry_run, auth = identities.required(), users = identities.enforces_groups(), "medic serve is listening");
         let state = Arc::new(ServerState {
             engine,
-            auth: Auth { token, hmac_secret },
+            auth: Auth {
+                identities,
+                hmac_secret,
+            },
             body_limit,
-            reload: Arc::new(move || compile(&reload_paths)),
+            reload: Arc::new(move || {
+                let plan = compile(&reload_paths)?;
+                for warning in approval_warnings(&plan, &reload_identities) {
+                    tracing::warn!("{warning}");
+                }
+                Ok(plan)
+            }),
         });
         let engine = state.engine.clone();
         medic_runtime::server::serve(listener, state, shutdown_signal()).await?;
@@ -318,6 +494,8 @@ fn detect_source(value: &serde_json::Value) -> &'static str {
 }
 
 pub struct RunFlags {
+    /// `[http]`, `[notify]` and `[limits]` are read from it, as `medic serve` does.
+    pub config: Option<PathBuf>,
     pub alert: PathBuf,
     pub source: Option<String>,
     pub plans: Vec<PathBuf>,
@@ -357,8 +535,10 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
     }
     .map_err(|error| anyhow!("{}: {error}", flags.alert.display()))?;
     let dry_run = flags.dry_run;
-    let toolbox =
-        Arc::new(StandardToolbox::new(NotifyConfig::default()).map_err(|error| anyhow!(error))?);
+    let (config, base) = read_config(flags.config.as_deref())?;
+    let toolbox = Arc::new(
+        StandardToolbox::new(toolbox_config(&config, &base)?).map_err(|error| anyhow!(error))?,
+    );
     let failed = runtime()?.block_on(async move {
         let journal = medic_runtime::engine::memory_journal()?;
         let config = EngineConfig {

@@ -82,6 +82,9 @@ enum Command {
         /// Run queries but perform no action; say what would have been done.
         #[arg(long)]
         dry_run: bool,
+        /// The configuration file: `[http]`, `[notify]` and `[limits]` apply (docs/serve.md).
+        #[arg(long, value_name = "medic.toml")]
+        config: Option<PathBuf>,
     },
     /// List recent runs of a server, or show one.
     Runs {
@@ -91,15 +94,13 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Approve the tasks of a run that wait for approval.
+    /// Approve the tasks of a run that wait for approval. The journal records the user the
+    /// token names (the server decides who you are, not this command).
     Approve {
         id: i64,
         /// Only this task (default: every task waiting).
         #[arg(long)]
         task: Option<String>,
-        /// Who approves (recorded in the journal).
-        #[arg(long)]
-        by: Option<String>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -108,8 +109,6 @@ enum Command {
         id: i64,
         #[arg(long)]
         task: Option<String>,
-        #[arg(long)]
-        by: Option<String>,
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -130,8 +129,6 @@ enum Command {
     /// Cancel a run.
     Cancel {
         id: i64,
-        #[arg(long)]
-        by: Option<String>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -229,35 +226,31 @@ fn main() -> ExitCode {
             source,
             plans,
             dry_run,
+            config,
         } => engine::run(engine::RunFlags {
+            config,
             alert,
             source,
             plans,
             dry_run,
         }),
         Command::Runs { id, json, remote } => engine::runs(&remote.remote(), id, json),
-        Command::Approve {
-            id,
-            task,
-            by,
-            remote,
-        } => engine::act(
+        Command::Approve { id, task, remote } => engine::act(
             &remote.remote(),
             id,
             "approve",
-            serde_json::json!({ "task": task, "by": by.unwrap_or_else(user) }),
+            serde_json::json!({ "task": task }),
         ),
         Command::Reject {
             id,
             task,
-            by,
             reason,
             remote,
         } => engine::act(
             &remote.remote(),
             id,
             "reject",
-            serde_json::json!({ "task": task, "by": by.unwrap_or_else(user), "reason": reason }),
+            serde_json::json!({ "task": task, "reason": reason }),
         ),
         Command::Pause { id, remote } => {
             engine::act(&remote.remote(), id, "pause", serde_json::json!({}))
@@ -265,12 +258,9 @@ fn main() -> ExitCode {
         Command::Resume { id, remote } => {
             engine::act(&remote.remote(), id, "resume", serde_json::json!({}))
         }
-        Command::Cancel { id, by, remote } => engine::act(
-            &remote.remote(),
-            id,
-            "cancel",
-            serde_json::json!({ "by": by.unwrap_or_else(user) }),
-        ),
+        Command::Cancel { id, remote } => {
+            engine::act(&remote.remote(), id, "cancel", serde_json::json!({}))
+        }
         Command::KillSwitch { state, remote } => {
             engine::kill_switch(&remote.remote(), state.map(|state| state == "on"))
         }
@@ -282,11 +272,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Who runs the command, for the journal's record of decisions.
-fn user() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "cli".into())
 }
 
 fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> anyhow::Result<ExitCode> {

@@ -338,6 +338,26 @@ pub enum ResolveError {
 /// Problems with types, units, arguments and effects.
 #[derive(Debug, Clone, Error, MietteDiagnostic)]
 pub enum TypeError {
+    #[error("a URL must start with its scheme and host written here")]
+    #[diagnostic(code("ops::type::url_origin"))]
+    UrlOrigin {
+        #[label("{found}")]
+        span: Span,
+        found: String,
+        #[help]
+        help: Option<String>,
+    },
+    #[error("a URL must not carry a user name or password")]
+    #[diagnostic(
+        code("ops::type::url_userinfo"),
+        help(
+            "send credentials as a header: `headers: {{\"Authorization\": ...}}` or `[http.headers]` in medic.toml"
+        )
+    )]
+    UrlUserinfo {
+        #[label("`@` in the host part")]
+        span: Span,
+    },
     #[error("expected {expected}, found {found}")]
     #[diagnostic(code("ops::type::mismatch"))]
     Mismatch {

@@ -292,6 +292,7 @@ fn unit_note(ty: &Type) -> Option<&'static str> {
         Type::Size => Some("a Size, written 512MiB, 10GB"),
         Type::Time => Some("a Time; move it with a Duration: `t - 10m`"),
         Type::Quantity => Some("a number whose unit comes with the alert (750ms, 92%, 12)"),
+        Type::Url => Some("a Url, written as a template: \"https://host/path/{value}\""),
         _ => None,
     }
 }

@@ -23,6 +23,11 @@ pub enum Type {
     Int,
     Float,
     String,
+    /// A URL built from a template written in the runbook (`"http://{host}/health"`): its
+    /// scheme is fixed by the text, interpolated values are escaped for where they stand,
+    /// and a host that comes from data is checked against the configuration at run time.
+    /// A `String` never becomes a `Url`.
+    Url,
     Duration,
     Percent,
     Size,
@@ -236,6 +241,7 @@ impl Env {
             Type::Int => "Int".into(),
             Type::Float => "Float".into(),
             Type::String => "String".into(),
+            Type::Url => "Url".into(),
             Type::Duration => "Duration".into(),
             Type::Percent => "Percent".into(),
             Type::Size => "Size".into(),
@@ -279,7 +285,7 @@ impl Env {
 
 /// Names of the built-in scalar types, for resolution and suggestions.
 pub const BUILTIN_TYPES: &[&str] = &[
-    "Bool", "Int", "Float", "String", "Duration", "Percent", "Size", "Time", "Quantity",
+    "Bool", "Int", "Float", "String", "Url", "Duration", "Percent", "Size", "Time", "Quantity",
 ];
 
 pub fn builtin_type(name: &str) -> Option<Type> {
@@ -288,6 +294,7 @@ pub fn builtin_type(name: &str) -> Option<Type> {
         "Int" => Type::Int,
         "Float" => Type::Float,
         "String" => Type::String,
+        "Url" => Type::Url,
         "Duration" => Type::Duration,
         "Percent" => Type::Percent,
         "Size" => Type::Size,

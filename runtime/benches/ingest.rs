@@ -16,11 +16,11 @@
     reason = "benchmark"
 )]
 
-use medic_runtime::adapters::{NotifyConfig, StandardToolbox};
+use medic_runtime::adapters::{StandardToolbox, ToolboxConfig};
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::Clock;
 use medic_runtime::journal::{Journal, JournalHandle};
-use medic_runtime::server::{Auth, ServerState};
+use medic_runtime::server::{Auth, Identities, ServerState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -94,7 +94,7 @@ async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figu
     let plan = medic_compiler::plan::lower(&analysis).unwrap();
     let journal =
         JournalHandle::spawn(Journal::open(&directory.join("medic.db")).unwrap()).unwrap();
-    let toolbox = Arc::new(StandardToolbox::new(NotifyConfig::default()).unwrap());
+    let toolbox = Arc::new(StandardToolbox::new(ToolboxConfig::default()).unwrap());
     let config = EngineConfig {
         queue_capacity: 1_000_000,
         ..EngineConfig::default()
@@ -105,7 +105,7 @@ async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figu
     let state = Arc::new(ServerState {
         engine: engine.clone(),
         auth: Auth {
-            token: Some("bench-token".into()),
+            identities: Identities::token("bench-token"),
             hmac_secret: None,
         },
         body_limit: 1 << 20,

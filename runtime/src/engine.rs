@@ -13,9 +13,10 @@
 //! - a revert happens at most once (`Journal::claim_revert`).
 
 use crate::executor::{
-    self, ActionGate, Clock, Control, Decision, Observer, Prior, RunContext, RunOptions, RunReport,
+    self, Clock, Control, Decision, Observer, Prior, RunContext, RunOptions, RunReport,
     TaskOutcome, Toolbox, Transition, TransitionFuture,
 };
+use crate::guardrails::Guardrails;
 use crate::ingest::{Alert, Status};
 use crate::journal::{
     AcceptedAlert, Admission, Admitted, Journal, JournalError, JournalHandle, RevertRow, RunRow,
@@ -53,7 +54,15 @@ pub struct EngineConfig {
     /// How long the journal keeps what has ended (runs, events, suppressions, alerts), in
     /// milliseconds; pruned at start and every hour. `None` keeps everything.
     pub retention_ms: Option<i64>,
+    /// Runs in progress at once, across all rules; the runs admitted beyond it wait for a
+    /// slot in the order they were admitted (`limits.max_runs`, default 100).
+    pub max_runs: usize,
+    /// The timeout of a playbook without a `timeout` clause (default one hour).
+    pub default_playbook_timeout_ms: Option<i64>,
 }
+
+/// The default of [`EngineConfig::max_runs`].
+pub const DEFAULT_MAX_RUNS: usize = 100;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -64,6 +73,8 @@ impl Default for EngineConfig {
             kill_switch: false,
             escalate_to: None,
             retention_ms: None,
+            max_runs: DEFAULT_MAX_RUNS,
+            default_playbook_timeout_ms: Some(executor::DEFAULT_PLAYBOOK_TIMEOUT_MS),
         }
     }
 }
@@ -84,6 +95,27 @@ pub enum EngineError {
     NotActive(i64),
     #[error("run {run} has no task waiting for approval{which}")]
     NoApproval { run: i64, which: String },
+    /// The approver is not in the group the task's `approval by "GROUP"` names.
+    #[error(
+        "{who} may not decide the approval of `{task}` in run {run}: it needs a member of the group `{group}`"
+    )]
+    NotInGroup {
+        run: i64,
+        task: String,
+        group: String,
+        who: String,
+    },
+}
+
+/// The approval groups of whoever decides an approval, as the server authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalGroups {
+    /// No users are configured, so membership cannot be known: anyone allowed to decide may
+    /// decide any approval (`medic serve` warns about every `approval by` at start).
+    Unenforced,
+    /// The groups of an authenticated user: only approvals without a group, or with one of
+    /// these, may be decided.
+    Member(BTreeSet<String>),
 }
 
 /// A run in progress, as operators reach it.
@@ -93,6 +125,8 @@ struct Active {
     performs_actions: bool,
     /// Tasks waiting for a human's approval.
     awaiting: BTreeSet<String>,
+    /// The group named by `approval by "GROUP"`, for each task that has one.
+    approval_groups: BTreeMap<String, String>,
     /// Its alert resolved while it ran: `revert on resolve` happens as soon as it ends.
     resolved: bool,
 }
@@ -102,40 +136,6 @@ struct Queued {
     alert: Alert,
 }
 
-/// The kill switch and the global rate limit on actions, consulted right before each action.
-struct Guardrails {
-    kill_switch: AtomicBool,
-    actions_per_minute: Option<u32>,
-    recent: Mutex<VecDeque<i64>>,
-    clock: Clock,
-}
-
-impl ActionGate for Guardrails {
-    fn permit(&self, _task: &plan::Task) -> Result<(), String> {
-        if self.kill_switch.load(Ordering::SeqCst) {
-            return Err("the kill switch is on: no action may run".into());
-        }
-        // No limit, or 0: no limit (a limit of zero actions is the kill switch's job).
-        let Some(limit) = self.actions_per_minute.filter(|limit| *limit > 0) else {
-            return Ok(());
-        };
-        let now = self.clock.now_ms();
-        let Ok(mut recent) = self.recent.lock() else {
-            return Err("the rate limiter is unavailable".into());
-        };
-        while recent.front().is_some_and(|at| *at <= now - 60_000) {
-            recent.pop_front();
-        }
-        if recent.len() >= limit as usize {
-            return Err(format!(
-                "rate limited: {limit} actions already ran in the last minute"
-            ));
-        }
-        recent.push_back(now);
-        Ok(())
-    }
-}
-
 struct Inner {
     plan: RwLock<Arc<Plan>>,
     journal: JournalHandle,
@@ -143,6 +143,8 @@ struct Inner {
     clock: Clock,
     config: EngineConfig,
     guardrails: Arc<Guardrails>,
+    /// One permit per run that may execute now ([`EngineConfig::max_runs`]).
+    run_slots: Arc<tokio::sync::Semaphore>,
     active: Mutex<BTreeMap<i64, Active>>,
     queue: mpsc::Sender<Queued>,
     /// Alerts accepted and not yet processed (queued, or being matched).
@@ -208,6 +210,7 @@ impl Engine {
                 journal,
                 toolbox,
                 clock,
+                run_slots: Arc::new(tokio::sync::Semaphore::new(config.max_runs.max(1))),
                 config,
                 guardrails,
                 active: Mutex::new(BTreeMap::new()),
@@ -573,6 +576,14 @@ impl Engine {
                         .filter(|(_, prior)| matches!(prior, Prior::AwaitingApproval { .. }))
                         .map(|(task, _)| task.clone())
                         .collect(),
+                    approval_groups: playbook
+                        .tasks
+                        .iter()
+                        .filter_map(|task| {
+                            let group = task.approval.as_ref()?.by.clone()?;
+                            Some((task.id.clone(), group))
+                        })
+                        .collect(),
                     resolved,
                 },
             );
@@ -599,11 +610,16 @@ impl Engine {
             prior,
             clock: self.inner.clock,
             started_at,
+            default_timeout_ms: self.inner.config.default_playbook_timeout_ms,
         };
         let engine = self.clone();
         let span = tracing::info_span!("run", run, rule = %rule, playbook = %playbook.name);
+        let slots = Arc::clone(&self.inner.run_slots);
         tokio::spawn(
             async move {
+                // Beyond `max_runs`, a run waits here for a slot (the semaphore is fair, so
+                // in the order the runs were admitted). The slot is held until it ends.
+                let _slot = slots.acquire_owned().await;
                 let report = executor::run_with(&playbook, arguments, context).await;
                 engine.finish(run, &playbook, &fingerprint, report).await;
             }
@@ -892,12 +908,14 @@ impl Engine {
     }
 
     /// Approves (or rejects) the tasks of a run that wait for a human: `task` names one, or
-    /// all of them when `None`.
+    /// all of them when `None`. With [`ApprovalGroups::Member`], every task decided whose
+    /// approval names a group must name one of the approver's, or nothing is decided.
     pub async fn decide(
         &self,
         run: i64,
         task: Option<String>,
         decision: Decision,
+        groups: &ApprovalGroups,
     ) -> Result<Vec<String>, EngineError> {
         self.active_check(run).await?;
         let tasks: Vec<String> = {
@@ -907,12 +925,31 @@ impl Engine {
                 .lock()
                 .map_err(|_| EngineError::NotActive(run))?;
             let entry = active.get(&run).ok_or(EngineError::NotActive(run))?;
-            entry
+            let tasks: Vec<String> = entry
                 .awaiting
                 .iter()
                 .filter(|awaiting| task.as_ref().is_none_or(|task| task == *awaiting))
                 .cloned()
-                .collect()
+                .collect();
+            if let ApprovalGroups::Member(member_of) = groups {
+                for task in &tasks {
+                    if let Some(group) = entry.approval_groups.get(task)
+                        && !member_of.contains(group)
+                    {
+                        return Err(EngineError::NotInGroup {
+                            run,
+                            task: task.clone(),
+                            group: group.clone(),
+                            who: match &decision {
+                                Decision::Approved { by } | Decision::Rejected { by, .. } => {
+                                    by.clone()
+                                }
+                            },
+                        });
+                    }
+                }
+            }
+            tasks
         };
         if tasks.is_empty() {
             return Err(EngineError::NoApproval {

@@ -22,6 +22,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+/// How long a playbook without a `timeout` clause may run: one hour.
+pub const DEFAULT_PLAYBOOK_TIMEOUT_MS: i64 = 60 * 60 * 1000;
+
+/// The longest wait between two attempts of a retried task: the backoff doubles after each
+/// attempt up to this, so `retry 20 backoff 1m` waits at most five minutes between attempts.
+pub const MAX_BACKOFF_MS: u64 = 5 * 60 * 1000;
+
 /// Why a stdlib call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
@@ -39,6 +46,17 @@ pub type TransitionFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Se
 pub trait Toolbox: Send + Sync {
     /// Calls `function` (`module.name`) with its arguments, one per parameter.
     fn call(&self, function: &str, args: BTreeMap<String, Value>) -> CallFuture;
+
+    /// The form of a call's arguments that may be journaled and reported: credentials
+    /// (header values, secret query parameters) removed. A revertible action's journaled
+    /// arguments are what its revert is called with, so they must keep what it needs.
+    fn journaled(
+        &self,
+        _function: &str,
+        args: &BTreeMap<String, Value>,
+    ) -> BTreeMap<String, Value> {
+        args.clone()
+    }
 
     /// Undoes what a revertible action did, given its arguments and its output (for
     /// `k8s.scale`, the replica count it started from).
@@ -151,16 +169,17 @@ impl Observer for Unobserved {
     }
 }
 
-/// Decides, right before an action is called, whether it may be: the kill switch and the
-/// global rate limit on actions live behind this.
+/// Decides, right before each attempt of an action, whether it may be made: the kill switch
+/// (every attempt) and the global rate limit on actions (the first attempt only: a retry
+/// finishes an action that was already permitted) live behind this.
 pub trait ActionGate: Send + Sync {
-    fn permit(&self, task: &plan::Task) -> Result<(), String>;
+    fn permit(&self, task: &plan::Task, attempt: u32) -> Result<(), String>;
 }
 
 pub struct AllowAll;
 
 impl ActionGate for AllowAll {
-    fn permit(&self, _task: &plan::Task) -> Result<(), String> {
+    fn permit(&self, _task: &plan::Task, _attempt: u32) -> Result<(), String> {
         Ok(())
     }
 }
@@ -191,6 +210,9 @@ pub struct RunContext {
     /// When the run started (wall ms): the playbook's timeout counts from here, also
     /// across a restart.
     pub started_at: i64,
+    /// The timeout of a playbook that has no `timeout` clause ([`DEFAULT_PLAYBOOK_TIMEOUT_MS`]
+    /// unless configured; `None` lets such a run wait forever).
+    pub default_timeout_ms: Option<i64>,
 }
 
 impl RunContext {
@@ -208,6 +230,7 @@ impl RunContext {
             prior: BTreeMap::new(),
             started_at: clock.now_ms(),
             clock,
+            default_timeout_ms: Some(DEFAULT_PLAYBOOK_TIMEOUT_MS),
         }
     }
 }
@@ -419,10 +442,11 @@ pub async fn run_with(
         prior,
         clock,
         started_at,
+        default_timeout_ms,
     } = context;
-    let deadline = playbook
-        .timeout_ms
-        .map(|millis| started_at.saturating_add(millis));
+    // A playbook without `timeout` gets the default one, so nothing waits forever.
+    let timeout_ms = playbook.timeout_ms.or(default_timeout_ms);
+    let deadline = timeout_ms.map(|millis| started_at.saturating_add(millis));
     let mut running: JoinSet<(usize, TaskOutcome, u32)> = JoinSet::new();
     let mut in_flight: BTreeMap<tokio::task::Id, usize> = BTreeMap::new();
     let mut run_outcome = RunOutcome::Succeeded;
@@ -478,7 +502,7 @@ pub async fn run_with(
                     Some(Prior::AwaitingApproval { deadline }) => approval_deadline = *deadline,
                     None => {}
                 }
-                match prepare(task, &state.variables, options) {
+                match prepare(task, &state.variables, options, toolbox.as_ref()) {
                     Prepared::Done(outcome) => {
                         finished_without_call(observer.as_ref(), &task.id, &outcome, clock).await;
                         apply_policy(&outcome, task, &mut run_outcome);
@@ -488,12 +512,14 @@ pub async fn run_with(
                         }
                     }
                     Prepared::Call(args) => {
+                        let journaled = toolbox.journaled(&task.function, &args);
                         if let Some(slot) = state.arguments.get_mut(index) {
-                            *slot = Some(args.clone());
+                            *slot = Some(journaled.clone());
                         }
                         let job = Job {
                             task: task.clone(),
                             args,
+                            journaled,
                             toolbox: Arc::clone(&toolbox),
                             observer: Arc::clone(&observer),
                             gate: Arc::clone(&gate),
@@ -515,7 +541,7 @@ pub async fn run_with(
                                         Transition::Finished {
                                             outcome: outcome.clone(),
                                             attempts,
-                                            arguments: Some(job.args.clone()),
+                                            arguments: Some(job.journaled.clone()),
                                         },
                                         job.clock.now_ms(),
                                     )
@@ -573,7 +599,7 @@ pub async fn run_with(
                 run_outcome = RunOutcome::Failed;
                 stopped = Some(format!(
                     "playbook timed out after {}",
-                    medic_compiler::units::format_duration(playbook.timeout_ms.unwrap_or(0))
+                    medic_compiler::units::format_duration(timeout_ms.unwrap_or(0))
                 ));
             }
             // Paused with nothing running and nobody left to resume: the run ends here.
@@ -699,6 +725,7 @@ fn prepare(
     task: &plan::Task,
     variables: &BTreeMap<String, Value>,
     options: RunOptions,
+    toolbox: &dyn Toolbox,
 ) -> Prepared {
     let scope = Scope(variables);
     if let Some(condition) = &task.when {
@@ -731,6 +758,7 @@ fn prepare(
                 }
             }
         }
+        let args = toolbox.journaled(&task.function, &args);
         return Prepared::Done(TaskOutcome::WouldRun { args, unknown });
     }
     let args: Result<BTreeMap<String, Value>, EvalError> = task
@@ -750,6 +778,8 @@ fn prepare(
 struct Job {
     task: plan::Task,
     args: BTreeMap<String, Value>,
+    /// `args` as they may be journaled (see [`Toolbox::journaled`]).
+    journaled: BTreeMap<String, Value>,
     toolbox: Arc<dyn Toolbox>,
     observer: Arc<dyn Observer>,
     gate: Arc<dyn ActionGate>,
@@ -853,19 +883,21 @@ impl Job {
         }
     }
 
-    /// The call with its timeout and retries (the backoff doubles after each attempt).
+    /// The call with its timeout and retries (the backoff doubles after each attempt, up to
+    /// [`MAX_BACKOFF_MS`]).
     async fn call_with_policy(&self) -> (TaskOutcome, u32) {
         let task = &self.task;
         let attempts = 1 + task.retry.map_or(0, |retry| retry.attempts);
         let mut backoff = task
             .retry
-            .map_or(0, |retry| retry.backoff_ms.unsigned_abs());
+            .map_or(0, |retry| retry.backoff_ms.unsigned_abs())
+            .min(MAX_BACKOFF_MS);
         let mut last_error = String::new();
         for attempt in 1..=attempts {
             self.wait_while_paused().await;
-            // The kill switch and the rate limit are asked before every attempt of an action.
+            // The gate is asked before every attempt of an action.
             if task.effect == Effect::Action
-                && let Err(reason) = self.gate.permit(task)
+                && let Err(reason) = self.gate.permit(task, attempt)
             {
                 return (TaskOutcome::Failed { reason }, attempt - 1);
             }
@@ -889,7 +921,7 @@ impl Job {
             }
             if attempt < attempts {
                 tokio::time::sleep(Duration::from_millis(backoff)).await;
-                backoff = backoff.saturating_mul(2);
+                backoff = backoff.saturating_mul(2).min(MAX_BACKOFF_MS);
             }
         }
         (TaskOutcome::Failed { reason: last_error }, attempts)

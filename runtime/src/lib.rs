@@ -13,6 +13,7 @@
 pub mod adapters;
 pub mod engine;
 pub mod executor;
+mod guardrails;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;

@@ -3,45 +3,234 @@
 //! `/metrics`.
 //!
 //! Every handler turns every error into a status and a JSON `{"error": ...}` naming the
-//! problem: 400/422 for a bad payload, 401 for missing or wrong credentials, 413 for a body
-//! over the limit, 503 when the queue is full (Alertmanager retries only on 5xx). A webhook
-//! answers 2xx only once its alerts are committed to the journal. Credentials are compared
-//! in constant time and never logged.
+//! problem: 400/422 for a bad payload, 401 for missing or wrong credentials, 403 for a
+//! credential whose role or approval groups do not allow the request, 413 for a body over the
+//! limit, 503 when the queue is full (Alertmanager retries only on 5xx). A webhook answers
+//! 2xx only once its alerts are committed to the journal.
+//!
+//! Who a request comes from is decided by its credential alone, never by what it says about
+//! itself: `authorize` runs before any handler (and so before any body is read), turns the
+//! bearer token into an [`Identity`] (a user of the users file, the single configured token,
+//! or `anonymous` when nothing is configured), refuses it when its [`Role`] does not allow
+//! the endpoint, and hands it to the handler, which records its name as who decided. Tokens
+//! are held only as SHA-256 hashes, compared in constant time, and never logged.
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{ApprovalGroups, Engine, EngineError};
 use crate::executor::Decision;
 use crate::ingest::{self, IngestError};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use hmac::{Hmac, Mac};
 use medic_compiler::plan::Plan;
 use serde_json::json;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Compiles the plans again for `POST /api/reload`; the error is the diagnostics as text.
 pub type Reloader = Arc<dyn Fn() -> Result<Plan, String> + Send + Sync>;
 
-#[derive(Clone, Default)]
+/// What a credential may do. Roles are not ordered: a `sender` (a monitoring system) may
+/// post alerts and do nothing else, a `viewer` may only read; an `operator` may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads runs, suppressions, reverts, the kill switch and `/metrics`.
+    Viewer,
+    /// Posts alerts to the webhooks.
+    Sender,
+    /// Reads, posts alerts, approves, rejects, pauses, resumes, cancels, reloads and sets the
+    /// kill switch.
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Sender => "sender",
+            Role::Operator => "operator",
+        }
+    }
+
+    fn allows(self, need: Need) -> bool {
+        match (self, need) {
+            (Role::Operator, _) | (Role::Viewer, Need::Read) | (Role::Sender, Need::Send) => true,
+            (Role::Viewer | Role::Sender, _) => false,
+        }
+    }
+}
+
+/// What an endpoint needs of its caller's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Read,
+    Send,
+    Operate,
+}
+
+impl Need {
+    fn description(self) -> &'static str {
+        match self {
+            Need::Read => "the viewer or operator role",
+            Need::Send => "the sender or operator role",
+            Need::Operate => "the operator role",
+        }
+    }
+}
+
+/// A user of the users file.
+#[derive(Clone)]
+pub struct User {
+    pub name: String,
+    /// The SHA-256 of the user's bearer token: the token itself is never configured.
+    pub token_sha256: [u8; 32],
+    pub role: Role,
+    /// The groups whose `approval by "GROUP"` the user may decide.
+    pub groups: BTreeSet<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsersError {
+    #[error("the users file defines no user")]
+    NoUsers,
+    #[error(
+        "user {0:?}: a name is made of letters, digits and `.`, `_`, `-`, `@` (it is written in the journal as who decided)"
+    )]
+    BadName(String),
+    #[error("user {user:?}: token_sha256 must be 64 hexadecimal digits (the SHA-256 of the token)")]
+    BadHash { user: String },
+    #[error("users {first:?} and {second:?} have the same token: a token must name one user")]
+    SameToken { first: String, second: String },
+    #[error("user {user:?}: a group name cannot be empty")]
+    EmptyGroup { user: String },
+}
+
+/// Reads the hex SHA-256 of a token (`token_sha256` in the users file).
+pub fn parse_token_sha256(user: &str, hex_text: &str) -> Result<[u8; 32], UsersError> {
+    let bad = || UsersError::BadHash {
+        user: user.to_string(),
+    };
+    let bytes = hex::decode(hex_text.trim()).map_err(|_| bad())?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| bad())
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// Where identities come from.
+#[derive(Clone)]
+pub enum Identities {
+    /// Nothing is configured: every request is `anonymous`, an operator, and approval groups
+    /// are not enforced.
+    Open,
+    /// The single `auth.token_env` / `auth.token_file`: whoever holds it is `token`, an
+    /// operator; approval groups are not enforced (a shared token names nobody).
+    Token { sha256: [u8; 32] },
+    /// The users file: each token names one user, with a role and approval groups, which
+    /// are enforced.
+    Users(Vec<User>),
+}
+
+impl Identities {
+    /// The single shared token (kept only as its hash).
+    pub fn token(token: &str) -> Identities {
+        Identities::Token {
+            sha256: sha256(token),
+        }
+    }
+
+    /// The users of a users file, checked: at least one, valid names and groups, and no two
+    /// with the same token.
+    pub fn users(users: Vec<User>) -> Result<Identities, UsersError> {
+        if users.is_empty() {
+            return Err(UsersError::NoUsers);
+        }
+        for (index, user) in users.iter().enumerate() {
+            let name_ok = !user.name.is_empty()
+                && user
+                    .name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+            if !name_ok {
+                return Err(UsersError::BadName(user.name.clone()));
+            }
+            if user.groups.iter().any(|group| group.trim().is_empty()) {
+                return Err(UsersError::EmptyGroup {
+                    user: user.name.clone(),
+                });
+            }
+            if let Some(other) = users
+                .iter()
+                .skip(index + 1)
+                .find(|other| other.token_sha256 == user.token_sha256)
+            {
+                return Err(UsersError::SameToken {
+                    first: user.name.clone(),
+                    second: other.name.clone(),
+                });
+            }
+        }
+        Ok(Identities::Users(users))
+    }
+
+    /// Whether `approval by "GROUP"` can be enforced (only users have groups).
+    pub fn enforces_groups(&self) -> bool {
+        matches!(self, Identities::Users(_))
+    }
+
+    /// Whether a request needs a credential at all.
+    pub fn required(&self) -> bool {
+        !matches!(self, Identities::Open)
+    }
+}
+
+/// Who a request comes from, as its credential says.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Written in the journal as who decided, paused, resumed or cancelled.
+    pub name: String,
+    pub role: Role,
+    pub groups: ApprovalGroups,
+}
+
+#[derive(Clone)]
 pub struct Auth {
-    /// Required as `Authorization: Bearer <token>` on every endpoint but `/healthz`.
-    pub token: Option<String>,
+    pub identities: Identities,
     /// Accepted on the generic webhook as `X-Medic-Signature: sha256=<hex HMAC of the body>`.
     pub hmac_secret: Option<String>,
 }
 
+impl Auth {
+    /// No credential anywhere.
+    pub fn open() -> Auth {
+        Auth {
+            identities: Identities::Open,
+            hmac_secret: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Secrets never reach a log line, even through a debug print.
+        // Secrets never reach a log line, even through a debug print; hashes are left out
+        // too.
+        let identities = match &self.identities {
+            Identities::Open => "open".to_string(),
+            Identities::Token { .. } => "token <redacted>".to_string(),
+            Identities::Users(users) => format!("{} users", users.len()),
+        };
         f.debug_struct("Auth")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("identities", &identities)
             .field(
                 "hmac_secret",
                 &self.hmac_secret.as_ref().map(|_| "<redacted>"),
@@ -86,6 +275,7 @@ impl From<EngineError> for Failure {
             EngineError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             EngineError::NoRun(_) => StatusCode::NOT_FOUND,
             EngineError::NotActive(_) | EngineError::NoApproval { .. } => StatusCode::CONFLICT,
+            EngineError::NotInGroup { .. } => StatusCode::FORBIDDEN,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(%error, "request failed");
@@ -96,17 +286,34 @@ impl From<EngineError> for Failure {
 
 pub fn router(state: Arc<ServerState>) -> Router {
     let limit = state.body_limit;
+    // Every endpoint but `/healthz` authorizes its caller before its handler, and so before
+    // its body, is touched.
+    let gate = |need: Need, route: MethodRouter<Arc<ServerState>>| {
+        route.route_layer(middleware::from_fn_with_state(
+            (Arc::clone(&state), need),
+            authorize,
+        ))
+    };
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/webhook/{source}", post(webhook))
-        .route("/api/runs", get(list_runs))
-        .route("/api/runs/{id}", get(show_run))
-        .route("/api/suppressions", get(list_suppressions))
-        .route("/api/reverts", get(list_reverts))
-        .route("/api/runs/{id}/{action}", post(act_on_run))
-        .route("/api/reload", post(reload))
-        .route("/api/kill-switch", get(kill_switch).post(set_kill_switch))
+        .route("/metrics", gate(Need::Read, get(metrics)))
+        .route("/webhook/{source}", gate(Need::Send, post(webhook)))
+        .route("/api/runs", gate(Need::Read, get(list_runs)))
+        .route("/api/runs/{id}", gate(Need::Read, get(show_run)))
+        .route(
+            "/api/suppressions",
+            gate(Need::Read, get(list_suppressions)),
+        )
+        .route("/api/reverts", gate(Need::Read, get(list_reverts)))
+        .route(
+            "/api/runs/{id}/{action}",
+            gate(Need::Operate, post(act_on_run)),
+        )
+        .route("/api/reload", gate(Need::Operate, post(reload)))
+        .route(
+            "/api/kill-switch",
+            gate(Need::Read, get(kill_switch)).merge(gate(Need::Operate, post(set_kill_switch))),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -128,15 +335,88 @@ fn constant_time_equal(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && bool::from(given.ct_eq(expected))
 }
 
-fn bearer_ok(state: &ServerState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.auth.token else {
-        return true;
+/// The credentials of `Authorization: Bearer <token>`; the scheme is matched in any case
+/// (RFC 7235).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credentials) = value.split_once([' ', '\t'])?;
+    let credentials = credentials.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
+/// The identity a request's credential names, or why it names none.
+fn identify(identities: &Identities, headers: &HeaderMap) -> Result<Identity, Failure> {
+    let unauthorized = || {
+        Failure(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        )
     };
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_equal(given.trim().as_bytes(), token.as_bytes()))
+    match identities {
+        Identities::Open => Ok(Identity {
+            name: "anonymous".into(),
+            role: Role::Operator,
+            groups: ApprovalGroups::Unenforced,
+        }),
+        Identities::Token { sha256: expected } => {
+            let given = sha256(bearer(headers).ok_or_else(unauthorized)?);
+            if constant_time_equal(&given, expected) {
+                Ok(Identity {
+                    name: "token".into(),
+                    role: Role::Operator,
+                    groups: ApprovalGroups::Unenforced,
+                })
+            } else {
+                Err(unauthorized())
+            }
+        }
+        Identities::Users(users) => {
+            let given = sha256(bearer(headers).ok_or_else(unauthorized)?);
+            // Every hash is compared, so the time taken does not say which user came close.
+            let mut found = None;
+            for user in users {
+                if constant_time_equal(&given, &user.token_sha256) {
+                    found = Some(user);
+                }
+            }
+            let user = found.ok_or_else(unauthorized)?;
+            Ok(Identity {
+                name: user.name.clone(),
+                role: user.role,
+                groups: ApprovalGroups::Member(user.groups.clone()),
+            })
+        }
+    }
+}
+
+/// Runs before every handler but `/healthz`'s: names the caller from its credential,
+/// refuses it when its role does not allow the endpoint, and hands the [`Identity`] to the
+/// handler. The body is not read here, so an unauthenticated upload is refused unread.
+async fn authorize(
+    State((state, need)): State<(Arc<ServerState>, Need)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let identity = match identify(&state.auth.identities, request.headers()) {
+        Ok(identity) => identity,
+        Err(failure) => return failure.into_response(),
+    };
+    if !identity.role.allows(need) {
+        return Failure(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} has the role {} and may not {} {}: it needs {}",
+                identity.name,
+                identity.role.as_str(),
+                request.method(),
+                request.uri().path(),
+                need.description()
+            ),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
 }
 
 fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
@@ -154,17 +434,6 @@ fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     mac.update(body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&given).is_ok()
-}
-
-fn require_bearer(state: &ServerState, headers: &HeaderMap) -> Result<(), Failure> {
-    if bearer_ok(state, headers) {
-        Ok(())
-    } else {
-        Err(Failure(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token".into(),
-        ))
-    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> Failure {
@@ -243,11 +512,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn metrics(
-    State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
+async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, Failure> {
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -277,9 +542,8 @@ async fn webhook(
             ));
         }
     };
-    // Deny by default once configured: the bearer token on every webhook, and on the
-    // generic webhook the body's signature as well.
-    require_bearer(&state, &headers)?;
+    // The bearer token was checked before the body was read (`authorize`); on the generic
+    // webhook the body's signature is needed as well.
     if source == "generic"
         && let Some(secret) = state.auth.hmac_secret.as_deref()
         && !signature_ok(secret, &headers, &body)
@@ -314,10 +578,8 @@ struct ListQuery {
 
 async fn list_runs(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
     let runs = state.engine.runs(list_limit(query)?).await?;
     let runs: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
     Ok(Json(json!({ "runs": runs })).into_response())
@@ -339,10 +601,8 @@ const REVERT_STATES: [&str; 6] = [
 
 async fn list_reverts(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
     revert_query: Result<Query<RevertQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
     let query = query(revert_query)?;
     let wanted = query.state.unwrap_or_else(|| "needs_attention".into());
     if !REVERT_STATES.contains(&wanted.as_str()) {
@@ -360,20 +620,16 @@ async fn list_reverts(
 
 async fn list_suppressions(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
     let suppressions = state.engine.suppressions(list_limit(query)?).await?;
     Ok(Json(json!({ "suppressions": suppressions })).into_response())
 }
 
 async fn show_run(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
     let id = path(id)?;
     let detail = state.engine.run(id).await?;
     let mut body = serde_json::to_value(&detail).unwrap_or_default();
@@ -388,18 +644,18 @@ async fn show_run(
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
-    by: Option<String>,
+    /// Refused when present: who acts is the credential's identity, not what a body says.
+    by: Option<serde::de::IgnoredAny>,
     task: Option<String>,
     reason: Option<String>,
 }
 
 async fn act_on_run(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
+    Extension(identity): Extension<Identity>,
     id_and_action: Result<Path<(i64, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
     let (id, action) = path(id_and_action)?;
     let body = body_bytes(&state, body)?;
     let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -412,19 +668,29 @@ async fn act_on_run(
             )
         })?
     };
-    let by = body.by.unwrap_or_else(|| "api".into());
+    if body.by.is_some() {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`by` is not accepted: the journal records who the credential names ({})",
+                identity.name
+            ),
+        ));
+    }
+    let by = identity.name.clone();
+    let groups = &identity.groups;
     let engine = &state.engine;
     let answer = match action.as_str() {
         "approve" => {
             let tasks = engine
-                .decide(id, body.task, Decision::Approved { by })
+                .decide(id, body.task, Decision::Approved { by }, groups)
                 .await?;
             json!({ "run": id, "approved": tasks })
         }
         "reject" => {
             let reason = body.reason.unwrap_or_else(|| "no reason given".into());
             let tasks = engine
-                .decide(id, body.task, Decision::Rejected { by, reason })
+                .decide(id, body.task, Decision::Rejected { by, reason }, groups)
                 .await?;
             json!({ "run": id, "rejected": tasks })
         }
@@ -452,9 +718,8 @@ async fn act_on_run(
 
 async fn reload(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
+    Extension(identity): Extension<Identity>,
 ) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
     let reloader = Arc::clone(&state.reload);
     let compiled = tokio::task::spawn_blocking(move || reloader())
         .await
@@ -467,7 +732,7 @@ async fn reload(
                 "content_hash": plan.content_hash,
             });
             state.engine.replace_plan(plan);
-            tracing::info!("plans reloaded");
+            tracing::info!(by = %identity.name, "plans reloaded");
             Ok(Json(answer).into_response())
         }
         Err(diagnostics) => Err(Failure(
@@ -477,11 +742,7 @@ async fn reload(
     }
 }
 
-async fn kill_switch(
-    State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
+async fn kill_switch(State(state): State<Arc<ServerState>>) -> Result<Response, Failure> {
     Ok(Json(json!({ "on": state.engine.kill_switch() })).into_response())
 }
 
@@ -493,10 +754,9 @@ struct KillSwitchBody {
 
 async fn set_kill_switch(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
+    Extension(identity): Extension<Identity>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    require_bearer(&state, &headers)?;
     let body = body_bytes(&state, body)?;
     let body: KillSwitchBody = serde_json::from_slice(&body).map_err(|error| {
         Failure(
@@ -505,5 +765,6 @@ async fn set_kill_switch(
         )
     })?;
     state.engine.set_kill_switch(body.on).await?;
+    tracing::info!(by = %identity.name, on = body.on, "kill switch set through the API");
     Ok(Json(json!({ "on": body.on })).into_response())
 }

@@ -124,7 +124,11 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(super) fn param_defs(&mut self, params: &[ast::Param], module: Option<&str>) -> Vec<ParamDef> {
+    pub(super) fn param_defs(
+        &mut self,
+        params: &[ast::Param],
+        module: Option<&str>,
+    ) -> Vec<ParamDef> {
         let mut defs: Vec<ParamDef> = Vec::new();
         for param in params {
             if let Some(first) = defs.iter().find(|def| def.name == param.name.name) {

@@ -4,7 +4,12 @@
 use super::*;
 
 impl<'a> Checker<'a> {
-    pub(super) fn const_duration(&mut self, expr: &ast::Expr, scope: &Scope, what: &str) -> Option<i64> {
+    pub(super) fn const_duration(
+        &mut self,
+        expr: &ast::Expr,
+        scope: &Scope,
+        what: &str,
+    ) -> Option<i64> {
         let typed = self.expr(expr, scope, Some(&Type::Duration));
         if typed.ty.is_error() {
             return None;
@@ -30,6 +35,85 @@ impl<'a> Checker<'a> {
                 None
             }
         }
+    }
+
+    /// A string literal where a `Url` is expected: the URL's scheme and host must be written
+    /// in the runbook's text (values interpolated into the host are checked against the
+    /// configuration's allowed hosts at run time), or it must start with a `Url` value it
+    /// extends. Credentials never stand in a URL.
+    fn url_template(&mut self, parts: &[ast::StrPart<Type>], span: Span) -> Type {
+        let starts_with_url = match parts.first() {
+            Some(ast::StrPart::Interpolation(base)) => match base.ty.unwrap_optional() {
+                Type::Url => true,
+                Type::Error => return Type::Error,
+                other => {
+                    self.report(TypeError::UrlOrigin {
+                        span,
+                        found: format!("this URL starts with {}", self.env.describe(other)),
+                        help: Some(
+                            "write the scheme and host here (`\"https://host/{path}\"`), or \
+                             take a `Url` parameter: a `String` could point anywhere"
+                                .into(),
+                        ),
+                    });
+                    return Type::Error;
+                }
+            },
+            _ => false,
+        };
+        if starts_with_url {
+            // The text after a base URL extends its path, query or fragment, never its host.
+            let continues = match parts.get(1) {
+                None => true,
+                Some(ast::StrPart::Text(text, _)) => text.starts_with(['/', '?', '#']),
+                Some(ast::StrPart::Interpolation(_)) => false,
+            };
+            if !continues {
+                self.report(TypeError::UrlOrigin {
+                    span,
+                    found: "the text after this Url could extend its host".into(),
+                    help: Some(
+                        "continue a base URL with `/`, `?` or `#`: `\"{base}/health\"`".into(),
+                    ),
+                });
+                return Type::Error;
+            }
+            return Type::Url;
+        }
+        // The literal text with each interpolation standing as one placeholder character.
+        let mut shape = String::new();
+        for part in parts {
+            match part {
+                ast::StrPart::Text(text, _) => shape.push_str(text),
+                ast::StrPart::Interpolation(_) => shape.push('\u{0}'),
+            }
+        }
+        let lowered = shape.to_ascii_lowercase();
+        let Some(rest) = lowered
+            .strip_prefix("https://")
+            .or_else(|| lowered.strip_prefix("http://"))
+        else {
+            self.report(TypeError::UrlOrigin {
+                span,
+                found: "no `http://` or `https://` at the start".into(),
+                help: Some("write the whole URL: `\"https://host/path\"`".into()),
+            });
+            return Type::Error;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            self.report(TypeError::UrlUserinfo { span });
+            return Type::Error;
+        }
+        if authority.is_empty() {
+            self.report(TypeError::UrlOrigin {
+                span,
+                found: "no host after the scheme".into(),
+                help: Some("write the host: `\"https://host/path\"`".into()),
+            });
+            return Type::Error;
+        }
+        Type::Url
     }
 
     pub(super) fn const_int(
@@ -79,7 +163,12 @@ impl<'a> Checker<'a> {
 
     /// Checks an expression. `expected` only guides resolution (bare enum variants, empty
     /// lists, record literals); callers check the result with [`Checker::expect`].
-    pub(super) fn expr(&mut self, expr: &ast::Expr, scope: &Scope, expected: Option<&Type>) -> typed::Expr {
+    pub(super) fn expr(
+        &mut self,
+        expr: &ast::Expr,
+        scope: &Scope,
+        expected: Option<&Type>,
+    ) -> typed::Expr {
         let span = expr.span;
         let (kind, ty) = match &expr.kind {
             ExprKind::Int(value) => (ExprKind::Int(*value), Type::Int),
@@ -111,7 +200,12 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
-                (ExprKind::Str(typed_parts), Type::String)
+                let ty = if expected.map(Type::unwrap_optional) == Some(&Type::Url) {
+                    self.url_template(&typed_parts, span)
+                } else {
+                    Type::String
+                };
+                (ExprKind::Str(typed_parts), ty)
             }
             ExprKind::List(elements) => {
                 let expected_element = match expected.map(Type::unwrap_optional) {
@@ -244,7 +338,12 @@ impl<'a> Checker<'a> {
     }
 
     /// Resolves a bare name; the flag says whether it is an enum variant.
-    pub(super) fn name(&mut self, ident: &ast::Ident, scope: &Scope, expected: Option<&Type>) -> (Type, bool) {
+    pub(super) fn name(
+        &mut self,
+        ident: &ast::Ident,
+        scope: &Scope,
+        expected: Option<&Type>,
+    ) -> (Type, bool) {
         if let Some(binding) = scope.bindings.get(&ident.name) {
             self.used.insert(ident.name.clone());
             let symbol = match binding.kind {

@@ -187,7 +187,10 @@ impl<'a> Checker<'a> {
 
     /// Reads `alert.f == "x"`, `alert.f in [...]`, `alert.severity >= critical` and their
     /// negations as a set of allowed (or, when negated, excluded) values of one field.
-    pub(super) fn constraint(&self, expr: &typed::Expr) -> Option<(String, BTreeSet<String>, bool)> {
+    pub(super) fn constraint(
+        &self,
+        expr: &typed::Expr,
+    ) -> Option<(String, BTreeSet<String>, bool)> {
         let ExprKind::Binary(op, _, left, right) = &expr.unparen().kind else {
             return None;
         };

@@ -29,7 +29,6 @@ mod operators;
 mod playbook;
 mod rule;
 
-
 /// Limits that keep automation sane; values outside are almost certainly typos.
 const MAX_RETRIES: i64 = 20;
 
@@ -399,13 +398,14 @@ impl<'a> Checker<'a> {
     // ------------------------------------------------------------ playbooks
 }
 
-
 /// Whether a value of type `from` may be used where `to` is expected.
 pub(crate) fn compatible(from: &Type, to: &Type) -> bool {
     match (from, to) {
         (Type::Error, _) | (_, Type::Error) => true,
         (a, b) if a == b => true,
         (Type::Int, Type::Float) => true,
+        // A URL can be written as text; text never becomes a URL (it could point anywhere).
+        (Type::Url, Type::String) => true,
         (Type::Quantity, other) => other.unit_name().is_some(),
         (Type::Optional(inner_from), Type::Optional(inner_to)) => compatible(inner_from, inner_to),
         (from, Type::Optional(inner)) => compatible(from, inner),
@@ -416,7 +416,6 @@ pub(crate) fn compatible(from: &Type, to: &Type) -> bool {
         _ => false,
     }
 }
-
 
 /// The text of a string literal without interpolation.
 fn plain_text(expr: &typed::Expr) -> Option<String> {

@@ -374,6 +374,11 @@ impl<'a> Checker<'a> {
             (Type::Int | Type::Float, Type::Percent) => {
                 Some("write a percentage with `%`: `90%`".into())
             }
+            (Type::String, Type::Url) => Some(
+                "a Url is written as a template here, like \"https://host/{path}\"; \
+                 a String could point anywhere"
+                    .into(),
+            ),
             (Type::String, Type::Enum(id)) => self.env.enum_def(*id).map(|def| {
                 format!(
                     "write the variant without quotes: one of {}",

@@ -4,7 +4,11 @@
 use super::*;
 
 impl<'a> Checker<'a> {
-    pub(super) fn playbook(&mut self, playbook: &ast::Playbook, imports: BTreeSet<String>) -> typed::Playbook {
+    pub(super) fn playbook(
+        &mut self,
+        playbook: &ast::Playbook,
+        imports: BTreeSet<String>,
+    ) -> typed::Playbook {
         self.used.clear();
         self.quantity_unit = None;
         self.absent_reasons.clear();

@@ -22,6 +22,8 @@ pub enum Value {
     Int(i64),
     Float(f64),
     String(String),
+    /// A URL built from a template of the runbook ([`Ir::Url`]).
+    Url(UrlValue),
     /// Milliseconds.
     Duration(i64),
     /// Percent points.
@@ -39,6 +41,16 @@ pub enum Value {
     Quantity(QuantityValue),
     List(Vec<Value>),
     Record(Arc<BTreeMap<String, Value>>),
+}
+
+/// A URL and where its host came from. Only templates written in the runbook make one, so
+/// its scheme is always `http` or `https`, and every interpolated value in it was escaped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlValue {
+    pub href: String,
+    /// A value interpolated into the host chose it: the request may only go to a host the
+    /// configuration allows (`[http] allow_hosts`).
+    pub host_from_data: bool,
 }
 
 /// [`Quantity`] in a serializable form.
@@ -74,6 +86,7 @@ impl Value {
             Value::Int(_) => "Int",
             Value::Float(_) => "Float",
             Value::String(_) => "String",
+            Value::Url(_) => "Url",
             Value::Duration(_) => "Duration",
             Value::Percent(_) => "Percent",
             Value::Size(_) => "Size",
@@ -109,6 +122,7 @@ impl Value {
             Value::Int(value) => value.to_string(),
             Value::Float(value) => format_float(*value),
             Value::String(value) => value.clone(),
+            Value::Url(url) => url.href.clone(),
             Value::Duration(value) => units::format_duration(*value),
             Value::Percent(value) => format!("{}%", format_float(*value)),
             Value::Size(value) => units::format_size(*value),
@@ -198,6 +212,14 @@ pub enum Ir {
         arg: Box<Ir>,
         part: UrlPart,
     },
+    /// A URL template: an optional base `Url` value, then literal text and escaped values
+    /// ([`Ir::UrlEscape`]). Its value is a [`Value::Url`], marked when a value chose its host.
+    /// A path segment `.` or `..` is an error, whoever wrote it, so nothing climbs the path.
+    Url {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<Box<Ir>>,
+        parts: Vec<Ir>,
+    },
 }
 
 /// Where in a URL an interpolated value stands.
@@ -237,6 +259,27 @@ impl UrlPart {
             }
         }
     }
+}
+
+/// Refuses a path segment that URL parsers resolve as `.` or `..` (also percent-encoded:
+/// the WHATWG URL standard reads `%2e` as a dot in such a segment), so no value climbs out
+/// of the path the runbook wrote.
+fn check_path_segments(href: &str) -> Result<(), EvalError> {
+    let after_scheme = href
+        .find("://")
+        .map_or(href, |end| href.get(end + 3..).unwrap_or(""));
+    let Some(path_start) = after_scheme.find('/') else {
+        return Ok(());
+    };
+    let path = after_scheme.get(path_start..).unwrap_or("");
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    for segment in path.split(['/', '\\']) {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return Err(EvalError::DotSegment(segment.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// A regular expression, compiled on first use.
@@ -290,6 +333,10 @@ pub enum EvalError {
     BadPattern(String),
     #[error("{0:?} cannot stand as a URL's host")]
     NotAHost(String),
+    #[error("a URL path segment {0:?} would move the request up or across the path")]
+    DotSegment(String),
+    #[error("cannot extend a URL that already has a query or a fragment")]
+    UrlNotExtensible,
 }
 
 /// Where the evaluator reads variables.
@@ -396,6 +443,33 @@ impl Ir {
             Ir::UrlEscape { arg, part } => {
                 let text = arg.eval_ref(vars)?.to_text();
                 Ok(Cow::Owned(Value::String(part.escape(&text)?)))
+            }
+            Ir::Url { base, parts } => {
+                let (mut href, mut host_from_data) = match base {
+                    Some(base) => match base.eval_ref(vars)?.as_ref() {
+                        Value::Url(url) => (url.href.clone(), url.host_from_data),
+                        other => return Err(mismatch("extend", other, other)),
+                    },
+                    None => (String::new(), false),
+                };
+                if base.is_some() && !parts.is_empty() && href.contains(['?', '#']) {
+                    return Err(EvalError::UrlNotExtensible);
+                }
+                for part in parts {
+                    if let Ir::UrlEscape {
+                        part: UrlPart::Host,
+                        ..
+                    } = part
+                    {
+                        host_from_data = true;
+                    }
+                    href.push_str(&part.eval_ref(vars)?.to_text());
+                }
+                check_path_segments(&href)?;
+                Ok(Cow::Owned(Value::Url(UrlValue {
+                    href,
+                    host_from_data,
+                })))
             }
             Ir::Unit { arg, unit } => {
                 let value = arg.eval_ref(vars)?;

@@ -213,12 +213,7 @@ impl Lowerer<'_> {
                             function.params.iter().find(|param| param.name == *name)
                         })
                         .map(|param| &param.ty);
-                    let lowered = self.argument(value, target);
-                    let is_url = name == "url"
-                        && function
-                            .is_some_and(|function| function.qualified_name().starts_with("http."));
-                    let lowered = if is_url { escape_url(lowered) } else { lowered };
-                    (name.clone(), lowered)
+                    (name.clone(), self.argument(value, target))
                 })
                 .collect(),
             when: task.when.as_ref().map(|when| self.expr(when)),
@@ -267,6 +262,9 @@ impl Lowerer<'_> {
             ExprKind::Percent(value) => constant(Value::Percent(*value)),
             ExprKind::Size(value) => constant(Value::Size(*value)),
             ExprKind::Time(value) => constant(Value::Time(*value)),
+            ExprKind::Str(parts) if expr.ty.unwrap_optional() == &Type::Url => {
+                url(parts, |inner| self.expr(inner))
+            }
             ExprKind::Str(parts) => {
                 let lowered: Vec<Ir> = parts
                     .iter()
@@ -571,31 +569,32 @@ fn field_of_alert(expr: &typed::Expr) -> Option<String> {
     }
 }
 
-/// Wraps each value interpolated into a URL in the escape for the part it stands in, read
-/// from the literal text before it. Values before the `://` are the URL's start (a base URL
-/// from a parameter) and stay as they are.
-fn escape_url(url: Ir) -> Ir {
-    let Ir::Concat { parts } = url else {
-        return url;
-    };
+/// A URL template (an expression of type `Url`): the literal text fixes the scheme and the
+/// host; each interpolated value is escaped for the part of the URL it stands in, read from
+/// the literal text before it. A `Url` value at the start is the base the rest extends (the
+/// checker made sure the text after it starts a path, a query or a fragment).
+fn url(parts: &[StrPart<Type>], mut lower: impl FnMut(&typed::Expr) -> Ir) -> Ir {
+    let mut base = None;
     let mut seen = String::new();
-    let parts = parts
-        .into_iter()
-        .map(|part| match part {
-            Ir::Const {
-                value: Value::String(text),
-            } => {
-                seen.push_str(&text);
-                Ir::Const {
-                    value: Value::String(text),
-                }
+    let mut lowered = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        match part {
+            StrPart::Text(text, _) => {
+                seen.push_str(text);
+                lowered.push(constant(Value::String(text.clone())));
             }
-            other => {
-                let Some(scheme_end) = seen.find("://") else {
-                    seen.push('x');
-                    return other;
-                };
-                let after_scheme = seen.get(scheme_end + 3..).unwrap_or("");
+            StrPart::Interpolation(inner)
+                if index == 0 && inner.ty.unwrap_optional() == &Type::Url =>
+            {
+                base = Some(Box::new(lower(inner)));
+                // What follows a base URL is its path, query or fragment.
+                seen.push_str("base://base");
+            }
+            StrPart::Interpolation(inner) => {
+                let after_scheme = seen
+                    .find("://")
+                    .and_then(|end| seen.get(end + 3..))
+                    .unwrap_or("");
                 let part = if after_scheme.contains(['?', '#']) {
                     UrlPart::Query
                 } else if after_scheme.contains('/') {
@@ -604,12 +603,15 @@ fn escape_url(url: Ir) -> Ir {
                     UrlPart::Host
                 };
                 seen.push('x');
-                Ir::UrlEscape {
-                    arg: Box::new(other),
+                lowered.push(Ir::UrlEscape {
+                    arg: Box::new(lower(inner)),
                     part,
-                }
+                });
             }
-        })
-        .collect();
-    Ir::Concat { parts }
+        }
+    }
+    Ir::Url {
+        base,
+        parts: lowered,
+    }
 }

@@ -12,7 +12,7 @@ pub mod ir;
 mod lower;
 pub mod render;
 
-pub use ir::{EvalError, Ir, Value, Vars};
+pub use ir::{EvalError, Ir, UrlValue, Value, Vars};
 pub use lower::{LowerError, lower};
 
 use serde::{Deserialize, Serialize};

@@ -87,29 +87,41 @@ fn write_ir(out: &mut String, ir: &Ir, parent: u8) {
             out.push_str(" }");
         }
         Ir::Unit { arg, .. } | Ir::UrlEscape { arg, .. } => write_ir(out, arg, parent),
-        Ir::Concat { parts } => {
-            out.push('"');
-            for part in parts {
-                match part {
-                    Ir::Const {
-                        value: Value::String(text),
-                    } => {
-                        let quoted = quote(text);
-                        out.push_str(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(""));
-                    }
-                    other => {
-                        out.push('{');
-                        write_ir(out, other, 0);
-                        out.push('}');
-                    }
-                }
-            }
-            out.push('"');
-        }
+        Ir::Concat { parts } | Ir::Url { base: None, parts } => write_template(out, None, parts),
+        Ir::Url {
+            base: Some(base),
+            parts,
+        } => write_template(out, Some(base), parts),
     }
     if parens {
         out.push(')');
     }
+}
+
+/// A string or URL template as it was written: `"http://{service}/health"`.
+fn write_template(out: &mut String, base: Option<&Ir>, parts: &[Ir]) {
+    out.push('"');
+    if let Some(base) = base {
+        out.push('{');
+        write_ir(out, base, 0);
+        out.push('}');
+    }
+    for part in parts {
+        match part {
+            Ir::Const {
+                value: Value::String(text),
+            } => {
+                let quoted = quote(text);
+                out.push_str(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(""));
+            }
+            other => {
+                out.push('{');
+                write_ir(out, other, 0);
+                out.push('}');
+            }
+        }
+    }
+    out.push('"');
 }
 
 /// A value written as an `.ops` literal.
@@ -117,6 +129,7 @@ pub fn value_text(value: &Value) -> String {
     match value {
         Value::Null => "none".into(),
         Value::String(text) => quote(text),
+        Value::Url(url) => quote(&url.href),
         Value::Duration(millis) => units::format_duration(*millis),
         Value::List(items) => format!(
             "[{}]",

@@ -166,12 +166,13 @@ fn values_interpolated_into_urls_are_escaped_for_where_they_stand() {
 
 rule probe {
   on alert "Down"
-  run probe(host: alert.instance, item: alert.service, query: alert.summary, base: alert.labels["base"] ?? "http://x")
+  run probe(host: alert.instance, item: alert.service, query: alert.summary, base: "http://svc:9000/v2")
   cooldown 1m
 }
 
-playbook probe(host: String, item: String, query: String, base: String) {
+playbook probe(host: String, item: String, query: String, base: Url) {
   task path = http.get("http://{host}/items/{item}/status?q={query}")
+  task fixed = http.get("https://api.example.com/items/{item}")
   task whole = http.get("{base}/health")
 }
 "##;
@@ -179,37 +180,61 @@ playbook probe(host: String, item: String, query: String, base: String) {
     assert_eq!(analysis.errors(), 0, "{}", render(&analysis));
     let plan = plan::lower(&analysis).unwrap();
     let playbook = plan.playbook("probe").unwrap();
+    let base = plan::Value::Url(plan::UrlValue {
+        href: "http://svc:9000/v2".into(),
+        host_from_data: false,
+    });
     let url = |task: &str, vars: &[(&str, &str)]| {
-        let vars: std::collections::BTreeMap<String, plan::Value> = vars
+        let mut vars: std::collections::BTreeMap<String, plan::Value> = vars
             .iter()
             .map(|(name, value)| (name.to_string(), plan::Value::String(value.to_string())))
             .collect();
-        playbook.task(task).unwrap().args["url"]
-            .eval(&vars)
-            .map(|value| value.to_text())
-            .map_err(|error| error.to_string())
+        vars.insert("base".into(), base.clone());
+        match playbook.task(task).unwrap().args["url"].eval(&vars) {
+            Ok(plan::Value::Url(url)) => Ok((url.href, url.host_from_data)),
+            Ok(other) => Err(format!("not a Url: {other:?}")),
+            Err(error) => Err(error.to_string()),
+        }
     };
     let normal = [
         ("host", "10.0.0.1:8080"),
         ("item", "cart"),
         ("query", "p99 > 1s"),
-        ("base", "http://svc:9000/v2"),
     ];
     assert_eq!(
         url("path", &normal),
-        Ok("http://10.0.0.1:8080/items/cart/status?q=p99%20%3E%201s".to_string())
+        Ok((
+            "http://10.0.0.1:8080/items/cart/status?q=p99%20%3E%201s".to_string(),
+            true
+        ))
+    );
+    // The host of `fixed` is the runbook's own: no allow-list is needed for it.
+    assert_eq!(
+        url("fixed", &normal),
+        Ok(("https://api.example.com/items/cart".to_string(), false))
     );
     // Alert data cannot climb out of its segment, add a query, or move the host.
     let hostile = [
         ("host", "10.0.0.1:8080"),
         ("item", "../admin?x=1#"),
         ("query", "a&drop=1"),
-        ("base", ""),
     ];
     assert_eq!(
         url("path", &hostile),
-        Ok("http://10.0.0.1:8080/items/..%2Fadmin%3Fx%3D1%23/status?q=a%26drop%3D1".to_string())
+        Ok((
+            "http://10.0.0.1:8080/items/..%2Fadmin%3Fx%3D1%23/status?q=a%26drop%3D1".to_string(),
+            true
+        ))
     );
+    for dots in ["..", "."] {
+        let climbing = [("host", "10.0.0.1"), ("item", dots), ("query", "y")];
+        assert_eq!(
+            url("fixed", &climbing),
+            Err(format!(
+                "a URL path segment {dots:?} would move the request up or across the path"
+            ))
+        );
+    }
     let moved = [
         ("host", "evil.example@internal"),
         ("item", "x"),
@@ -219,10 +244,20 @@ playbook probe(host: String, item: String, query: String, base: String) {
         url("path", &moved),
         Err("\"evil.example@internal\" cannot stand as a URL's host".to_string())
     );
-    // A whole base URL from a parameter stays as it is.
+    let with_path = [
+        ("host", "127.0.0.1:18081/attacker-chosen-path?x="),
+        ("item", "x"),
+        ("query", "y"),
+    ];
+    assert!(
+        url("path", &with_path)
+            .unwrap_err()
+            .contains("cannot stand as a URL's host")
+    );
+    // A base URL is extended after its path; its host stays its own.
     assert_eq!(
         url("whole", &normal),
-        Ok("http://svc:9000/v2/health".to_string())
+        Ok(("http://svc:9000/v2/health".to_string(), false))
     );
     // The plan text still reads like the source.
     assert!(
@@ -230,4 +265,60 @@ playbook probe(host: String, item: String, query: String, base: String) {
         "{}",
         plan::render::text(&plan)
     );
+}
+
+#[test]
+fn urls_whose_origin_is_not_written_in_the_runbook_are_compile_errors() {
+    let cases = [
+        // A String parameter used as a URL: it could point anywhere.
+        (
+            "playbook p(url: String) {\n  task t = http.get(url)\n}\n",
+            "ops::type::mismatch",
+        ),
+        // A URL that starts with a String value.
+        (
+            "playbook p(base: String) {\n  task t = http.get(\"{base}/health\")\n}\n",
+            "ops::type::url_origin",
+        ),
+        // No scheme.
+        (
+            "playbook p() {\n  task t = http.get(\"example.com/health\")\n}\n",
+            "ops::type::url_origin",
+        ),
+        (
+            "playbook p() {\n  task t = http.get(\"ftp://example.com/x\")\n}\n",
+            "ops::type::url_origin",
+        ),
+        // Credentials in the URL.
+        (
+            "playbook p(user: String) {\n  task t = http.get(\"http://{user}@example.com/x\")\n}\n",
+            "ops::type::url_userinfo",
+        ),
+        // Text after a base URL that could extend its host.
+        (
+            "playbook p(base: Url) {\n  task t = http.get(\"{base}.evil.com/x\")\n}\n",
+            "ops::type::url_origin",
+        ),
+        // A rule passing a String where the playbook takes a Url.
+        (
+            "rule r {\n  on alert \"A\"\n  run p(url: alert.service)\n}\nplaybook p(url: Url) {\n  task t = http.get(url)\n}\n",
+            "ops::type::mismatch",
+        ),
+    ];
+    for (body, code) in cases {
+        let source = format!("import std.{{http}}\n\n{body}");
+        let analysis = medic_compiler::check(vec![Source::new("url.ops", &source)]);
+        let codes: Vec<String> = analysis
+            .diagnostics
+            .iter()
+            .map(|diagnostic| diagnostic.code().to_string())
+            .filter(|code| !code.starts_with("ops::lint::"))
+            .collect();
+        assert_eq!(codes, vec![code.to_string()], "{source}");
+    }
+    // A rule may build a URL from alert data for a Url parameter; its host is then checked
+    // against the configuration when the request is made.
+    let source = "import std.{http}\n\nrule r {\n  on alert \"A\"\n  run p(url: \"http://{alert.service}/health\")\n}\nplaybook p(url: Url) {\n  task t = http.get(url)\n}\n";
+    let analysis = medic_compiler::check(vec![Source::new("url.ops", source)]);
+    assert_eq!(analysis.errors(), 0, "{}", render(&analysis));
 }

@@ -72,6 +72,7 @@ fn every_stdlib_function_can_be_called_from_a_task() {
             .map(|param| {
                 let value = match &param.ty {
                     Type::String => "\"x\"".to_string(),
+                    Type::Url => "\"http://x\"".to_string(),
                     Type::Int => "1".to_string(),
                     Type::Time => "when_".to_string(),
                     Type::List(_) => "[\"x\"]".to_string(),

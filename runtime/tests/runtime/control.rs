@@ -113,6 +113,8 @@ fn start(delay: Duration, prior: BTreeMap<String, Prior>) -> Harness {
         prior,
         clock,
         started_at: clock.now_ms(),
+        // These playbooks wait on operators for hours of virtual time.
+        default_timeout_ms: None,
     };
     let run = tokio::spawn(async move {
         let plan = plan();
@@ -400,6 +402,8 @@ async fn a_call_whose_start_cannot_be_recorded_is_not_made() {
         prior: BTreeMap::new(),
         clock,
         started_at: clock.now_ms(),
+        // These playbooks wait on operators for hours of virtual time.
+        default_timeout_ms: None,
     };
     let plan = plan();
     let arguments = BTreeMap::from([("deployment".to_string(), Value::String("api".into()))]);

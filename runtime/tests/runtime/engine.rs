@@ -10,7 +10,7 @@
 //! journal calls cannot fire it early.
 
 use medic_compiler::plan::{self, Plan, Value};
-use medic_runtime::engine::{self, Engine, EngineConfig, EngineError};
+use medic_runtime::engine::{self, ApprovalGroups, Engine, EngineConfig, EngineError};
 use medic_runtime::executor::{
     CallError, CallFuture, Clock, Decision, RunOutcome, RunReport, Toolbox,
 };
@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+
+/// The approver of the tests that are not about approval groups.
+const UNENFORCED: ApprovalGroups = ApprovalGroups::Unenforced;
 
 /// 2026-11-27T11:46:40Z.
 const CLOCK_START: i64 = 1_795_780_000_000;
@@ -126,6 +129,19 @@ playbook gated(deployment: String) {
     approval by "sre"
   }
   task tell = notify.slack(channel: "#oncall", text: "{scale.summary}")
+}
+
+/// Retries its action.
+rule flapping {
+  on alert "Flapping"
+  run retrying(deployment: alert.service)
+  cooldown 15m
+}
+
+playbook retrying(deployment: String) {
+  task scale = k8s.scale(deployment: deployment, by: 1, max: 5) {
+    retry 3 backoff 1s
+  }
 }
 
 playbook checked(deployment: String) {
@@ -360,6 +376,13 @@ async fn start_on(
     wall_ms: i64,
 ) -> Harness {
     let toolbox = Arc::new(toolbox);
+    // On tokio's paused clock, time jumps to the next timer whenever the engine waits for
+    // the journal's thread; the default playbook timeout would be that timer. Its own test
+    // is in executor.rs.
+    let config = EngineConfig {
+        default_playbook_timeout_ms: None,
+        ..config
+    };
     let engine = Engine::start(
         plan(),
         journal,
@@ -717,7 +740,12 @@ async fn an_action_waits_for_approval_through_the_engine() {
     // The health check runs: nothing waits for approval yet.
     let early = harness
         .engine
-        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .decide(
+            run,
+            None,
+            Decision::Approved { by: "alice".into() },
+            &UNENFORCED,
+        )
         .await;
     assert!(
         matches!(&early, Err(EngineError::NoApproval { run: r, which }) if *r == run && which.is_empty()),
@@ -739,6 +767,7 @@ async fn an_action_waits_for_approval_through_the_engine() {
             run,
             Some("tell".into()),
             Decision::Approved { by: "alice".into() },
+            &UNENFORCED,
         )
         .await;
     assert!(
@@ -747,7 +776,12 @@ async fn an_action_waits_for_approval_through_the_engine() {
     );
     let approved = harness
         .engine
-        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .decide(
+            run,
+            None,
+            Decision::Approved { by: "alice".into() },
+            &UNENFORCED,
+        )
         .await
         .unwrap();
     assert_eq!(approved, ["scale"]);
@@ -766,7 +800,12 @@ async fn an_action_waits_for_approval_through_the_engine() {
     )));
     let late = harness
         .engine
-        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .decide(
+            run,
+            None,
+            Decision::Approved { by: "alice".into() },
+            &UNENFORCED,
+        )
         .await;
     assert!(
         matches!(late, Err(EngineError::NotActive(r)) if r == run),
@@ -774,7 +813,12 @@ async fn an_action_waits_for_approval_through_the_engine() {
     );
     let unknown = harness
         .engine
-        .decide(9_999, None, Decision::Approved { by: "alice".into() })
+        .decide(
+            9_999,
+            None,
+            Decision::Approved { by: "alice".into() },
+            &UNENFORCED,
+        )
         .await;
     assert!(
         matches!(unknown, Err(EngineError::NoRun(9_999))),
@@ -785,6 +829,70 @@ async fn an_action_waits_for_approval_through_the_engine() {
         matches!(missing, Err(EngineError::NoRun(9_999))),
         "{:?}",
         missing.map(|detail| detail.run)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_member_of_the_approval_group_may_decide() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    // The playbook times out after an hour; the ticker keeps the paused clock from jumping
+    // there while the journal answers.
+    let _ticker = Ticker::start();
+    let run = start_gated_run(&harness.engine).await;
+    eventually("the scale waits for approval", async || {
+        harness.engine.run(run).await.unwrap().awaiting_approval == ["scale"]
+    })
+    .await;
+    // `approval by "sre"`: someone only in `dba` can neither approve nor reject.
+    let dba = ApprovalGroups::Member(BTreeSet::from(["dba".to_string()]));
+    for decision in [
+        Decision::Approved { by: "bob".into() },
+        Decision::Rejected {
+            by: "bob".into(),
+            reason: "no".into(),
+        },
+    ] {
+        let refused = harness.engine.decide(run, None, decision, &dba).await;
+        assert!(
+            matches!(&refused, Err(EngineError::NotInGroup { task, group, who, .. })
+                if task == "scale" && group == "sre" && who == "bob"),
+            "{refused:?}"
+        );
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("the group `sre`"), "{message}");
+    }
+    assert_eq!(
+        harness.engine.run(run).await.unwrap().awaiting_approval,
+        ["scale"],
+        "a refused decision decides nothing: {:?}",
+        events(&harness.engine, run).await
+    );
+    assert!(
+        !events(&harness.engine, run)
+            .await
+            .iter()
+            .any(|(_, state, _)| state == "approved" || state == "rejected")
+    );
+    let sre = ApprovalGroups::Member(BTreeSet::from(["dba".to_string(), "sre".to_string()]));
+    let approved = harness
+        .engine
+        .decide(run, None, Decision::Approved { by: "alice".into() }, &sre)
+        .await
+        .unwrap();
+    assert_eq!(approved, ["scale"]);
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.engine.run(run).await.unwrap().run.state,
+        "succeeded"
+    );
+    assert!(events(&harness.engine, run).await.contains(&(
+        "scale".into(),
+        "approved".into(),
+        "alice".into()
+    )));
+    assert_eq!(
+        harness.toolbox.called(),
+        ["http.get", "k8s.scale", "notify.slack"]
     );
 }
 
@@ -911,7 +1019,12 @@ async fn the_kill_switch_suppresses_rules_that_act_and_refuses_actions_in_flight
     harness.engine.set_kill_switch(true).await.unwrap();
     harness
         .engine
-        .decide(run, None, Decision::Approved { by: "alice".into() })
+        .decide(
+            run,
+            None,
+            Decision::Approved { by: "alice".into() },
+            &UNENFORCED,
+        )
         .await
         .unwrap();
     settle(&harness.engine).await;
@@ -957,6 +1070,35 @@ async fn actions_beyond_the_rate_limit_fail() {
     assert!(detail.contains("rate limited"), "{detail}");
     // A minute later the next action may run.
     tokio::time::sleep(Duration::from_secs(61)).await;
+    let next = start_run(
+        &harness.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:45:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.engine.run(next).await.unwrap().run.state,
+        "succeeded"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_of_a_permitted_action_do_not_count_against_the_rate_limit() {
+    let config = EngineConfig {
+        actions_per_minute: Some(2),
+        ..EngineConfig::default()
+    };
+    let harness = start(Recorder::new().failing("k8s.scale"), config).await;
+    let run = start_run(
+        &harness.engine,
+        &payload("Flapping", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_eq!(harness.engine.run(run).await.unwrap().run.state, "failed");
+    // Every attempt was made: the retries finish the one permitted action.
+    assert_eq!(harness.toolbox.called(), ["k8s.scale"; 4]);
+    // Within the same minute, one more action fits in the budget of two.
     let next = start_run(
         &harness.engine,
         &payload("Error_Rate_High", "firing", "2026-11-27T11:45:00Z"),
@@ -1273,7 +1415,12 @@ fn a_run_continued_after_a_crash_does_not_repeat_finished_queries() {
         );
         harness
             .engine
-            .decide(run, None, Decision::Approved { by: "alice".into() })
+            .decide(
+                run,
+                None,
+                Decision::Approved { by: "alice".into() },
+                &UNENFORCED,
+            )
             .await
             .unwrap();
         settle(&harness.engine).await;
@@ -1431,7 +1578,12 @@ fn a_paused_run_continued_after_a_crash_can_be_approved_before_it_resumes() {
         );
         harness
             .engine
-            .decide(run, None, Decision::Approved { by: "alice".into() })
+            .decide(
+                run,
+                None,
+                Decision::Approved { by: "alice".into() },
+                &UNENFORCED,
+            )
             .await
             .unwrap();
         assert!(

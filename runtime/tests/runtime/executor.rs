@@ -175,7 +175,10 @@ async fn a_healthy_service_with_clean_logs_is_scaled_and_reported() {
     );
     assert_eq!(
         doubles.args_of("http.get")["url"],
-        Value::String("http://payment-gateway/health".into())
+        Value::Url(plan::UrlValue {
+            href: "http://payment-gateway/health".into(),
+            host_from_data: true,
+        })
     );
     assert_eq!(doubles.args_of("k8s.scale")["max"], Value::Int(5));
     assert_eq!(
@@ -330,4 +333,57 @@ async fn a_dry_run_performs_no_action_and_says_what_it_would_do() {
         outcome(&report, "report"),
         TaskOutcome::WouldRun { .. }
     ));
+}
+
+fn single_playbook(source: &str) -> plan::Playbook {
+    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("x.ops", source)]);
+    plan::lower(&analysis).unwrap().playbooks[0].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_playbook_without_a_timeout_gets_the_default_one() {
+    let playbook = single_playbook(
+        "import std.{trace}\nplaybook hangs() {\n  task deps = trace.dependencies(service: \"x\")\n}\n",
+    );
+    assert_eq!(playbook.timeout_ms, None);
+    let doubles =
+        Arc::new(Doubles::new(true, 0.0).slow("trace.dependencies", Duration::from_secs(86_400)));
+    let start = tokio::time::Instant::now();
+    let context = executor::RunContext::new(doubles.clone(), RunOptions::default());
+    let report = executor::run_with(&playbook, BTreeMap::new(), context).await;
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    assert_eq!(
+        tokio::time::Instant::now() - start,
+        Duration::from_secs(3_600)
+    );
+    assert_eq!(
+        report.stopped.as_deref(),
+        Some("playbook timed out after 1h")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_backoff_doubles_up_to_five_minutes() {
+    let playbook = single_playbook(
+        "import std.{http}\nplaybook flaky() {\n  timeout 3h\n  task health = http.get(\"http://x/health\") {\n    retry 20 backoff 1m\n  }\n}\n",
+    );
+    let doubles = Arc::new(Doubles::new(true, 0.0).failing("http.get", 100));
+    let report = executor::run(
+        &playbook,
+        BTreeMap::new(),
+        doubles.clone(),
+        RunOptions::default(),
+    )
+    .await;
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    let calls = doubles.calls.lock().unwrap();
+    assert_eq!(calls.len(), 21);
+    let waits: Vec<u64> = calls
+        .windows(2)
+        .map(|pair| (pair[1].2 - pair[0].2).as_secs() / 60)
+        .collect();
+    // 1m, 2m, 4m, then never more than 5m (uncapped, the last wait would be 2^19 minutes).
+    let mut expected = vec![1, 2, 4];
+    expected.extend(std::iter::repeat_n(5, 17));
+    assert_eq!(waits, expected);
 }

@@ -10,4 +10,6 @@
 mod control;
 mod engine;
 mod executor;
+mod http;
 mod journal;
+mod server;

@@ -1,0 +1,353 @@
+//! The HTTP server on loopback: who a credential names and what its role and approval groups
+//! allow, authentication before the body is read, the bearer scheme in any case, the
+//! request time and concurrency limits, and the generic webhook's signed timestamp.
+//!
+//! Each test serves its own router on 127.0.0.1:0 with an in-memory journal, a toolbox that
+//! answers every call at once, and tokio's real clock.
+
+use medic_compiler::plan::{Plan, Value};
+use medic_runtime::engine::{Engine, EngineConfig};
+use medic_runtime::executor::{CallFuture, Clock, Toolbox};
+use medic_runtime::journal::{Journal, JournalHandle};
+use medic_runtime::server::{self, Auth, Identities, Role, ServerState, User};
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SOURCE: &str = r##"
+import std.{notify}
+
+/// Tells the team, once someone of `sre` approved.
+rule gated {
+  on alert "Gated"
+  run gated(service: alert.service)
+  cooldown 1m per alert.fingerprint
+}
+
+playbook gated(service: String) {
+  task tell = notify.slack(channel: "#oncall", text: "{service} is gated") {
+    approval by "sre"
+  }
+}
+"##;
+
+fn plan() -> Plan {
+    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("x.ops", SOURCE)]);
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{:?}",
+        analysis.diagnostics
+    );
+    medic_compiler::plan::lower(&analysis).unwrap()
+}
+
+/// Answers every call with a delivered notification and records the function called.
+#[derive(Default)]
+struct Answering {
+    calls: Mutex<Vec<String>>,
+}
+
+impl Toolbox for Answering {
+    fn call(&self, function: &str, _args: BTreeMap<String, Value>) -> CallFuture {
+        self.calls.lock().unwrap().push(function.to_string());
+        Box::pin(async {
+            Ok(Value::record([
+                ("delivered".to_string(), Value::Bool(true)),
+                ("detail".to_string(), Value::String("ok".into())),
+            ]))
+        })
+    }
+}
+
+fn user(name: &str, role: Role, groups: &[&str]) -> User {
+    User {
+        name: name.into(),
+        token_sha256: sha2::Sha256::digest(format!("{name}-token")).into(),
+        role,
+        groups: groups.iter().map(|group| group.to_string()).collect(),
+    }
+}
+
+/// alice and bob are operators (alice in `sre`, bob in `dba`), victor a viewer, sam a sender;
+/// each one's token is `<name>-token`.
+fn users() -> Identities {
+    Identities::users(vec![
+        user("alice", Role::Operator, &["sre"]),
+        user("bob", Role::Operator, &["dba"]),
+        user("victor", Role::Viewer, &["sre"]),
+        user("sam", Role::Sender, &[]),
+    ])
+    .unwrap()
+}
+
+struct Served {
+    url: String,
+    engine: Engine,
+    toolbox: Arc<Answering>,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Setup {
+    auth: Auth,
+    reload: server::Reloader,
+}
+
+impl Setup {
+    fn new(identities: Identities) -> Setup {
+        Setup {
+            auth: Auth {
+                identities,
+                ..Auth::open()
+            },
+            reload: Arc::new(|| Ok(plan())),
+        }
+    }
+}
+
+async fn serve(setup: Setup) -> Served {
+    let toolbox = Arc::new(Answering::default());
+    let journal = JournalHandle::spawn(Journal::in_memory().unwrap()).unwrap();
+    let engine = Engine::start(
+        plan(),
+        journal,
+        toolbox.clone(),
+        Clock::system(),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    let state = Arc::new(ServerState {
+        engine: engine.clone(),
+        auth: setup.auth,
+        body_limit: 1 << 20,
+        reload: setup.reload,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    Served {
+        url: format!("http://{address}"),
+        engine,
+        toolbox,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl Served {
+    /// A request with `Authorization: Bearer <token>` (none for `None`); the status and the
+    /// body as JSON (or as a JSON string when it is not JSON).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, token, "").await
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, token, body).await
+    }
+
+    /// Posts a `Gated` alert and waits until its run waits for approval; returns the run.
+    async fn gated_run(&self, token: Option<&str>, fingerprint: &str) -> i64 {
+        let alert = format!(
+            r#"{{"name":"Gated","service":"api","starts_at":"2026-11-27T12:00:00Z","fingerprint":"{fingerprint}"}}"#
+        );
+        let (status, body) = self.post("/webhook/generic", token, &alert).await;
+        assert_eq!(status, 200, "{body}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(run) = self.engine.runs(10).await.unwrap().first()
+                && self.engine.run(run.id).await.unwrap().awaiting_approval == ["tell"]
+            {
+                return run.id;
+            }
+            assert!(Instant::now() < deadline, "no run waited for approval");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn wait_for_state(&self, run: i64, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.engine.run(run).await.unwrap().run.state != state {
+            assert!(Instant::now() < deadline, "run {run} never became {state}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn events(&self, run: i64) -> Vec<(String, String, String)> {
+        self.engine
+            .run(run)
+            .await
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|event| (event.task, event.state, event.detail))
+            .collect()
+    }
+}
+
+fn error_of(body: &serde_json::Value) -> &str {
+    body["error"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_only_reads_and_a_sender_only_posts_alerts() {
+    let served = serve(Setup::new(users())).await;
+    let viewer = Some("victor-token");
+    assert_eq!(served.get("/api/runs", viewer).await.0, 200);
+    assert_eq!(served.get("/api/kill-switch", viewer).await.0, 200);
+    assert_eq!(served.get("/metrics", viewer).await.0, 200);
+    for (path, body) in [
+        ("/api/kill-switch", r#"{"on": true}"#),
+        ("/api/reload", ""),
+        ("/api/runs/1/approve", ""),
+        ("/api/runs/1/cancel", ""),
+        ("/api/runs/1/pause", ""),
+        ("/webhook/generic", "{}"),
+    ] {
+        let (status, answer) = served.post(path, viewer, body).await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert!(
+            error_of(&answer).starts_with("victor has the role viewer and may not POST"),
+            "{answer}"
+        );
+    }
+    assert!(!served.engine.kill_switch());
+    let sender = Some("sam-token");
+    let run = served.gated_run(sender, "from-sam").await;
+    for path in ["/api/runs", "/metrics", "/api/kill-switch"] {
+        let (status, answer) = served.get(path, sender).await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert!(error_of(&answer).contains("it needs the viewer or operator role"));
+    }
+    let (status, answer) = served
+        .post(&format!("/api/runs/{run}/approve"), sender, "")
+        .await;
+    assert_eq!(status, 403, "{answer}");
+    // No token, or one no user holds: 401.
+    assert_eq!(served.get("/api/runs", None).await.0, 401);
+    let (status, answer) = served.get("/api/runs", Some("mallory-token")).await;
+    assert_eq!(status, 401);
+    assert_eq!(error_of(&answer), "missing or wrong bearer token");
+    assert_eq!(served.get("/healthz", None).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_approval_group_decides_and_the_journal_names_the_credential() {
+    let served = serve(Setup::new(users())).await;
+    let run = served.gated_run(Some("alice-token"), "gated-1").await;
+    let approve = format!("/api/runs/{run}/approve");
+    let reject = format!("/api/runs/{run}/reject");
+    // bob is an operator, but not in `sre`.
+    for path in [&approve, &reject] {
+        let (status, answer) = served.post(path, Some("bob-token"), "").await;
+        assert_eq!(status, 403, "{answer}");
+        assert_eq!(
+            error_of(&answer),
+            format!(
+                "bob may not decide the approval of `tell` in run {run}: it needs a member of the group `sre`"
+            )
+        );
+    }
+    // A body cannot say who decides.
+    let (status, answer) = served
+        .post(&approve, Some("alice-token"), r#"{"by": "bob"}"#)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        error_of(&answer).contains("`by` is not accepted") && error_of(&answer).contains("alice"),
+        "{answer}"
+    );
+    assert!(served.toolbox.calls.lock().unwrap().is_empty());
+    let (status, answer) = served.post(&approve, Some("alice-token"), "").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["approved"], serde_json::json!(["tell"]));
+    served.wait_for_state(run, "succeeded").await;
+    let events = served.events(run).await;
+    assert!(
+        events.contains(&("tell".into(), "approved".into(), "alice".into())),
+        "{events:?}"
+    );
+    assert_eq!(*served.toolbox.calls.lock().unwrap(), ["notify.slack"]);
+    // Pausing and cancelling are recorded under the credential's name too.
+    let second = served.gated_run(Some("alice-token"), "gated-2").await;
+    let (status, _) = served
+        .post(&format!("/api/runs/{second}/cancel"), Some("bob-token"), "")
+        .await;
+    assert_eq!(status, 200);
+    served.wait_for_state(second, "cancelled").await;
+    assert!(served.events(second).await.contains(&(
+        String::new(),
+        "cancel_requested".into(),
+        "by bob".into()
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_single_token_is_an_operator_named_token() {
+    let served = serve(Setup::new(Identities::token("shared-token"))).await;
+    let run = served.gated_run(Some("shared-token"), "shared").await;
+    assert_eq!(served.get("/api/runs", Some("other")).await.0, 401);
+    // Groups cannot be known without users: the token decides any approval.
+    let (status, answer) = served
+        .post(
+            &format!("/api/runs/{run}/reject"),
+            Some("shared-token"),
+            r#"{"reason": "not now"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    served.wait_for_state(run, "failed").await;
+    assert!(served.events(run).await.contains(&(
+        "tell".into(),
+        "rejected".into(),
+        "token: not now".into()
+    )));
+}
+
+#[test]
+fn users_with_bad_names_groups_or_shared_tokens_are_refused() {
+    let refused = |users: Vec<User>| Identities::users(users).err().map(|e| e.to_string());
+    assert_eq!(
+        refused(vec![]).as_deref(),
+        Some("the users file defines no user")
+    );
+    let message = refused(vec![user("eve: admin", Role::Viewer, &[])]).unwrap();
+    assert!(message.contains("\"eve: admin\""), "{message}");
+    let message = refused(vec![user("eve", Role::Viewer, &[" "])]).unwrap();
+    assert!(message.contains("group name cannot be empty"), "{message}");
+    let mut twin = user("alice2", Role::Viewer, &[]);
+    twin.token_sha256 = user("alice", Role::Viewer, &[]).token_sha256;
+    let message = refused(vec![user("alice", Role::Operator, &[]), twin]).unwrap();
+    assert!(message.contains("the same token"), "{message}");
+    assert!(server::parse_token_sha256("alice", "abc").is_err());
+    let hash = hex::encode(sha2::Sha256::digest("alice-token"));
+    assert_eq!(
+        server::parse_token_sha256("alice", &hash).unwrap(),
+        user("alice", Role::Operator, &[]).token_sha256
+    );
+}
