@@ -502,7 +502,16 @@ fn approvals_pause_and_cancel_through_the_cli() {
         receiver.paths.lock().unwrap().is_empty(),
         "nothing runs before approval"
     );
-    let approved = cli(&["approve", &id, "--by", "alice"]);
+    // Without users, `approval by "sre"` cannot be enforced, and the server said so at start.
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(
+        log.contains(r#"warning: playbook gated, task act: `approval by "sre"` is not enforced: no [auth] users_file is configured"#),
+        "{log}"
+    );
+    // `--by` is gone: who decides is who the credential names, here nobody in particular.
+    let claimed = cli(&["approve", &id, "--by", "alice"]);
+    assert_eq!(claimed.status.code(), Some(2), "{claimed:?}");
+    let approved = cli(&["approve", &id]);
     assert!(approved.status.success(), "{approved:?}");
     server.wait_for_runs("the approved run to finish", |runs| {
         runs[0]["state"] == "succeeded"
@@ -513,7 +522,7 @@ fn approvals_pause_and_cancel_through_the_cli() {
     assert!(
         events
             .iter()
-            .any(|event| event["state"] == "approved" && event["detail"] == "alice"),
+            .any(|event| event["state"] == "approved" && event["detail"] == "anonymous"),
         "{events:#?}"
     );
     // A second episode: paused, then cancelled.
@@ -524,7 +533,7 @@ fn approvals_pause_and_cancel_through_the_cli() {
     assert!(cli(&["pause", &id]).status.success());
     server.wait_for_runs("the paused state", |runs| runs[0]["state"] == "paused");
     assert!(cli(&["resume", &id]).status.success());
-    assert!(cli(&["cancel", &id, "--by", "carol"]).status.success());
+    assert!(cli(&["cancel", &id]).status.success());
     server.wait_for_runs("the cancelled run", |runs| runs[0]["state"] == "cancelled");
     // Approving a finished run is a clear error with exit code 2.
     let late = cli(&["approve", &id]);
@@ -742,4 +751,137 @@ fn a_second_server_on_the_same_store_is_refused() {
         stderr.contains("another medic serve is using the store"),
         "{stderr}"
     );
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// alice (operator, in `sre`), bob (operator, in `dba`), victor (viewer); tokens
+/// `<name>-token`, stored as their SHA-256.
+fn users_file() -> String {
+    format!(
+        "[users.alice]\ntoken_sha256 = \"{}\"\nrole = \"operator\"\ngroups = [\"sre\"]\n\n[users.bob]\ntoken_sha256 = \"{}\"\nrole = \"operator\"\ngroups = [\"dba\"]\n\n[users.victor]\ntoken_sha256 = \"{}\"\nrole = \"viewer\"\n",
+        sha256_hex("alice-token"),
+        sha256_hex("bob-token"),
+        sha256_hex("victor-token"),
+    )
+}
+
+#[test]
+fn the_token_decides_who_approves_through_the_cli() {
+    let dir = temp_dir("serve-users");
+    let receiver = Receiver::start();
+    write_plan(
+        &dir,
+        &APPROVAL_PLAN.replace("RECEIVER", &receiver.port.to_string()),
+    );
+    std::fs::write(dir.join("users.toml"), users_file()).unwrap();
+    let server = Server::start(
+        &dir,
+        &config("[auth]\nusers_file = \"users.toml\"\n"),
+        Some("alice-token"),
+    );
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(!log.contains("is not enforced"), "{log}");
+    let cli = |token: &str, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", &server.url, "--token", token]);
+        medic(&all)
+    };
+    let payload = alertmanager_payload("Gated", "api", "u1", "firing", "2026-11-27T12:00:00Z");
+    assert_eq!(server.post("/webhook/alertmanager", &payload).0, 200);
+    let runs = server.wait_for_runs("a run", |runs| runs.len() == 1);
+    let id = runs[0]["id"].as_i64().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.json(&format!("/api/runs/{id}"))["awaiting_approval"] != serde_json::json!(["act"])
+    {
+        assert!(Instant::now() < deadline, "the run never waited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let viewer = cli("victor-token", &["approve", &id]);
+    assert_eq!(viewer.status.code(), Some(2), "{viewer:?}");
+    assert!(
+        String::from_utf8_lossy(&viewer.stderr)
+            .contains("403 Forbidden: victor has the role viewer"),
+        "{viewer:?}"
+    );
+    let bob = cli("bob-token", &["approve", &id]);
+    assert_eq!(bob.status.code(), Some(2), "{bob:?}");
+    assert!(
+        String::from_utf8_lossy(&bob.stderr).contains("it needs a member of the group `sre`"),
+        "{bob:?}"
+    );
+    assert!(cli("victor-token", &["runs", &id]).status.success());
+    let alice = cli("alice-token", &["approve", &id]);
+    assert!(alice.status.success(), "{alice:?}");
+    server.wait_for_runs("the approved run", |runs| runs[0]["state"] == "succeeded");
+    let events = server.json(&format!("/api/runs/{id}"))["events"].clone();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["state"] == "approved" && event["detail"] == "alice"),
+        "{events:#}"
+    );
+    assert_eq!(*receiver.paths.lock().unwrap(), ["/gated/u1"]);
+}
+
+/// `medic serve` on `dir` with `config` as its medic.toml; it must refuse to start.
+fn refused_config(dir: &Path, config: &str) -> String {
+    std::fs::write(dir.join("medic.toml"), config).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["serve", "--config"])
+        .arg(dir.join("medic.toml"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("TEST_MEDIC_TOKEN", "a-token")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn a_users_file_is_read_strictly() {
+    let dir = temp_dir("serve-users-strict");
+    write_plan(&dir, &APPROVAL_PLAN.replace("RECEIVER", "9"));
+    let with_users = config("[auth]\nusers_file = \"users.toml\"\n");
+    // A plaintext token is not a key of the users file.
+    std::fs::write(
+        dir.join("users.toml"),
+        "[users.alice]\ntoken = \"alice-token\"\nrole = \"operator\"\n",
+    )
+    .unwrap();
+    let stderr = refused_config(&dir, &with_users);
+    assert!(stderr.contains("unknown field `token`"), "{stderr}");
+    std::fs::write(
+        dir.join("users.toml"),
+        format!(
+            "[users.alice]\ntoken_sha256 = \"{}\"\nrole = \"admin\"\n",
+            sha256_hex("x")
+        ),
+    )
+    .unwrap();
+    let stderr = refused_config(&dir, &with_users);
+    assert!(stderr.contains("unknown variant `admin`"), "{stderr}");
+    std::fs::write(
+        dir.join("users.toml"),
+        "[users.alice]\ntoken_sha256 = \"alice-token\"\nrole = \"operator\"\n",
+    )
+    .unwrap();
+    let stderr = refused_config(&dir, &with_users);
+    assert!(
+        stderr.contains("token_sha256 must be 64 hexadecimal digits"),
+        "{stderr}"
+    );
+    std::fs::write(dir.join("users.toml"), users_file()).unwrap();
+    let stderr = refused_config(
+        &dir,
+        &config("[auth]\nusers_file = \"users.toml\"\ntoken_env = \"TEST_MEDIC_TOKEN\"\n"),
+    );
+    assert!(stderr.contains("cannot both be set"), "{stderr}");
+    let stderr = refused_config(&dir, &config("[auth]\nusers_file = \"nobody.toml\"\n"));
+    assert!(stderr.contains("auth.users_file: cannot read"), "{stderr}");
 }
