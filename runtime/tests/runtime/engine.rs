@@ -131,6 +131,16 @@ playbook gated(deployment: String) {
   task tell = notify.slack(channel: "#oncall", text: "{scale.summary}")
 }
 
+/// Only looks: a query-only rule needs no cooldown.
+rule probe {
+  on alert "Probe"
+  run probe(service: alert.service)
+}
+
+playbook probe(service: String) {
+  task health = http.get("http://checks.internal/{service}")
+}
+
 /// Retries its action.
 rule flapping {
   on alert "Flapping"
@@ -152,8 +162,12 @@ playbook checked(deployment: String) {
 
 fn plan() -> Plan {
     let analysis = medic_compiler::check(vec![medic_compiler::Source::new("x.ops", SOURCE)]);
+    // The probe playbook only looks; that its answer is read by nothing is the point.
     assert!(
-        analysis.diagnostics.is_empty(),
+        analysis
+            .diagnostics
+            .iter()
+            .all(|diagnostic| diagnostic.code() == "ops::lint::unused_task"),
         "{:?}",
         analysis.diagnostics
     );
@@ -234,6 +248,11 @@ struct Recorder {
     hanging: BTreeSet<String>,
     failing: BTreeSet<String>,
     gate: Arc<Semaphore>,
+    /// Calls in flight now, and the most ever in flight at once.
+    in_flight: Arc<(
+        std::sync::atomic::AtomicUsize,
+        std::sync::atomic::AtomicUsize,
+    )>,
 }
 
 impl Recorder {
@@ -245,6 +264,7 @@ impl Recorder {
             hanging: BTreeSet::new(),
             failing: BTreeSet::new(),
             gate: Arc::new(Semaphore::new(0)),
+            in_flight: Arc::default(),
         }
     }
 
@@ -318,13 +338,18 @@ impl Toolbox for Recorder {
         };
         let hangs = self.hanging.contains(function);
         let gate = self.held.contains(function).then(|| Arc::clone(&self.gate));
+        let in_flight = Arc::clone(&self.in_flight);
         Box::pin(async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = in_flight.0.fetch_add(1, SeqCst) + 1;
+            in_flight.1.fetch_max(now, SeqCst);
             if hangs {
                 std::future::pending::<()>().await;
             }
             if let Some(gate) = gate {
                 gate.acquire().await.unwrap().forget();
             }
+            in_flight.0.fetch_sub(1, SeqCst);
             result
         })
     }
@@ -1109,6 +1134,68 @@ async fn retries_of_a_permitted_action_do_not_count_against_the_rate_limit() {
         harness.engine.run(next).await.unwrap().run.state,
         "succeeded"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_more_than_max_runs_run_at_once() {
+    let config = EngineConfig {
+        max_runs: 5,
+        ..EngineConfig::default()
+    };
+    let harness = start(Recorder::new().holding("http.get"), config).await;
+    let alerts: Vec<serde_json::Value> = (0..1_000)
+        .map(|index| {
+            let labels = BTreeMap::from([
+                ("alertname".to_string(), "Probe".to_string()),
+                ("service".to_string(), format!("svc-{index}")),
+                ("severity".to_string(), "critical".to_string()),
+            ]);
+            serde_json::json!({
+                "status": "firing",
+                "labels": labels,
+                "annotations": {},
+                "startsAt": "2026-11-27T11:40:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "",
+                "fingerprint": ingest::fingerprint_of(&labels),
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "receiver": "medic", "status": "firing", "alerts": alerts, "groupLabels": {},
+        "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "version": "4",
+        "groupKey": "{}:{}", "truncatedAlerts": 0,
+    }))
+    .unwrap();
+    harness
+        .engine
+        .ingest("alertmanager", ingest::alertmanager(&body).unwrap())
+        .await
+        .unwrap();
+    let in_flight = Arc::clone(&harness.toolbox.in_flight);
+    let now = || in_flight.0.load(std::sync::atomic::Ordering::SeqCst);
+    eventually("five runs hold a call", async || now() == 5).await;
+    eventually("every alert started a run", async || {
+        harness.engine.runs(2_000).await.unwrap().len() == 1_000
+    })
+    .await;
+    assert_eq!(now(), 5, "the other runs wait for a slot");
+    // Let the calls through one at a time: each finished run frees a slot for the next.
+    for _ in 0..1_000 {
+        harness.toolbox.release();
+    }
+    settle(&harness.engine).await;
+    assert_eq!(harness.toolbox.called().len(), 1_000);
+    assert_eq!(
+        harness
+            .toolbox
+            .in_flight
+            .1
+            .load(std::sync::atomic::Ordering::SeqCst),
+        5
+    );
+    let runs = harness.engine.runs(2_000).await.unwrap();
+    assert!(runs.iter().all(|run| run.state == "succeeded"));
 }
 
 #[tokio::test(start_paused = true)]

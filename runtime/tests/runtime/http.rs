@@ -18,12 +18,16 @@ enum Answer {
     Redirect(String),
     /// Announces 10 MB, sends 128 KiB, then holds the connection open without a byte more.
     Huge,
+    /// Answers after 100 ms.
+    Slow,
 }
 
 /// A listener that records the head of every request it gets.
 struct Listener {
     port: u16,
     requests: Arc<Mutex<Vec<String>>>,
+    /// Requests being answered now, and the most at once.
+    busy: Arc<Mutex<(usize, usize)>>,
 }
 
 impl Listener {
@@ -32,12 +36,15 @@ impl Listener {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
+        let busy = Arc::new(Mutex::new((0, 0)));
+        let counting = Arc::clone(&busy);
         tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
                 let seen = Arc::clone(&seen);
+                let counting = Arc::clone(&counting);
                 let answer = answer.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
@@ -52,6 +59,18 @@ impl Listener {
                         .unwrap()
                         .push(String::from_utf8_lossy(&head).into_owned());
                     match answer {
+                        Answer::Slow => {
+                            {
+                                let mut busy = counting.lock().unwrap();
+                                busy.0 += 1;
+                                busy.1 = busy.1.max(busy.0);
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            counting.lock().unwrap().0 -= 1;
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                                .await;
+                        }
                         Answer::Ok(body) => {
                             let response = format!(
                                 "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -79,7 +98,11 @@ impl Listener {
                 });
             }
         });
-        Listener { port, requests }
+        Listener {
+            port,
+            requests,
+            busy,
+        }
     }
 
     fn request_lines(&self) -> Vec<String> {
@@ -499,4 +522,73 @@ playbook check() {{
     assert!(!journaled.contains("s3cret"), "{journaled}");
     assert!(journaled.contains("service=pay"), "{journaled}");
     assert!(journaled.contains("access_token=REDACTED"), "{journaled}");
+}
+
+#[tokio::test]
+async fn calls_of_one_function_wait_for_its_concurrency_limit() {
+    let listener = Listener::start(Answer::Slow).await;
+    let toolbox = Arc::new(
+        StandardToolbox::new(ToolboxConfig {
+            calls_per_function: 2,
+            ..ToolboxConfig::default()
+        })
+        .unwrap(),
+    );
+    let calls: Vec<_> = (0..8)
+        .map(|index| {
+            let args = BTreeMap::from([
+                (
+                    "url".to_string(),
+                    Value::Url(plan::UrlValue {
+                        href: format!("http://127.0.0.1:{}/{index}", listener.port),
+                        host_from_data: false,
+                    }),
+                ),
+                ("timeout".to_string(), Value::Duration(10_000)),
+                ("expect_status".to_string(), Value::Int(200)),
+                ("headers".to_string(), Value::record([])),
+            ]);
+            medic_runtime::executor::Toolbox::call(toolbox.as_ref(), "http.get", args)
+        })
+        .collect();
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!(listener.request_lines().len(), 8);
+    assert_eq!(listener.busy.lock().unwrap().1, 2, "at most two at once");
+}
+
+#[tokio::test]
+async fn arguments_of_the_wrong_type_are_an_error_not_a_default() {
+    let toolbox = toolbox(HttpConfig::default());
+    let args = BTreeMap::from([
+        (
+            "url".to_string(),
+            Value::String("http://127.0.0.1:1/".to_string()),
+        ),
+        ("timeout".to_string(), Value::Duration(10_000)),
+        ("expect_status".to_string(), Value::Int(200)),
+        ("headers".to_string(), Value::record([])),
+    ]);
+    let error = medic_runtime::executor::Toolbox::call(toolbox.as_ref(), "http.get", args)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "`http.get`: argument `url` must be a Url, not String"
+    );
+    let args = BTreeMap::from([(
+        "url".to_string(),
+        Value::Url(plan::UrlValue {
+            href: "http://127.0.0.1:1/".into(),
+            host_from_data: false,
+        }),
+    )]);
+    let error = medic_runtime::executor::Toolbox::call(toolbox.as_ref(), "http.get", args)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "`http.get` was called without its argument `timeout`"
+    );
 }
