@@ -9,6 +9,7 @@
 
 mod alertmanager;
 mod crash;
+mod http;
 mod neovim;
 mod serve;
 
@@ -18,6 +19,16 @@ use std::process::{Command, Output};
 fn medic(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap()
+}
+
+/// `medic` with extra environment variables.
+fn medic_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(args)
+        .envs(env.iter().copied())
         .current_dir(repo_root())
         .output()
         .unwrap()

@@ -75,6 +75,7 @@ fn write_ir(out: &mut String, ir: &Ir, parent: u8) {
             }
             out.push(']');
         }
+        Ir::Record { fields } if fields.is_empty() => out.push_str("{}"),
         Ir::Record { fields } => {
             out.push_str("{ ");
             for (index, (key, value)) in fields.iter().enumerate() {
