@@ -86,6 +86,10 @@ pub enum HttpError {
     Argument(#[from] ArgError),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// No HTTP answer at all (refused, reset, timed out, DNS): a failure of the call, so
+    /// the task's `retry` and `on failure` apply. Any answer, whatever its status, is data.
+    #[error("no answer: {0}")]
+    NoAnswer(String),
 }
 
 /// Where requests may go and which credentials they carry (`[http]` in medic.toml).
@@ -446,8 +450,9 @@ impl Http {
         Ok(Http { client, config })
     }
 
-    /// Makes the request and answers the `http.Response` record; no answer at all is
-    /// `ok: false, status: 0`, as documented. A request the policy refuses is an error.
+    /// Makes the request and answers the `http.Response` record, whatever the status (a
+    /// playbook branches on `ok` and `status`). No answer at all, and a request the policy
+    /// refuses, are errors: the task's `retry` and `on failure` apply.
     pub async fn request(&self, request: Request) -> Result<Value, HttpError> {
         let url =
             Url::parse(&request.url.href).map_err(|error| HttpError::BadUrl(error.to_string()))?;
@@ -473,20 +478,10 @@ impl Http {
         let latency = |started: Instant| {
             Value::Duration(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
         };
-        let mut response = match builder.send().await {
-            Ok(response) => response,
-            Err(error) => {
-                return Ok(Value::record([
-                    ("ok".to_string(), Value::Bool(false)),
-                    ("status".to_string(), Value::Int(0)),
-                    ("latency".to_string(), latency(started)),
-                    (
-                        "body".to_string(),
-                        Value::String(format!("no answer: {}", without_url(&error))),
-                    ),
-                ]));
-            }
-        };
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|error| HttpError::NoAnswer(without_url(&error)))?;
         let status = i64::from(response.status().as_u16());
         let mut body = Vec::new();
         let mut unreadable = None;

@@ -23,6 +23,10 @@ pub enum NotifyError {
     NoWebhook(String),
     #[error(transparent)]
     Argument(#[from] ArgError),
+    /// The receiver refused it or could not be reached: a failure, so the task's `retry`
+    /// and `on failure` apply (an undelivered notification is never a success).
+    #[error("not delivered: {0}")]
+    NotDelivered(String),
 }
 
 /// The decoded arguments of `notify.slack`.
@@ -61,7 +65,7 @@ impl Notifier {
             .clone()
             .ok_or(NotifyError::NoSlackWebhook)?;
         let body = serde_json::json!({ "channel": slack.channel, "text": slack.text });
-        Ok(self.post_json(url, &body).await)
+        self.post_json(url, &body).await
     }
 
     pub async fn webhook(&self, values: BTreeMap<String, Value>) -> Result<Value, NotifyError> {
@@ -79,11 +83,12 @@ impl Notifier {
             .cloned()
             .ok_or_else(|| NotifyError::NoWebhook(webhook.name.clone()))?;
         let body = serde_json::json!({ "title": webhook.title, "text": webhook.text });
-        Ok(self.post_json(url, &body).await)
+        self.post_json(url, &body).await
     }
 
-    /// Posts a notification and says whether it was delivered.
-    async fn post_json(&self, url: String, body: &serde_json::Value) -> Value {
+    /// Posts a notification: delivered (a 2xx) is the `notify.Delivery` record, anything
+    /// else an error.
+    async fn post_json(&self, url: String, body: &serde_json::Value) -> Result<Value, NotifyError> {
         let result = self
             .client
             .post(url)
@@ -91,16 +96,21 @@ impl Notifier {
             .timeout(Duration::from_secs(10))
             .send()
             .await;
-        let (delivered, detail) = match result {
+        let detail = match result {
             Ok(response) if response.status().is_success() => {
-                (true, format!("HTTP {}", response.status().as_u16()))
+                format!("HTTP {}", response.status().as_u16())
             }
-            Ok(response) => (false, format!("HTTP {}", response.status().as_u16())),
-            Err(error) => (false, without_url(&error)),
+            Ok(response) => {
+                return Err(NotifyError::NotDelivered(format!(
+                    "HTTP {}",
+                    response.status().as_u16()
+                )));
+            }
+            Err(error) => return Err(NotifyError::NotDelivered(without_url(&error))),
         };
-        Value::record([
-            ("delivered".to_string(), Value::Bool(delivered)),
+        Ok(Value::record([
+            ("delivered".to_string(), Value::Bool(true)),
             ("detail".to_string(), Value::String(detail)),
-        ])
+        ]))
     }
 }

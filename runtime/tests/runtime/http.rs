@@ -4,7 +4,9 @@
 //! journaled arguments.
 
 use medic_compiler::plan::{self, Plan, Value};
-use medic_runtime::adapters::{HeaderRule, HttpConfig, StandardToolbox, ToolboxConfig};
+use medic_runtime::adapters::{
+    HeaderRule, HttpConfig, NotifyConfig, StandardToolbox, ToolboxConfig,
+};
 use medic_runtime::executor::{self, RunOptions, RunReport, TaskOutcome};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,10 @@ enum Answer {
     Huge,
     /// Answers after 100 ms.
     Slow,
+    /// Closes the connection without a byte.
+    Hangup,
+    /// Answers 500 to everything.
+    ServerError,
 }
 
 /// A listener that records the head of every request it gets.
@@ -59,6 +65,12 @@ impl Listener {
                         .unwrap()
                         .push(String::from_utf8_lossy(&head).into_owned());
                     match answer {
+                        Answer::Hangup => drop(stream),
+                        Answer::ServerError => {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .await;
+                        }
                         Answer::Slow => {
                             {
                                 let mut busy = counting.lock().unwrap();
@@ -591,4 +603,69 @@ async fn arguments_of_the_wrong_type_are_an_error_not_a_default() {
         error.to_string(),
         "`http.get` was called without its argument `timeout`"
     );
+}
+
+#[tokio::test]
+async fn no_answer_is_a_failure_that_is_retried_and_any_answer_is_data() {
+    let hangup = Listener::start(Answer::Hangup).await;
+    let broken = Listener::start(Answer::ServerError).await;
+    let source = format!(
+        r#"
+import std.{{http}}
+playbook check() {{
+  task silent = http.get("http://127.0.0.1:{}/health") {{
+    retry 2 backoff 10ms
+    on failure continue
+  }}
+  task unhealthy = http.get("http://127.0.0.1:{}/health") {{
+    retry 2 backoff 10ms
+  }}
+}}
+"#,
+        hangup.port, broken.port
+    );
+    let plan = compile(&source);
+    let report = run_playbook(&plan, &[], toolbox(HttpConfig::default())).await;
+    let reason = failure(&report, "silent");
+    assert!(reason.starts_with("no answer:"), "{reason}");
+    assert_eq!(report.tasks[0].attempts, 3);
+    assert_eq!(hangup.request_lines().len(), 3, "retried");
+    // A 500 is an answer: data for the playbook, not retried.
+    assert_eq!(response_field(&report, "unhealthy", "status"), Value::Int(500));
+    assert_eq!(response_field(&report, "unhealthy", "ok"), Value::Bool(false));
+    assert_eq!(broken.request_lines().len(), 1);
+}
+
+#[tokio::test]
+async fn an_undelivered_notification_fails_and_is_retried() {
+    let broken = Listener::start(Answer::ServerError).await;
+    let working = Listener::start(Answer::Ok("ok")).await;
+    let source = r#"
+import std.{notify}
+playbook tell() {
+  task pager = notify.webhook(name: "pager", title: "t", text: "x") {
+    retry 1 backoff 10ms
+    on failure continue
+  }
+  task chat = notify.webhook(name: "chat", title: "t", text: "x")
+}
+"#;
+    let plan = compile(source);
+    let toolbox = Arc::new(
+        StandardToolbox::new(ToolboxConfig {
+            notify: NotifyConfig {
+                slack_webhook: None,
+                webhooks: BTreeMap::from([
+                    ("pager".to_string(), format!("http://127.0.0.1:{}/hook", broken.port)),
+                    ("chat".to_string(), format!("http://127.0.0.1:{}/hook", working.port)),
+                ]),
+            },
+            ..ToolboxConfig::default()
+        })
+        .unwrap(),
+    );
+    let report = run_playbook(&plan, &[], toolbox).await;
+    assert_eq!(failure(&report, "pager"), "not delivered: HTTP 500");
+    assert_eq!(broken.request_lines().len(), 2, "retried once");
+    assert_eq!(response_field(&report, "chat", "delivered"), Value::Bool(true));
 }
