@@ -15,7 +15,7 @@ use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::{Clock, RunReport};
 use medic_runtime::journal::{Journal, JournalHandle};
 use medic_runtime::server::{
-    Auth, Identities, Role, ServerState, User, UsersError, parse_token_sha256,
+    self, Auth, Identities, Role, ServerLimits, ServerState, User, UsersError, parse_token_sha256,
 };
 use medic_runtime::{ingest, report};
 use std::collections::BTreeMap;
@@ -66,7 +66,12 @@ struct HeaderToml {
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Limits {
+    /// The largest request body, at most `server::MAX_BODY_BYTES`.
     body_bytes: Option<usize>,
+    /// How long the server may take over one request.
+    request_timeout_seconds: Option<u64>,
+    /// Requests handled at once; more get 503.
+    concurrent_requests: Option<usize>,
     queue: Option<usize>,
     actions_per_minute: Option<u32>,
     kill_switch: Option<bool>,
@@ -104,6 +109,35 @@ struct UserToml {
     role: Role,
     #[serde(default)]
     groups: Vec<String>,
+}
+
+/// The server's bounds from `[limits]`: a value out of range stops the start instead of being
+/// clamped.
+fn server_limits(limits: &Limits) -> anyhow::Result<ServerLimits> {
+    let body_bytes = limits.body_bytes.unwrap_or(server::DEFAULT_BODY_BYTES);
+    if body_bytes == 0 || body_bytes > server::MAX_BODY_BYTES {
+        bail!(
+            "limits.body_bytes is {body_bytes}: it must be between 1 and {} (64 MiB)",
+            server::MAX_BODY_BYTES
+        );
+    }
+    let request_timeout = match limits.request_timeout_seconds {
+        None => server::DEFAULT_REQUEST_TIMEOUT,
+        Some(seconds @ 1..=3_600) => std::time::Duration::from_secs(seconds),
+        Some(seconds) => {
+            bail!("limits.request_timeout_seconds is {seconds}: it must be between 1 and 3600")
+        }
+    };
+    let concurrent_requests = match limits.concurrent_requests {
+        None => server::DEFAULT_CONCURRENT_REQUESTS,
+        Some(0) => bail!("limits.concurrent_requests must be at least 1"),
+        Some(count) => count,
+    };
+    Ok(ServerLimits {
+        body_bytes,
+        request_timeout,
+        concurrent_requests,
+    })
 }
 
 /// Who may call the server: the users file, else the single token, else nobody is asked.
@@ -344,6 +378,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let dry_run = flags.dry_run || config.dry_run.unwrap_or(false);
     let relative = |path: &Option<PathBuf>| path.as_ref().map(|path| base.join(path));
     let identities = identities(&config.auth, &base)?;
+    let server_limits = server_limits(&config.limits)?;
     let hmac_secret = secret(
         config.auth.hmac_secret_env.as_deref(),
         relative(&config.auth.hmac_secret_file).as_deref(),
@@ -360,10 +395,11 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     // One server per store: two would both believe they own every unfinished run. The OS
     // releases the lock when the process dies, even by kill -9.
     let lock_path = store.with_extension("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut lock_options = std::fs::OpenOptions::new();
+    lock_options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut lock_options, 0o600);
+    let lock = lock_options
         .open(&lock_path)
         .with_context(|| format!("cannot open the store lock {}", lock_path.display()))?;
     if let Err(error) = lock.try_lock() {
@@ -401,7 +437,6 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             "notify.escalate_to names the webhook {name:?}, which [notify.webhooks_env] does not define"
         );
     }
-    let body_limit = config.limits.body_bytes.unwrap_or(1024 * 1024);
     if !identities.required() {
         // Said at every start, so that an open server is a choice someone sees.
         eprintln!(
@@ -428,7 +463,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
                 identities,
                 hmac_secret,
             },
-            body_limit,
+            limits: server_limits,
             reload: Arc::new(move || {
                 let plan = compile(&reload_paths)?;
                 for warning in approval_warnings(&plan, &reload_identities) {

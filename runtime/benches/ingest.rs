@@ -20,7 +20,7 @@ use medic_runtime::adapters::{StandardToolbox, ToolboxConfig};
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::Clock;
 use medic_runtime::journal::{Journal, JournalHandle};
-use medic_runtime::server::{Auth, Identities, ServerState};
+use medic_runtime::server::{Auth, Identities, ServerLimits, ServerState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -108,7 +108,7 @@ async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figu
             identities: Identities::token("bench-token"),
             hmac_secret: None,
         },
-        body_limit: 1 << 20,
+        limits: ServerLimits::default(),
         reload: Arc::new(|| Err("no reload in the benchmark".into())),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,9 @@
 //! The unique key `(rule, fingerprint, starts_at)` of `episodes` is what makes "one run per
 //! rule per firing episode" hold across duplicate deliveries and restarts; cooldowns and
 //! per-key concurrency are decided in the same savepoint from the durable `runs` table.
+//!
+//! The database file and its `-wal` and `-shm` files are readable and writable by their
+//! owner only (mode 0600 on Unix): they hold alert payloads, arguments and outputs.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -98,6 +101,13 @@ pub enum JournalError {
         path: String,
         #[source]
         source: rusqlite::Error,
+    },
+    /// The file could not be created, or made private to its owner.
+    #[error("cannot open the journal at {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error(
         "journal was written by a newer medic (schema {found}, this medic knows {SCHEMA_VERSION})"
@@ -267,15 +277,61 @@ pub struct Journal {
     connection: Connection,
 }
 
+/// Gives `path` mode 0600, creating it first when `create` (else a missing file is left
+/// missing).
+#[cfg(unix)]
+fn private_file(path: &Path, create: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if create {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+    } else if !path.exists() {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// Elsewhere the file is created as the platform does (no Unix modes to set).
+#[cfg(not(unix))]
+fn private_file(path: &Path, create: bool) -> std::io::Result<()> {
+    if create {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+    }
+    Ok(())
+}
+
 impl Journal {
     /// Opens (or creates) the journal at `path`, in WAL mode with full synchronisation of
-    /// commits.
+    /// commits. The file and its `-wal` and `-shm` files get mode 0600.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let file_error = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| JournalError::File { path, source }
+        };
+        // Created private before SQLite opens it: SQLite gives the `-wal` and `-shm` files it
+        // creates the mode of the database file, whatever the umask.
+        private_file(path, true).map_err(file_error(path))?;
         let connection = Connection::open(path).map_err(|source| JournalError::Open {
             path: path.display().to_string(),
             source,
         })?;
-        Journal::prepare(connection, &path.display().to_string())
+        let journal = Journal::prepare(connection, &path.display().to_string())?;
+        // Files an older Medic left readable by others are made private too.
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            let companion = std::path::PathBuf::from(name);
+            private_file(&companion, false).map_err(file_error(&companion))?;
+        }
+        Ok(journal)
     }
 
     /// A journal that lives in memory only (tests, `medic run`).

@@ -14,6 +14,12 @@
 //! or `anonymous` when nothing is configured), refuses it when its [`Role`] does not allow
 //! the endpoint, and hands it to the handler, which records its name as who decided. Tokens
 //! are held only as SHA-256 hashes, compared in constant time, and never logged.
+//!
+//! Every request is bounded ([`ServerLimits`]): its body by `DefaultBodyLimit` (at most
+//! [`MAX_BODY_BYTES`]), its time by tower's `Timeout`, and the number handled at once by a
+//! concurrency limit that refuses the excess with 503 at once (`LoadShed`) rather than
+//! queueing it without bound. `/healthz` is outside the limits, so a liveness probe does not
+//! fail because the server is busy.
 
 use crate::engine::{ApprovalGroups, Engine, EngineError};
 use crate::executor::Decision;
@@ -21,8 +27,9 @@ use crate::ingest::{self, IngestError};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +40,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 /// Compiles the plans again for `POST /api/reload`; the error is the diagnostics as text.
@@ -239,10 +247,42 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// The default of [`ServerLimits::body_bytes`] (`limits.body_bytes`): 1 MiB.
+pub const DEFAULT_BODY_BYTES: usize = 1 << 20;
+/// The largest `limits.body_bytes` allowed: 64 MiB (the largest source file the compiler
+/// reads, too). A request body is held in memory whole.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+/// The default of [`ServerLimits::request_timeout`] (`limits.request_timeout_seconds`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default of [`ServerLimits::concurrent_requests`] (`limits.concurrent_requests`).
+pub const DEFAULT_CONCURRENT_REQUESTS: usize = 256;
+
+/// What one request may cost, and how many may be handled at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// The largest request body (413 beyond); at most [`MAX_BODY_BYTES`].
+    pub body_bytes: usize,
+    /// From the moment a request is handled (authentication included) to its answer,
+    /// reading the body included; 503 beyond.
+    pub request_timeout: Duration,
+    /// Requests handled at once; one more gets 503 at once.
+    pub concurrent_requests: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            body_bytes: DEFAULT_BODY_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            concurrent_requests: DEFAULT_CONCURRENT_REQUESTS,
+        }
+    }
+}
+
 pub struct ServerState {
     pub engine: Engine,
     pub auth: Auth,
-    pub body_limit: usize,
+    pub limits: ServerLimits,
     pub reload: Reloader,
 }
 
@@ -285,7 +325,7 @@ impl From<EngineError> for Failure {
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
-    let limit = state.body_limit;
+    let limits = state.limits;
     // Every endpoint but `/healthz` authorizes its caller before its handler, and so before
     // its body, is touched.
     let gate = |need: Need, route: MethodRouter<Arc<ServerState>>| {
@@ -295,7 +335,6 @@ pub fn router(state: Arc<ServerState>) -> Router {
         ))
     };
     Router::new()
-        .route("/healthz", get(healthz))
         .route("/metrics", gate(Need::Read, get(metrics)))
         .route("/webhook/{source}", gate(Need::Send, post(webhook)))
         .route("/api/runs", gate(Need::Read, get(list_runs)))
@@ -316,8 +355,49 @@ pub fn router(state: Arc<ServerState>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(
+            // Outermost first: errors to answers, refuse beyond the concurrency limit at once,
+            // then hold a slot for at most the timeout.
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |error: tower::BoxError| {
+                    std::future::ready(over_limit(&error, limits))
+                }))
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.concurrent_requests.max(1),
+                ))
+                .layer(tower::timeout::TimeoutLayer::new(limits.request_timeout)),
+        )
+        // Added after the limits, so they do not apply to it.
+        .route("/healthz", get(healthz))
         .with_state(state)
+}
+
+/// The answer when a request ran into [`ServerLimits`]: 503, which senders such as
+/// Alertmanager retry.
+fn over_limit(error: &tower::BoxError, limits: ServerLimits) -> Failure {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than the limit of {} s (limits.request_timeout_seconds)",
+                limits.request_timeout.as_secs()
+            ),
+        )
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        let count = limits.concurrent_requests;
+        Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the server is at its limit: {count} request{} in progress (limits.concurrent_requests); retry",
+                if count == 1 { " is" } else { "s are" }
+            ),
+        )
+    } else {
+        tracing::error!(%error, "request failed");
+        Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
 }
 
 /// Serves until `shutdown` completes.
@@ -469,7 +549,7 @@ fn body_bytes(state: &ServerState, body: Result<Bytes, BytesRejection>) -> Resul
                 status,
                 format!(
                     "the body is larger than the limit of {} bytes",
-                    state.body_limit
+                    state.limits.body_bytes
                 ),
             )
         } else {
@@ -527,9 +607,8 @@ async fn webhook(
     State(state): State<Arc<ServerState>>,
     Path(source): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, Failure> {
-    let body = body_bytes(&state, body)?;
     let read: fn(&[u8]) -> Result<Vec<ingest::Alert>, IngestError> = match source.as_str() {
         "alertmanager" => ingest::alertmanager,
         "grafana" => ingest::grafana,
@@ -542,8 +621,9 @@ async fn webhook(
             ));
         }
     };
-    // The bearer token was checked before the body was read (`authorize`); on the generic
-    // webhook the body's signature is needed as well.
+    // Read only now: the caller is authenticated (`authorize`) and the source exists.
+    let body = body_bytes(&state, Bytes::from_request(request, &()).await)?;
+    // On the generic webhook the body's signature is needed as well.
     if source == "generic"
         && let Some(secret) = state.auth.hmac_secret.as_deref()
         && !signature_ok(secret, &headers, &body)

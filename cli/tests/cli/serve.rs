@@ -885,3 +885,31 @@ fn a_users_file_is_read_strictly() {
     let stderr = refused_config(&dir, &config("[auth]\nusers_file = \"nobody.toml\"\n"));
     assert!(stderr.contains("auth.users_file: cannot read"), "{stderr}");
 }
+
+#[test]
+fn limits_out_of_range_stop_the_start() {
+    let dir = temp_dir("serve-limits");
+    write_plan(&dir, &NOTIFY_PLAN.replace("RECEIVER", "9"));
+    let limits =
+        |line: &str| format!("plans = [\"plans\"]\nstore = \"medic.db\"\n[limits]\n{line}\n");
+    let stderr = refused_config(&dir, &limits("body_bytes = 67108865"));
+    assert!(
+        stderr.contains("limits.body_bytes is 67108865: it must be between 1 and 67108864"),
+        "{stderr}"
+    );
+    let stderr = refused_config(&dir, &limits("request_timeout_seconds = 0"));
+    assert!(
+        stderr.contains("limits.request_timeout_seconds is 0"),
+        "{stderr}"
+    );
+    let stderr = refused_config(&dir, &limits("concurrent_requests = 0"));
+    assert!(
+        stderr.contains("limits.concurrent_requests must be at least 1"),
+        "{stderr}"
+    );
+    let stderr = refused_config(&dir, &limits("request_timeout = 5"));
+    assert!(
+        stderr.contains("unknown field `request_timeout`"),
+        "{stderr}"
+    );
+}

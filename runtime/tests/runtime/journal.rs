@@ -222,11 +222,48 @@ fn an_unusable_path_is_a_clear_error() {
     let Err(error) = Journal::open(&path) else {
         panic!("opening must fail")
     };
-    assert!(matches!(error, JournalError::Open { .. }));
+    assert!(matches!(error, JournalError::File { .. }), "{error:?}");
     assert!(
         error.to_string().starts_with("cannot open the journal at"),
         "{error}"
     );
+}
+
+/// The mode bits of `path` followed by `suffix`.
+#[cfg(unix)]
+fn mode_of(path: &std::path::Path, suffix: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    std::fs::metadata(&name)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn the_journal_and_its_wal_and_shm_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = directory("modes").join("journal.db");
+    let mut journal = Journal::open(&path).unwrap();
+    journal.accept(&[alert("private", 1)], 1_000).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode_of(&path, suffix), 0o600, "journal.db{suffix}");
+    }
+    drop(journal);
+    // A journal an older Medic left readable by everyone is made private when opened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.alert_count().unwrap(), 1);
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(
+            mode_of(&path, suffix),
+            0o600,
+            "journal.db{suffix}, reopened"
+        );
+    }
 }
 
 #[test]

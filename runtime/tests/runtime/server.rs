@@ -9,11 +9,12 @@ use medic_compiler::plan::{Plan, Value};
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::{CallFuture, Clock, Toolbox};
 use medic_runtime::journal::{Journal, JournalHandle};
-use medic_runtime::server::{self, Auth, Identities, Role, ServerState, User};
+use medic_runtime::server::{self, Auth, Identities, Role, ServerLimits, ServerState, User};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SOURCE: &str = r##"
 import std.{notify}
@@ -83,6 +84,7 @@ fn users() -> Identities {
 
 struct Served {
     url: String,
+    address: std::net::SocketAddr,
     engine: Engine,
     toolbox: Arc<Answering>,
     client: reqwest::Client,
@@ -91,6 +93,7 @@ struct Served {
 
 struct Setup {
     auth: Auth,
+    limits: ServerLimits,
     reload: server::Reloader,
 }
 
@@ -101,6 +104,7 @@ impl Setup {
                 identities,
                 ..Auth::open()
             },
+            limits: ServerLimits::default(),
             reload: Arc::new(|| Ok(plan())),
         }
     }
@@ -121,7 +125,7 @@ async fn serve(setup: Setup) -> Served {
     let state = Arc::new(ServerState {
         engine: engine.clone(),
         auth: setup.auth,
-        body_limit: 1 << 20,
+        limits: setup.limits,
         reload: setup.reload,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -132,6 +136,7 @@ async fn serve(setup: Setup) -> Served {
     }));
     Served {
         url: format!("http://{address}"),
+        address,
         engine,
         toolbox,
         client: reqwest::Client::new(),
@@ -350,4 +355,125 @@ fn users_with_bad_names_groups_or_shared_tokens_are_refused() {
         server::parse_token_sha256("alice", &hash).unwrap(),
         user("alice", Role::Operator, &[]).token_sha256
     );
+}
+
+/// Sends the head of a request and `sent` bytes of its body, then reads whatever the server
+/// answers within `patience`; the status, or `None` when it did not answer.
+async fn answer_to_partial_upload(
+    address: std::net::SocketAddr,
+    head: &str,
+    sent: usize,
+    patience: Duration,
+) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b'x'; sent]).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(patience, stream.read(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(answer.get(..read)?).to_string();
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_upload_is_refused_before_its_body_is_read() {
+    let served = serve(Setup::new(users())).await;
+    // 100 MB announced, 1 KiB sent: the answer comes without the server waiting for more.
+    for path in ["/webhook/alertmanager", "/api/kill-switch"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: medic\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
+        );
+        let status =
+            answer_to_partial_upload(served.address, &head, 1024, Duration::from_secs(5)).await;
+        assert_eq!(status, Some(401), "{path}");
+    }
+    // The same for a viewer's upload to an endpoint it may not use: 403 unread.
+    let head = "POST /api/kill-switch HTTP/1.1\r\nHost: medic\r\nAuthorization: Bearer victor-token\r\nContent-Length: 100000000\r\n\r\n";
+    let status = answer_to_partial_upload(served.address, head, 1024, Duration::from_secs(5)).await;
+    assert_eq!(status, Some(403));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_matched_in_any_case() {
+    let served = serve(Setup::new(Identities::token("shared-token"))).await;
+    for value in [
+        "Bearer shared-token",
+        "bearer shared-token",
+        "BEARER   shared-token ",
+        "bEaReR\tshared-token",
+    ] {
+        let response = served
+            .client
+            .get(format!("{}/api/runs", served.url))
+            .header("Authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{value:?}");
+    }
+    for value in [
+        "Basic shared-token",
+        "Bearer",
+        "Bearershared-token",
+        "shared-token",
+    ] {
+        let response = served
+            .client
+            .get(format!("{}/api/runs", served.url))
+            .header("Authorization", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{value:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_time_limit_or_the_concurrency_limit_gets_503() {
+    // A reload that takes two seconds, on a server that allows one.
+    let slow: server::Reloader = Arc::new(|| {
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(plan())
+    });
+    let served = serve(Setup {
+        limits: ServerLimits {
+            request_timeout: Duration::from_secs(1),
+            ..ServerLimits::default()
+        },
+        reload: Arc::clone(&slow),
+        ..Setup::new(Identities::Open)
+    })
+    .await;
+    let started = Instant::now();
+    let (status, answer) = served.post("/api/reload", None, "").await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(
+        error_of(&answer),
+        "the request took longer than the limit of 1 s (limits.request_timeout_seconds)"
+    );
+    assert!(started.elapsed() < Duration::from_millis(1_900));
+    // One request at a time: while the slow reload runs, the next one is refused at once.
+    let served = serve(Setup {
+        limits: ServerLimits {
+            concurrent_requests: 1,
+            ..ServerLimits::default()
+        },
+        reload: slow,
+        ..Setup::new(Identities::Open)
+    })
+    .await;
+    let url = format!("{}/api/reload", served.url);
+    let client = served.client.clone();
+    let reload = tokio::spawn(async move { client.post(url).send().await.unwrap().status() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, answer) = served.get("/api/kill-switch", None).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        error_of(&answer).contains("1 request is in progress"),
+        "{answer}"
+    );
+    assert_eq!(reload.await.unwrap().as_u16(), 200);
+    assert_eq!(served.get("/api/kill-switch", None).await.0, 200);
 }
