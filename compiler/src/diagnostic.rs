@@ -642,7 +642,7 @@ pub enum Lint {
     #[diagnostic(
         code("ops::lint::unused_task"),
         severity(Warning),
-        help("its result is read by no other task; use it, or remove the task")
+        help("this playbook acts, but no task reads this check: use it (`when`, `after`), or remove the task")
     )]
     UnusedTask {
         #[label("query result never read")]

@@ -151,8 +151,15 @@ impl<'a> Checker<'a> {
 
         self.check_cycles(&typed_tasks);
 
+        // A playbook that only looks reports what it found: every query's result is the
+        // point. In a playbook that acts, a query no task reads is a check the actions do not
+        // depend on, usually a forgotten `when` or a misspelt task name.
+        let acts = typed_tasks
+            .iter()
+            .any(|task| task.effect == ast::Effect::Action);
         for task in &typed_tasks {
-            if task.effect == ast::Effect::Query
+            if acts
+                && task.effect == ast::Effect::Query
                 && task.function.is_some()
                 && !read_tasks.contains(&task.name)
             {

@@ -322,3 +322,35 @@ fn urls_whose_origin_is_not_written_in_the_runbook_are_compile_errors() {
     let analysis = medic_compiler::check(vec![Source::new("url.ops", source)]);
     assert_eq!(analysis.errors(), 0, "{}", render(&analysis));
 }
+
+#[test]
+fn a_playbook_that_only_looks_checks_clean_and_one_that_acts_is_told_of_unread_checks() {
+    let looks = r#"import std.{diagnose, http}
+
+rule api_slow {
+  on alert "ApiSlow"
+  run look(service: alert.service, since: alert.starts_at)
+}
+
+playbook look(service: String, since: Time) {
+  task walk = diagnose.walk(service: service, since: since)
+  task health = http.get("https://status.example.com/{service}")
+}
+"#;
+    let analysis = medic_compiler::check(vec![Source::new("looks.ops", looks)]);
+    assert!(analysis.diagnostics.is_empty(), "{}", render(&analysis));
+    let acts = looks
+        .replace("import std.{diagnose, http}", "import std.{diagnose, http, notify}")
+        .replace(
+            "  task health",
+            "  task tell = notify.slack(channel: \"#oncall\", text: \"{walk.summary}\")\n  task health",
+        )
+        .replace("  run look(", "  cooldown 5m\n  run look(");
+    let analysis = medic_compiler::check(vec![Source::new("acts.ops", &acts)]);
+    let codes: Vec<String> = analysis
+        .diagnostics
+        .iter()
+        .map(|diagnostic| diagnostic.code())
+        .collect();
+    assert_eq!(codes, ["ops::lint::unused_task"], "{}", render(&analysis));
+}

@@ -162,12 +162,8 @@ playbook checked(deployment: String) {
 
 fn plan() -> Plan {
     let analysis = medic_compiler::check(vec![medic_compiler::Source::new("x.ops", SOURCE)]);
-    // The probe playbook only looks; that its answer is read by nothing is the point.
     assert!(
-        analysis
-            .diagnostics
-            .iter()
-            .all(|diagnostic| diagnostic.code() == "ops::lint::unused_task"),
+        analysis.diagnostics.is_empty(),
         "{:?}",
         analysis.diagnostics
     );
