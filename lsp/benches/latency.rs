@@ -1,5 +1,6 @@
-//! Time from `didChange` to published diagnostics for a 5,000-line file, through the real
-//! server in-process (debounce included). Target: under 50 ms.
+//! Latency of the real server in-process on a 5,000-line file: from `didChange` to published
+//! diagnostics (debounce included), and the semantic tokens, hover and completion requests.
+//! Target: each under 50 ms.
 //!
 //! Run with `cargo bench -p medic-lsp --bench latency`.
 #![allow(
@@ -54,6 +55,21 @@ impl Client {
             .unwrap();
     }
 
+    /// Sends a request and returns its result.
+    async fn request(&mut self, method: &'static str, params: Value) -> Value {
+        let response = self
+            .service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::build(method).params(params).id(2).finish())
+            .await
+            .unwrap()
+            .expect("a response");
+        let (_, result) = response.into_parts();
+        result.unwrap()
+    }
+
     async fn next_diagnostics(&mut self) -> Value {
         loop {
             let message = self.published.recv().await.unwrap();
@@ -64,21 +80,25 @@ impl Client {
     }
 }
 
-#[divan::bench(sample_count = 30)]
-fn did_change_to_diagnostics_5000_lines(bencher: divan::Bencher) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+const URI: &str = "file:///bench/big.ops";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    let text = source(0);
+        .unwrap()
+}
+
+/// A server with `text` open as version 1 and analysed, and the number of diagnostics
+/// published for it.
+fn opened(runtime: &tokio::runtime::Runtime, text: &str) -> (Client, usize) {
     assert!(
         text.lines().count() >= 5_000,
         "{} lines",
         text.lines().count()
     );
-    let uri = "file:///bench/big.ops";
-    let client = runtime.block_on(async {
+    runtime.block_on(async {
         let (service, socket) = medic_lsp::service();
         let (sender, published) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -95,14 +115,35 @@ fn did_change_to_diagnostics_5000_lines(bencher: divan::Bencher) {
         client
             .call(
                 Request::build("textDocument/didOpen")
-                    .params(json!({"textDocument": {"uri": uri, "languageId": "ops", "version": 1, "text": text}}))
+                    .params(json!({"textDocument": {"uri": URI, "languageId": "ops", "version": 1, "text": text}}))
                     .finish(),
             )
             .await;
         let opened = client.next_diagnostics().await;
         (client, opened["params"]["diagnostics"].as_array().map_or(0, Vec::len))
-    });
-    let (mut client, base) = client;
+    })
+}
+
+/// The 0-based line and UTF-16 column of the last occurrence of `needle` in `text`, plus
+/// `shift` columns.
+fn last_position(text: &str, needle: &str, shift: usize) -> Value {
+    let (line, content) = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.contains(needle))
+        .last()
+        .unwrap();
+    let column = content[..content.find(needle).unwrap()]
+        .encode_utf16()
+        .count()
+        + shift;
+    json!({"line": line, "character": column})
+}
+
+#[divan::bench(sample_count = 30)]
+fn did_change_to_diagnostics_5000_lines(bencher: divan::Bencher) {
+    let runtime = runtime();
+    let (mut client, base) = opened(&runtime, &source(0));
     let mut version = 1;
     // Alternate between a clean text and one with a type error, and check each answer, so
     // that every sample measures the analysis of the edit it sent.
@@ -117,13 +158,75 @@ fn did_change_to_diagnostics_5000_lines(bencher: divan::Bencher) {
             client
                 .call(
                     Request::build("textDocument/didChange")
-                        .params(json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}))
+                        .params(json!({"textDocument": {"uri": URI, "version": version}, "contentChanges": [{"text": text}]}))
                         .finish(),
                 )
                 .await;
             let published = client.next_diagnostics().await;
             let count = published["params"]["diagnostics"].as_array().map_or(0, Vec::len);
             assert_eq!(count, base + version as usize % 2, "diagnostics of the wrong version: {published}");
+        })
+    });
+}
+
+#[divan::bench(sample_count = 30)]
+fn semantic_tokens_5000_lines(bencher: divan::Bencher) {
+    let runtime = runtime();
+    let text = source(0);
+    let (mut client, _) = opened(&runtime, &text);
+    let params = json!({"textDocument": {"uri": URI}});
+    bencher.bench_local(|| {
+        runtime.block_on(async {
+            let tokens = client
+                .request("textDocument/semanticTokens/full", params.clone())
+                .await;
+            // Five numbers per token, and several tokens on most lines.
+            let numbers = tokens["data"].as_array().map_or(0, Vec::len);
+            assert!(numbers > 5 * 10_000, "{numbers} numbers");
+        })
+    });
+}
+
+#[divan::bench(sample_count = 30)]
+fn hover_at_the_end_of_5000_lines(bencher: divan::Bencher) {
+    let runtime = runtime();
+    let text = source(0);
+    let (mut client, _) = opened(&runtime, &text);
+    // `alert` in the `when` clause of the last rule, near the end of the file.
+    let params = json!({
+        "textDocument": {"uri": URI},
+        "position": last_position(&text, "alert.service ==", 1),
+    });
+    bencher.bench_local(|| {
+        runtime.block_on(async {
+            let hover = client.request("textDocument/hover", params.clone()).await;
+            assert!(hover["contents"]["value"].is_string(), "{hover}");
+        })
+    });
+}
+
+#[divan::bench(sample_count = 30)]
+fn completion_at_the_end_of_5000_lines(bencher: divan::Bencher) {
+    let runtime = runtime();
+    let text = source(0);
+    let (mut client, _) = opened(&runtime, &text);
+    // Inside the argument list of the last rule's `run`, near the end of the file.
+    let params = json!({
+        "textDocument": {"uri": URI},
+        "position": last_position(&text, "service: alert.service,", 0),
+    });
+    bencher.bench_local(|| {
+        runtime.block_on(async {
+            let items = client
+                .request("textDocument/completion", params.clone())
+                .await;
+            let labels: Vec<&str> = items
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["label"].as_str().unwrap())
+                .collect();
+            assert!(labels.contains(&"since:"), "{labels:?}");
         })
     });
 }

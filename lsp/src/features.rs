@@ -1,13 +1,17 @@
 //! Answers to editor requests, computed from an analysis. Pure functions of their inputs:
 //! no locks, no I/O, and `None` (or an empty list) for anything they cannot answer.
+//!
+//! Positions are converted through the line index of the text they belong to (`Lines`),
+//! never by scanning a text from its start, so that a request over a large file (semantic
+//! tokens, symbols, diagnostics) stays O(n log n).
 
-use crate::position::{Utf16Position, from_lsp, to_lsp};
+use crate::position::{Lines, Utf16Position, Walker};
 use crate::workspace::Snapshot;
 use medic_compiler::FileId;
 use medic_compiler::ast::Span;
 use medic_compiler::symbols::Symbol;
 use medic_compiler::types::Type;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tower_lsp::lsp_types::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CompletionItem, CompletionItemKind,
     Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, DocumentSymbol, Documentation,
@@ -15,26 +19,29 @@ use tower_lsp::lsp_types::{
     SemanticToken, SemanticTokenType, SymbolKind, TextEdit, Url, WorkspaceEdit,
 };
 
-pub fn range(text: &str, span: Span) -> Range {
+pub fn range(lines: Lines<'_>, span: Span) -> Range {
     Range {
-        start: position(text, span.start as usize),
-        end: position(text, span.end as usize),
+        start: position(lines, span.start as usize),
+        end: position(lines, span.end as usize),
     }
 }
 
-fn position(text: &str, offset: usize) -> Position {
-    let Utf16Position { line, character } = to_lsp(text, offset);
+pub fn position(lines: Lines<'_>, offset: usize) -> Position {
+    let Utf16Position { line, character } = lines.to_lsp(offset);
     Position { line, character }
 }
 
-pub fn offset(text: &str, position: Position) -> usize {
-    from_lsp(
-        text,
-        Utf16Position {
-            line: position.line,
-            character: position.character,
-        },
-    )
+pub fn offset(lines: Lines<'_>, position: Position) -> usize {
+    lines.from_lsp(Utf16Position {
+        line: position.line,
+        character: position.character,
+    })
+}
+
+/// The file of a document in an analysis, with its text and line index.
+fn file_lines<'a>(snapshot: &'a Snapshot, uri: &Url) -> Option<(FileId, Lines<'a>)> {
+    let file = snapshot.file_id(uri)?;
+    Some((file, snapshot.lines(file)?))
 }
 
 /// Diagnostics for every document of the workspace (empty lists clear old ones).
@@ -44,7 +51,9 @@ pub fn diagnostics(snapshot: &Snapshot) -> Vec<(Url, Vec<Diagnostic>)> {
         by_file.insert(file, Vec::new());
     }
     for diagnostic in &snapshot.analysis.diagnostics {
-        let text = snapshot.text(diagnostic.file);
+        let Some(lines) = snapshot.lines(diagnostic.file) else {
+            continue;
+        };
         let primary = diagnostic.span();
         let uri = snapshot.uri(diagnostic.file).cloned();
         let related: Vec<DiagnosticRelatedInformation> = diagnostic
@@ -56,7 +65,7 @@ pub fn diagnostics(snapshot: &Snapshot) -> Vec<(Url, Vec<Diagnostic>)> {
                     location: Location {
                         uri: uri.clone()?,
                         range: range(
-                            text,
+                            lines,
                             Span::new(label.offset(), label.offset() + label.len()),
                         ),
                     },
@@ -83,7 +92,7 @@ pub fn diagnostics(snapshot: &Snapshot) -> Vec<(Url, Vec<Diagnostic>)> {
             .entry(diagnostic.file)
             .or_default()
             .push(Diagnostic {
-                range: range(text, primary),
+                range: range(lines, primary),
                 severity: Some(match diagnostic.severity() {
                     medic_compiler::Severity::Error => DiagnosticSeverity::ERROR,
                     medic_compiler::Severity::Warning => DiagnosticSeverity::WARNING,
@@ -103,8 +112,8 @@ pub fn diagnostics(snapshot: &Snapshot) -> Vec<(Url, Vec<Diagnostic>)> {
 
 pub fn hover(snapshot: &Snapshot, uri: &Url, at: Position) -> Option<Hover> {
     let file = snapshot.file_id(uri)?;
-    let text = snapshot.text(file);
-    let reference = snapshot.analysis.reference_at(file, offset(text, at))?;
+    let lines = snapshot.lines(file)?;
+    let reference = snapshot.analysis.reference_at(file, offset(lines, at))?;
     let markdown = snapshot.analysis.describe(&reference.symbol);
     if markdown.is_empty() {
         return None;
@@ -114,7 +123,7 @@ pub fn hover(snapshot: &Snapshot, uri: &Url, at: Position) -> Option<Hover> {
             kind: MarkupKind::Markdown,
             value: markdown,
         }),
-        range: Some(range(text, reference.span)),
+        range: Some(range(lines, reference.span)),
     })
 }
 
@@ -122,11 +131,11 @@ pub fn definition(snapshot: &Snapshot, uri: &Url, at: Position) -> Option<Locati
     let file = snapshot.file_id(uri)?;
     let reference = snapshot
         .analysis
-        .reference_at(file, offset(snapshot.text(file), at))?;
+        .reference_at(file, offset(snapshot.lines(file)?, at))?;
     let (target, span) = snapshot.analysis.definition(&reference.symbol)?;
     Some(Location {
         uri: snapshot.uri(target)?.clone(),
-        range: range(snapshot.text(target), span),
+        range: range(snapshot.lines(target)?, span),
     })
 }
 
@@ -136,13 +145,10 @@ pub fn references(
     at: Position,
     include_declaration: bool,
 ) -> Vec<Location> {
-    let Some(file) = snapshot.file_id(uri) else {
+    let Some((file, lines)) = file_lines(snapshot, uri) else {
         return Vec::new();
     };
-    let Some(reference) = snapshot
-        .analysis
-        .reference_at(file, offset(snapshot.text(file), at))
-    else {
+    let Some(reference) = snapshot.analysis.reference_at(file, offset(lines, at)) else {
         return Vec::new();
     };
     snapshot
@@ -153,7 +159,7 @@ pub fn references(
         .filter_map(|found| {
             Some(Location {
                 uri: snapshot.uri(found.file)?.clone(),
-                range: range(snapshot.text(found.file), found.span),
+                range: range(snapshot.lines(found.file)?, found.span),
             })
         })
         .collect()
@@ -161,13 +167,12 @@ pub fn references(
 
 /// The range of a renamable name at a position.
 pub fn prepare_rename(snapshot: &Snapshot, uri: &Url, at: Position) -> Option<Range> {
-    let file = snapshot.file_id(uri)?;
-    let text = snapshot.text(file);
-    let reference = snapshot.analysis.reference_at(file, offset(text, at))?;
+    let (file, lines) = file_lines(snapshot, uri)?;
+    let reference = snapshot.analysis.reference_at(file, offset(lines, at))?;
     reference
         .symbol
         .renamable()
-        .then(|| range(text, reference.span))
+        .then(|| range(lines, reference.span))
 }
 
 pub fn rename(
@@ -190,13 +195,10 @@ pub fn rename(
     if !valid {
         return Err(format!("`{new_name}` is not a valid name"));
     }
-    let Some(file) = snapshot.file_id(uri) else {
+    let Some((file, lines)) = file_lines(snapshot, uri) else {
         return Ok(None);
     };
-    let Some(reference) = snapshot
-        .analysis
-        .reference_at(file, offset(snapshot.text(file), at))
-    else {
+    let Some(reference) = snapshot.analysis.reference_at(file, offset(lines, at)) else {
         return Ok(None);
     };
     if !reference.symbol.renamable() {
@@ -205,11 +207,13 @@ pub fn rename(
     let mut changes: std::collections::HashMap<Url, Vec<TextEdit>> =
         std::collections::HashMap::new();
     for found in snapshot.analysis.references_to(&reference.symbol) {
-        let Some(target) = snapshot.uri(found.file) else {
+        let (Some(target), Some(target_lines)) =
+            (snapshot.uri(found.file), snapshot.lines(found.file))
+        else {
             continue;
         };
         changes.entry(target.clone()).or_default().push(TextEdit {
-            range: range(snapshot.text(found.file), found.span),
+            range: range(target_lines, found.span),
             new_text: new_name.to_string(),
         });
     }
@@ -224,10 +228,9 @@ pub fn rename(
     reason = "DocumentSymbol has a deprecated field that must still be set"
 )]
 pub fn document_symbols(snapshot: &Snapshot, uri: &Url) -> Vec<DocumentSymbol> {
-    let Some(file) = snapshot.file_id(uri) else {
+    let Some((file, lines)) = file_lines(snapshot, uri) else {
         return Vec::new();
     };
-    let text = snapshot.text(file);
     let program = &snapshot.analysis.program;
     let mut symbols: Vec<(u32, DocumentSymbol)> = Vec::new();
     for rule in program.rules.iter().filter(|rule| rule.file == file) {
@@ -242,8 +245,8 @@ pub fn document_symbols(snapshot: &Snapshot, uri: &Url) -> Vec<DocumentSymbol> {
                 kind: SymbolKind::EVENT,
                 tags: None,
                 deprecated: None,
-                range: range(text, rule.span),
-                selection_range: range(text, rule.name_span),
+                range: range(lines, rule.span),
+                selection_range: range(lines, rule.name_span),
                 children: None,
             },
         ));
@@ -265,8 +268,8 @@ pub fn document_symbols(snapshot: &Snapshot, uri: &Url) -> Vec<DocumentSymbol> {
                 kind: SymbolKind::METHOD,
                 tags: None,
                 deprecated: None,
-                range: range(text, task.span),
-                selection_range: range(text, task.name_span),
+                range: range(lines, task.span),
+                selection_range: range(lines, task.name_span),
                 children: None,
             })
             .collect();
@@ -278,8 +281,8 @@ pub fn document_symbols(snapshot: &Snapshot, uri: &Url) -> Vec<DocumentSymbol> {
                 kind: SymbolKind::FUNCTION,
                 tags: None,
                 deprecated: None,
-                range: range(text, playbook.span),
-                selection_range: range(text, playbook.name_span),
+                range: range(lines, playbook.span),
+                selection_range: range(lines, playbook.name_span),
                 children: Some(children),
             },
         ));
@@ -289,7 +292,8 @@ pub fn document_symbols(snapshot: &Snapshot, uri: &Url) -> Vec<DocumentSymbol> {
 }
 
 /// The whole document in canonical layout, or `None` when it has syntax errors.
-pub fn formatting(text: &str) -> Option<Vec<TextEdit>> {
+pub fn formatting(lines: Lines<'_>) -> Option<Vec<TextEdit>> {
+    let text = lines.text();
     let formatted = medic_compiler::format(text).ok()?;
     if formatted == text {
         return Some(Vec::new());
@@ -300,7 +304,7 @@ pub fn formatting(text: &str) -> Option<Vec<TextEdit>> {
                 line: 0,
                 character: 0,
             },
-            end: position(text, text.len()),
+            end: position(lines, text.len()),
         },
         new_text: formatted,
     }])
@@ -308,11 +312,10 @@ pub fn formatting(text: &str) -> Option<Vec<TextEdit>> {
 
 /// Quick fixes for the `did you mean` suggestions in a range.
 pub fn code_actions(snapshot: &Snapshot, uri: &Url, wanted: Range) -> Vec<CodeActionOrCommand> {
-    let Some(file) = snapshot.file_id(uri) else {
+    let Some((file, lines)) = file_lines(snapshot, uri) else {
         return Vec::new();
     };
-    let text = snapshot.text(file);
-    let (start, end) = (offset(text, wanted.start), offset(text, wanted.end));
+    let (start, end) = (offset(lines, wanted.start), offset(lines, wanted.end));
     snapshot
         .analysis
         .diagnostics
@@ -326,7 +329,7 @@ pub fn code_actions(snapshot: &Snapshot, uri: &Url, wanted: Range) -> Vec<CodeAc
                 return None;
             }
             let edit = TextEdit {
-                range: range(text, suggestion.span),
+                range: range(lines, suggestion.span),
                 new_text: suggestion.replacement.clone(),
             };
             let mut changes = std::collections::HashMap::new();
@@ -392,6 +395,68 @@ fn enclosing_item(text: &str, cursor: usize) -> Option<(&'static str, String)> {
     None
 }
 
+/// The task whose header or block holds the cursor, found from the text like
+/// [`enclosing_item`]: the nearest line above, inside the same item, that starts with
+/// `task NAME`, provided the cursor is still on that line or inside a bracket opened there.
+fn enclosing_task(text: &str, cursor: usize) -> Option<String> {
+    let before = text.get(..cursor)?;
+    let mut end = before.len();
+    loop {
+        let start = before.get(..end)?.rfind('\n').map_or(0, |index| index + 1);
+        let line = before.get(start..end)?;
+        if line.starts_with("rule ") || line.starts_with("playbook ") {
+            return None;
+        }
+        if let Some(rest) = line.trim_start().strip_prefix("task ") {
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            return (!name.is_empty() && still_open(before.get(start..)?)).then_some(name);
+        }
+        end = start.checked_sub(1)?;
+    }
+}
+
+/// Whether `text` (from the start of a task header to the cursor) is still inside that
+/// task: it is one line, or every line break lies inside a bracket opened after the start.
+/// Strings and comments are skipped, as the lexer does; neither spans lines.
+fn still_open(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut depth = 0i32;
+    let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
+    for (index, &byte) in bytes.iter().enumerate() {
+        if byte == b'\n' {
+            if depth <= 0 {
+                return false;
+            }
+            (in_string, in_comment, escaped) = (false, false, false);
+            continue;
+        }
+        if in_comment {
+            continue;
+        }
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'/' if bytes.get(index + 1) == Some(&b'/') => in_comment = true,
+            b'(' | b'{' | b'[' => depth += 1,
+            b')' | b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+    }
+    true
+}
+
 fn item(
     label: &str,
     kind: CompletionItemKind,
@@ -412,10 +477,11 @@ fn item(
     }
 }
 
-/// Completions at a position of the current `text` (which may not parse), using `snapshot`
-/// (the last analysis in which the file parsed) for names and types.
-pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<CompletionItem> {
-    let cursor = offset(text, at);
+/// Completions at a position of the current text of a document (which may not parse),
+/// using `snapshot` (the last analysis in which the file parsed) for names and types.
+pub fn completion(snapshot: &Snapshot, document: Lines<'_>, at: Position) -> Vec<CompletionItem> {
+    let text = document.text();
+    let cursor = offset(document, at);
     let line_start = text
         .get(..cursor)
         .and_then(|before| before.rfind('\n'))
@@ -424,6 +490,12 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
     let analysis = &snapshot.analysis;
     let env = &analysis.env;
     let enclosing = enclosing_item(text, cursor);
+    // A task cannot name itself, nor a task that depends on it: either makes a cycle.
+    let tasks = playbook_tasks(
+        snapshot,
+        &enclosing,
+        enclosing_task(text, cursor).as_deref(),
+    );
 
     // `after a, |` — task names.
     if let Some(rest) = prefix.trim_start().strip_prefix("after ")
@@ -431,7 +503,7 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ',' || c == ' ')
     {
-        return playbook_tasks(snapshot, &enclosing)
+        return tasks
             .into_iter()
             .map(|(name, detail)| item(&name, CompletionItemKind::VARIABLE, Some(detail), None))
             .collect();
@@ -469,7 +541,8 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
     }
     // Inside `module.function(` — named arguments first.
     let mut items = Vec::new();
-    if let Some(callee) = open_call(text, cursor) {
+    let callee = open_call(text, cursor);
+    if let Some(callee) = &callee {
         let params: Vec<(String, String)> = match callee.split_once('.') {
             Some((module, function)) => env
                 .lookup_function(module, function)
@@ -484,7 +557,7 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
                 .unwrap_or_default(),
             None => analysis
                 .program
-                .playbook(&callee)
+                .playbook(callee)
                 .map(|playbook| {
                     playbook
                         .params
@@ -506,6 +579,13 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
             items.push(completion);
         }
     }
+    // Keywords start a clause or an item; inside an argument list only values fit.
+    let keywords: &[&[&str]] = match (&enclosing, &callee) {
+        (_, Some(_)) => &[],
+        (Some(("rule", _)), None) => &[RULE_KEYWORDS, TOP_KEYWORDS],
+        (Some(("playbook", _)), None) => &[TASK_KEYWORDS, TOP_KEYWORDS],
+        _ => &[TOP_KEYWORDS],
+    };
     // Names in scope.
     match &enclosing {
         Some(("rule", _)) => {
@@ -515,9 +595,6 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
                 Some("alert.Alert".into()),
                 None,
             ));
-            for keyword in RULE_KEYWORDS {
-                items.push(item(keyword, CompletionItemKind::KEYWORD, None, None));
-            }
         }
         Some(("playbook", name)) => {
             if let Some(playbook) = analysis.program.playbook(name) {
@@ -530,7 +607,7 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
                     ));
                 }
             }
-            for (task, detail) in playbook_tasks(snapshot, &enclosing) {
+            for (task, detail) in tasks {
                 items.push(item(
                     &task,
                     CompletionItemKind::VARIABLE,
@@ -538,13 +615,10 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
                     None,
                 ));
             }
-            for keyword in TASK_KEYWORDS {
-                items.push(item(keyword, CompletionItemKind::KEYWORD, None, None));
-            }
         }
         _ => {}
     }
-    for keyword in TOP_KEYWORDS {
+    for keyword in keywords.iter().copied().flatten() {
         items.push(item(keyword, CompletionItemKind::KEYWORD, None, None));
     }
     for (name, module) in &env.modules {
@@ -560,26 +634,54 @@ pub fn completion(snapshot: &Snapshot, text: &str, at: Position) -> Vec<Completi
     items
 }
 
+/// The tasks of the enclosing playbook with their output types, leaving out `current` (the
+/// task the cursor is in) and every task that depends on it, directly or through others.
 fn playbook_tasks(
     snapshot: &Snapshot,
     enclosing: &Option<(&'static str, String)>,
+    current: Option<&str>,
 ) -> Vec<(String, String)> {
     let Some(("playbook", name)) = enclosing else {
         return Vec::new();
     };
+    let Some(playbook) = snapshot.analysis.program.playbook(name) else {
+        return Vec::new();
+    };
+    let excluded = current.map_or_else(BTreeSet::new, |task| task_and_dependents(playbook, task));
     let env = &snapshot.analysis.env;
-    snapshot
-        .analysis
-        .program
-        .playbook(name)
-        .map(|playbook| {
-            playbook
-                .tasks
-                .iter()
-                .map(|task| (task.name.clone(), env.type_name(&task.output)))
-                .collect()
-        })
-        .unwrap_or_default()
+    playbook
+        .tasks
+        .iter()
+        .filter(|task| !excluded.contains(task.name.as_str()))
+        .map(|task| (task.name.clone(), env.type_name(&task.output)))
+        .collect()
+}
+
+/// `task` and every task of `playbook` that reads it or waits for it, transitively: one
+/// walk over the reversed dependency edges, so linear in the size of the playbook.
+fn task_and_dependents<'a>(
+    playbook: &'a medic_compiler::typed::Playbook,
+    task: &'a str,
+) -> BTreeSet<&'a str> {
+    let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for candidate in &playbook.tasks {
+        for dependency in candidate.depends_on.iter().chain(&candidate.after) {
+            dependents
+                .entry(dependency.as_str())
+                .or_default()
+                .push(candidate.name.as_str());
+        }
+    }
+    let mut excluded = BTreeSet::from([task]);
+    let mut pending = vec![task];
+    while let Some(name) = pending.pop() {
+        for &dependent in dependents.get(name).into_iter().flatten() {
+            if excluded.insert(dependent) {
+                pending.push(dependent);
+            }
+        }
+    }
+    excluded
 }
 
 /// The callee of the innermost call left open before the cursor: `k8s.scale` or a playbook.
@@ -803,10 +905,10 @@ const KEYWORDS: &[&str] = &[
 ];
 
 pub fn semantic_tokens(snapshot: &Snapshot, uri: &Url) -> Vec<SemanticToken> {
-    let Some(file) = snapshot.file_id(uri) else {
+    let Some((file, lines)) = file_lines(snapshot, uri) else {
         return Vec::new();
     };
-    let text = snapshot.text(file);
+    let text = lines.text();
     let resolved: std::collections::HashSet<usize> = snapshot
         .analysis
         .references
@@ -838,6 +940,8 @@ pub fn semantic_tokens(snapshot: &Snapshot, uri: &Url) -> Vec<SemanticToken> {
         tokens.push((reference.span.start as usize, reference.span.len(), kind));
     }
     tokens.sort_unstable();
+    // The tokens are sorted by start, so one walk over the text converts them all.
+    let mut walker = Walker::new(lines);
     let mut encoded = Vec::with_capacity(tokens.len());
     let (mut previous_line, mut previous_start, mut covered_until) = (0u32, 0u32, 0usize);
     for (start, length, kind) in tokens {
@@ -845,8 +949,8 @@ pub fn semantic_tokens(snapshot: &Snapshot, uri: &Url) -> Vec<SemanticToken> {
             continue;
         }
         covered_until = start + length;
-        let begin = to_lsp(text, start);
-        let end = to_lsp(text, start + length);
+        let begin = walker.to_lsp(start);
+        let end = walker.to_lsp(start + length);
         if end.line != begin.line {
             continue;
         }

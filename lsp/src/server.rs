@@ -2,9 +2,11 @@
 //! dispatch of requests to `features`.
 //!
 //! Edits bump a generation counter; an analysis starts after a short quiet period
-//! ([`DEBOUNCE`]) and runs on a blocking thread, and its diagnostics are published only if no
-//! newer edit arrived meanwhile. Requests read the latest installed analysis and never wait
-//! for one in progress.
+//! ([`DEBOUNCE`]) and runs on a blocking thread, and it is installed only if no newer edit
+//! arrived meanwhile. Its diagnostics carry the versions of the documents it saw, and are
+//! never published after those of a newer analysis, so the editor cannot end up showing
+//! stale ones. Requests read the latest installed analysis and never wait for one in
+//! progress.
 
 use crate::features;
 use crate::workspace::{Document, Snapshot, Workspace, materialize_stdlib};
@@ -26,6 +28,9 @@ pub struct Backend {
     /// Item parses reused between analyses; only the analysis task takes this lock.
     parse_cache: Arc<Mutex<ParseCache>>,
     generation: Arc<AtomicU64>,
+    /// The generation whose diagnostics were published last; held while publishing, so
+    /// that the publications of two analyses never interleave or arrive out of order.
+    published: Arc<tokio::sync::Mutex<u64>>,
 }
 
 /// A server and its client socket, for in-process use (tests, benchmarks).
@@ -35,6 +40,7 @@ pub fn service() -> (LspService<Backend>, ClientSocket) {
         workspace: Arc::new(Mutex::new(Workspace::new(materialize_stdlib()))),
         parse_cache: Arc::new(Mutex::new(ParseCache::new())),
         generation: Arc::new(AtomicU64::new(0)),
+        published: Arc::new(tokio::sync::Mutex::new(0)),
     })
 }
 
@@ -65,13 +71,11 @@ impl Backend {
     /// be translated, and that analysis is skipped.
     fn locate(&self, uri: &Url, position: Position) -> Vec<(Arc<Snapshot>, Position)> {
         let workspace = self.lock();
-        let Some(text) = workspace
-            .documents
-            .get(uri)
-            .map(|document| document.text.clone())
-        else {
+        let Some(document) = workspace.documents.get(uri) else {
             return Vec::new();
         };
+        let offset = features::offset(document.lines(), position);
+        let text = document.text().to_string();
         let mut candidates: Vec<Arc<Snapshot>> = workspace.current.iter().cloned().collect();
         if let Some(good) = workspace.last_good.get(uri)
             && !candidates
@@ -81,15 +85,13 @@ impl Backend {
             candidates.push(Arc::clone(good));
         }
         drop(workspace);
-        let offset = features::offset(&text, position);
         candidates
             .into_iter()
             .filter_map(|snapshot| {
                 let file = snapshot.file_id(uri)?;
-                let seen = snapshot.text(file);
-                let mapped = translate(&text, seen, offset)?;
-                let position =
-                    features::range(seen, medic_compiler::ast::Span::new(mapped, mapped)).start;
+                let seen = snapshot.lines(file)?;
+                let mapped = translate(&text, seen.text(), offset)?;
+                let position = features::position(seen, mapped);
                 Some((snapshot, position))
             })
             .collect()
@@ -105,6 +107,7 @@ impl Backend {
         let latest = Arc::clone(&self.generation);
         let workspace = Arc::clone(&self.workspace);
         let parse_cache = Arc::clone(&self.parse_cache);
+        let published = Arc::clone(&self.published);
         let client = self.client.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -112,7 +115,7 @@ impl Backend {
                 return;
             }
             let analysed = tokio::task::spawn_blocking(move || {
-                let (sources, uris) = workspace
+                let inputs = workspace
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .inputs();
@@ -120,22 +123,30 @@ impl Backend {
                     let mut cache = parse_cache
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    Snapshot::build(sources, uris, &mut cache)
+                    Snapshot::build(inputs, &mut cache)
                 };
-                if latest.load(Ordering::SeqCst) != generation {
-                    return None;
-                }
+                // Checked under the lock, so that a newer analysis installed meanwhile is
+                // never replaced by this older one.
                 let mut guard = workspace
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if latest.load(Ordering::SeqCst) != generation {
+                    return None;
+                }
                 Some(guard.install(snapshot))
             })
             .await;
             let Ok(Some(snapshot)) = analysed else {
                 return;
             };
+            let mut last_published = published.lock().await;
+            if *last_published > generation {
+                return;
+            }
+            *last_published = generation;
             for (uri, diagnostics) in features::diagnostics(&snapshot) {
-                client.publish_diagnostics(uri, diagnostics, None).await;
+                let version = snapshot.version(&uri);
+                client.publish_diagnostics(uri, diagnostics, version).await;
             }
         });
     }
@@ -241,13 +252,9 @@ impl LanguageServer for Backend {
         if self.lock().std_uris.contains(&document.uri) {
             return;
         }
-        self.lock().documents.insert(
-            document.uri,
-            Document {
-                text: document.text,
-                version: Some(document.version),
-            },
-        );
+        // The line index is built before taking the lock, which analyses also need.
+        let indexed = Document::new(document.text, Some(document.version));
+        self.lock().documents.insert(document.uri, indexed);
         self.schedule(Duration::ZERO);
     }
 
@@ -256,13 +263,10 @@ impl LanguageServer for Backend {
         let Some(change) = params.content_changes.into_iter().last() else {
             return;
         };
-        self.lock().documents.insert(
-            params.text_document.uri,
-            Document {
-                text: change.text,
-                version: Some(params.text_document.version),
-            },
-        );
+        let document = Document::new(change.text, Some(params.text_document.version));
+        self.lock()
+            .documents
+            .insert(params.text_document.uri, document);
         self.schedule(DEBOUNCE);
     }
 
@@ -277,13 +281,9 @@ impl LanguageServer for Backend {
             let mut workspace = self.lock();
             match on_disk {
                 Some(text) => {
-                    workspace.documents.insert(
-                        uri.clone(),
-                        Document {
-                            text,
-                            version: None,
-                        },
-                    );
+                    workspace
+                        .documents
+                        .insert(uri.clone(), Document::new(text, None));
                 }
                 None => {
                     workspace.documents.remove(&uri);
@@ -320,13 +320,9 @@ impl LanguageServer for Backend {
                         workspace.documents.remove(&change.uri);
                     }
                     (_, Some(text)) => {
-                        workspace.documents.insert(
-                            change.uri,
-                            Document {
-                                text,
-                                version: None,
-                            },
-                        );
+                        workspace
+                            .documents
+                            .insert(change.uri, Document::new(text, None));
                     }
                 }
             }
@@ -406,12 +402,12 @@ impl LanguageServer for Backend {
     }
 
     async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
-        let text = self
+        let document = self
             .lock()
             .documents
             .get(&params.text_document.uri)
-            .map(|document| document.text.clone());
-        Ok(text.and_then(|text| features::formatting(&text)))
+            .cloned();
+        Ok(document.and_then(|document| features::formatting(document.lines())))
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
@@ -423,17 +419,13 @@ impl LanguageServer for Backend {
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let position = params.text_document_position;
         let uri = position.text_document.uri;
-        let text = self
-            .lock()
-            .documents
-            .get(&uri)
-            .map(|document| document.text.clone());
-        let (Some(text), Some(snapshot)) = (text, self.navigation(&uri)) else {
+        let document = self.lock().documents.get(&uri).cloned();
+        let (Some(document), Some(snapshot)) = (document, self.navigation(&uri)) else {
             return Ok(None);
         };
         Ok(Some(CompletionResponse::Array(features::completion(
             &snapshot,
-            &text,
+            document.lines(),
             position.position,
         ))))
     }

@@ -5,13 +5,27 @@
 //! one file reaches the diagnostics of the files that use its playbooks. The standard
 //! library is written once to a cache directory so that "go to definition" on `k8s.scale`
 //! opens a real file.
+//!
+//! Documents and analysed files carry a `LineIndex` built with their text, so that position
+//! conversions never rescan a text (see `position.rs`).
 
+use crate::position::Lines;
 use medic_compiler::parser::ParseCache;
-use medic_compiler::{Analysis, FileId, Source};
+use medic_compiler::{Analysis, FileId, LineIndex, Source};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower_lsp::lsp_types::Url;
+
+/// What an analysis is made of, taken from the workspace under its lock.
+#[derive(Debug)]
+pub struct Inputs {
+    pub sources: Vec<Source>,
+    /// The URI of every file the analysis will hold, in `FileId` order.
+    pub uris: Vec<Url>,
+    /// The editor's version of each open document, as the sources hold it.
+    pub versions: BTreeMap<Url, i32>,
+}
 
 /// One analysis of the whole workspace, with the URI of every file it holds.
 #[derive(Debug)]
@@ -19,13 +33,33 @@ pub struct Snapshot {
     pub analysis: Analysis,
     /// Indexed by `FileId`: the standard library files first, then the documents.
     pub uris: Vec<Url>,
+    /// The editor's version of each open document in this analysis; diagnostics are
+    /// published with it so that a client (and a test) can tell them from stale ones.
+    versions: BTreeMap<Url, i32>,
+    /// Indexed by `FileId`, built from the texts `analysis` holds.
+    line_indexes: Vec<LineIndex>,
 }
 
 impl Snapshot {
     /// Checks all sources together, reusing unchanged item parses from `cache`.
-    pub fn build(sources: Vec<Source>, uris: Vec<Url>, cache: &mut ParseCache) -> Snapshot {
+    pub fn build(inputs: Inputs, cache: &mut ParseCache) -> Snapshot {
+        let Inputs {
+            sources,
+            uris,
+            versions,
+        } = inputs;
         let analysis = medic_compiler::check_cached(sources, cache);
-        Snapshot { analysis, uris }
+        let line_indexes = analysis
+            .files
+            .iter()
+            .map(|file| LineIndex::new(&file.text))
+            .collect();
+        Snapshot {
+            analysis,
+            uris,
+            versions,
+            line_indexes,
+        }
     }
     pub fn file_id(&self, uri: &Url) -> Option<FileId> {
         self.uris
@@ -44,6 +78,19 @@ impl Snapshot {
             .map_or("", |file| file.text.as_str())
     }
 
+    /// The text of a file with its line index, for position conversions.
+    pub fn lines(&self, file: FileId) -> Option<Lines<'_>> {
+        let text = self.analysis.file(file)?.text.as_str();
+        let index = self.line_indexes.get(file.0 as usize)?;
+        Some(Lines::new(text, index))
+    }
+
+    /// The version of an open document as this analysis saw it; `None` for files read from
+    /// disk.
+    pub fn version(&self, uri: &Url) -> Option<i32> {
+        self.versions.get(uri).copied()
+    }
+
     /// Whether the file parsed without syntax errors in this analysis.
     pub fn parsed_cleanly(&self, file: FileId) -> bool {
         self.analysis
@@ -52,11 +99,33 @@ impl Snapshot {
     }
 }
 
+/// The text of a document and its line index; built only through [`Document::new`], so
+/// that the two always agree.
 #[derive(Debug, Clone)]
 pub struct Document {
-    pub text: String,
+    text: String,
+    index: LineIndex,
     /// The editor's version for open documents; `None` for files read from disk.
     pub version: Option<i32>,
+}
+
+impl Document {
+    pub fn new(text: String, version: Option<i32>) -> Document {
+        let index = LineIndex::new(&text);
+        Document {
+            text,
+            index,
+            version,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn lines(&self) -> Lines<'_> {
+        Lines::new(&self.text, &self.index)
+    }
 }
 
 /// All documents of the workspace, and the analyses made of them.
@@ -102,20 +171,15 @@ impl Workspace {
                 continue;
             }
             if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                self.documents.insert(
-                    uri,
-                    Document {
-                        text,
-                        version: None,
-                    },
-                );
+                self.documents.insert(uri, Document::new(text, None));
             }
         }
     }
 
-    /// What an analysis needs: the sources, and the URI of every file it will hold. Taken
-    /// under the lock; the analysis itself runs without it.
-    pub fn inputs(&self) -> (Vec<Source>, Vec<Url>) {
+    /// What an analysis needs: the sources, the URI of every file it will hold, and the
+    /// versions of the open documents. Taken under the lock; the analysis itself runs
+    /// without it.
+    pub fn inputs(&self) -> Inputs {
         let sources = self
             .documents
             .iter()
@@ -123,13 +187,21 @@ impl Workspace {
             .collect();
         let mut uris = self.std_uris.clone();
         uris.extend(self.documents.keys().cloned());
-        (sources, uris)
+        let versions = self
+            .documents
+            .iter()
+            .filter_map(|(uri, document)| Some((uri.clone(), document.version?)))
+            .collect();
+        Inputs {
+            sources,
+            uris,
+            versions,
+        }
     }
 
     /// Checks all documents together (without a parse cache; for tests and tools).
     pub fn analyze(&self) -> Snapshot {
-        let (sources, uris) = self.inputs();
-        Snapshot::build(sources, uris, &mut ParseCache::default())
+        Snapshot::build(self.inputs(), &mut ParseCache::default())
     }
 
     /// Installs a new analysis and remembers it for the documents that parsed cleanly.

@@ -44,7 +44,7 @@ async fn request_cases() {
         let uri = format!("file:///workspace/{name}");
         let mut session = Session::start(None).await;
         session.open(&uri, &text).await;
-        let diagnostics = session.diagnostics(&uri).await;
+        let diagnostics = session.diagnostics_of_version(&uri, 1).await;
         let document = json!({"uri": uri});
         let at = json!({"textDocument": document, "position": position});
         let answer = match kind {

@@ -1,5 +1,6 @@
 //! Tests of the language server: in-process request/response cases as snapshots, workspace
-//! behaviour, robustness, and an end-to-end run with a real Neovim.
+//! behaviour, robustness, answers on a large generated file, and an end-to-end run with a
+//! real Neovim.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,5 +10,6 @@
 )]
 
 mod cases;
+mod large;
 mod session;
 mod workspace;

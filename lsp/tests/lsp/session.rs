@@ -3,6 +3,7 @@
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tower::{Service, ServiceExt};
@@ -13,7 +14,12 @@ pub struct Session {
     service: LspService<medic_lsp::server::Backend>,
     notifications: mpsc::UnboundedReceiver<Value>,
     next_id: i64,
+    /// Per document, the newest version whose diagnostics the server has published.
+    published_versions: BTreeMap<String, i64>,
 }
+
+/// How long to wait for a publication before failing.
+const PUBLICATION_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Session {
     pub async fn start(root: Option<&std::path::Path>) -> Session {
@@ -32,6 +38,7 @@ impl Session {
             service,
             notifications,
             next_id: 1,
+            published_versions: BTreeMap::new(),
         };
         let root_uri = root.map(|root| {
             tower_lsp::lsp_types::Url::from_directory_path(root)
@@ -99,21 +106,80 @@ impl Session {
         .await;
     }
 
-    /// Waits for the next diagnostics published for `uri`.
+    /// Waits for the next diagnostics published for `uri`, whatever text they are of. For
+    /// files read from disk, which have no version; use [`Session::diagnostics_of_version`]
+    /// for open documents.
     pub async fn diagnostics(&mut self, uri: &str) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + PUBLICATION_TIMEOUT;
+        let (_, diagnostics) = self
+            .next_publication(uri, deadline)
+            .await
+            .unwrap_or_else(|| panic!("no diagnostics for {uri} within {PUBLICATION_TIMEOUT:?}"));
+        diagnostics
+    }
+
+    /// Waits for the diagnostics of `version` of the open document `uri`. Publications for
+    /// earlier versions (analyses the server finished before it saw the edit) are skipped;
+    /// fails when the version's diagnostics do not arrive within [`PUBLICATION_TIMEOUT`],
+    /// saying which versions did, and when a publication carries no version or one the
+    /// test has not sent.
+    pub async fn diagnostics_of_version(&mut self, uri: &str, version: i64) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + PUBLICATION_TIMEOUT;
+        let mut skipped = Vec::new();
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(20), self.notifications.recv())
-                .await
-                .expect("diagnostics within 20 s")
-                .expect("the server is running");
-            if message["method"] == "textDocument/publishDiagnostics"
-                && message["params"]["uri"] == uri
-            {
-                return message["params"]["diagnostics"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
+            let Some((published, diagnostics)) = self.next_publication(uri, deadline).await else {
+                panic!(
+                    "no diagnostics for version {version} of {uri} within {PUBLICATION_TIMEOUT:?}; \
+                     versions published meanwhile: {skipped:?}"
+                );
+            };
+            match published {
+                Some(published) if published == version => return diagnostics,
+                Some(published) if published < version => skipped.push(published),
+                other => panic!(
+                    "diagnostics for {uri} published with version {other:?} while waiting for \
+                     version {version}: {diagnostics:?}"
+                ),
             }
+        }
+    }
+
+    /// The version and diagnostics of the next publication for `uri`, or `None` at the
+    /// deadline. Fails when a publication is for an older version of the document than one
+    /// already published: the editor would be left showing stale diagnostics.
+    async fn next_publication(
+        &mut self,
+        uri: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<(Option<i64>, Vec<Value>)> {
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.notifications.recv())
+                .await
+                .ok()?
+                .expect("the server is running");
+            if message["method"] != "textDocument/publishDiagnostics"
+                || message["params"]["uri"] != uri
+            {
+                continue;
+            }
+            let version = message["params"]["version"].as_i64();
+            if let Some(version) = version {
+                let newest = self
+                    .published_versions
+                    .entry(uri.to_string())
+                    .or_insert(version);
+                assert!(
+                    version >= *newest,
+                    "diagnostics of version {version} of {uri} published after those of \
+                     version {newest}"
+                );
+                *newest = version;
+            }
+            let diagnostics = message["params"]["diagnostics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            return Some((version, diagnostics));
         }
     }
 }

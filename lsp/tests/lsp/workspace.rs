@@ -67,7 +67,7 @@ async fn a_broken_file_keeps_its_last_good_analysis_for_navigation() {
     let uri = "file:///broken/p.ops";
     let mut session = Session::start(None).await;
     session.open(uri, PLAYBOOKS).await;
-    let clean = session.diagnostics(uri).await;
+    let clean = session.diagnostics_of_version(uri, 1).await;
     assert!(
         clean.iter().all(|diagnostic| diagnostic["severity"] == 2),
         "only warnings: {clean:?}"
@@ -75,7 +75,7 @@ async fn a_broken_file_keeps_its_last_good_analysis_for_navigation() {
     // Break the syntax after the tasks; hover on `health` still works.
     let broken = PLAYBOOKS.replace("    when health.ok\n", "    when health.ok and (\n");
     session.change(uri, 2, &broken).await;
-    let diagnostics = session.diagnostics(uri).await;
+    let diagnostics = session.diagnostics_of_version(uri, 2).await;
     assert_eq!(diagnostics[0]["code"], "ops::syntax::unexpected");
     let hover = session
         .request(
@@ -137,6 +137,8 @@ async fn no_request_crashes_the_server() {
     for source in sources {
         version += 1;
         session.change(uri, version, source).await;
+        // The requests below are meant for the analysis of this source, not an older one.
+        session.diagnostics_of_version(uri, version.into()).await;
         for line in 0..6u32 {
             for character in [0u32, 1, 5, 17, 200] {
                 for method in methods {
@@ -157,9 +159,14 @@ async fn no_request_crashes_the_server() {
             .await;
         assert!(rename.is_null() || rename.get("error").is_some());
     }
-    // Still answering, with the diagnostics of the last text.
-    session.change(uri, version + 1, PLAYBOOKS).await;
-    let last = session.diagnostics(uri).await;
+    // Still answering, with the diagnostics of the last text: the answer must be the one
+    // published for the last version (`diagnostics_of_version` fails if it does not come,
+    // or if older diagnostics are published after it). The analysis installed before it is
+    // of a text with a syntax error, so stale diagnostics labelled as current fail too.
+    assert_eq!(sources.last(), Some(&"😀\n\u{0}"));
+    version += 1;
+    session.change(uri, version, PLAYBOOKS).await;
+    let last = session.diagnostics_of_version(uri, version.into()).await;
     assert_eq!(last.len(), 1, "{last:?}");
     assert_eq!(last[0]["code"], "ops::lint::unused_task");
 }
