@@ -1,6 +1,6 @@
 //! Tests of the language server: in-process request/response cases as snapshots, workspace
-//! behaviour, robustness, answers on a large generated file, and an end-to-end run with a
-//! real Neovim.
+//! behaviour, robustness, and answers on a large generated file. The end-to-end run with a
+//! real Neovim is in the CLI's tests (`cli/tests/cli/neovim.rs`), which build `medic`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
