@@ -183,8 +183,12 @@ pub struct RunDetail {
     pub events: Vec<TaskEventRow>,
     /// The reverts the run scheduled and what became of them.
     pub reverts: Vec<RevertRow>,
-    /// The playbook as the run ran it.
+    /// The playbook as the run ran it; `None` when it cannot be read back (see `unreadable`).
     pub definition: Option<plan::Playbook>,
+    /// Stored fields that do not read, with why (`definition` here; the server adds
+    /// `arguments` and `report`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unreadable: BTreeMap<String, String>,
 }
 
 impl Engine {
@@ -654,8 +658,9 @@ impl Engine {
             reverts.push((
                 task.id.clone(),
                 task.function.clone(),
-                serde_json::to_string(&task_report.arguments.clone().unwrap_or_default())
-                    .unwrap_or_default(),
+                // Arguments that were not recorded are written as `null`, which the revert
+                // refuses (needs_attention) rather than reverting with none.
+                serde_json::to_string(&task_report.arguments).unwrap_or_default(),
                 serde_json::to_string(output).unwrap_or_default(),
                 task.revert_after_ms
                     .map(|after| task_report.finished_at.unwrap_or(at).saturating_add(after)),
@@ -811,13 +816,24 @@ impl Engine {
                 return;
             }
         };
-        let arguments: BTreeMap<String, Value> =
-            serde_json::from_str(&row.arguments).unwrap_or_default();
-        let output: Value = serde_json::from_str(&row.output).unwrap_or(Value::Null);
-        let (state, detail) = if self.inner.config.dry_run {
-            ("skipped", "dry run".to_string())
-        } else {
-            match self
+        // A revert is only performed with exactly what the action had: reverting with
+        // other arguments (`{}` for unreadable ones) would undo something else, or nothing.
+        let recorded = serde_json::from_str::<BTreeMap<String, Value>>(&row.arguments)
+            .map_err(|error| format!("its journaled arguments cannot be read back ({error})"))
+            .and_then(|arguments| {
+                serde_json::from_str::<Value>(&row.output)
+                    .map(|output| (arguments, output))
+                    .map_err(|error| {
+                        format!("the action's journaled output cannot be read back ({error})")
+                    })
+            });
+        let (state, detail) = match recorded {
+            _ if self.inner.config.dry_run => ("skipped", "dry run".to_string()),
+            Err(reason) => (
+                "needs_attention",
+                format!("not performed: {reason}; undo the action by hand"),
+            ),
+            Ok((arguments, output)) => match self
                 .inner
                 .toolbox
                 .revert(&row.function, arguments, output)
@@ -825,10 +841,20 @@ impl Engine {
             {
                 Ok(value) => ("reverted", plan::render::value_text(&value)),
                 Err(error) => ("failed", error.to_string()),
-            }
+            },
         };
         tracing::info!(revert, run = row.run_id, task = %row.task, state, %detail, "revert");
-        if state == "failed" {
+        if state == "needs_attention" {
+            self.escalate(
+                row.run_id,
+                format!("medic: revert of run {} needs a human", row.run_id),
+                format!(
+                    "the revert of task {} ({}) was {detail}",
+                    row.task, row.function
+                ),
+            )
+            .await;
+        } else if state == "failed" {
             self.escalate(
                 row.run_id,
                 format!("medic: revert of run {} failed", row.run_id),
@@ -1112,12 +1138,25 @@ impl Engine {
                     .map(|entry| entry.awaiting.iter().cloned().collect())
             })
             .unwrap_or_default();
+        let mut unreadable = BTreeMap::new();
+        let definition = match definition.as_deref().map(serde_json::from_str) {
+            Some(Ok(definition)) => Some(definition),
+            Some(Err(error)) => {
+                unreadable.insert("definition".to_string(), error.to_string());
+                None
+            }
+            None => {
+                unreadable.insert("definition".to_string(), "missing".to_string());
+                None
+            }
+        };
         Ok(RunDetail {
             run: row,
             awaiting_approval,
             events,
             reverts,
-            definition: definition.and_then(|text| serde_json::from_str(&text).ok()),
+            definition,
+            unreadable,
         })
     }
 
@@ -1177,6 +1216,27 @@ impl Engine {
         for revert in pending {
             if let Some(due_at) = revert.due_at {
                 self.revert_at(revert.id, due_at);
+            } else if !revert.on_resolve {
+                // Neither a time nor the alert's resolution would ever perform it: a row
+                // that says so is damaged, and waiting for nothing would hide it.
+                let detail = format!(
+                    "not performed: the journaled revert of `{}` has neither a due time nor revert on resolve; undo the action by hand",
+                    revert.function
+                );
+                tracing::error!(revert = revert.id, %detail);
+                let text = detail.clone();
+                self.inner
+                    .journal
+                    .call(move |journal| {
+                        journal.revert_done(revert.id, "needs_attention", &detail, at)
+                    })
+                    .await?;
+                self.escalate(
+                    revert.run_id,
+                    format!("medic: revert of run {} needs a human", revert.run_id),
+                    text,
+                )
+                .await;
             }
         }
         for stored in unprocessed {
@@ -1185,11 +1245,19 @@ impl Engine {
                     self.process(stored.id, &alert).await;
                 }
                 Err(error) => {
+                    // Refused, and said where an operator looks: a suppression without a rule
+                    // (`GET /api/suppressions`, `medic_suppressions_total{reason="unreadable"}`).
                     tracing::error!(alert = stored.id, %error, "a journaled alert cannot be read back");
+                    self.inner.metrics.suppressed("unreadable");
                     let id = stored.id;
+                    let detail = format!("the journaled alert cannot be read back: {error}");
+                    let at = self.inner.clock.now_ms();
                     self.inner
                         .journal
-                        .call(move |journal| journal.processed(id))
+                        .call(move |journal| {
+                            journal.suppress(id, "", "unreadable", &detail, at)?;
+                            journal.processed(id)
+                        })
                         .await?;
                 }
             }
@@ -1205,71 +1273,20 @@ impl Engine {
             .journal
             .call(move |journal| Ok((journal.run_definition(id)?, journal.task_events(id)?)))
             .await?;
-        let playbook: Option<plan::Playbook> =
-            definition.and_then(|text| serde_json::from_str(&text).ok());
-        let arguments: Option<BTreeMap<String, Value>> = serde_json::from_str(&run.arguments).ok();
-        let (Some(playbook), Some(arguments)) = (playbook, arguments) else {
-            return self
-                .close_interrupted(
-                    id,
-                    &run.playbook,
-                    "its journaled playbook or arguments cannot be read back".into(),
-                )
-                .await;
+        // What the journal says is taken as it says it, or the run goes to a human: a
+        // default in place of a row that does not read (no deadline, a task not finished, a
+        // run not paused) would make the run do something nobody decided.
+        let read = Restored::read(definition.as_deref(), &run, &events);
+        let Restored {
+            playbook,
+            arguments,
+            prior,
+            control,
+            in_flight,
+        } = match read {
+            Ok(restored) => restored,
+            Err(detail) => return self.close_interrupted(id, &run.playbook, detail).await,
         };
-        let mut prior = BTreeMap::new();
-        let mut control = Control {
-            paused: run.state == "paused",
-            ..Control::default()
-        };
-        let mut in_flight: BTreeMap<String, bool> = BTreeMap::new();
-        for event in &events {
-            let task = event.task.clone();
-            match event.state.as_str() {
-                "started" => {
-                    in_flight.insert(task, true);
-                }
-                "awaiting_approval" => {
-                    let deadline = event.detail.parse::<i64>().ok();
-                    prior.insert(task, Prior::AwaitingApproval { deadline });
-                }
-                "approved" => {
-                    control.decisions.insert(
-                        task,
-                        Decision::Approved {
-                            by: event.detail.clone(),
-                        },
-                    );
-                }
-                "rejected" => {
-                    let (by, reason) = event.detail.split_once(": ").unwrap_or((&event.detail, ""));
-                    control.decisions.insert(
-                        task,
-                        Decision::Rejected {
-                            by: by.into(),
-                            reason: reason.into(),
-                        },
-                    );
-                }
-                "cancel_requested" => {
-                    control.cancelled = Some(event.detail.clone());
-                }
-                _ => {
-                    if let Ok(finished) = serde_json::from_str::<FinishedDetail>(&event.detail) {
-                        in_flight.remove(&task);
-                        prior.insert(
-                            task,
-                            Prior::Finished {
-                                outcome: finished.outcome,
-                                attempts: finished.attempts,
-                                arguments: finished.arguments,
-                                finished_at: Some(event.at),
-                            },
-                        );
-                    }
-                }
-            }
-        }
         let actions_in_flight: Vec<String> = in_flight
             .keys()
             .filter(|task| {
@@ -1373,6 +1390,134 @@ impl Engine {
             .await?;
         self.inner.metrics.run_finished(playbook, "interrupted");
         Ok(())
+    }
+}
+
+/// An unfinished run as its journal rows say it stood, read strictly.
+struct Restored {
+    playbook: plan::Playbook,
+    arguments: BTreeMap<String, Value>,
+    prior: BTreeMap<String, Prior>,
+    control: Control,
+    /// Tasks started and not finished.
+    in_flight: BTreeMap<String, bool>,
+}
+
+impl Restored {
+    /// Reads a run's playbook, arguments, state and events; the error says which row does
+    /// not read, for the `interrupted` report.
+    fn read(
+        definition: Option<&str>,
+        run: &RunRow,
+        events: &[TaskEventRow],
+    ) -> Result<Restored, String> {
+        let playbook: plan::Playbook = match definition.map(serde_json::from_str) {
+            Some(Ok(playbook)) => playbook,
+            Some(Err(error)) => {
+                return Err(format!(
+                    "its journaled playbook cannot be read back: {error}"
+                ));
+            }
+            None => return Err("its journaled playbook is missing".into()),
+        };
+        let arguments: BTreeMap<String, Value> = serde_json::from_str(&run.arguments)
+            .map_err(|error| format!("its journaled arguments cannot be read back: {error}"))?;
+        let paused = match run.state.as_str() {
+            "running" => false,
+            "paused" => true,
+            other => {
+                return Err(format!(
+                    "its journaled state {other:?} is not a state of a run in progress"
+                ));
+            }
+        };
+        let mut prior = BTreeMap::new();
+        let mut control = Control {
+            paused,
+            ..Control::default()
+        };
+        let mut in_flight: BTreeMap<String, bool> = BTreeMap::new();
+        for event in events {
+            let task = event.task.clone();
+            let unreadable = |what: &str| {
+                format!(
+                    "its journaled event {:?} of task `{}` cannot be read back: {what}",
+                    event.state, event.task
+                )
+            };
+            // Run-level events have no task; every other event names a task of the playbook.
+            if !task.is_empty() && playbook.task(&task).is_none() {
+                return Err(unreadable("the playbook has no such task"));
+            }
+            match event.state.as_str() {
+                "started" => {
+                    in_flight.insert(task, true);
+                }
+                "awaiting_approval" => {
+                    // Empty: no `within`, so no deadline. Anything else is the deadline.
+                    let deadline = if event.detail.is_empty() {
+                        None
+                    } else {
+                        let deadline = event.detail.parse::<i64>().map_err(|_| {
+                            unreadable(&format!(
+                                "the approval deadline {:?} is not a time",
+                                event.detail
+                            ))
+                        })?;
+                        Some(deadline)
+                    };
+                    prior.insert(task, Prior::AwaitingApproval { deadline });
+                }
+                "approved" => {
+                    control.decisions.insert(
+                        task,
+                        Decision::Approved {
+                            by: event.detail.clone(),
+                        },
+                    );
+                }
+                "rejected" => {
+                    let (by, reason) = event
+                        .detail
+                        .split_once(": ")
+                        .ok_or_else(|| unreadable("no `who: reason`"))?;
+                    control.decisions.insert(
+                        task,
+                        Decision::Rejected {
+                            by: by.into(),
+                            reason: reason.into(),
+                        },
+                    );
+                }
+                "cancel_requested" => {
+                    control.cancelled = Some(event.detail.clone());
+                }
+                // The run's state says whether it is paused; escalations change nothing.
+                "paused" | "resumed" | "escalated_to" | "escalation_failed" => {}
+                "succeeded" | "failed" | "skipped" | "would_run" | "cancelled" | "not_run" => {
+                    let finished: FinishedDetail = serde_json::from_str(&event.detail)
+                        .map_err(|error| unreadable(&error.to_string()))?;
+                    in_flight.remove(&task);
+                    prior.insert(
+                        task,
+                        Prior::Finished {
+                            outcome: finished.outcome,
+                            attempts: finished.attempts,
+                            arguments: finished.arguments,
+                            finished_at: Some(event.at),
+                        },
+                    );
+                }
+                _ => return Err(unreadable("no such event")),
+            }
+        }
+        Ok(Restored {
+            playbook,
+            arguments,
+            prior,
+            control,
+            in_flight,
+        })
     }
 }
 
@@ -1626,14 +1771,23 @@ pub mod stored {
             }
             (None, _) => Err(normalize::ValueError::Missing),
         };
+        // Written by `to_json` from the typed values, so anything else is damage: refused, not
+        // read as `firing` or `warning`.
+        let status = match form.status.as_str() {
+            "firing" => Status::Firing,
+            "resolved" => Status::Resolved,
+            other => return Err(format!("unknown alert status {other:?}")),
+        };
+        let severity = match form.severity.as_str() {
+            "critical" => normalize::Severity::Critical,
+            "warning" => normalize::Severity::Warning,
+            "info" => normalize::Severity::Info,
+            other => return Err(format!("unknown alert severity {other:?}")),
+        };
         Ok(Alert {
             name: form.name,
-            status: if form.status == "resolved" {
-                Status::Resolved
-            } else {
-                Status::Firing
-            },
-            severity: normalize::severity(Some(&form.severity)),
+            status,
+            severity,
             service: form.service,
             instance: form.instance,
             namespace: form.namespace,

@@ -113,6 +113,8 @@ pub enum JournalError {
         "journal was written by a newer medic (schema {found}, this medic knows {SCHEMA_VERSION})"
     )]
     NewerSchema { found: i64 },
+    #[error("the journal's schema version {found:?} is not a number: the journal is damaged")]
+    UnreadableSchema { found: String },
     #[error("journal {operation} failed: {source}")]
     Write {
         operation: &'static str,
@@ -368,7 +370,13 @@ impl Journal {
             )
             .optional()
             .map_err(write_error("reading the schema version"))?;
-        match found.and_then(|text| text.parse::<i64>().ok()) {
+        let version = found
+            .map(|text| {
+                text.parse::<i64>()
+                    .map_err(|_| JournalError::UnreadableSchema { found: text })
+            })
+            .transpose()?;
+        match version {
             Some(version) if version > SCHEMA_VERSION => {
                 return Err(JournalError::NewerSchema { found: version });
             }

@@ -572,18 +572,31 @@ fn list_limit(list: Result<Query<ListQuery>, QueryRejection>) -> Result<u32, Fai
     Ok(query(list)?.limit.unwrap_or(50).min(1_000))
 }
 
-/// A run row for the API: its JSON columns (arguments, report) as JSON, not strings.
-fn run_json(run: &crate::journal::RunRow) -> serde_json::Value {
+/// A run row for the API: its JSON columns (arguments, report) as JSON, not strings. A
+/// column that does not read is `null`, and `unreadable` says which and why (the row is
+/// shown, not dropped, and not shown as if it were empty).
+fn run_json(
+    run: &crate::journal::RunRow,
+    unreadable: &std::collections::BTreeMap<String, String>,
+) -> serde_json::Value {
     let mut value = serde_json::to_value(run).unwrap_or_default();
+    let mut unreadable = unreadable.clone();
     if let Some(object) = value.as_object_mut() {
-        let parsed = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-        object.insert("arguments".into(), parsed(&run.arguments));
-        object.insert(
-            "report".into(),
-            run.report
-                .as_deref()
-                .map_or(serde_json::Value::Null, parsed),
-        );
+        let mut parsed = |field: &str, text: Option<&str>| match text.map(serde_json::from_str) {
+            None => serde_json::Value::Null,
+            Some(Ok(value)) => value,
+            Some(Err(error)) => {
+                unreadable.insert(field.to_string(), error.to_string());
+                serde_json::Value::Null
+            }
+        };
+        let arguments = parsed("arguments", Some(&run.arguments));
+        let report = parsed("report", run.report.as_deref());
+        object.insert("arguments".into(), arguments);
+        object.insert("report".into(), report);
+        if !unreadable.is_empty() {
+            object.insert("unreadable".into(), json!(unreadable));
+        }
     }
     value
 }
@@ -661,7 +674,8 @@ async fn list_runs(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Failure> {
     let runs = state.engine.runs(list_limit(query)?).await?;
-    let runs: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
+    let none = std::collections::BTreeMap::new();
+    let runs: Vec<serde_json::Value> = runs.iter().map(|run| run_json(run, &none)).collect();
     Ok(Json(json!({ "runs": runs })).into_response())
 }
 
@@ -713,7 +727,10 @@ async fn show_run(
     let id = path(id)?;
     let detail = state.engine.run(id).await?;
     let mut body = serde_json::to_value(&detail).unwrap_or_default();
-    if let (Some(object), Some(row)) = (body.as_object_mut(), run_json(&detail.run).as_object()) {
+    if let (Some(object), Some(row)) = (
+        body.as_object_mut(),
+        run_json(&detail.run, &detail.unreadable).as_object(),
+    ) {
         for (key, value) in row {
             object.insert(key.clone(), value.clone());
         }

@@ -1682,3 +1682,308 @@ fn a_paused_run_continued_after_a_crash_can_be_approved_before_it_resumes() {
         assert_eq!(harness.toolbox.called(), ["k8s.scale", "notify.slack"]);
     });
 }
+
+/// Changes the journal on disk behind the engine's back, as damage or a bug would.
+fn corrupt(path: &Path, sql: &str, parameters: impl rusqlite::Params) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection.busy_timeout(Duration::from_secs(5)).unwrap();
+    let changed = connection.execute(sql, parameters).unwrap();
+    assert!(changed > 0, "{sql} changed nothing");
+}
+
+#[test]
+fn a_revert_whose_journaled_arguments_cannot_be_read_needs_attention() {
+    let path = journal_path("unreadable-revert");
+    let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
+        let _ticker = Ticker::start();
+        let run = start_run(
+            &harness.engine,
+            &payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z"),
+        )
+        .await;
+        settle(&harness.engine).await;
+        assert_eq!(reverts(&harness.engine, "pending").await.len(), 1);
+        run
+    });
+    corrupt(
+        &path,
+        "UPDATE reverts SET arguments = '{\"deployment\": ' WHERE run_id = ?1",
+        [run],
+    );
+    // Back after the revert came due: it is not performed with made-up arguments.
+    paused_runtime().block_on(async {
+        let _ticker = Ticker::start();
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 31 * 60_000,
+        )
+        .await;
+        eventually("the revert was handed to a human", async || {
+            reverts(&harness.engine, "needs_attention").await.len() == 1
+        })
+        .await;
+        let revert = reverts(&harness.engine, "needs_attention").await.remove(0);
+        assert_eq!(revert.run_id, run);
+        assert!(
+            revert
+                .detail
+                .starts_with("not performed: its journaled arguments cannot be read back (")
+                && revert.detail.ends_with("undo the action by hand"),
+            "{}",
+            revert.detail
+        );
+        assert!(reverts(&harness.engine, "reverted").await.is_empty());
+        assert!(
+            harness.toolbox.reverts().is_empty(),
+            "{:?}",
+            harness.toolbox.reverts()
+        );
+    });
+}
+
+#[test]
+fn a_revert_whose_journaled_output_cannot_be_read_needs_attention() {
+    let path = journal_path("unreadable-revert-output");
+    let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
+        let _ticker = Ticker::start();
+        let run = start_run(
+            &harness.engine,
+            &payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z"),
+        )
+        .await;
+        settle(&harness.engine).await;
+        run
+    });
+    corrupt(
+        &path,
+        "UPDATE reverts SET output = 'three replicas' WHERE run_id = ?1",
+        [run],
+    );
+    paused_runtime().block_on(async {
+        let _ticker = Ticker::start();
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 31 * 60_000,
+        )
+        .await;
+        eventually("the revert was handed to a human", async || {
+            reverts(&harness.engine, "needs_attention").await.len() == 1
+        })
+        .await;
+        let revert = reverts(&harness.engine, "needs_attention").await.remove(0);
+        assert!(
+            revert
+                .detail
+                .contains("the action's journaled output cannot be read back"),
+            "{}",
+            revert.detail
+        );
+        assert!(harness.toolbox.reverts().is_empty());
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alert_journaled_with_an_unknown_status_is_refused_not_taken_as_firing() {
+    let path = journal_path("unknown-status");
+    let alert = alerts(&payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z")).remove(0);
+    {
+        let mut journal = Journal::open(&path).unwrap();
+        journal
+            .accept(&[engine::stored::accepted(&alert)], CLOCK_START)
+            .unwrap();
+    }
+    corrupt(
+        &path,
+        "UPDATE alerts SET payload = replace(payload, '\"status\":\"firing\"', '\"status\":\"smouldering\"')",
+        [],
+    );
+    let harness = start_on(
+        on_disk(&path),
+        Recorder::new(),
+        EngineConfig::default(),
+        CLOCK_START + 60_000,
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert!(harness.engine.runs(10).await.unwrap().is_empty());
+    assert!(harness.toolbox.called().is_empty());
+    let suppressions = harness.engine.suppressions(10).await.unwrap();
+    assert_eq!(suppressions.len(), 1, "{suppressions:?}");
+    assert_eq!(suppressions[0].reason, "unreadable");
+    assert_eq!(suppressions[0].rule, "");
+    assert!(
+        suppressions[0]
+            .detail
+            .contains(r#"unknown alert status "smouldering""#),
+        "{}",
+        suppressions[0].detail
+    );
+    let metrics = harness.engine.metrics().render();
+    assert!(
+        metrics.contains(r#"medic_suppressions_total{reason="unreadable"} 1"#),
+        "{metrics}"
+    );
+}
+
+/// A first life that dies while the gated scale waits for approval, then `damage` to its
+/// journal (`?1` is the run), then a second life a minute later, given to `check`.
+fn restart_a_gated_run_after(name: &str, damage: &str, check: impl AsyncFnOnce(&Harness, i64)) {
+    let path = journal_path(name);
+    let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
+        start_gated_run(&harness.engine).await
+    });
+    corrupt(&path, damage, [run]);
+    paused_runtime().block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 60_000,
+        )
+        .await;
+        settle(&harness.engine).await;
+        check(&harness, run).await;
+    });
+}
+
+/// The run was closed for a human with `stopped` containing `why`, and nothing ran.
+async fn closed_for_a_human(harness: &Harness, run: i64, why: &str) {
+    let detail = harness.engine.run(run).await.unwrap();
+    assert_eq!(detail.run.state, "interrupted");
+    assert!(detail.awaiting_approval.is_empty());
+    let report = report(&harness.engine, run).await;
+    let stopped = report["stopped"].as_str().unwrap();
+    assert!(stopped.contains(why), "{stopped}");
+    assert!(
+        harness.toolbox.called().is_empty(),
+        "{:?}",
+        harness.toolbox.called()
+    );
+}
+
+#[test]
+fn an_unreadable_approval_deadline_closes_the_run_for_a_human() {
+    restart_a_gated_run_after(
+        "unreadable-deadline",
+        "UPDATE task_events SET detail = 'tomorrow' WHERE run_id = ?1 AND state = 'awaiting_approval'",
+        async |harness: &Harness, run| {
+            closed_for_a_human(
+                harness,
+                run,
+                r#"its journaled event "awaiting_approval" of task `scale` cannot be read back: the approval deadline "tomorrow" is not a time"#,
+            )
+            .await;
+        },
+    );
+}
+
+#[test]
+fn a_finished_task_whose_event_cannot_be_read_is_not_run_again() {
+    restart_a_gated_run_after(
+        "unreadable-finished",
+        "UPDATE task_events SET detail = '{}' WHERE run_id = ?1 AND state = 'succeeded'",
+        async |harness: &Harness, run| {
+            closed_for_a_human(
+                harness,
+                run,
+                r#"its journaled event "succeeded" of task `health` cannot be read back: missing field"#,
+            )
+            .await;
+        },
+    );
+}
+
+#[test]
+fn a_run_in_an_unknown_state_or_with_an_unknown_event_is_not_resumed() {
+    restart_a_gated_run_after(
+        "unknown-run-state",
+        "UPDATE runs SET state = 'hibernating' WHERE id = ?1",
+        async |harness: &Harness, run| {
+            closed_for_a_human(
+                harness,
+                run,
+                r#"its journaled state "hibernating" is not a state of a run in progress"#,
+            )
+            .await;
+        },
+    );
+    restart_a_gated_run_after(
+        "unknown-event",
+        "UPDATE task_events SET state = 'teleported' WHERE run_id = ?1 AND state = 'succeeded'",
+        async |harness: &Harness, run| {
+            closed_for_a_human(
+                harness,
+                run,
+                r#"its journaled event "teleported" of task `health` cannot be read back: no such event"#,
+            )
+            .await;
+        },
+    );
+}
+
+#[test]
+fn a_run_whose_playbook_cannot_be_read_says_so() {
+    restart_a_gated_run_after(
+        "unreadable-definition",
+        "UPDATE runs SET definition = '{\"name\": 3}' WHERE id = ?1",
+        async |harness: &Harness, run| {
+            closed_for_a_human(
+                harness,
+                run,
+                "its journaled playbook cannot be read back: invalid type",
+            )
+            .await;
+            let detail = harness.engine.run(run).await.unwrap();
+            assert!(detail.definition.is_none());
+            assert!(
+                detail.unreadable["definition"].contains("invalid type"),
+                "{:?}",
+                detail.unreadable
+            );
+        },
+    );
+}
+
+#[test]
+fn a_pending_revert_that_nothing_would_ever_perform_needs_attention() {
+    let path = journal_path("revert-without-trigger");
+    let (run, _first_journal) = crash_after(&path, Recorder::new(), async |harness: &Harness| {
+        let _ticker = Ticker::start();
+        let run = start_run(
+            &harness.engine,
+            &payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z"),
+        )
+        .await;
+        settle(&harness.engine).await;
+        run
+    });
+    corrupt(
+        &path,
+        "UPDATE reverts SET due_at = NULL WHERE run_id = ?1 AND on_resolve = 0",
+        [run],
+    );
+    paused_runtime().block_on(async {
+        let harness = start_on(
+            on_disk(&path),
+            Recorder::new(),
+            EngineConfig::default(),
+            CLOCK_START + 60_000,
+        )
+        .await;
+        let attention = reverts(&harness.engine, "needs_attention").await;
+        assert_eq!(attention.len(), 1, "{attention:?}");
+        assert!(
+            attention[0]
+                .detail
+                .contains("has neither a due time nor revert on resolve"),
+            "{}",
+            attention[0].detail
+        );
+        assert!(reverts(&harness.engine, "pending").await.is_empty());
+        assert!(harness.toolbox.reverts().is_empty());
+    });
+}

@@ -335,3 +335,28 @@ fn pruning_forgets_what_ended_long_ago_and_keeps_what_is_open() {
         Admitted::Duplicate { .. }
     ));
 }
+
+#[test]
+fn a_journal_with_an_unreadable_schema_version_is_refused() {
+    let path = directory("unreadable-schema").join("journal.db");
+    drop(Journal::open(&path).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute(
+            "UPDATE meta SET value = 'one' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    drop(connection);
+    let Err(error) = Journal::open(&path) else {
+        panic!("an unreadable schema version must be refused")
+    };
+    assert!(
+        matches!(&error, JournalError::UnreadableSchema { found } if found == "one"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        r#"the journal's schema version "one" is not a number: the journal is damaged"#
+    );
+}

@@ -95,6 +95,8 @@ struct Setup {
     auth: Auth,
     limits: ServerLimits,
     reload: server::Reloader,
+    /// The journal's file; `None` keeps it in memory.
+    store: Option<std::path::PathBuf>,
 }
 
 impl Setup {
@@ -106,13 +108,18 @@ impl Setup {
             },
             limits: ServerLimits::default(),
             reload: Arc::new(|| Ok(plan())),
+            store: None,
         }
     }
 }
 
 async fn serve(setup: Setup) -> Served {
     let toolbox = Arc::new(Answering::default());
-    let journal = JournalHandle::spawn(Journal::in_memory().unwrap()).unwrap();
+    let journal = match &setup.store {
+        Some(path) => Journal::open(path).unwrap(),
+        None => Journal::in_memory().unwrap(),
+    };
+    let journal = JournalHandle::spawn(journal).unwrap();
     let engine = Engine::start(
         plan(),
         journal,
@@ -476,4 +483,55 @@ async fn a_request_over_the_time_limit_or_the_concurrency_limit_gets_503() {
     );
     assert_eq!(reload.await.unwrap().as_u16(), 200);
     assert_eq!(served.get("/api/kill-switch", None).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_column_that_does_not_read_is_shown_as_unreadable() {
+    let directory =
+        std::env::temp_dir().join(format!("medic-server-unreadable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("journal.db");
+    let served = serve(Setup {
+        store: Some(path.clone()),
+        ..Setup::new(Identities::Open)
+    })
+    .await;
+    let run = served.gated_run(None, "unreadable").await;
+    assert_eq!(
+        served
+            .post(&format!("/api/runs/{run}/cancel"), None, "")
+            .await
+            .0,
+        200
+    );
+    served.wait_for_state(run, "cancelled").await;
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection.busy_timeout(Duration::from_secs(5)).unwrap();
+    connection
+        .execute(
+            "UPDATE runs SET report = 'half a report', arguments = '{' WHERE id = ?1",
+            [run],
+        )
+        .unwrap();
+    let (status, detail) = served.get(&format!("/api/runs/{run}"), None).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["report"], serde_json::Value::Null);
+    assert_eq!(detail["arguments"], serde_json::Value::Null);
+    assert!(
+        detail["unreadable"]["report"]
+            .as_str()
+            .is_some_and(|error| error.contains("expected value")),
+        "{detail:#}"
+    );
+    assert!(detail["unreadable"]["arguments"].is_string(), "{detail:#}");
+    assert!(
+        detail["unreadable"].get("definition").is_none(),
+        "{detail:#}"
+    );
+    let (_, list) = served.get("/api/runs", None).await;
+    assert!(
+        list["runs"][0]["unreadable"]["report"].is_string(),
+        "{list:#}"
+    );
 }
