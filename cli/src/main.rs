@@ -2,7 +2,9 @@
 //! lives in the library crates.
 //!
 //! Exit codes, for every command: 0 ok, 1 findings (errors, or warnings with
-//! `--deny-warnings`, or unformatted files with `fmt --check`), 2 usage or I/O error.
+//! `--deny-warnings`, or unformatted files with `fmt --check`), 2 usage or I/O error; 3 says
+//! "something to look at that is not an error": `plan --diff` found changes, `run` matched
+//! no rule.
 
 mod engine;
 mod output;
@@ -44,7 +46,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
         /// Compare with a plan saved earlier (`medic plan --format json > old.json`): print
-        /// what changed and exit with 1 when anything did.
+        /// what changed and exit with 3 when anything did (1 when the sources have errors).
         #[arg(long, value_name = "OLD.json")]
         diff: Option<PathBuf>,
     },
@@ -330,7 +332,8 @@ fn plan(
         for change in &changes {
             println!("- {change}");
         }
-        return Ok(ExitCode::from(1));
+        // Not 1: that is for errors in the sources, which a CI step must tell from changes.
+        return Ok(ExitCode::from(3));
     }
     let text = match format {
         PlanFormat::Text => plan::render::text(&new_plan),

@@ -302,18 +302,45 @@ fn plan_diff_exit_codes_and_words() {
         old.to_str().unwrap(),
         changed.to_str().unwrap(),
     ]);
-    assert_eq!(diff.status.code(), Some(1));
-    assert!(
-        stdout(&diff)
-            .contains("playbook scale_up, task scale: argument `max` changed from 5 to 10"),
-        "{}",
-        stdout(&diff)
+    // Changes found: 3, not 1, so that CI can tell them from errors in the sources.
+    assert_eq!(diff.status.code(), Some(3), "{diff:?}");
+    assert_eq!(
+        stdout(&diff),
+        "1 change:\n- playbook scale_up, task scale: argument `max` changed from 5 to 10\n"
     );
+    // New sources with errors: 1, with the diagnostics and no diff.
+    let broken = dir.join("broken.ops");
+    std::fs::write(&broken, THREE_ERRORS).unwrap();
+    let errors = medic(&[
+        "plan",
+        "--diff",
+        old.to_str().unwrap(),
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(errors.status.code(), Some(1), "{errors:?}");
+    assert!(errors.stdout.is_empty(), "{errors:?}");
+    assert!(
+        String::from_utf8_lossy(&errors.stderr).contains("3 errors"),
+        "{errors:?}"
+    );
+    // A bad or missing old plan: 2, whatever the sources say.
     let garbage = dir.join("garbage.json");
     std::fs::write(&garbage, "{\"format_version\": 7}").unwrap();
     let refused = medic(&["plan", "--diff", garbage.to_str().unwrap(), "examples/"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("version 7 is not supported"));
+    let missing = dir.join("missing.json");
+    let unreadable = medic(&[
+        "plan",
+        "--diff",
+        missing.to_str().unwrap(),
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(unreadable.status.code(), Some(2), "{unreadable:?}");
+    assert!(
+        String::from_utf8_lossy(&unreadable.stderr).contains("cannot read"),
+        "{unreadable:?}"
+    );
 }
 
 #[test]
