@@ -1,0 +1,445 @@
+//! The engine behind `medic serve` and `medic run`: accepted alerts are matched against the
+//! plan, admitted (one run per rule per firing episode, cooldowns, per-key concurrency, the
+//! kill switch), run by the executor with every transition journaled, and their temporary
+//! actions reverted on time or when the alert resolves.
+//!
+//! Guarantees, and where they come from:
+//! - nothing accepted is lost: [`Engine::ingest`] answers only after the journal's group
+//!   commit, and alerts not yet processed are processed again on start;
+//! - no episode runs a rule twice: admission is decided in the journal (`Journal::admit`);
+//! - no action is repeated blindly after a crash: a run whose action was in flight is
+//!   closed as `interrupted` for a human, other unfinished runs continue without rerunning
+//!   what finished (`executor::Prior`);
+//! - a revert happens at most once (`Journal::claim_revert`).
+
+use crate::executor::{
+    self, Clock, Control, Decision, Observer, Prior, RunContext, RunOptions, RunReport,
+    TaskOutcome, Toolbox, Transition, TransitionFuture,
+};
+use crate::guardrails::Guardrails;
+use crate::ingest::{Alert, Status};
+use crate::journal::{
+    AcceptedAlert, Admission, Admitted, Journal, JournalError, JournalHandle, RevertRow, RunRow,
+    TaskEventRow,
+};
+use crate::metrics::Metrics;
+use crate::normalize;
+use medic_compiler::plan::{self, Effect, Plan, Value};
+use medic_compiler::units::Quantity;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+mod admit;
+mod control;
+mod recover;
+mod reverts;
+mod runs;
+pub mod stored;
+
+/// Why a run is cancelled when its alert resolves (journaled; read back after a restart).
+const RESOLVED: &str = "the alert resolved";
+
+/// The journal setting that keeps the kill switch across restarts.
+const KILL_SWITCH: &str = "kill_switch";
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Run everything but perform no action (`medic run --dry-run`, `serve --dry-run`).
+    pub dry_run: bool,
+    /// Accepted alerts waiting to be matched; beyond this the server answers 503.
+    pub queue_capacity: usize,
+    /// At most this many actions in any 60 seconds, across all runs.
+    pub actions_per_minute: Option<u32>,
+    /// Starts with every action refused.
+    pub kill_switch: bool,
+    /// The `notify.webhook` name that hears of runs that need a human: escalated,
+    /// interrupted by a restart, or a revert that failed or was cut short.
+    pub escalate_to: Option<String>,
+    /// How long the journal keeps what has ended (runs, events, suppressions, alerts), in
+    /// milliseconds; pruned at start and every hour. `None` keeps everything.
+    pub retention_ms: Option<i64>,
+    /// Runs in progress at once, across all rules; the runs admitted beyond it wait for a
+    /// slot in the order they were admitted (`limits.max_runs`, default 100).
+    pub max_runs: usize,
+    /// The timeout of a playbook without a `timeout` clause (default one hour).
+    pub default_playbook_timeout_ms: Option<i64>,
+}
+
+/// The default of [`EngineConfig::max_runs`].
+pub const DEFAULT_MAX_RUNS: usize = 100;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            dry_run: false,
+            queue_capacity: 10_000,
+            actions_per_minute: Some(30),
+            kill_switch: false,
+            escalate_to: None,
+            retention_ms: None,
+            max_runs: DEFAULT_MAX_RUNS,
+            default_playbook_timeout_ms: Some(executor::DEFAULT_PLAYBOOK_TIMEOUT_MS),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the ingest queue is full ({capacity} alerts wait to be matched); retry later")]
+    QueueFull { capacity: usize },
+    #[error(
+        "the payload has {count} alerts, more than the ingest queue holds ({capacity}); split it"
+    )]
+    TooManyAlerts { count: usize, capacity: usize },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("there is no run {0}")]
+    NoRun(i64),
+    #[error("run {0} is not in progress")]
+    NotActive(i64),
+    #[error("run {run} has no task waiting for approval{which}")]
+    NoApproval { run: i64, which: String },
+    /// The approver is not in the group the task's `approval by "GROUP"` names.
+    #[error(
+        "{who} may not decide the approval of `{task}` in run {run}: it needs a member of the group `{group}`"
+    )]
+    NotInGroup {
+        run: i64,
+        task: String,
+        group: String,
+        who: String,
+    },
+}
+
+/// The approval groups of whoever decides an approval, as the server authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalGroups {
+    /// No users are configured, so membership cannot be known: anyone allowed to decide may
+    /// decide any approval (`medic serve` warns about every `approval by` at start).
+    Unenforced,
+    /// The groups of an authenticated user: only approvals without a group, or with one of
+    /// these, may be decided.
+    Member(BTreeSet<String>),
+}
+
+/// A run in progress, as operators reach it.
+struct Active {
+    control: watch::Sender<Control>,
+    fingerprint: String,
+    performs_actions: bool,
+    /// Tasks waiting for a human's approval.
+    awaiting: BTreeSet<String>,
+    /// The group named by `approval by "GROUP"`, for each task that has one.
+    approval_groups: BTreeMap<String, String>,
+    /// Its alert resolved while it ran: `revert on resolve` happens as soon as it ends.
+    resolved: bool,
+}
+
+struct Queued {
+    alert_id: i64,
+    alert: Alert,
+}
+
+struct Inner {
+    plan: RwLock<Arc<Plan>>,
+    journal: JournalHandle,
+    toolbox: Arc<dyn Toolbox>,
+    clock: Clock,
+    config: EngineConfig,
+    guardrails: Arc<Guardrails>,
+    /// One permit per run that may execute now ([`EngineConfig::max_runs`]).
+    run_slots: Arc<tokio::sync::Semaphore>,
+    active: Mutex<BTreeMap<i64, Active>>,
+    queue: mpsc::Sender<Queued>,
+    /// Alerts accepted and not yet processed (queued, or being matched).
+    pending: std::sync::atomic::AtomicUsize,
+    /// Woken whenever an alert is processed or a run finishes (see [`Engine::idle`]).
+    progress: tokio::sync::Notify,
+    metrics: Metrics,
+}
+
+/// The engine; cheap to clone (handles to one shared state).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// What became of one matched rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatch {
+    Started {
+        rule: String,
+        run: i64,
+    },
+    Suppressed {
+        rule: String,
+        reason: String,
+        detail: String,
+    },
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunRow,
+    pub awaiting_approval: Vec<String>,
+    pub events: Vec<TaskEventRow>,
+    /// The reverts the run scheduled and what became of them.
+    pub reverts: Vec<RevertRow>,
+    /// The playbook as the run ran it; `None` when it cannot be read back (see `unreadable`).
+    pub definition: Option<plan::Playbook>,
+    /// Stored fields that do not read, with why (`definition` here; the server adds
+    /// `arguments` and `report`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unreadable: BTreeMap<String, String>,
+}
+
+impl Engine {
+    /// Starts the engine: recovers what the journal says was in progress, then matches
+    /// queued alerts in the background. Must be called inside a tokio runtime.
+    pub async fn start(
+        plan: Plan,
+        journal: JournalHandle,
+        toolbox: Arc<dyn Toolbox>,
+        clock: Clock,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let guardrails = Arc::new(Guardrails {
+            kill_switch: AtomicBool::new(config.kill_switch),
+            actions_per_minute: config.actions_per_minute,
+            recent: Mutex::new(VecDeque::new()),
+            clock,
+        });
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                plan: RwLock::new(Arc::new(plan)),
+                journal,
+                toolbox,
+                clock,
+                run_slots: Arc::new(tokio::sync::Semaphore::new(config.max_runs.max(1))),
+                config,
+                guardrails,
+                active: Mutex::new(BTreeMap::new()),
+                queue,
+                pending: std::sync::atomic::AtomicUsize::new(0),
+                progress: tokio::sync::Notify::new(),
+                metrics: Metrics::new(),
+            }),
+        };
+        // A kill switch turned on through the API stays on across restarts; the config's
+        // `kill_switch = true` turns it on at every start.
+        let journaled = engine
+            .inner
+            .journal
+            .call(|journal| journal.setting(KILL_SWITCH))
+            .await?;
+        if journaled.as_deref() == Some("on") {
+            engine
+                .inner
+                .guardrails
+                .kill_switch
+                .store(true, Ordering::SeqCst);
+        }
+        engine.recover().await?;
+        tokio::spawn(worker(engine.clone(), receiver));
+        if let Some(retention) = engine.inner.config.retention_ms {
+            tokio::spawn(prune_forever(engine.clone(), retention));
+        }
+        Ok(engine)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn plan(&self) -> Arc<Plan> {
+        match self.inner.plan.read() {
+            Ok(plan) => Arc::clone(&plan),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the plan for alerts matched from now on; runs in progress keep the
+    /// definition they started with.
+    pub fn replace_plan(&self, plan: Plan) {
+        let plan = Arc::new(plan);
+        match self.inner.plan.write() {
+            Ok(mut current) => *current = plan,
+            Err(poisoned) => *poisoned.into_inner() = plan,
+        }
+    }
+
+    /// Turns the kill switch on or off; the setting is journaled and survives restarts.
+    pub async fn set_kill_switch(&self, on: bool) -> Result<(), EngineError> {
+        let value = if on { "on" } else { "off" };
+        self.inner
+            .journal
+            .call(move |journal| journal.set_setting(KILL_SWITCH, value))
+            .await?;
+        self.inner
+            .guardrails
+            .kill_switch
+            .store(on, Ordering::SeqCst);
+        tracing::warn!(on, "kill switch changed");
+        Ok(())
+    }
+
+    pub fn kill_switch(&self) -> bool {
+        self.inner.guardrails.kill_switch.load(Ordering::SeqCst)
+    }
+
+    pub fn journal(&self) -> &JournalHandle {
+        &self.inner.journal
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    /// Makes alerts durable and queues them for matching; answers once they are on disk.
+    /// A full queue refuses the whole batch before anything is written.
+    pub async fn ingest(&self, source: &str, alerts: Vec<Alert>) -> Result<Vec<i64>, EngineError> {
+        let capacity = self.inner.config.queue_capacity.max(1);
+        if alerts.len() > capacity {
+            return Err(EngineError::TooManyAlerts {
+                count: alerts.len(),
+                capacity,
+            });
+        }
+        let permits = self
+            .inner
+            .queue
+            .try_reserve_many(alerts.len())
+            .map_err(|_| EngineError::QueueFull {
+                capacity: self.inner.config.queue_capacity,
+            })?;
+        let accepted: Vec<AcceptedAlert> = alerts.iter().map(stored::accepted).collect();
+        let received_at = self.inner.clock.now_ms();
+        let ids = self
+            .inner
+            .journal
+            .call(move |journal| journal.accept(&accepted, received_at))
+            .await?;
+        self.inner
+            .metrics
+            .alert_received(source, u64::try_from(ids.len()).unwrap_or(u64::MAX));
+        for ((permit, alert), alert_id) in permits.zip(alerts).zip(ids.iter().copied()) {
+            self.inner.metrics.queue_depth.inc();
+            self.inner.pending.fetch_add(1, Ordering::SeqCst);
+            permit.send(Queued { alert_id, alert });
+        }
+        Ok(ids)
+    }
+
+    /// Matches one accepted alert and starts what its rules ask for.
+    pub async fn process(&self, alert_id: i64, alert: &Alert) -> Vec<Dispatch> {
+        let (dispatches, journaled) = self.dispatch(alert_id, alert).await;
+        if journaled {
+            self.mark_processed(vec![alert_id]).await;
+        } else {
+            // Left unprocessed: the next start processes it again (admission is idempotent
+            // per episode, so what did start is not started twice).
+            tracing::error!(
+                alert_id,
+                "the journal failed while this alert was processed; it will be processed again at the next start"
+            );
+        }
+        dispatches
+    }
+
+    /// Records that alerts were processed: a restart does not process them again. A crash
+    /// before this is harmless, as admission is idempotent per episode.
+    pub(super) async fn mark_processed(&self, alert_ids: Vec<i64>) {
+        if let Err(error) = self
+            .inner
+            .journal
+            .call(move |journal| {
+                for alert_id in &alert_ids {
+                    journal.processed(*alert_id)?;
+                }
+                Ok(())
+            })
+            .await
+        {
+            tracing::error!(%error, "could not mark alerts processed; a restart will process them again");
+        }
+    }
+
+    /// Waits until no alert waits in the queue and no run is in progress (`medic run`,
+    /// tests). Revert timers are not waited for.
+    pub async fn idle(&self) {
+        loop {
+            let progress = self.inner.progress.notified();
+            tokio::pin!(progress);
+            // Registered before checking, so a wake-up between the check and the wait is
+            // not missed.
+            progress.as_mut().enable();
+            if self.inner.pending.load(Ordering::SeqCst) == 0 && self.active_runs().is_empty() {
+                return;
+            }
+            progress.await;
+        }
+    }
+}
+
+/// A run to start or continue.
+struct Resumable {
+    run: i64,
+    rule: String,
+    playbook: plan::Playbook,
+    arguments: BTreeMap<String, Value>,
+    prior: BTreeMap<String, Prior>,
+    control: Control,
+    started_at: i64,
+    fingerprint: String,
+    performs_actions: bool,
+}
+
+/// What the journal keeps of a finished task (the detail of its last event).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FinishedDetail {
+    outcome: TaskOutcome,
+    attempts: u32,
+    #[serde(default)]
+    arguments: Option<BTreeMap<String, Value>>,
+}
+
+/// Prunes the journal now and every hour.
+async fn prune_forever(engine: Engine, retention: i64) {
+    loop {
+        let before = engine.inner.clock.now_ms().saturating_sub(retention);
+        match engine
+            .inner
+            .journal
+            .call(move |journal| journal.prune(before))
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "journal pruned"),
+            Err(error) => tracing::error!(%error, "could not prune the journal"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3_600)).await;
+    }
+}
+
+/// Matches queued alerts in arrival order.
+async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
+    while let Some(queued) = receiver.recv().await {
+        engine.inner.metrics.queue_depth.dec();
+        // Each alert is marked processed as soon as it is: after a crash, at most the one
+        // being matched is matched again.
+        engine.process(queued.alert_id, &queued.alert).await;
+        engine.inner.pending.fetch_sub(1, Ordering::SeqCst);
+        engine.inner.progress.notify_waiters();
+    }
+}
+
+/// Opens a journal in memory for one-shot runs (`medic run`).
+pub fn memory_journal() -> Result<JournalHandle, JournalError> {
+    JournalHandle::spawn(Journal::in_memory()?)
+}

@@ -1,0 +1,146 @@
+//! Reverts of temporary actions, on time or when their alert resolves, and what a resolved
+//! alert ends.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn revert_at(&self, revert: i64, due_at: i64) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.inner.clock.sleep_until(due_at).await;
+            engine.revert(revert).await;
+        });
+    }
+
+    /// Performs a revert unless it was already taken.
+    pub(super) async fn revert(&self, revert: i64) {
+        let claimed = self
+            .inner
+            .journal
+            .call(move |journal| journal.claim_revert(revert))
+            .await;
+        let row: RevertRow = match claimed {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, revert, "could not claim a revert");
+                return;
+            }
+        };
+        // A revert is only performed with exactly what the action had: reverting with
+        // other arguments (`{}` for unreadable ones) would undo something else, or nothing.
+        let recorded = serde_json::from_str::<BTreeMap<String, Value>>(&row.arguments)
+            .map_err(|error| format!("its journaled arguments cannot be read back ({error})"))
+            .and_then(|arguments| {
+                serde_json::from_str::<Value>(&row.output)
+                    .map(|output| (arguments, output))
+                    .map_err(|error| {
+                        format!("the action's journaled output cannot be read back ({error})")
+                    })
+            });
+        let (state, detail) = match recorded {
+            _ if self.inner.config.dry_run => ("skipped", "dry run".to_string()),
+            Err(reason) => (
+                "needs_attention",
+                format!("not performed: {reason}; undo the action by hand"),
+            ),
+            Ok((arguments, output)) => match self
+                .inner
+                .toolbox
+                .revert(&row.function, arguments, output)
+                .await
+            {
+                Ok(value) => ("reverted", plan::render::value_text(&value)),
+                Err(error) => ("failed", error.to_string()),
+            },
+        };
+        tracing::info!(revert, run = row.run_id, task = %row.task, state, %detail, "revert");
+        if state == "needs_attention" {
+            self.escalate(
+                row.run_id,
+                format!("medic: revert of run {} needs a human", row.run_id),
+                format!(
+                    "the revert of task {} ({}) was {detail}",
+                    row.task, row.function
+                ),
+            )
+            .await;
+        } else if state == "failed" {
+            self.escalate(
+                row.run_id,
+                format!("medic: revert of run {} failed", row.run_id),
+                format!(
+                    "the revert of task {} ({}) failed: {detail}; undo it by hand",
+                    row.task, row.function
+                ),
+            )
+            .await;
+        }
+        let at = self.inner.clock.now_ms();
+        if let Err(error) = self
+            .inner
+            .journal
+            .call(move |journal| journal.revert_done(revert, state, &detail, at))
+            .await
+        {
+            tracing::error!(%error, revert, "could not journal a revert");
+        }
+    }
+
+    /// A resolved alert ends what its firing started: unfinished runs that act are
+    /// cancelled and `revert on resolve` actions are undone.
+    /// Says whether the journal answered every read and write it needed.
+    pub(super) async fn resolved(&self, fingerprint: &str) -> bool {
+        let mut cancelled = Vec::new();
+        if let Ok(mut active) = self.inner.active.lock() {
+            for (run, entry) in active.iter_mut() {
+                if entry.fingerprint != fingerprint {
+                    continue;
+                }
+                entry.resolved = true;
+                if entry.performs_actions {
+                    tracing::info!(run, "cancelled: its alert resolved");
+                    cancelled.push(*run);
+                    entry.control.send_modify(|control| {
+                        control.cancelled.get_or_insert_with(|| RESOLVED.into());
+                    });
+                }
+            }
+        }
+        let at = self.inner.clock.now_ms();
+        if !cancelled.is_empty()
+            && let Err(error) = self
+                .inner
+                .journal
+                .call(move |journal| {
+                    for run in &cancelled {
+                        journal.task_event(*run, "", "cancel_requested", RESOLVED, at)?;
+                    }
+                    Ok(())
+                })
+                .await
+        {
+            tracing::error!(%error, "could not journal a cancel");
+            return false;
+        }
+        let fingerprint = fingerprint.to_string();
+        let reverts = match self
+            .inner
+            .journal
+            .call(move |journal| journal.reverts_on_resolve(&fingerprint))
+            .await
+        {
+            Ok(reverts) => reverts,
+            Err(error) => {
+                tracing::error!(%error, "could not read the reverts waiting for this alert to resolve");
+                return false;
+            }
+        };
+        // Reverts call adapters that may be slow; they must not hold up matching.
+        for revert in reverts {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.revert(revert).await });
+        }
+        true
+    }
+}
