@@ -204,6 +204,9 @@ pub struct RunRow {
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub report: Option<String>,
+    /// When the firing episode that started it began (its alert's `startsAt`), which with
+    /// the fingerprint names the episode; absent when its alert is no longer journaled.
+    pub episode_starts_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -239,7 +242,7 @@ pub struct RevertRow {
     pub detail: String,
 }
 
-const RUN_COLUMNS: &str = "id, rule, playbook, alert_id, fingerprint, performs_actions, arguments, state, started_at, finished_at, report";
+const RUN_COLUMNS: &str = "id, rule, playbook, alert_id, fingerprint, performs_actions, arguments, state, started_at, finished_at, report, (SELECT alerts.starts_at FROM alerts WHERE alerts.id = runs.alert_id)";
 const REVERT_COLUMNS: &str =
     "id, run_id, task, function, arguments, output, fingerprint, due_at, on_resolve, state, detail";
 
@@ -256,6 +259,7 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         started_at: row.get(8)?,
         finished_at: row.get(9)?,
         report: row.get(10)?,
+        episode_starts_at: row.get(11)?,
     })
 }
 
@@ -758,15 +762,25 @@ impl Journal {
     }
 
     /// The pending reverts of a firing episode's fingerprint that wait for it to resolve.
-    pub fn reverts_on_resolve(&self, fingerprint: &str) -> Result<Vec<i64>, JournalError> {
+    /// The pending `revert on resolve` reverts of one firing episode: the fingerprint, and
+    /// the `startsAt` of the alert whose run made them.
+    pub fn reverts_on_resolve(
+        &self,
+        fingerprint: &str,
+        starts_at: i64,
+    ) -> Result<Vec<i64>, JournalError> {
         let mut statement = self
             .connection
             .prepare_cached(
-                "SELECT id FROM reverts WHERE state = 'pending' AND on_resolve = 1 AND fingerprint = ?1 ORDER BY id",
+                "SELECT reverts.id FROM reverts \
+                 JOIN runs ON runs.id = reverts.run_id \
+                 JOIN alerts ON alerts.id = runs.alert_id \
+                 WHERE reverts.state = 'pending' AND reverts.on_resolve = 1 \
+                 AND reverts.fingerprint = ?1 AND alerts.starts_at = ?2 ORDER BY reverts.id",
             )
             .map_err(write_error("reading reverts"))?;
         let rows = statement
-            .query_map([fingerprint], |row| row.get(0))
+            .query_map(rusqlite::params![fingerprint, starts_at], |row| row.get(0))
             .map_err(write_error("reading reverts"))?;
         rows.collect::<Result<_, _>>()
             .map_err(write_error("reading reverts"))

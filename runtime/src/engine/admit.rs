@@ -20,7 +20,7 @@ impl Engine {
         let plan = self.plan();
         let mut journaled = true;
         if alert.status == Status::Resolved {
-            journaled &= self.resolved(&alert.fingerprint).await;
+            journaled &= self.resolved(&alert.fingerprint, alert.starts_at).await;
         }
         let value = alert.to_value();
         let outcome = plan.match_alert(&value);
@@ -172,6 +172,7 @@ impl Engine {
                     control: Control::default(),
                     started_at: self.inner.clock.now_ms(),
                     fingerprint: alert.fingerprint.clone(),
+                    episode_starts_at: Some(alert.starts_at),
                     performs_actions: rule.performs_actions,
                 });
                 Dispatch::Started {

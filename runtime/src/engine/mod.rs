@@ -129,6 +129,9 @@ pub enum ApprovalGroups {
 struct Active {
     control: watch::Sender<Control>,
     fingerprint: String,
+    /// With the fingerprint, the firing episode it belongs to: only that episode's resolve
+    /// ends it. `None` when its alert is no longer journaled (nothing resolves it then).
+    episode_starts_at: Option<i64>,
     performs_actions: bool,
     /// Tasks waiting for a human's approval.
     awaiting: BTreeSet<String>,
@@ -397,6 +400,7 @@ struct Resumable {
     control: Control,
     started_at: i64,
     fingerprint: String,
+    episode_starts_at: Option<i64>,
     performs_actions: bool,
 }
 

@@ -198,6 +198,7 @@ impl Engine {
             control,
             started_at: run.started_at,
             fingerprint: run.fingerprint,
+            episode_starts_at: run.episode_starts_at,
             performs_actions: run.performs_actions,
         });
         Ok(())

@@ -87,14 +87,17 @@ impl Engine {
         }
     }
 
-    /// A resolved alert ends what its firing started: unfinished runs that act are
-    /// cancelled and `revert on resolve` actions are undone.
+    /// A resolved alert ends what its own firing episode started (the fingerprint and the
+    /// `startsAt`, docs/notes/011-resolved-alerts.md): that episode's unfinished runs that
+    /// act are cancelled and its `revert on resolve` actions are undone. A late or replayed
+    /// resolve of an older episode touches nothing of a newer one; a resolve whose episode is
+    /// unknown or already closed finds nothing to end (it is journaled all the same).
     /// Says whether the journal answered every read and write it needed.
-    pub(super) async fn resolved(&self, fingerprint: &str) -> bool {
+    pub(super) async fn resolved(&self, fingerprint: &str, starts_at: i64) -> bool {
         let mut cancelled = Vec::new();
         if let Ok(mut active) = self.inner.active.lock() {
             for (run, entry) in active.iter_mut() {
-                if entry.fingerprint != fingerprint {
+                if entry.fingerprint != fingerprint || entry.episode_starts_at != Some(starts_at) {
                     continue;
                 }
                 entry.resolved = true;
@@ -127,7 +130,7 @@ impl Engine {
         let reverts = match self
             .inner
             .journal
-            .call(move |journal| journal.reverts_on_resolve(&fingerprint))
+            .call(move |journal| journal.reverts_on_resolve(&fingerprint, starts_at))
             .await
         {
             Ok(reverts) => reverts,

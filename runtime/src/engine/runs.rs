@@ -14,6 +14,7 @@ impl Engine {
             control,
             started_at,
             fingerprint,
+            episode_starts_at,
             performs_actions,
         } = resumable;
         // A run cancelled because its alert resolved (also before a restart) reverts its
@@ -26,6 +27,7 @@ impl Engine {
                 Active {
                     control: sender,
                     fingerprint: fingerprint.clone(),
+                    episode_starts_at,
                     performs_actions,
                     // Approvals pending before a restart can be decided at once, even while
                     // the run is paused and their tasks have not started again.

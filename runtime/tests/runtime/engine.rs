@@ -654,6 +654,127 @@ async fn a_resolved_alert_cancels_the_run_its_firing_started() {
     assert_eq!(harness.toolbox.called(), ["http.get"], "nothing is scaled");
 }
 
+/// Ingests a resolved notification and waits until it was processed (runs may go on).
+async fn resolve(engine: &Engine, name: &str, starts_at: &str) {
+    engine
+        .ingest(
+            "alertmanager",
+            alerts(&payload(name, "resolved", starts_at)),
+        )
+        .await
+        .unwrap();
+    eventually("the resolve was processed", async || {
+        engine
+            .journal()
+            .call(|journal| journal.unprocessed_alerts())
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_resolve_of_an_older_episode_does_not_cancel_a_newer_one() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let first = start_run(
+        &harness.engine,
+        &payload("Service_Latency_Exceeded", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    // Past the rule's 15-minute cooldown, the same alert fires again: a new episode.
+    tokio::time::sleep(Duration::from_secs(16 * 60)).await;
+    let second = start_run(
+        &harness.engine,
+        &payload("Service_Latency_Exceeded", "firing", "2026-11-27T12:40:00Z"),
+    )
+    .await;
+    eventually("both wait for approval", async || {
+        harness.engine.run(first).await.unwrap().awaiting_approval == ["scale"]
+            && harness.engine.run(second).await.unwrap().awaiting_approval == ["scale"]
+    })
+    .await;
+    // The first episode's resolve arrives late, after the second episode started.
+    resolve(
+        &harness.engine,
+        "Service_Latency_Exceeded",
+        "2026-11-27T11:40:00Z",
+    )
+    .await;
+    eventually("the first run ends", async || {
+        harness.engine.run(first).await.unwrap().run.state == "cancelled"
+    })
+    .await;
+    let newer = harness.engine.run(second).await.unwrap();
+    assert_eq!(newer.run.state, "running");
+    assert_eq!(newer.awaiting_approval, ["scale"]);
+    // A resolve of an episode nobody knows ends nothing either.
+    resolve(
+        &harness.engine,
+        "Service_Latency_Exceeded",
+        "2026-11-27T09:00:00Z",
+    )
+    .await;
+    assert_eq!(
+        harness.engine.run(second).await.unwrap().run.state,
+        "running"
+    );
+    // Its own resolve ends it.
+    resolve(
+        &harness.engine,
+        "Service_Latency_Exceeded",
+        "2026-11-27T12:40:00Z",
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.engine.run(second).await.unwrap().run.state,
+        "cancelled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn out_of_order_and_replayed_resolves_revert_only_their_own_episode() {
+    let _ticker = Ticker::start();
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let started = tokio::time::Instant::now();
+    start_run(
+        &harness.engine,
+        &payload("Traffic_Spike", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    tokio::time::sleep(Duration::from_secs(16 * 60)).await;
+    start_run(
+        &harness.engine,
+        &payload("Traffic_Spike", "firing", "2026-11-27T12:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_eq!(reverts(&harness.engine, "pending").await.len(), 2);
+    // The older episode's resolve, then the same resolve replayed, then one of an unknown
+    // episode: only the older episode's scale-up is reverted, once.
+    resolve(&harness.engine, "Traffic_Spike", "2026-11-27T11:40:00Z").await;
+    resolve(&harness.engine, "Traffic_Spike", "2026-11-27T11:40:00Z").await;
+    resolve(&harness.engine, "Traffic_Spike", "2026-11-27T08:00:00Z").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&harness.engine).await;
+    assert_eq!(harness.toolbox.reverts().len(), 1);
+    assert_eq!(reverts(&harness.engine, "reverted").await.len(), 1);
+    assert_eq!(reverts(&harness.engine, "pending").await.len(), 1);
+    // The newer episode resolves: its own revert happens.
+    resolve(&harness.engine, "Traffic_Spike", "2026-11-27T12:40:00Z").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle(&harness.engine).await;
+    assert_eq!(harness.toolbox.reverts().len(), 2);
+    assert!(reverts(&harness.engine, "pending").await.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(30 * 60),
+        "by the resolves, not by the timers ({:?})",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_temporary_action_is_reverted_on_time_with_its_output() {
     let _ticker = Ticker::start();

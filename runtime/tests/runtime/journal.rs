@@ -177,14 +177,18 @@ fn a_revert_is_claimed_once() {
     let revert = journal
         .schedule_revert(run, "scale", "k8s.scale", "{}", "{}", "fp", Some(100), true)
         .unwrap();
-    assert_eq!(journal.reverts_on_resolve("fp").unwrap(), [revert]);
+    assert_eq!(journal.reverts_on_resolve("fp", 1).unwrap(), [revert]);
+    assert!(
+        journal.reverts_on_resolve("fp", 2).unwrap().is_empty(),
+        "another episode of the same fingerprint has no reverts"
+    );
     assert_eq!(journal.reverts("pending").unwrap().len(), 1);
     assert!(journal.claim_revert(revert).unwrap().is_some());
     assert!(
         journal.claim_revert(revert).unwrap().is_none(),
         "the timer and the resolve cannot both revert"
     );
-    assert!(journal.reverts_on_resolve("fp").unwrap().is_empty());
+    assert!(journal.reverts_on_resolve("fp", 1).unwrap().is_empty());
     journal
         .revert_done(revert, "reverted", "3 replicas", 200)
         .unwrap();
