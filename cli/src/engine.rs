@@ -15,7 +15,8 @@ use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::{Clock, RunReport};
 use medic_runtime::journal::{Journal, JournalHandle};
 use medic_runtime::server::{
-    self, Auth, Identities, Role, ServerLimits, ServerState, User, UsersError, parse_token_sha256,
+    self, Auth, Identities, Role, ServerLimits, ServerState, Signing, User, UsersError,
+    parse_token_sha256,
 };
 use medic_runtime::{ingest, report};
 use std::collections::BTreeMap;
@@ -92,6 +93,8 @@ struct AuthConfig {
     users_file: Option<PathBuf>,
     hmac_secret_env: Option<String>,
     hmac_secret_file: Option<PathBuf>,
+    /// How far the generic webhook's `X-Medic-Timestamp` may be from the server's clock.
+    hmac_tolerance_seconds: Option<u64>,
 }
 
 /// The users file: no secret in it, only the SHA-256 of each token, so it can be reviewed
@@ -384,6 +387,23 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         relative(&config.auth.hmac_secret_file).as_deref(),
         "auth.hmac_secret",
     )?;
+    let signing = match (hmac_secret, config.auth.hmac_tolerance_seconds) {
+        (None, None) => None,
+        (None, Some(_)) => bail!(
+            "auth.hmac_tolerance_seconds is set, but no auth.hmac_secret_env or hmac_secret_file"
+        ),
+        (Some(secret), None) => Some(Signing {
+            secret,
+            tolerance: server::DEFAULT_SIGNATURE_TOLERANCE,
+        }),
+        (Some(secret), Some(seconds @ 1..=86_400)) => Some(Signing {
+            secret,
+            tolerance: std::time::Duration::from_secs(seconds),
+        }),
+        (Some(_), Some(seconds)) => {
+            bail!("auth.hmac_tolerance_seconds is {seconds}: it must be between 1 and 86400")
+        }
+    };
     let plan = match compile(&plans) {
         Ok(plan) => plan,
         Err(diagnostics) => {
@@ -461,7 +481,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
             engine,
             auth: Auth {
                 identities,
-                hmac_secret,
+                signing,
             },
             limits: server_limits,
             reload: Arc::new(move || {
@@ -574,7 +594,7 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
     let toolbox = Arc::new(
         StandardToolbox::new(toolbox_config(&config, &base)?).map_err(|error| anyhow!(error))?,
     );
-    let failed = runtime()?.block_on(async move {
+    let (failed, matched) = runtime()?.block_on(async move {
         let journal = medic_runtime::engine::memory_journal()?;
         let config = EngineConfig {
             dry_run,
@@ -614,6 +634,7 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
             dispatches.extend(found);
         }
         engine.idle().await;
+        let matched = !dispatches.is_empty();
         let mut failed = false;
         for dispatch in dispatches {
             match dispatch {
@@ -653,10 +674,14 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        anyhow::Ok(failed)
+        anyhow::Ok((failed, matched))
     })?;
+    // 1 when a run did not succeed (failed, escalated, cancelled); 3 when no rule matched any
+    // alert of the payload, so that a script can tell "nothing to do" from "done".
     Ok(if failed {
         ExitCode::from(1)
+    } else if !matched {
+        ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
@@ -823,6 +848,76 @@ pub fn act(
     let value = remote.request(
         reqwest::Method::POST,
         &format!("/api/runs/{id}/{action}"),
+        Some(body),
+    )?;
+    println!("{}", serde_json::to_string(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `medic reverts`: without `--state`, the reverts that wait for a human (failed, then
+/// needs_attention).
+pub fn reverts(remote: &Remote, state: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let states: Vec<&str> = match state {
+        Some(state) => vec![state],
+        None => vec!["failed", "needs_attention"],
+    };
+    let mut reverts = Vec::new();
+    for state in states {
+        let value = remote.request(
+            reqwest::Method::GET,
+            &format!("/api/reverts?state={state}"),
+            None,
+        )?;
+        let listed = value
+            .get("reverts")
+            .and_then(|reverts| reverts.as_array())
+            .ok_or_else(|| anyhow!("the server's answer has no `reverts` list"))?;
+        reverts.extend(listed.iter().cloned());
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "reverts": reverts }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if reverts.is_empty() {
+        println!("no reverts");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<6} {:<6} {:<16} {:<12} {:<16} detail",
+        "id", "run", "state", "task", "function"
+    );
+    for revert in &reverts {
+        let field = |name: &str| match revert.get(name) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        println!(
+            "{:<6} {:<6} {:<16} {:<12} {:<16} {}",
+            field("id"),
+            field("run_id"),
+            field("state"),
+            field("task"),
+            field("function"),
+            field("detail")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `medic revert retry|ack ID`.
+pub fn act_on_revert(
+    remote: &Remote,
+    id: i64,
+    action: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<ExitCode> {
+    let value = remote.request(
+        reqwest::Method::POST,
+        &format!("/api/reverts/{id}/{action}"),
         Some(body),
     )?;
     println!("{}", serde_json::to_string(&value)?);

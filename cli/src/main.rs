@@ -134,6 +134,23 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// List the reverts of a server in a state (default: those that wait for a human,
+    /// `failed` and `needs_attention`).
+    Reverts {
+        /// pending, reverting, reverted, failed, needs_attention, acknowledged or skipped.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Finish a revert that failed or needs attention: try it again, or acknowledge it
+    /// (undone by hand). The journal records the user the token names.
+    Revert {
+        #[command(subcommand)]
+        action: RevertAction,
+    },
     /// Show or set the kill switch: when on, no new action runs (reverts of earlier actions
     /// still do); it survives restarts.
     KillSwitch {
@@ -149,6 +166,24 @@ enum Command {
         /// Do not write; list the files that are not formatted and exit with 1 if any.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RevertAction {
+    /// Perform the revert again, now.
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Mark it taken care of, saying what was done instead.
+    Ack {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -263,6 +298,22 @@ fn main() -> ExitCode {
         Command::Cancel { id, remote } => {
             engine::act(&remote.remote(), id, "cancel", serde_json::json!({}))
         }
+        Command::Reverts {
+            state,
+            json,
+            remote,
+        } => engine::reverts(&remote.remote(), state.as_deref(), json),
+        Command::Revert { action } => match action {
+            RevertAction::Retry { id, remote } => {
+                engine::act_on_revert(&remote.remote(), id, "retry", serde_json::json!({}))
+            }
+            RevertAction::Ack { id, reason, remote } => engine::act_on_revert(
+                &remote.remote(),
+                id,
+                "ack",
+                serde_json::json!({ "reason": reason }),
+            ),
+        },
         Command::KillSwitch { state, remote } => {
             engine::kill_switch(&remote.remote(), state.map(|state| state == "on"))
         }

@@ -106,7 +106,7 @@ async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figu
         engine: engine.clone(),
         auth: Auth {
             identities: Identities::token("bench-token"),
-            hmac_secret: None,
+            signing: None,
         },
         limits: ServerLimits::default(),
         reload: Arc::new(|| Err("no reload in the benchmark".into())),

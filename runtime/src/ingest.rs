@@ -140,12 +140,40 @@ pub enum IngestError {
     BadAlert { index: usize, reason: String },
 }
 
+/// `T` read from a JSON object and from nothing else. serde's derive also reads a struct
+/// from a list of its fields' values in declaration order (`["4", [["firing", ...]]]` as an
+/// Alertmanager payload), which no sender means and `docs/webhooks.md` does not promise; a
+/// list where an object belongs is refused like any other wrong type.
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("an object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(JsonObject)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WebhookV4 {
     #[serde(default)]
     version: Option<String>,
-    alerts: Vec<WebhookAlert>,
+    alerts: Vec<JsonObject<WebhookAlert>>,
 }
 
 #[derive(Deserialize)]
@@ -165,7 +193,7 @@ struct WebhookAlert {
 
 /// Reads an Alertmanager webhook payload (version 4): every alert of the group.
 pub fn alertmanager(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
-    let payload: WebhookV4 =
+    let JsonObject(payload): JsonObject<WebhookV4> =
         serde_json::from_slice(body).map_err(|error| IngestError::Malformed {
             source_name: "alertmanager",
             reason: error.to_string(),
@@ -180,7 +208,7 @@ pub fn alertmanager(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
         .alerts
         .into_iter()
         .enumerate()
-        .map(|(index, alert)| normalize_labelled(index, alert, "alertmanager"))
+        .map(|(index, JsonObject(alert))| normalize_labelled(index, alert, "alertmanager"))
         .collect()
 }
 
@@ -248,7 +276,7 @@ fn normalize_labelled(
 #[derive(Deserialize)]
 struct GrafanaWebhook {
     #[serde(default)]
-    alerts: Option<Vec<GrafanaAlert>>,
+    alerts: Option<Vec<JsonObject<GrafanaAlert>>>,
 }
 
 #[derive(Deserialize)]
@@ -272,7 +300,7 @@ struct GrafanaAlert {
 /// Reads a Grafana unified-alerting webhook payload: every alert of the notification. Any
 /// `version` is accepted (Grafana sends "1"); the alerts have Alertmanager's shape.
 pub fn grafana(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
-    let payload: GrafanaWebhook =
+    let JsonObject(payload): JsonObject<GrafanaWebhook> =
         serde_json::from_slice(body).map_err(|error| malformed("grafana", error.to_string()))?;
     let Some(alerts) = payload.alerts else {
         return Err(malformed("grafana", "no `alerts` array".into()));
@@ -280,7 +308,7 @@ pub fn grafana(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     alerts
         .into_iter()
         .enumerate()
-        .map(|(index, alert)| -> Result<Alert, IngestError> {
+        .map(|(index, JsonObject(alert))| -> Result<Alert, IngestError> {
             let labelled = WebhookAlert {
                 status: alert.status,
                 labels: alert.labels.unwrap_or_default(),
@@ -640,53 +668,113 @@ fn scalar_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Medic's own alert JSON, as `docs/webhooks.md` documents it. Unknown fields are refused so
-/// that a typo such as `sevrity` is an error rather than a silently missing field.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Medic's own alert JSON, as `docs/webhooks.md` documents it, once read.
 struct GenericAlert {
     name: String,
-    #[serde(default)]
     status: Option<String>,
-    #[serde(default)]
     severity: Option<String>,
-    #[serde(default)]
     service: Option<String>,
-    #[serde(default)]
     instance: Option<String>,
-    #[serde(default)]
     namespace: Option<String>,
-    #[serde(default, deserialize_with = "text_or_number")]
     value: Option<String>,
-    #[serde(default)]
     summary: Option<String>,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     labels: BTreeMap<String, String>,
-    #[serde(default)]
     annotations: BTreeMap<String, String>,
     starts_at: String,
-    #[serde(default)]
     ends_at: Option<String>,
-    #[serde(default)]
     fingerprint: Option<String>,
 }
 
-/// A `value` written as text with its unit (`"750ms"`) or as a bare number (`12`).
-fn text_or_number<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    match Option::<serde_json::Value>::deserialize(deserializer)? {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => Ok(Some(text)),
-        Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "`value` must be text or a number, not {}",
-            json_kind(&other)
-        ))),
+/// The fields of a generic alert. Unknown fields are refused so that a typo such as
+/// `sevrity` is an error rather than a silently missing field.
+const GENERIC_FIELDS: [&str; 14] = [
+    "name",
+    "status",
+    "severity",
+    "service",
+    "instance",
+    "namespace",
+    "value",
+    "summary",
+    "description",
+    "labels",
+    "annotations",
+    "starts_at",
+    "ends_at",
+    "fingerprint",
+];
+
+/// Reads one generic alert field by field, so that a refusal names the field (serde's derive
+/// says only "invalid type: integer `5`, expected a string", and a `serde_json::Value` has no
+/// position to add). Null is absent for the optional fields.
+fn generic_alert(alert: &serde_json::Value) -> Result<GenericAlert, String> {
+    let serde_json::Value::Object(object) = alert else {
+        return Err(format!(
+            "expected an alert object, not {}",
+            json_kind(alert)
+        ));
+    };
+    if let Some(key) = object
+        .keys()
+        .find(|key| !GENERIC_FIELDS.contains(&key.as_str()))
+    {
+        return Err(format!(
+            "unknown field `{key}`, expected one of `{}`",
+            GENERIC_FIELDS.join("`, `")
+        ));
     }
+    let text = |key: &str| match object.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!("`{key}` must be text, not {}", json_kind(other))),
+    };
+    let required = |key: &str| text(key)?.ok_or_else(|| format!("missing field `{key}`"));
+    let strings = |key: &str| match object.get(key) {
+        None => Ok(BTreeMap::new()),
+        Some(serde_json::Value::Object(entries)) => entries
+            .iter()
+            .map(|(name, value)| match value {
+                serde_json::Value::String(text) => Ok((name.clone(), text.clone())),
+                other => Err(format!(
+                    "`{key}`: `{name}` must be text, not {}",
+                    json_kind(other)
+                )),
+            })
+            .collect(),
+        Some(other) => Err(format!(
+            "`{key}` must be an object of text, not {}",
+            json_kind(other)
+        )),
+    };
+    // A `value` written as text with its unit (`"750ms"`) or as a bare number (`12`).
+    let value = match object.get("value") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) => Some(text.clone()),
+        Some(serde_json::Value::Number(number)) => Some(number.to_string()),
+        Some(other) => {
+            return Err(format!(
+                "`value` must be text or a number, not {}",
+                json_kind(other)
+            ));
+        }
+    };
+    Ok(GenericAlert {
+        name: required("name")?,
+        starts_at: required("starts_at")?,
+        status: text("status")?,
+        severity: text("severity")?,
+        service: text("service")?,
+        instance: text("instance")?,
+        namespace: text("namespace")?,
+        value,
+        summary: text("summary")?,
+        description: text("description")?,
+        labels: strings("labels")?,
+        annotations: strings("annotations")?,
+        ends_at: text("ends_at")?,
+        fingerprint: text("fingerprint")?,
+    })
 }
 
 /// Reads Medic's generic webhook: one alert object, or `{"alerts": [...]}`.
@@ -721,13 +809,12 @@ pub fn generic(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
         }
     };
     alerts
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(index, alert)| {
-            let bad = |reason: String| IngestError::BadAlert { index, reason };
-            let alert: GenericAlert =
-                serde_json::from_value(alert).map_err(|error| bad(error.to_string()))?;
-            normalize_generic(alert).map_err(bad)
+            generic_alert(alert)
+                .and_then(normalize_generic)
+                .map_err(|reason| IngestError::BadAlert { index, reason })
         })
         .collect()
 }

@@ -18,6 +18,7 @@
 //! owner only (mode 0600 on Unix): they hold alert payloads, arguments and outputs.
 
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -800,6 +801,99 @@ impl Journal {
             .map_err(write_error("reading reverts"))?;
         rows.collect::<Result<_, _>>()
             .map_err(write_error("reading reverts"))
+    }
+
+    /// One revert, in any state.
+    pub fn revert(&self, revert_id: i64) -> Result<Option<RevertRow>, JournalError> {
+        self.connection
+            .query_row(
+                &format!("SELECT {REVERT_COLUMNS} FROM reverts WHERE id = ?1"),
+                [revert_id],
+                revert_row,
+            )
+            .optional()
+            .map_err(write_error("reading a revert"))
+    }
+
+    /// A human asks for a revert that `failed` or `needs_attention` to be tried again: it is
+    /// `pending` once more (and then claimed and performed like any other), and the run's
+    /// events say who asked. False when the revert is in another state.
+    pub fn reopen_revert(
+        &mut self,
+        revert_id: i64,
+        by: &str,
+        at: i64,
+    ) -> Result<bool, JournalError> {
+        let changed = self
+            .connection
+            .execute(
+                "UPDATE reverts SET state = 'pending', done_at = NULL \
+                 WHERE id = ?1 AND state IN ('failed', 'needs_attention')",
+                [revert_id],
+            )
+            .map_err(write_error("reopening a revert"))?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        self.revert_event(revert_id, "revert_retry_requested", by, at)?;
+        Ok(true)
+    }
+
+    /// A human says a revert that `failed` or `needs_attention` is taken care of (undone by
+    /// hand, or not to be undone): it is `acknowledged`, with who and why in its detail and
+    /// in the run's events. False when the revert is in another state.
+    pub fn acknowledge_revert(
+        &mut self,
+        revert_id: i64,
+        by: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<bool, JournalError> {
+        let detail = format!("{by}: {reason}");
+        let changed = self
+            .connection
+            .execute(
+                "UPDATE reverts SET state = 'acknowledged', detail = ?2, done_at = ?3 \
+                 WHERE id = ?1 AND state IN ('failed', 'needs_attention')",
+                params![revert_id, detail, at],
+            )
+            .map_err(write_error("acknowledging a revert"))?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        self.revert_event(revert_id, "revert_acknowledged", &detail, at)?;
+        Ok(true)
+    }
+
+    /// An event on the run of a revert, under the reverted task's name.
+    fn revert_event(
+        &mut self,
+        revert_id: i64,
+        state: &str,
+        detail: &str,
+        at: i64,
+    ) -> Result<(), JournalError> {
+        self.connection
+            .execute(
+                "INSERT INTO task_events (run_id, task, state, at, detail) \
+                 SELECT run_id, task, ?2, ?3, ?4 FROM reverts WHERE id = ?1",
+                params![revert_id, state, at, detail],
+            )
+            .map_err(write_error("journaling a revert event"))?;
+        Ok(())
+    }
+
+    /// How many reverts are in each state.
+    pub fn revert_counts(&self) -> Result<BTreeMap<String, i64>, JournalError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT state, COUNT(*) FROM reverts GROUP BY state")
+            .map_err(write_error("counting reverts"))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(write_error("counting reverts"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(write_error("counting reverts"))
     }
 
     pub fn revert_done(

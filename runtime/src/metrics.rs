@@ -1,6 +1,7 @@
 //! The server's Prometheus metrics (`GET /metrics`, text exposition format): alerts received
 //! by source, runs by playbook and outcome, task durations by function, suppressions by
-//! reason, the ingest queue's depth and the runs in progress.
+//! reason, the ingest queue's depth, the runs in progress, and the reverts by state (read
+//! from the journal at each scrape, so a revert stuck for a human pages after a restart too).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -8,8 +9,20 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
 
 type Labels = Vec<(String, String)>;
+
+/// The states a revert can be in; each always has a gauge.
+pub const REVERT_STATES: &[&str] = &[
+    "pending",
+    "reverting",
+    "reverted",
+    "failed",
+    "needs_attention",
+    "acknowledged",
+    "skipped",
+];
 
 fn task_histogram() -> Histogram {
     // 1 ms to about 17 minutes.
@@ -24,6 +37,7 @@ pub struct Metrics {
     suppressions: Family<Labels, Counter>,
     pub queue_depth: Gauge,
     pub active_runs: Gauge,
+    reverts: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -43,6 +57,7 @@ impl Metrics {
         let suppressions = Family::<Labels, Counter>::default();
         let queue_depth = Gauge::default();
         let active_runs = Gauge::default();
+        let reverts = Family::<Labels, Gauge>::default();
         registry.register(
             "alerts_received",
             "Alerts accepted into the journal, by source",
@@ -69,6 +84,11 @@ impl Metrics {
             queue_depth.clone(),
         );
         registry.register("active_runs", "Runs in progress", active_runs.clone());
+        registry.register(
+            "reverts",
+            "Reverts in the journal, by state (failed and needs_attention wait for a human)",
+            reverts.clone(),
+        );
         Metrics {
             registry,
             alerts,
@@ -77,6 +97,23 @@ impl Metrics {
             suppressions,
             queue_depth,
             active_runs,
+            reverts,
+        }
+    }
+
+    /// Sets the revert gauges from the journal's counts; every known state is written, so a
+    /// state that emptied reads 0 rather than keeping its last value.
+    pub fn set_reverts(&self, counts: &BTreeMap<String, i64>) {
+        for state in REVERT_STATES
+            .iter()
+            .copied()
+            .map(str::to_string)
+            .chain(counts.keys().cloned())
+        {
+            let count = counts.get(&state).copied().unwrap_or(0);
+            self.reverts
+                .get_or_create(&vec![("state".into(), state)])
+                .set(count);
         }
     }
 

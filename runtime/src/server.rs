@@ -211,11 +211,24 @@ pub struct Identity {
     pub groups: ApprovalGroups,
 }
 
+/// The default of [`Signing::tolerance`] (`auth.hmac_tolerance_seconds`): 5 minutes.
+pub const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// The generic webhook's signature: `X-Medic-Signature: sha256=<hex>`, the HMAC-SHA256 of
+/// `"{timestamp}.{body}"` keyed with `secret`, where `timestamp` is the `X-Medic-Timestamp`
+/// header (unix seconds). A request whose timestamp is further than `tolerance` from the
+/// server's clock is refused, so a captured request cannot be replayed after that.
+#[derive(Clone)]
+pub struct Signing {
+    pub secret: String,
+    pub tolerance: Duration,
+}
+
 #[derive(Clone)]
 pub struct Auth {
     pub identities: Identities,
-    /// Accepted on the generic webhook as `X-Medic-Signature: sha256=<hex HMAC of the body>`.
-    pub hmac_secret: Option<String>,
+    /// Required on the generic webhook, in addition to the bearer token.
+    pub signing: Option<Signing>,
 }
 
 impl Auth {
@@ -223,7 +236,7 @@ impl Auth {
     pub fn open() -> Auth {
         Auth {
             identities: Identities::Open,
-            hmac_secret: None,
+            signing: None,
         }
     }
 }
@@ -240,8 +253,11 @@ impl std::fmt::Debug for Auth {
         f.debug_struct("Auth")
             .field("identities", &identities)
             .field(
-                "hmac_secret",
-                &self.hmac_secret.as_ref().map(|_| "<redacted>"),
+                "signing",
+                &self
+                    .signing
+                    .as_ref()
+                    .map(|signing| format!("<redacted>, tolerance {:?}", signing.tolerance)),
             )
             .finish()
     }
@@ -313,7 +329,8 @@ impl From<EngineError> for Failure {
             EngineError::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::TooManyAlerts { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             EngineError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            EngineError::NoRun(_) => StatusCode::NOT_FOUND,
+            EngineError::NoRun(_) | EngineError::NoRevert(_) => StatusCode::NOT_FOUND,
+            EngineError::RevertNotOpen { .. } => StatusCode::CONFLICT,
             EngineError::NotActive(_) | EngineError::NoApproval { .. } => StatusCode::CONFLICT,
             EngineError::NotInGroup { .. } => StatusCode::FORBIDDEN,
         };
@@ -344,6 +361,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
             gate(Need::Read, get(list_suppressions)),
         )
         .route("/api/reverts", gate(Need::Read, get(list_reverts)))
+        .route(
+            "/api/reverts/{id}/{action}",
+            gate(Need::Operate, post(act_on_revert)),
+        )
         .route(
             "/api/runs/{id}/{action}",
             gate(Need::Operate, post(act_on_run)),
@@ -499,7 +520,37 @@ async fn authorize(
     next.run(request).await
 }
 
-fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+/// The `X-Medic-Timestamp` of a signed request, checked against the clock (`now_ms`) before
+/// the body is read; the answer is the timestamp's text, which the signature covers.
+fn fresh_timestamp(signing: &Signing, headers: &HeaderMap, now_ms: i64) -> Result<String, Failure> {
+    let unauthorized = |message: String| Failure(StatusCode::UNAUTHORIZED, message);
+    let text = headers
+        .get("x-medic-timestamp")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
+        .ok_or_else(|| {
+            unauthorized(
+                "missing or unreadable X-Medic-Timestamp: send the unix time in seconds, and sign \"{timestamp}.{body}\"".into(),
+            )
+        })?;
+    let seconds: i64 = text.parse().map_err(|_| {
+        unauthorized(format!(
+            "X-Medic-Timestamp {text} is not a unix time in seconds"
+        ))
+    })?;
+    let skew = (now_ms / 1_000).abs_diff(seconds);
+    let tolerance = signing.tolerance.as_secs();
+    if skew > tolerance {
+        return Err(unauthorized(format!(
+            "X-Medic-Timestamp {text} is {skew} s away from the server's clock, more than the {tolerance} s allowed (auth.hmac_tolerance_seconds): a replayed or delayed request, or a clock that is off"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Whether `X-Medic-Signature` is the HMAC-SHA256 of `"{timestamp}.{body}"`.
+fn signature_ok(secret: &str, timestamp: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     let Some(given) = headers
         .get("x-medic-signature")
         .and_then(|value| value.to_str().ok())
@@ -511,6 +562,8 @@ fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
         return false;
     };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
     mac.update(body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&given).is_ok()
@@ -606,6 +659,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, Failure> {
+    state.engine.refresh_revert_metrics().await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -634,16 +688,26 @@ async fn webhook(
             ));
         }
     };
+    // The generic webhook also needs a signature over a fresh timestamp and the body; the
+    // timestamp is checked before the body is read.
+    let signing = state.auth.signing.as_ref().filter(|_| source == "generic");
+    let timestamp = match signing {
+        Some(signing) => Some(fresh_timestamp(
+            signing,
+            &headers,
+            state.engine.clock().now_ms(),
+        )?),
+        None => None,
+    };
     // Read only now: the caller is authenticated (`authorize`) and the source exists.
     let body = body_bytes(&state, Bytes::from_request(request, &()).await)?;
-    // On the generic webhook the body's signature is needed as well.
-    if source == "generic"
-        && let Some(secret) = state.auth.hmac_secret.as_deref()
-        && !signature_ok(secret, &headers, &body)
+    if let (Some(signing), Some(timestamp)) = (signing, &timestamp)
+        && !signature_ok(&signing.secret, timestamp, &headers, &body)
     {
         return Err(Failure(
             StatusCode::UNAUTHORIZED,
-            "missing or wrong X-Medic-Signature (sha256=<hex HMAC-SHA256 of the body>)".into(),
+            "missing or wrong X-Medic-Signature (sha256=<hex HMAC-SHA256 of \"{timestamp}.{body}\">)"
+                .into(),
         ));
     }
     let alerts = read(&body).map_err(|error| {
@@ -684,14 +748,7 @@ struct RevertQuery {
     state: Option<String>,
 }
 
-const REVERT_STATES: [&str; 6] = [
-    "pending",
-    "reverting",
-    "reverted",
-    "failed",
-    "skipped",
-    "needs_attention",
-];
+use crate::metrics::REVERT_STATES;
 
 async fn list_reverts(
     State(state): State<Arc<ServerState>>,
@@ -710,6 +767,62 @@ async fn list_reverts(
     }
     let reverts = state.engine.reverts(wanted).await?;
     Ok(Json(json!({ "reverts": reverts })).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevertActionBody {
+    /// Why a human acknowledges a revert (required for `ack`).
+    reason: Option<String>,
+}
+
+/// `POST /api/reverts/{id}/retry` and `/ack`: a human finishes a revert that failed or
+/// needs attention. Who acts is the credential's identity.
+async fn act_on_revert(
+    State(state): State<Arc<ServerState>>,
+    Extension(identity): Extension<Identity>,
+    id_and_action: Result<Path<(i64, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Failure> {
+    let (id, action) = path(id_and_action)?;
+    let body = body_bytes(&state, body)?;
+    let body: RevertActionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RevertActionBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map(|ingest::JsonObject(body)| body)
+            .map_err(|error| {
+                Failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body is not valid: {error}"),
+                )
+            })?
+    };
+    let row = match action.as_str() {
+        "retry" => state.engine.retry_revert(id, &identity.name).await?,
+        "ack" => {
+            let reason = body
+                .reason
+                .filter(|reason| !reason.trim().is_empty())
+                .ok_or_else(|| {
+                    Failure(
+                        StatusCode::BAD_REQUEST,
+                        "acknowledging a revert needs a `reason`: what was done instead".into(),
+                    )
+                })?;
+            state
+                .engine
+                .acknowledge_revert(id, &identity.name, &reason)
+                .await?
+        }
+        other => {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no revert action {other:?}: use retry or ack"),
+            ));
+        }
+    };
+    Ok(Json(json!({ "revert": row })).into_response())
 }
 
 async fn list_suppressions(
@@ -758,12 +871,15 @@ async fn act_on_run(
     let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActionBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|error| {
-            Failure(
-                StatusCode::BAD_REQUEST,
-                format!("the request body is not valid: {error}"),
-            )
-        })?
+        // A JSON object only: serde's derive would read `[null, "task"]` as one too.
+        serde_json::from_slice(&body)
+            .map(|ingest::JsonObject(body)| body)
+            .map_err(|error| {
+                Failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body is not valid: {error}"),
+                )
+            })?
     };
     if body.by.is_some() {
         return Err(Failure(
@@ -855,12 +971,13 @@ async fn set_kill_switch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     let body = body_bytes(&state, body)?;
-    let body: KillSwitchBody = serde_json::from_slice(&body).map_err(|error| {
-        Failure(
-            StatusCode::BAD_REQUEST,
-            format!("expected {{\"on\": true|false}}: {error}"),
-        )
-    })?;
+    let ingest::JsonObject(body): ingest::JsonObject<KillSwitchBody> =
+        serde_json::from_slice(&body).map_err(|error| {
+            Failure(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"on\": true|false}}: {error}"),
+            )
+        })?;
     state.engine.set_kill_switch(body.on).await?;
     tracing::info!(by = %identity.name, on = body.on, "kill switch set through the API");
     Ok(Json(json!({ "on": body.on })).into_response())

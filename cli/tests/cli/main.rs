@@ -161,7 +161,7 @@ fn warnings_fail_only_with_deny_warnings() {
     let file = dir.join("warn.ops");
     std::fs::write(
         &file,
-        "import std.{http}\n\nrule r {\n  on alert \"A\"\n  run p(service: alert.service)\n}\n\nplaybook p(service: String) {\n  task t = http.get(\"http://{service}/health\")\n}\n",
+        "import std.{http, notify}\n\nrule r {\n  on alert \"A\"\n  run p(service: alert.service)\n  cooldown 5m\n}\n\nplaybook p(service: String) {\n  task t = http.get(\"http://{service}/health\")\n  task tell = notify.slack(channel: \"#oncall\", text: service)\n}\n",
     )
     .unwrap();
     assert_eq!(

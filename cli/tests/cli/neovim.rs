@@ -72,7 +72,7 @@ fn neovim_shows_diagnostics_hover_and_definition() {
             .contains("did you mean `ok`?")
     );
     let hover = result["hover"]["contents"]["value"].as_str().unwrap();
-    assert!(hover.contains("query fn http.get(url: String"), "{hover}");
+    assert!(hover.contains("query fn http.get(url: Url"), "{hover}");
     assert!(hover.contains("Sends a GET request"), "{hover}");
     assert_eq!(
         result["definition"]["range"]["start"]["line"]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
@@ -116,6 +116,44 @@ impl Server {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// Waits until the journal holds `count` alerts and has processed every one of them
+    /// (matched it and admitted or suppressed what it asked for).
+    pub fn wait_until_processed(&self, count: i64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (total, unprocessed) = alert_counts(&self.dir);
+            if total == count && unprocessed == 0 {
+                return;
+            }
+            assert!(
+                total <= count && Instant::now() < deadline,
+                "waiting for {count} processed alerts: {total} alerts, {unprocessed} unprocessed"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `check` holds for the detail of run `id`, and returns it.
+    pub fn wait_for_detail(
+        &self,
+        id: &str,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let detail = self.json(&format!("/api/runs/{id}"));
+            if check(&detail) {
+                return detail;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; run: {detail:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `check` holds for the runs list.
     pub fn wait_for_runs(
         &self,
@@ -139,6 +177,18 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The number of alerts in the journal of `dir`, and how many of them are not processed yet.
+pub fn alert_counts(dir: &Path) -> (i64, i64) {
+    let connection = rusqlite::Connection::open(dir.join("medic.db")).unwrap();
+    connection
+        .query_row(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE processed = 0) FROM alerts",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
 }
 
 /// A minimal HTTP/1.1 client (one request per connection), so that the tests depend on
@@ -204,27 +254,42 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// Records the paths of the HTTP requests it receives (the actions the runs performed).
+/// Records the paths of the HTTP requests it receives (the actions the runs performed) and
+/// answers 200. While held, it answers none: the requests it receives stay in flight until
+/// `release`.
 pub struct Receiver {
     pub port: u16,
     pub paths: Arc<Mutex<Vec<String>>>,
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    held: bool,
+    /// The paths of the requests waiting for `release`.
+    waiting: Vec<String>,
+    answered: usize,
 }
 
 impl Receiver {
     pub fn start() -> Receiver {
-        Receiver::start_with_delay(Duration::ZERO)
-    }
-
-    /// Answers each request only after `delay`: actions are in flight that long.
-    pub fn start_with_delay(delay: Duration) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let paths = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Gate::default());
         let recorded = Arc::clone(&paths);
+        let shared_gate = Arc::clone(&gate);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let recorded = Arc::clone(&recorded);
+                let gate = Arc::clone(&shared_gate);
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut line = String::new();
@@ -245,17 +310,46 @@ impl Receiver {
                     }
                     let mut body = vec![0; length];
                     let _ = reader.read_exact(&mut body);
-                    if let Some(path) = line.split(' ').nth(1) {
-                        recorded.lock().unwrap().push(path.to_string());
+                    let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                    recorded.lock().unwrap().push(path.clone());
+                    let mut state = gate.state.lock().unwrap();
+                    if state.held {
+                        state.waiting.push(path.clone());
+                        while state.held {
+                            state = gate.changed.wait(state).unwrap();
+                        }
+                        state.waiting.retain(|waiting| *waiting != path);
                     }
-                    std::thread::sleep(delay);
+                    state.answered += 1;
+                    drop(state);
                     let _ = stream.write_all(
                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
                     );
                 });
             }
         });
-        Receiver { port, paths }
+        Receiver { port, paths, gate }
+    }
+
+    /// From now on, requests are not answered until `release`.
+    pub fn hold(&self) {
+        self.gate.state.lock().unwrap().held = true;
+    }
+
+    /// Answers the held requests, and the next ones at once.
+    pub fn release(&self) {
+        self.gate.state.lock().unwrap().held = false;
+        self.gate.changed.notify_all();
+    }
+
+    /// The paths of the requests held now: actions in flight.
+    pub fn held(&self) -> Vec<String> {
+        self.gate.state.lock().unwrap().waiting.clone()
+    }
+
+    /// How many requests were answered (or are being answered).
+    pub fn answered(&self) -> usize {
+        self.gate.state.lock().unwrap().answered
     }
 }
 
@@ -406,10 +500,11 @@ fn the_same_payload_ten_times_makes_one_run_and_resolved_starts_nothing() {
         runs.len() == 1 && runs[0]["finished_at"].is_i64()
     });
     assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
-    // The resolved notification of the same alert starts no action.
+    // The resolved notification of the same alert starts no action: once the journal says
+    // it was processed (matched, and anything it started admitted), there is still one run.
     let resolved = alertmanager_payload("Hot", "api", "f00d", "resolved", "2026-11-27T12:00:00Z");
     assert_eq!(server.post("/webhook/alertmanager", &resolved).0, 200);
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_until_processed(11);
     assert_eq!(
         server.json("/api/runs")["runs"].as_array().unwrap().len(),
         1
@@ -525,14 +620,71 @@ fn approvals_pause_and_cancel_through_the_cli() {
             .any(|event| event["state"] == "approved" && event["detail"] == "anonymous"),
         "{events:#?}"
     );
-    // A second episode: paused, then cancelled.
+    // A second episode: paused, approved while paused, resumed. Its task waits for the
+    // resume: the run stays paused once approved, and the action starts only after it.
     let second = alertmanager_payload("Gated", "api", "b2", "firing", "2026-11-27T12:00:00Z");
     assert_eq!(server.post("/webhook/alertmanager", &second).0, 200);
     let runs = server.wait_for_runs("a second run", |runs| runs.len() == 2);
     let id = runs[0]["id"].as_i64().unwrap().to_string();
-    assert!(cli(&["pause", &id]).status.success());
+    server.wait_for_detail(&id, "the second run to wait for approval", |detail| {
+        detail["awaiting_approval"] == serde_json::json!(["act"])
+    });
+    let paused = cli(&["pause", &id]);
+    assert_eq!(
+        stdout(&paused).trim(),
+        format!(r#"{{"run":{id},"state":"paused"}}"#),
+        "{paused:?}"
+    );
     server.wait_for_runs("the paused state", |runs| runs[0]["state"] == "paused");
-    assert!(cli(&["resume", &id]).status.success());
+    assert!(cli(&["approve", &id]).status.success());
+    let detail = server.wait_for_detail(&id, "the approval of the paused run", |detail| {
+        detail["awaiting_approval"] == serde_json::json!([])
+    });
+    assert_eq!(detail["state"], "paused", "{detail:#}");
+    let resumed = cli(&["resume", &id]);
+    assert_eq!(
+        stdout(&resumed).trim(),
+        format!(r#"{{"run":{id},"state":"running"}}"#),
+        "{resumed:?}"
+    );
+    server.wait_for_runs("the resumed run to finish", |runs| {
+        runs[0]["finished_at"].is_i64()
+    });
+    let detail = server.json(&format!("/api/runs/{id}"));
+    assert_eq!(detail["state"], "succeeded", "{detail:#}");
+    assert_eq!(detail["report"]["outcome"], "succeeded", "{detail:#}");
+    assert_eq!(*receiver.paths.lock().unwrap(), ["/gated/a1", "/gated/b2"]);
+    let events: Vec<(String, String)> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                event["task"].as_str().unwrap().to_string(),
+                event["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let position = |task: &str, state: &str| {
+        events
+            .iter()
+            .position(|event| event.0 == task && event.1 == state)
+            .unwrap_or_else(|| panic!("no {state} event for {task:?}: {events:?}"))
+    };
+    assert!(
+        position("", "paused") < position("act", "approved")
+            && position("act", "approved") < position("", "resumed")
+            && position("", "resumed") < position("act", "started"),
+        "the action started before the resume: {events:?}"
+    );
+    // A third episode, cancelled while it waits.
+    let third = alertmanager_payload("Gated", "api", "c3", "firing", "2026-11-27T12:00:00Z");
+    assert_eq!(server.post("/webhook/alertmanager", &third).0, 200);
+    let runs = server.wait_for_runs("a third run", |runs| runs.len() == 3);
+    let id = runs[0]["id"].as_i64().unwrap().to_string();
+    server.wait_for_detail(&id, "the third run to wait for approval", |detail| {
+        detail["awaiting_approval"] == serde_json::json!(["act"])
+    });
     assert!(cli(&["cancel", &id]).status.success());
     server.wait_for_runs("the cancelled run", |runs| runs[0]["state"] == "cancelled");
     // Approving a finished run is a clear error with exit code 2.
@@ -542,7 +694,7 @@ fn approvals_pause_and_cancel_through_the_cli() {
         String::from_utf8_lossy(&late.stderr).contains("is not in progress"),
         "{late:?}"
     );
-    assert_eq!(receiver.paths.lock().unwrap().len(), 1);
+    assert_eq!(*receiver.paths.lock().unwrap(), ["/gated/a1", "/gated/b2"]);
 }
 
 #[test]
@@ -556,7 +708,7 @@ fn medic_run_dry_run_says_what_it_would_do() {
         "--dry-run",
     ]);
     let text = stdout(&output);
-    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(
         text.contains(
             "rule order_cpu → run 1: playbook scale_up succeeded (dry run: no action was performed)"
@@ -580,18 +732,30 @@ fn medic_run_dry_run_says_what_it_would_do() {
         "examples",
         "--dry-run",
     ]);
-    assert!(
-        stdout(&output).contains("Unknown (firing): no rule matched"),
-        "{output:?}"
+    assert_eq!(
+        stdout(&output),
+        "1 alert from alertmanager, dry run: queries run, actions are only described\nUnknown (firing): no rule matched\n"
     );
-    let _ = repo_root();
+    // Nothing matched is neither success nor failure: 3.
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
 }
 
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
+/// The hex HMAC-SHA256 of `"{timestamp}.{body}"`, as docs/webhooks.md says to sign.
+fn hmac_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+fn unix_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string()
 }
 
 #[test]
@@ -602,7 +766,8 @@ fn grafana_zabbix_and_signed_generic_webhooks_are_accepted() {
         &dir,
         &NOTIFY_PLAN.replace("RECEIVER", &receiver.port.to_string()),
     );
-    let server_config = config("[auth]\nhmac_secret_env = \"TEST_MEDIC_HMAC\"\n");
+    let server_config =
+        config("[auth]\nhmac_secret_env = \"TEST_MEDIC_HMAC\"\nhmac_tolerance_seconds = 600\n");
     std::fs::write(dir.join("medic.toml"), &server_config).unwrap();
     let port = free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
@@ -621,40 +786,57 @@ fn grafana_zabbix_and_signed_generic_webhooks_are_accepted() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let generic = br#"{"name":"Hot","service":"api","severity":"crit","value":"93%","starts_at":"2026-11-27T12:00:00Z","fingerprint":"gen-1"}"#;
-    // Unsigned, or signed with another secret: 401.
+    // Unsigned (no timestamp either), or signed with another secret: 401.
     let (status, body) = http("POST", &format!("{url}/webhook/generic"), &[], generic).unwrap();
     assert_eq!(status, 401, "{body}");
-    assert!(body.contains("X-Medic-Signature"), "{body}");
-    let wrong = format!("sha256={}", hmac_hex("another-secret", generic));
+    assert!(body.contains("X-Medic-Timestamp"), "{body}");
+    let now = unix_now();
+    let wrong = format!("sha256={}", hmac_hex("another-secret", &now, generic));
     let (status, _) = http(
         "POST",
         &format!("{url}/webhook/generic"),
-        &[("X-Medic-Signature", &wrong)],
+        &[("X-Medic-Signature", &wrong), ("X-Medic-Timestamp", &now)],
         generic,
     )
     .unwrap();
     assert_eq!(status, 401);
-    let signed = format!("sha256={}", hmac_hex("hmac-shared-secret", generic));
+    // Signed an hour ago: outside the 10-minute tolerance this config sets.
+    let stale = (now.parse::<u64>().unwrap() - 3_600).to_string();
+    let signed = format!("sha256={}", hmac_hex("hmac-shared-secret", &stale, generic));
     let (status, body) = http(
         "POST",
         &format!("{url}/webhook/generic"),
-        &[("X-Medic-Signature", &signed)],
+        &[
+            ("X-Medic-Signature", &signed),
+            ("X-Medic-Timestamp", &stale),
+        ],
+        generic,
+    )
+    .unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("600 s allowed"), "{body}");
+    let signed = format!("sha256={}", hmac_hex("hmac-shared-secret", &now, generic));
+    let (status, body) = http(
+        "POST",
+        &format!("{url}/webhook/generic"),
+        &[("X-Medic-Signature", &signed), ("X-Medic-Timestamp", &now)],
         generic,
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
     // A typo in the generic format is named.
     let typo = br#"{"name":"Hot","sevrity":"crit","starts_at":"2026-11-27T12:00:00Z"}"#;
-    let signed = format!("sha256={}", hmac_hex("hmac-shared-secret", typo));
+    let signed = format!("sha256={}", hmac_hex("hmac-shared-secret", &now, typo));
     let (status, body) = http(
         "POST",
         &format!("{url}/webhook/generic"),
-        &[("X-Medic-Signature", &signed)],
+        &[("X-Medic-Signature", &signed), ("X-Medic-Timestamp", &now)],
         typo,
     )
     .unwrap();
-    assert!(status == 400 || status == 422, "{status} {body}");
-    assert!(body.contains("sevrity"), "{body}");
+    // The payload is JSON of the generic shape, so this is the alert that is wrong: 422.
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("alert 0: unknown field `sevrity`"), "{body}");
     // Grafana and Zabbix need no signature (no bearer token is configured here).
     let grafana = r#"{"receiver":"medic","status":"firing","orgId":1,"alerts":[{"status":"firing","labels":{"alertname":"Hot","service":"api","severity":"critical"},"annotations":{"value":"91%"},"startsAt":"2026-11-27T12:08:39Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"graf-1","silenceURL":"","dashboardURL":"","panelURL":"","values":{"B":91.0},"valueString":""}],"groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://grafana:3000/","version":"1","groupKey":"{}:{}","truncatedAlerts":0,"title":"[FIRING:1] Hot","state":"alerting","message":"Firing"}"#;
     let (status, body) = http(
@@ -690,23 +872,37 @@ fn grafana_zabbix_and_signed_generic_webhooks_are_accepted() {
 
 #[test]
 fn every_example_alert_reaches_its_rule_in_a_dry_run() {
+    // Each example, the heading of its report and the exit code. Only `order_cpu` succeeds
+    // today: the others query adapters this build does not have (prom, logs, trace,
+    // diagnose), or, for `payment_latency`, a host that comes from alert data and is in no
+    // `[http] allow_hosts`, and their playbooks abort.
     let expected = [
-        ("order_cpu", "rule order_cpu → run 1: playbook scale_up"),
+        (
+            "order_cpu",
+            "rule order_cpu → run 1: playbook scale_up succeeded",
+            0,
+        ),
         (
             "payment_latency",
-            "rule payment_latency → run 1: playbook payment_troubleshoot",
+            "rule payment_latency → run 1: playbook payment_troubleshoot failed",
+            1,
         ),
-        ("disk_full", "rule disk_full → run 1: playbook disk_cleanup"),
+        (
+            "disk_full",
+            "rule disk_full → run 1: playbook disk_cleanup failed",
+            1,
+        ),
         (
             "inventory_db",
-            "rule inventory_db → run 1: playbook database_check",
+            "rule inventory_db → run 1: playbook database_check failed",
+            1,
         ),
     ];
     let files = std::fs::read_dir(repo_root().join("examples/alerts"))
         .unwrap()
         .count();
     assert_eq!(files, expected.len(), "every example alert is listed here");
-    for (name, heading) in expected {
+    for (name, heading, code) in expected {
         let output = medic(&[
             "run",
             "--alert",
@@ -721,12 +917,7 @@ fn every_example_alert_reaches_its_rule_in_a_dry_run() {
             text.contains("(dry run: no action was performed)"),
             "{name}: {text}"
         );
-        // Exit 0 when the run succeeded; 1 when it failed (here, on adapters this build
-        // does not have yet), never a usage error.
-        assert!(
-            matches!(output.status.code(), Some(0 | 1)),
-            "{name}: {output:?}"
-        );
+        assert_eq!(output.status.code(), Some(code), "{name}: {output:?}");
     }
 }
 
@@ -911,5 +1102,60 @@ fn limits_out_of_range_stop_the_start() {
     assert!(
         stderr.contains("unknown field `request_timeout`"),
         "{stderr}"
+    );
+    // A tolerance without a secret to sign with is a mistake, not a no-op.
+    let stderr = refused_config(
+        &dir,
+        "plans = [\"plans\"]\n[auth]\nhmac_tolerance_seconds = 60\n",
+    );
+    assert!(
+        stderr.contains("auth.hmac_tolerance_seconds is set, but no auth.hmac_secret_env"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn reverts_are_listed_and_finished_through_the_cli() {
+    let dir = temp_dir("serve-reverts");
+    let receiver = Receiver::start();
+    write_plan(
+        &dir,
+        &APPROVAL_PLAN.replace("RECEIVER", &receiver.port.to_string()),
+    );
+    std::fs::write(dir.join("users.toml"), users_file()).unwrap();
+    let server = Server::start(
+        &dir,
+        &config("[auth]\nusers_file = \"users.toml\"\n"),
+        Some("alice-token"),
+    );
+    let cli = |token: &str, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", &server.url, "--token", token]);
+        medic(&all)
+    };
+    let listed = cli("victor-token", &["reverts"]);
+    assert_eq!(listed.status.code(), Some(0), "{listed:?}");
+    assert_eq!(stdout(&listed), "no reverts\n");
+    let listed = cli(
+        "victor-token",
+        &["reverts", "--state", "reverted", "--json"],
+    );
+    assert_eq!(listed.status.code(), Some(0), "{listed:?}");
+    let value: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(value["reverts"], serde_json::json!([]));
+    let viewer = cli("victor-token", &["revert", "retry", "7"]);
+    assert_eq!(viewer.status.code(), Some(2), "{viewer:?}");
+    assert!(
+        String::from_utf8_lossy(&viewer.stderr).contains("403 Forbidden"),
+        "{viewer:?}"
+    );
+    let missing = cli(
+        "alice-token",
+        &["revert", "ack", "7", "--reason", "done by hand"],
+    );
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404 Not Found: there is no revert 7"),
+        "{missing:?}"
     );
 }

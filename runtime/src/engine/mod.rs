@@ -100,6 +100,17 @@ pub enum EngineError {
     NoRun(i64),
     #[error("run {0} is not in progress")]
     NotActive(i64),
+    #[error("there is no revert {0}")]
+    NoRevert(i64),
+    /// Only a revert that `failed` or `needs_attention` can be retried or acknowledged.
+    #[error(
+        "revert {revert} is {state}: only a failed revert or one that needs attention can be {action}"
+    )]
+    RevertNotOpen {
+        revert: i64,
+        state: String,
+        action: &'static str,
+    },
     #[error("run {run} has no task waiting for approval{which}")]
     NoApproval { run: i64, which: String },
     /// The approver is not in the group the task's `approval by "GROUP"` names.

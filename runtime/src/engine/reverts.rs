@@ -4,6 +4,78 @@
 use super::*;
 
 impl Engine {
+    /// A human asks for a revert that failed or needs attention to be tried again, now: it
+    /// is performed like any revert (claimed once, its journaled arguments read strictly),
+    /// and the run's events say who asked. Answers the revert as it stands afterwards.
+    pub async fn retry_revert(&self, revert: i64, by: &str) -> Result<RevertRow, EngineError> {
+        let by = by.to_string();
+        let at = self.inner.clock.now_ms();
+        let reopened = self
+            .inner
+            .journal
+            .call(move |journal| journal.reopen_revert(revert, &by, at))
+            .await?;
+        if !reopened {
+            return Err(self.not_open(revert, "retried").await);
+        }
+        tracing::info!(revert, "revert retried by a human");
+        self.revert(revert).await;
+        self.revert_row(revert).await
+    }
+
+    /// A human says a revert that failed or needs attention is taken care of: it ends
+    /// `acknowledged`, with who and why journaled.
+    pub async fn acknowledge_revert(
+        &self,
+        revert: i64,
+        by: &str,
+        reason: &str,
+    ) -> Result<RevertRow, EngineError> {
+        let (by, reason) = (by.to_string(), reason.to_string());
+        let at = self.inner.clock.now_ms();
+        let acknowledged = self
+            .inner
+            .journal
+            .call(move |journal| journal.acknowledge_revert(revert, &by, &reason, at))
+            .await?;
+        if !acknowledged {
+            return Err(self.not_open(revert, "acknowledged").await);
+        }
+        tracing::info!(revert, "revert acknowledged by a human");
+        self.revert_row(revert).await
+    }
+
+    async fn revert_row(&self, revert: i64) -> Result<RevertRow, EngineError> {
+        self.inner
+            .journal
+            .call(move |journal| journal.revert(revert))
+            .await?
+            .ok_or(EngineError::NoRevert(revert))
+    }
+
+    /// Why a revert cannot be retried or acknowledged: it does not exist, or its state.
+    async fn not_open(&self, revert: i64, action: &'static str) -> EngineError {
+        match self.revert_row(revert).await {
+            Ok(row) => EngineError::RevertNotOpen {
+                revert,
+                state: row.state,
+                action,
+            },
+            Err(error) => error,
+        }
+    }
+
+    /// Sets the revert gauges of `/metrics` from the journal.
+    pub async fn refresh_revert_metrics(&self) -> Result<(), EngineError> {
+        let counts = self
+            .inner
+            .journal
+            .call(|journal| journal.revert_counts())
+            .await?;
+        self.inner.metrics.set_reverts(&counts);
+        Ok(())
+    }
+
     pub(super) fn revert_at(&self, revert: i64, due_at: i64) {
         let engine = self.clone();
         tokio::spawn(async move {

@@ -249,6 +249,8 @@ struct Recorder {
         std::sync::atomic::AtomicUsize,
         std::sync::atomic::AtomicUsize,
     )>,
+    /// How many of the next reverts fail.
+    revert_failures: std::sync::atomic::AtomicU32,
 }
 
 impl Recorder {
@@ -261,6 +263,7 @@ impl Recorder {
             failing: BTreeSet::new(),
             gate: Arc::new(Semaphore::new(0)),
             in_flight: Arc::default(),
+            revert_failures: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -355,7 +358,20 @@ impl Toolbox for Recorder {
             .lock()
             .unwrap()
             .push((function.to_string(), args, output));
-        Box::pin(async { Ok(Value::String("order-service: back to 3 replicas".into())) })
+        let fail = self
+            .revert_failures
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |left| left.checked_sub(1),
+            )
+            .is_ok();
+        Box::pin(async move {
+            if fail {
+                return Err(CallError::Failed("the API server answered 503".into()));
+            }
+            Ok(Value::String("order-service: back to 3 replicas".into()))
+        })
     }
 }
 
@@ -772,6 +788,103 @@ async fn out_of_order_and_replayed_resolves_revert_only_their_own_episode() {
         started.elapsed() < Duration::from_secs(30 * 60),
         "by the resolves, not by the timers ({:?})",
         started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_revert_can_be_retried_or_acknowledged_by_a_human() {
+    let _ticker = Ticker::start();
+    let recorder = Recorder::new();
+    recorder
+        .revert_failures
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let harness = start(recorder, EngineConfig::default()).await;
+    let first = start_run(
+        &harness.engine,
+        &payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    let second = start_run(
+        &harness.engine,
+        &payload("Traffic_Spike", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    tokio::time::sleep(Duration::from_secs(31 * 60)).await;
+    eventually("both reverts failed", async || {
+        reverts(&harness.engine, "failed").await.len() == 2
+    })
+    .await;
+    harness.engine.refresh_revert_metrics().await.unwrap();
+    let metrics = harness.engine.metrics().render();
+    assert!(
+        metrics.contains("medic_reverts{state=\"failed\"} 2"),
+        "{metrics}"
+    );
+    let failed = reverts(&harness.engine, "failed").await;
+    let of = |run: i64| {
+        failed
+            .iter()
+            .find(|revert| revert.run_id == run)
+            .unwrap()
+            .id
+    };
+
+    // A retry performs it now.
+    let retried = harness
+        .engine
+        .retry_revert(of(first), "alice")
+        .await
+        .unwrap();
+    assert_eq!(retried.state, "reverted");
+    assert_eq!(harness.toolbox.reverts().len(), 3);
+    // It cannot be retried again, nor acknowledged: it is done.
+    assert!(matches!(
+        harness.engine.retry_revert(of(first), "alice").await,
+        Err(EngineError::RevertNotOpen { ref state, .. }) if state == "reverted"
+    ));
+    // The other is acknowledged: undone by hand.
+    let acknowledged = harness
+        .engine
+        .acknowledge_revert(of(second), "bob", "scaled down by hand")
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.state, "acknowledged");
+    assert_eq!(acknowledged.detail, "bob: scaled down by hand");
+    assert_eq!(harness.toolbox.reverts().len(), 3, "nothing is performed");
+    assert!(matches!(
+        harness.engine.retry_revert(9_999, "alice").await,
+        Err(EngineError::NoRevert(9_999))
+    ));
+    // Both are journaled on their runs, with who.
+    let events_first = events(&harness.engine, first).await;
+    assert!(
+        events_first
+            .iter()
+            .any(|(_, state, detail)| state == "revert_retry_requested" && detail == "alice"),
+        "{events_first:?}"
+    );
+    let events_second = events(&harness.engine, second).await;
+    assert!(
+        events_second
+            .iter()
+            .any(|(_, state, detail)| state == "revert_acknowledged"
+                && detail == "bob: scaled down by hand"),
+        "{events_second:?}"
+    );
+    harness.engine.refresh_revert_metrics().await.unwrap();
+    let metrics = harness.engine.metrics().render();
+    assert!(
+        metrics.contains("medic_reverts{state=\"failed\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("medic_reverts{state=\"acknowledged\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("medic_reverts{state=\"reverted\"} 1"),
+        "{metrics}"
     );
 }
 

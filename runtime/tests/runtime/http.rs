@@ -631,8 +631,14 @@ playbook check() {{
     assert_eq!(report.tasks[0].attempts, 3);
     assert_eq!(hangup.request_lines().len(), 3, "retried");
     // A 500 is an answer: data for the playbook, not retried.
-    assert_eq!(response_field(&report, "unhealthy", "status"), Value::Int(500));
-    assert_eq!(response_field(&report, "unhealthy", "ok"), Value::Bool(false));
+    assert_eq!(
+        response_field(&report, "unhealthy", "status"),
+        Value::Int(500)
+    );
+    assert_eq!(
+        response_field(&report, "unhealthy", "ok"),
+        Value::Bool(false)
+    );
     assert_eq!(broken.request_lines().len(), 1);
 }
 
@@ -656,8 +662,14 @@ playbook tell() {
             notify: NotifyConfig {
                 slack_webhook: None,
                 webhooks: BTreeMap::from([
-                    ("pager".to_string(), format!("http://127.0.0.1:{}/hook", broken.port)),
-                    ("chat".to_string(), format!("http://127.0.0.1:{}/hook", working.port)),
+                    (
+                        "pager".to_string(),
+                        format!("http://127.0.0.1:{}/hook", broken.port),
+                    ),
+                    (
+                        "chat".to_string(),
+                        format!("http://127.0.0.1:{}/hook", working.port),
+                    ),
                 ]),
             },
             ..ToolboxConfig::default()
@@ -667,5 +679,8 @@ playbook tell() {
     let report = run_playbook(&plan, &[], toolbox).await;
     assert_eq!(failure(&report, "pager"), "not delivered: HTTP 500");
     assert_eq!(broken.request_lines().len(), 2, "retried once");
-    assert_eq!(response_field(&report, "chat", "delivered"), Value::Bool(true));
+    assert_eq!(
+        response_field(&report, "chat", "delivered"),
+        Value::Bool(true)
+    );
 }

@@ -485,6 +485,135 @@ async fn a_request_over_the_time_limit_or_the_concurrency_limit_gets_503() {
     assert_eq!(served.get("/api/kill-switch", None).await.0, 200);
 }
 
+/// `sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
+fn signature(secret: &str, timestamp: &str, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn unix_now() -> i64 {
+    Clock::system().now_ms() / 1_000
+}
+
+impl Served {
+    async fn signed(&self, timestamp: Option<&str>, signature: &str, body: &str) -> (u16, String) {
+        let mut request = self
+            .client
+            .post(format!("{}/webhook/generic", self.url))
+            .header("X-Medic-Signature", signature)
+            .body(body.to_string());
+        if let Some(timestamp) = timestamp {
+            request = request.header("X-Medic-Timestamp", timestamp);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+}
+
+fn signing_setup(tolerance: Duration) -> Setup {
+    Setup {
+        auth: Auth {
+            identities: Identities::Open,
+            signing: Some(server::Signing {
+                secret: "webhook-secret".into(),
+                tolerance,
+            }),
+        },
+        ..Setup::new(Identities::Open)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_generic_webhook_needs_a_fresh_timestamp() {
+    let served = serve(signing_setup(server::DEFAULT_SIGNATURE_TOLERANCE)).await;
+    let body = r#"{"name":"Gated","service":"api","starts_at":"2026-11-27T12:00:00Z","fingerprint":"signed"}"#;
+    let now = unix_now().to_string();
+    let (status, answer) = served
+        .signed(Some(&now), &signature("webhook-secret", &now, body), body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // A request captured six minutes ago, signed correctly for its time: refused.
+    let old = (unix_now() - 360).to_string();
+    let (status, answer) = served
+        .signed(Some(&old), &signature("webhook-secret", &old, body), body)
+        .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer.contains(&format!("X-Medic-Timestamp {old} is 36")) && answer.contains("300 s"),
+        "{answer}"
+    );
+    // Nor can its timestamp be moved forward: the signature covers it.
+    let (status, answer) = served
+        .signed(Some(&now), &signature("webhook-secret", &old, body), body)
+        .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("wrong X-Medic-Signature"), "{answer}");
+    // A timestamp from the future is as stale as one from the past.
+    let future = (unix_now() + 360).to_string();
+    let (status, _) = served
+        .signed(
+            Some(&future),
+            &signature("webhook-secret", &future, body),
+            body,
+        )
+        .await;
+    assert_eq!(status, 401);
+    // The body-only signature of earlier versions, or no timestamp at all: refused.
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"webhook-secret").unwrap();
+    hmac::Mac::update(&mut mac, body.as_bytes());
+    let body_only = format!(
+        "sha256={}",
+        hex::encode(hmac::Mac::finalize(mac).into_bytes())
+    );
+    let (status, answer) = served.signed(Some(&now), &body_only, body).await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = served.signed(None, &body_only, body).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer.contains("missing or unreadable X-Medic-Timestamp"),
+        "{answer}"
+    );
+    let (status, _) = served
+        .signed(
+            Some("soon"),
+            &signature("webhook-secret", "soon", body),
+            body,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(served.engine.runs(10).await.unwrap().len(), 1);
+    // Other webhooks need no signature.
+    let (status, answer) = served
+        .post("/webhook/alertmanager", None, "{not json")
+        .await;
+    assert_eq!(status, 400, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timestamp_tolerance_is_configurable() {
+    let served = serve(signing_setup(Duration::from_secs(3_600))).await;
+    let body = r#"{"name":"Gated","service":"api","starts_at":"2026-11-27T12:00:00Z","fingerprint":"tolerant"}"#;
+    let old = (unix_now() - 360).to_string();
+    let (status, answer) = served
+        .signed(Some(&old), &signature("webhook-secret", &old, body), body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let older = (unix_now() - 3_700).to_string();
+    let (status, answer) = served
+        .signed(
+            Some(&older),
+            &signature("webhook-secret", &older, body),
+            body,
+        )
+        .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("3600 s allowed"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_column_that_does_not_read_is_shown_as_unreadable() {
     let directory =
@@ -533,5 +662,64 @@ async fn a_stored_column_that_does_not_read_is_shown_as_unreadable() {
     assert!(
         list["runs"][0]["unreadable"]["report"].is_string(),
         "{list:#}"
+    );
+}
+
+#[tokio::test]
+async fn reverts_are_finished_through_the_api_by_operators_only() {
+    let served = serve(Setup::new(users())).await;
+    // A viewer reads the list but may not finish a revert.
+    let (status, body) = served
+        .get("/api/reverts?state=acknowledged", Some("victor-token"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reverts"], serde_json::json!([]));
+    let (status, body) = served
+        .post("/api/reverts/1/retry", Some("victor-token"), "")
+        .await;
+    assert_eq!(status, 403, "{body}");
+    // An operator gets what the engine says: no such revert.
+    let (status, body) = served
+        .post("/api/reverts/1/retry", Some("alice-token"), "")
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "there is no revert 1");
+    // Acknowledging needs a reason; unknown actions and fields are refused.
+    let (status, body) = served
+        .post("/api/reverts/1/ack", Some("alice-token"), "{}")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("needs a `reason`"),
+        "{body}"
+    );
+    let (status, body) = served
+        .post(
+            "/api/reverts/1/ack",
+            Some("alice-token"),
+            r#"{"reason": "done", "by": "eve"}"#,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = served
+        .post("/api/reverts/1/undo", Some("alice-token"), "")
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("use retry or ack"),
+        "{body}"
+    );
+    // The revert gauges are in /metrics, one per state.
+    let response = served
+        .client
+        .get(format!("{}/metrics", served.url))
+        .bearer_auth("victor-token")
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("medic_reverts{state=\"needs_attention\"} 0"),
+        "{text}"
     );
 }
