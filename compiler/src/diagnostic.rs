@@ -642,7 +642,9 @@ pub enum Lint {
     #[diagnostic(
         code("ops::lint::unused_task"),
         severity(Warning),
-        help("this playbook acts, but no task reads this check: use it (`when`, `after`), or remove the task")
+        help(
+            "this playbook acts, but no task reads this check: use it (`when`, `after`), or remove the task"
+        )
     )]
     UnusedTask {
         #[label("query result never read")]
