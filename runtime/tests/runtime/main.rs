@@ -10,6 +10,7 @@
 mod control;
 mod engine;
 mod executor;
+mod hostile;
 mod http;
 mod journal;
 mod server;
