@@ -1,31 +1,35 @@
 //! kill -9 of `medic serve` while alerts arrive and actions are in flight, twice: every alert
-//! answered with 2xx is in the journal afterwards, every one of them gets its run, and no
-//! action is performed twice for one firing episode.
+//! answered with 2xx is in the journal afterwards, every one of them gets its run, no action
+//! is performed twice for one firing episode, and each run whose action was in flight at a
+//! kill ends `interrupted`. The receiver holds the actions unanswered before each kill, so
+//! that some are certainly in flight.
 
 use super::serve::{
     NOTIFY_PLAN, Receiver, Server, alertmanager_payload, config, free_port, http, write_plan,
 };
 use super::temp_dir;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Posts distinct alerts from a few threads until told to stop; returns the fingerprints the
-/// server acknowledged with 2xx.
-fn load(
-    url: String,
-    round: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+/// Distinct alerts posted from a few threads until told to stop: the fingerprints the
+/// server acknowledged with 2xx, and how many posts it did not answer with one.
+#[derive(Default)]
+struct Load {
+    acknowledged: Mutex<Vec<String>>,
+    refused: AtomicUsize,
+    stop: AtomicBool,
+}
+
+fn load(url: String, round: usize, load: Arc<Load>) -> Vec<std::thread::JoinHandle<()>> {
     (0..4)
         .map(|thread| {
             let url = url.clone();
-            let stop = Arc::clone(&stop);
+            let load = Arc::clone(&load);
             std::thread::spawn(move || {
-                let mut acknowledged = Vec::new();
                 let mut index = 0;
-                while !stop.load(Ordering::SeqCst) {
+                while !load.stop.load(Ordering::SeqCst) {
                     let fingerprint = format!("r{round}t{thread}n{index}");
                     index += 1;
                     let payload = alertmanager_payload(
@@ -41,14 +45,24 @@ fn load(
                         &[],
                         payload.as_bytes(),
                     ) {
-                        Ok((200, _)) => acknowledged.push(fingerprint),
-                        Ok(_) | Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                        Ok((200, _)) => load.acknowledged.lock().unwrap().push(fingerprint),
+                        Ok(_) | Err(_) => {
+                            load.refused.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
                     }
                 }
-                acknowledged
             })
         })
         .collect()
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn journal_fingerprints(dir: &std::path::Path, table: &str) -> Vec<String> {
@@ -66,28 +80,44 @@ fn journal_fingerprints(dir: &std::path::Path, table: &str) -> Vec<String> {
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_alert_and_repeats_no_action() {
     let dir = temp_dir("crash");
-    // Each action takes 150 ms: some are in flight at every kill.
-    let receiver = Receiver::start_with_delay(Duration::from_millis(150));
+    let receiver = Receiver::start();
     write_plan(
         &dir,
         &NOTIFY_PLAN.replace("RECEIVER", &receiver.port.to_string()),
     );
     let port = free_port();
     let mut acknowledged: Vec<String> = Vec::new();
+    // The actions the receiver held unanswered when the server died: in flight at the kill.
+    let mut in_flight: Vec<String> = Vec::new();
     for round in 0..2 {
+        receiver.release();
         let mut server = Server::start_on(&dir, &config(""), None, port);
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = load(server.url.clone(), round, Arc::clone(&stop));
-        std::thread::sleep(Duration::from_millis(700));
+        let state = Arc::new(Load::default());
+        let threads = load(server.url.clone(), round, Arc::clone(&state));
+        // Let the load run and some actions complete, then hold the actions unanswered so
+        // that the kill lands while some are in flight.
+        let answered = receiver.answered();
+        wait_until("alerts acknowledged and actions answered", || {
+            state.acknowledged.lock().unwrap().len() >= 20 && receiver.answered() >= answered + 5
+        });
+        receiver.hold();
+        wait_until("an action in flight", || !receiver.held().is_empty());
         // SIGKILL: no shutdown handler runs.
         server.child.kill().unwrap();
         server.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        stop.store(true, Ordering::SeqCst);
+        in_flight.extend(receiver.held());
+        // Alerts keep arriving while the server is down: wait until some are refused.
+        let refused = state.refused.load(Ordering::SeqCst);
+        wait_until("posts refused while the server is down", || {
+            state.refused.load(Ordering::SeqCst) >= refused + 4
+        });
+        state.stop.store(true, Ordering::SeqCst);
         for thread in threads {
-            acknowledged.extend(thread.join().unwrap());
+            thread.join().unwrap();
         }
+        acknowledged.extend(state.acknowledged.lock().unwrap().drain(..));
     }
+    receiver.release();
     assert!(
         acknowledged.len() > 20,
         "the load was too small to mean anything: {}",
@@ -170,6 +200,23 @@ fn kill_9_under_load_loses_no_acknowledged_alert_and_repeats_no_action() {
             per_action.get(&format!("/act/{fingerprint}")).copied(),
             Some(1),
             "a succeeded run performed its action exactly once: {fingerprint}"
+        );
+    }
+    // Every action in flight at a kill ended its run `interrupted` (and was not called again,
+    // as checked above); there was at least one.
+    assert!(!in_flight.is_empty(), "no kill landed mid-action");
+    let interrupted: BTreeSet<String> = connection
+        .prepare("SELECT fingerprint FROM runs WHERE state = 'interrupted'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for path in &in_flight {
+        let fingerprint = path.strip_prefix("/act/").unwrap();
+        assert!(
+            interrupted.contains(fingerprint),
+            "the run of {path}, in flight at a kill, is not interrupted: {states:?}"
         );
     }
 }
