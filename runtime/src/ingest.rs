@@ -126,7 +126,7 @@ impl Alert {
 /// Why a payload was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IngestError {
-    #[error("payload is not valid JSON for {source_name}: {reason}")]
+    #[error("not a valid {source_name} payload: {reason}")]
     Malformed {
         source_name: &'static str,
         reason: String,
@@ -193,11 +193,8 @@ struct WebhookAlert {
 
 /// Reads an Alertmanager webhook payload (version 4): every alert of the group.
 pub fn alertmanager(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
-    let JsonObject(payload): JsonObject<WebhookV4> =
-        serde_json::from_slice(body).map_err(|error| IngestError::Malformed {
-            source_name: "alertmanager",
-            reason: error.to_string(),
-        })?;
+    let JsonObject(payload): JsonObject<WebhookV4> = serde_json::from_slice(body)
+        .map_err(|error| malformed("alertmanager", json_reason(&error)))?;
     if let Some(version) = payload.version.filter(|version| version != "4") {
         return Err(IngestError::UnsupportedVersion {
             source_name: "alertmanager",
@@ -301,7 +298,7 @@ struct GrafanaAlert {
 /// `version` is accepted (Grafana sends "1"); the alerts have Alertmanager's shape.
 pub fn grafana(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     let JsonObject(payload): JsonObject<GrafanaWebhook> =
-        serde_json::from_slice(body).map_err(|error| malformed("grafana", error.to_string()))?;
+        serde_json::from_slice(body).map_err(|error| malformed("grafana", json_reason(&error)))?;
     let Some(alerts) = payload.alerts else {
         return Err(malformed("grafana", "no `alerts` array".into()));
     };
@@ -899,7 +896,17 @@ fn normalize_generic(alert: GenericAlert) -> Result<Alert, String> {
 }
 
 fn parse_json(body: &[u8], source_name: &'static str) -> Result<serde_json::Value, IngestError> {
-    serde_json::from_slice(body).map_err(|error| malformed(source_name, error.to_string()))
+    serde_json::from_slice(body).map_err(|error| malformed(source_name, json_reason(&error)))
+}
+
+/// A serde error as a reason: text that is not JSON at all says so; JSON of the wrong
+/// shape says what was wrong (serde names the field, the line and the column either way).
+fn json_reason(error: &serde_json::Error) -> String {
+    if error.is_syntax() || error.is_eof() {
+        format!("not valid JSON: {error}")
+    } else {
+        error.to_string()
+    }
 }
 
 fn malformed(source_name: &'static str, reason: String) -> IngestError {
@@ -974,7 +981,7 @@ mod tests {
                 .map(|error| error.to_string())
                 .unwrap_or_default()
         };
-        assert!(error("not json").starts_with("payload is not valid JSON for alertmanager"));
+        assert!(error("not json").starts_with("not a valid alertmanager payload: not valid JSON"));
         assert!(error(r#"{"version":"3","alerts":[]}"#).contains("version \"3\""));
         assert!(
             error(
@@ -1102,7 +1109,7 @@ mod tests {
                 .map(|error| error.to_string())
                 .unwrap_or_default()
         };
-        assert!(error("not json").starts_with("payload is not valid JSON for grafana"));
+        assert!(error("not json").starts_with("not a valid grafana payload: not valid JSON"));
         assert!(error(r#"{"version":"1","status":"firing"}"#).contains("no `alerts` array"));
         assert!(error(r#"{"alerts":null}"#).contains("no `alerts` array"));
         assert!(
@@ -1233,7 +1240,7 @@ mod tests {
         fn without(field: &str) -> String {
             error(&ZABBIX_PROBLEM.replace(field, ""))
         }
-        assert!(error("not json").starts_with("payload is not valid JSON for zabbix"));
+        assert!(error("not json").starts_with("not a valid zabbix payload: not valid JSON"));
         assert!(error("[1, 2]").contains("expected an event object or"));
         assert!(error(r#"{"events":{}}"#).contains("`events` must be a list, not an object"));
         assert!(
@@ -1345,7 +1352,7 @@ mod tests {
                 .map(|error| error.to_string())
                 .unwrap_or_default()
         };
-        assert!(error("not json").starts_with("payload is not valid JSON for generic"));
+        assert!(error("not json").starts_with("not a valid generic payload: not valid JSON"));
         assert!(error("[]").contains("expected an alert object or"));
         assert!(error(r#"{"alerts":{}}"#).contains("`alerts` must be a list, not an object"));
         assert!(
