@@ -84,16 +84,15 @@ struct Figures {
 }
 
 async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figures {
-    let directory = std::env::temp_dir().join(format!(
-        "medic-bench-ingest-{}-{connections}-{batch}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
+    // Deleted when dropped, at the end of the scenario (also when it panics).
+    let directory = tempfile::Builder::new()
+        .prefix(&format!("medic-bench-ingest-{connections}-{batch}-"))
+        .tempdir()
+        .unwrap();
     let analysis = medic_compiler::check(vec![medic_compiler::Source::new("bench.ops", PLAN)]);
     let plan = medic_compiler::plan::lower(&analysis).unwrap();
     let journal =
-        JournalHandle::spawn(Journal::open(&directory.join("medic.db")).unwrap()).unwrap();
+        JournalHandle::spawn(Journal::open(&directory.path().join("medic.db")).unwrap()).unwrap();
     let toolbox = Arc::new(StandardToolbox::new(ToolboxConfig::default()).unwrap());
     let config = EngineConfig {
         queue_capacity: 1_000_000,
@@ -180,7 +179,6 @@ async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figu
         stored as usize, accepted,
         "every acknowledged alert is in the journal"
     );
-    let _ = std::fs::remove_dir_all(&directory);
     Figures {
         alerts_per_second: accepted as f64 / elapsed.as_secs_f64(),
         p50: percentile(0.50),

@@ -45,11 +45,51 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("medic-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder in the temp directory, deleted with its contents when dropped (also when the
+/// test panics). It derefs to its path, so tests use it as one; keep it alive for as long as a
+/// process started by the test may use the folder.
+struct TempDir(tempfile::TempDir);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// For `Command::arg` and `Command::env`, which take the folder as they take a `PathBuf`.
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+/// A child process that is killed and waited for when dropped, so that no test leaves one
+/// running, also when it panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A [`TempDir`] named `medic-cli-<name>-<random>`, so that a leftover is recognisable.
+fn temp_dir(name: &str) -> TempDir {
+    TempDir(
+        tempfile::Builder::new()
+            .prefix(&format!("medic-cli-{name}-"))
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 const THREE_ERRORS: &str = r#"import std.{k8s}

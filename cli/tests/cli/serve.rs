@@ -1,7 +1,7 @@
 //! `medic serve` as a process on loopback: webhooks, the runs API, the CLI client commands,
 //! a real Alertmanager delivering alerts, and kill -9 in the middle of a load.
 
-use super::{medic, repo_root, stdout, temp_dir};
+use super::{KillOnDrop, medic, repo_root, stdout, temp_dir};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -770,15 +770,17 @@ fn grafana_zabbix_and_signed_generic_webhooks_are_accepted() {
         config("[auth]\nhmac_secret_env = \"TEST_MEDIC_HMAC\"\nhmac_tolerance_seconds = 600\n");
     std::fs::write(dir.join("medic.toml"), &server_config).unwrap();
     let port = free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["serve", "--config"])
-        .arg(dir.join("medic.toml"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("TEST_MEDIC_HMAC", "hmac-shared-secret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _server = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["serve", "--config"])
+            .arg(dir.join("medic.toml"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("TEST_MEDIC_HMAC", "hmac-shared-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !http("GET", &format!("{url}/healthz"), &[], b"").is_ok_and(|(status, _)| status == 200) {
@@ -866,8 +868,6 @@ fn grafana_zabbix_and_signed_generic_webhooks_are_accepted() {
         assert!(Instant::now() < deadline, "actions: {paths:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

@@ -7,15 +7,17 @@ use serde_json::json;
 const PLAYBOOKS: &str = "import std.{http}\n\nplaybook check(service: String) {\n  task health = http.get(\"http://{service}/health\")\n  task ready = http.get(\"http://{service}/ready\") {\n    when health.ok\n  }\n}\n";
 const RULES: &str = "rule r {\n  on alert \"A\"\n  run check(service: alert.service)\n}\n";
 
-/// A directory holding `playbooks.ops` and `rules.ops`, and the URIs of both files.
-fn two_file_workspace(name: &str) -> (std::path::PathBuf, String, String) {
-    let directory = std::env::temp_dir().join(format!("medic-lsp-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    std::fs::write(directory.join("playbooks.ops"), PLAYBOOKS).unwrap();
-    std::fs::write(directory.join("rules.ops"), RULES).unwrap();
+/// A directory holding `playbooks.ops` and `rules.ops`, and the URIs of both files. The
+/// directory is deleted when dropped (also when the test panics).
+fn two_file_workspace(name: &str) -> (tempfile::TempDir, String, String) {
+    let directory = tempfile::Builder::new()
+        .prefix(&format!("medic-lsp-{name}-"))
+        .tempdir()
+        .unwrap();
+    std::fs::write(directory.path().join("playbooks.ops"), PLAYBOOKS).unwrap();
+    std::fs::write(directory.path().join("rules.ops"), RULES).unwrap();
     let uri = |file: &str| {
-        tower_lsp::lsp_types::Url::from_file_path(directory.join(file))
+        tower_lsp::lsp_types::Url::from_file_path(directory.path().join(file))
             .unwrap()
             .to_string()
     };
@@ -27,7 +29,7 @@ fn two_file_workspace(name: &str) -> (std::path::PathBuf, String, String) {
 async fn a_change_in_one_file_updates_the_diagnostics_of_another() {
     let (directory, playbooks, rules) = two_file_workspace("ws");
 
-    let mut session = Session::start(Some(&directory)).await;
+    let mut session = Session::start(Some(directory.path())).await;
     // Only the playbook file is opened; the rule file comes from disk.
     session.open(&playbooks, PLAYBOOKS).await;
     let first = session.diagnostics(&rules).await;
@@ -174,12 +176,12 @@ async fn no_request_crashes_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_changed_on_disk_are_re_read() {
     let (directory, playbooks, rules) = two_file_workspace("watch");
-    let mut session = Session::start(Some(&directory)).await;
+    let mut session = Session::start(Some(directory.path())).await;
     session.open(&rules, RULES).await;
     assert!(session.diagnostics(&rules).await.is_empty());
     // Another program renames the playbook on disk.
     std::fs::write(
-        directory.join("playbooks.ops"),
+        directory.path().join("playbooks.ops"),
         PLAYBOOKS.replace("playbook check(", "playbook checks("),
     )
     .unwrap();

@@ -1495,12 +1495,30 @@ async fn idle_waits_for_an_alert_taken_off_the_queue() {
     }
 }
 
-fn journal_path(name: &str) -> PathBuf {
-    let directory =
-        std::env::temp_dir().join(format!("medic-engine-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    directory.join("journal.db")
+/// `journal.db` in a fresh folder of the temp directory. The folder is deleted when this is
+/// dropped (also when the test panics), so a test holds it across every life of its engine.
+struct JournalPath {
+    path: PathBuf,
+    _directory: tempfile::TempDir,
+}
+
+impl std::ops::Deref for JournalPath {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn journal_path(name: &str) -> JournalPath {
+    let directory = tempfile::Builder::new()
+        .prefix(&format!("medic-engine-{name}-"))
+        .tempdir()
+        .unwrap();
+    JournalPath {
+        path: directory.path().join("journal.db"),
+        _directory: directory,
+    }
 }
 
 fn on_disk(path: &Path) -> JournalHandle {

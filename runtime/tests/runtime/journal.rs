@@ -16,12 +16,13 @@ fn alert(fingerprint: &str, starts_at: i64) -> AcceptedAlert {
     }
 }
 
-fn directory(name: &str) -> std::path::PathBuf {
-    let directory =
-        std::env::temp_dir().join(format!("medic-journal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    directory
+/// A fresh folder in the temp directory, deleted when dropped (also when the test panics): the
+/// test keeps it for its whole body, through every reopening of the journal in it.
+fn temp_directory(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("medic-journal-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn admission(rule: &str, alert_id: i64, fingerprint: &str, starts_at: i64, at: i64) -> Admission {
@@ -42,7 +43,8 @@ fn admission(rule: &str, alert_id: i64, fingerprint: &str, starts_at: i64, at: i
 
 #[test]
 fn accepted_alerts_and_runs_survive_reopening() {
-    let path = directory("reopen").join("journal.db");
+    let directory = temp_directory("reopen");
+    let path = directory.path().join("journal.db");
     let run_id = {
         let mut journal = Journal::open(&path).unwrap();
         let ids = journal
@@ -84,7 +86,8 @@ fn accepted_alerts_and_runs_survive_reopening() {
 
 #[test]
 fn one_firing_episode_starts_one_run_per_rule() {
-    let path = directory("episodes").join("journal.db");
+    let directory = temp_directory("episodes");
+    let path = directory.path().join("journal.db");
     let mut journal = Journal::open(&path).unwrap();
     let first = journal.accept(&[alert("fp", 1_000)], 1).unwrap()[0];
     let started = journal
@@ -197,7 +200,8 @@ fn a_revert_is_claimed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handle_commits_concurrent_writes_in_groups() {
-    let path = directory("group").join("journal.db");
+    let directory = temp_directory("group");
+    let path = directory.path().join("journal.db");
     let handle = JournalHandle::spawn(Journal::open(&path).unwrap()).unwrap();
     let writers: Vec<_> = (0..200)
         .map(|index| {
@@ -220,7 +224,9 @@ async fn the_handle_commits_concurrent_writes_in_groups() {
 
 #[test]
 fn an_unusable_path_is_a_clear_error() {
-    let path = directory("bad")
+    let directory = temp_directory("bad");
+    let path = directory
+        .path()
         .join("missing-directory")
         .join("journal.db");
     let Err(error) = Journal::open(&path) else {
@@ -250,7 +256,8 @@ fn mode_of(path: &std::path::Path, suffix: &str) -> u32 {
 #[test]
 fn the_journal_and_its_wal_and_shm_are_private_to_their_owner() {
     use std::os::unix::fs::PermissionsExt;
-    let path = directory("modes").join("journal.db");
+    let directory = temp_directory("modes");
+    let path = directory.path().join("journal.db");
     let mut journal = Journal::open(&path).unwrap();
     journal.accept(&[alert("private", 1)], 1_000).unwrap();
     for suffix in ["", "-wal", "-shm"] {
@@ -272,7 +279,8 @@ fn the_journal_and_its_wal_and_shm_are_private_to_their_owner() {
 
 #[test]
 fn a_journal_from_a_newer_medic_is_refused() {
-    let path = directory("newer").join("journal.db");
+    let directory = temp_directory("newer");
+    let path = directory.path().join("journal.db");
     drop(Journal::open(&path).unwrap());
     let connection = rusqlite::Connection::open(&path).unwrap();
     connection
@@ -342,7 +350,8 @@ fn pruning_forgets_what_ended_long_ago_and_keeps_what_is_open() {
 
 #[test]
 fn a_journal_with_an_unreadable_schema_version_is_refused() {
-    let path = directory("unreadable-schema").join("journal.db");
+    let directory = temp_directory("unreadable-schema");
+    let path = directory.path().join("journal.db");
     drop(Journal::open(&path).unwrap());
     let connection = rusqlite::Connection::open(&path).unwrap();
     connection

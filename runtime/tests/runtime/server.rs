@@ -616,11 +616,12 @@ async fn the_timestamp_tolerance_is_configurable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_column_that_does_not_read_is_shown_as_unreadable() {
-    let directory =
-        std::env::temp_dir().join(format!("medic-server-unreadable-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap();
-    let path = directory.join("journal.db");
+    // Deleted when dropped, at the end of the test (after the server, declared later).
+    let directory = tempfile::Builder::new()
+        .prefix("medic-server-unreadable-")
+        .tempdir()
+        .unwrap();
+    let path = directory.path().join("journal.db");
     let served = serve(Setup {
         store: Some(path.clone()),
         ..Setup::new(Identities::Open)
