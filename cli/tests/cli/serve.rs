@@ -422,7 +422,7 @@ fn bad_requests_get_clear_errors() {
     let (status, body) = server.post("/webhook/alertmanager", "{not json");
     assert_eq!(status, 400, "{body}");
     assert!(
-        body.contains("payload is not valid JSON for alertmanager"),
+        body.contains("not a valid alertmanager payload: not valid JSON"),
         "{body}"
     );
     let (status, body) = server.post(

@@ -169,8 +169,9 @@ async fn no_request_crashes_the_server() {
     version += 1;
     session.change(uri, version, PLAYBOOKS).await;
     let last = session.diagnostics_of_version(uri, version.into()).await;
-    assert_eq!(last.len(), 1, "{last:?}");
-    assert_eq!(last[0]["code"], "ops::lint::unused_task");
+    // The playbooks only look, so they check clean: stale diagnostics (the syntax error of
+    // the text before) would not be empty.
+    assert!(last.is_empty(), "{last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
