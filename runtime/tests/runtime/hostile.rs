@@ -1650,3 +1650,49 @@ fn hostile_run_ids_and_query_values_are_4xx_or_answered() {
         Ok(())
     });
 }
+
+const REVERT_BASES: &[Base] = &[Base {
+    json: r#"{"reason":"scaled down by hand"}"#,
+    required: &[("/reason", &["reason"])],
+}];
+
+#[test]
+fn any_revert_action_body_is_a_4xx_and_journals_nothing() {
+    let fixture = Fixture::new(None);
+    let counts = |fixture: &Fixture| {
+        let journal = fixture.engine.journal().clone();
+        fixture.runtime.block_on(async move {
+            journal
+                .call(|journal| journal.revert_counts())
+                .await
+                .unwrap()
+        })
+    };
+    let before = counts(&fixture);
+    let positional: &[&str] = &[r#"["done"]"#, "[null]"];
+    let bodies = prop_oneof![
+        refused_body(REVERT_BASES, positional),
+        mutated_body(REVERT_BASES),
+    ];
+    check(
+        (prop::sample::select(vec!["retry", "ack"]), bodies),
+        |(action, payload)| {
+            let path = format!("/api/reverts/987654321/{action}");
+            let (status, answer) =
+                fixture
+                    .runtime
+                    .block_on(fixture.post(&path, &[], &payload.bytes));
+            let message = error_of(status, &answer)?;
+            prop_assert!(
+                status == 400
+                    || (status == 413 && payload.bytes.len() > BODY_LIMIT)
+                    || (status == 404 && message.contains("987654321")),
+                "{} {}",
+                status,
+                message
+            );
+            prop_assert_eq!(counts(&fixture), before.clone());
+            Ok(())
+        },
+    );
+}
