@@ -70,8 +70,10 @@ fn playbook(size: usize) -> plan::Playbook {
 
 #[divan::bench(args = [1_000, 10_000], sample_count = 10)]
 fn no_op_dag(bencher: divan::Bencher, size: usize) {
+    // Timers on: every run has a deadline (the default playbook timeout).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_time()
         .build()
         .unwrap();
     let playbook = playbook(size);
