@@ -9,7 +9,8 @@ use crate::{output, sources};
 use anyhow::{Context, anyhow, bail};
 use medic_compiler::plan::Plan;
 use medic_runtime::adapters::{
-    HeaderRule, HostPattern, HttpConfig, NotifyConfig, StandardToolbox, ToolboxConfig,
+    HeaderRule, HostPattern, HttpConfig, NotifyConfig, SmtpConfig, SmtpTls, StandardToolbox,
+    ToolboxConfig,
 };
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::{Clock, RunReport};
@@ -39,6 +40,7 @@ pub struct Config {
     notify: NotifyToml,
     #[serde(default)]
     http: HttpToml,
+    smtp: Option<SmtpToml>,
 }
 
 /// `[http]`: where `http.*` requests may go when alert data chose the host, what is
@@ -222,6 +224,54 @@ struct NotifyToml {
     webhooks_env: BTreeMap<String, String>,
 }
 
+/// `[smtp]`: the server `notify.email` sends through; credentials only from the
+/// environment or a file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpToml {
+    host: String,
+    port: u16,
+    from: String,
+    /// `none`, `starttls` (the default) or `tls`.
+    tls: Option<String>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    /// A duration such as `10s` (default 10 s), at most an hour.
+    timeout: Option<String>,
+}
+
+fn smtp_config(smtp: &SmtpToml, base: &Path) -> anyhow::Result<SmtpConfig> {
+    let tls = match smtp.tls.as_deref() {
+        None | Some("starttls") => SmtpTls::StartTls,
+        Some("none") => SmtpTls::None,
+        Some("tls") => SmtpTls::Tls,
+        Some(other) => bail!("smtp.tls: {other:?} is not one of none, starttls, tls"),
+    };
+    let timeout = match smtp.timeout.as_deref() {
+        None => medic_runtime::adapters::smtp::DEFAULT_TIMEOUT,
+        Some(text) => match medic_compiler::units::parse_duration(text) {
+            Ok(millis @ 1..=3_600_000) => std::time::Duration::from_millis(millis.unsigned_abs()),
+            Ok(_) => bail!("smtp.timeout: {text:?} must be more than zero and at most 1h"),
+            Err(error) => bail!("smtp.timeout: {error}"),
+        },
+    };
+    let password_file = smtp.password_file.as_ref().map(|file| base.join(file));
+    Ok(SmtpConfig {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        from: smtp.from.clone(),
+        tls,
+        username: secret(smtp.username_env.as_deref(), None, "smtp.username_env")?,
+        password: secret(
+            smtp.password_env.as_deref(),
+            password_file.as_deref(),
+            "smtp.password",
+        )?,
+        timeout,
+    })
+}
+
 /// The flags of `medic serve`; each overrides the config file.
 pub struct ServeFlags {
     pub config: Option<PathBuf>,
@@ -300,6 +350,11 @@ fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<ToolboxConfig>
             headers,
         },
         notify: notify_config(&config.notify)?,
+        smtp: config
+            .smtp
+            .as_ref()
+            .map(|smtp| smtp_config(smtp, base))
+            .transpose()?,
         calls_per_function,
     })
 }

@@ -1,19 +1,22 @@
 //! The toolbox `medic serve` and `medic run` use, one module per external system:
 //! `http` (`http.get`, `http.post`, with the policy that keeps alert data from choosing
-//! where a request goes) and `notify` (`notify.slack`, `notify.webhook`). `args` decodes a
-//! call's arguments once into the typed struct of its function.
+//! where a request goes), `notify` (`notify.slack`, `notify.webhook`) and `smtp`
+//! (`notify.email`). `args` decodes a call's arguments once into the typed struct of its
+//! function.
 //!
 //! Functions whose adapters are not built yet (Prometheus, Jaeger, Elasticsearch,
-//! Kubernetes, email) fail with a message saying so, never with a made-up answer. Every
+//! Kubernetes) fail with a message saying so, never with a made-up answer. Every
 //! call waits for a slot of its function's concurrency limit first, so a storm of runs
 //! cannot open thousands of requests to one system at once.
 
 pub mod args;
 pub mod http;
 pub mod notify;
+pub mod smtp;
 
 pub use http::{HeaderRule, HostPattern, HttpConfig};
 pub use notify::NotifyConfig;
+pub use smtp::{SmtpConfig, SmtpTls};
 
 use crate::executor::{CallError, CallFuture, Toolbox};
 use medic_compiler::plan::Value;
@@ -29,6 +32,8 @@ pub const DEFAULT_CALLS_PER_FUNCTION: usize = 16;
 pub struct ToolboxConfig {
     pub http: HttpConfig,
     pub notify: NotifyConfig,
+    /// `None`: `notify.email` fails saying no server is configured.
+    pub smtp: Option<SmtpConfig>,
     /// Calls of one function in flight at once, across all runs (at least 1).
     pub calls_per_function: usize,
 }
@@ -38,6 +43,7 @@ impl Default for ToolboxConfig {
         ToolboxConfig {
             http: HttpConfig::default(),
             notify: NotifyConfig::default(),
+            smtp: None,
             calls_per_function: DEFAULT_CALLS_PER_FUNCTION,
         }
     }
@@ -59,6 +65,7 @@ impl std::fmt::Debug for NotifyConfig {
 pub struct StandardToolbox {
     http: Arc<http::Http>,
     notify: Arc<notify::Notifier>,
+    smtp: Arc<smtp::Mailer>,
     calls_per_function: usize,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -74,6 +81,7 @@ impl StandardToolbox {
         Ok(StandardToolbox {
             http: Arc::new(http),
             notify: Arc::new(notify::Notifier::new(client, config.notify)),
+            smtp: Arc::new(smtp::Mailer::new(config.smtp).map_err(|error| error.to_string())?),
             calls_per_function: config.calls_per_function.max(1),
             slots: Mutex::new(HashMap::new()),
         })
@@ -96,6 +104,7 @@ impl Toolbox for StandardToolbox {
         let function = function.to_string();
         let http = Arc::clone(&self.http);
         let notify = Arc::clone(&self.notify);
+        let smtp = Arc::clone(&self.smtp);
         Box::pin(async move {
             let _slot = match slots {
                 Some(slots) => Some(slots.acquire_owned().await.map_err(|_| {
@@ -112,6 +121,7 @@ impl Toolbox for StandardToolbox {
                 }
                 "notify.slack" => notify.slack(args).await.map_err(|error| failed(&error)),
                 "notify.webhook" => notify.webhook(args).await.map_err(|error| failed(&error)),
+                "notify.email" => smtp.email(args).await.map_err(|error| failed(&error)),
                 other => {
                     let module = other.split('.').next().unwrap_or(other);
                     Err(CallError::Failed(format!(

@@ -14,3 +14,4 @@ mod hostile;
 mod http;
 mod journal;
 mod server;
+mod smtp;
