@@ -41,6 +41,7 @@ pub struct Config {
     #[serde(default)]
     http: HttpToml,
     smtp: Option<SmtpToml>,
+    prometheus: Option<PrometheusToml>,
 }
 
 /// `[http]`: where `http.*` requests may go when alert data chose the host, what is
@@ -272,6 +273,45 @@ fn smtp_config(smtp: &SmtpToml, base: &Path) -> anyhow::Result<SmtpConfig> {
     })
 }
 
+/// `[prometheus]`: the server `prom.query` and `prom.range` ask; the token only from the
+/// environment or a file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrometheusToml {
+    url: String,
+    /// A duration such as `10s` (default 10 s), at most an hour.
+    timeout: Option<String>,
+    bearer_token_env: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+}
+
+fn prometheus_config(
+    prometheus: &PrometheusToml,
+    base: &Path,
+) -> anyhow::Result<medic_runtime::adapters::PrometheusConfig> {
+    let timeout = match prometheus.timeout.as_deref() {
+        None => medic_runtime::adapters::prometheus::DEFAULT_TIMEOUT,
+        Some(text) => match medic_compiler::units::parse_duration(text) {
+            Ok(millis @ 1..=3_600_000) => std::time::Duration::from_millis(millis.unsigned_abs()),
+            Ok(_) => bail!("prometheus.timeout: {text:?} must be more than zero and at most 1h"),
+            Err(error) => bail!("prometheus.timeout: {error}"),
+        },
+    };
+    let token_file = prometheus
+        .bearer_token_file
+        .as_ref()
+        .map(|file| base.join(file));
+    Ok(medic_runtime::adapters::PrometheusConfig {
+        url: prometheus.url.clone(),
+        timeout,
+        bearer_token: secret(
+            prometheus.bearer_token_env.as_deref(),
+            token_file.as_deref(),
+            "prometheus.bearer_token",
+        )?,
+    })
+}
+
 /// The flags of `medic serve`; each overrides the config file.
 pub struct ServeFlags {
     pub config: Option<PathBuf>,
@@ -354,6 +394,11 @@ fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<ToolboxConfig>
             .smtp
             .as_ref()
             .map(|smtp| smtp_config(smtp, base))
+            .transpose()?,
+        prometheus: config
+            .prometheus
+            .as_ref()
+            .map(|prometheus| prometheus_config(prometheus, base))
             .transpose()?,
         calls_per_function,
     })

@@ -84,6 +84,23 @@ impl Args {
         }
     }
 
+    /// A `Time` argument, in milliseconds since the Unix epoch.
+    pub fn time(&mut self, name: &str) -> Result<i64, ArgError> {
+        match self.take(name)? {
+            Value::Time(millis) => Ok(millis),
+            other => Err(self.wrong(name, "a Time", &other)),
+        }
+    }
+
+    /// A `Time?` argument: `None` when it is none (the compiler passes it all the same).
+    pub fn optional_time(&mut self, name: &str) -> Result<Option<i64>, ArgError> {
+        match self.take(name)? {
+            Value::Null => Ok(None),
+            Value::Time(millis) => Ok(Some(millis)),
+            other => Err(self.wrong(name, "a Time or none", &other)),
+        }
+    }
+
     /// A `[String]` argument.
     pub fn strings(&mut self, name: &str) -> Result<Vec<String>, ArgError> {
         match self.take(name)? {

@@ -1,21 +1,23 @@
 //! The toolbox `medic serve` and `medic run` use, one module per external system:
 //! `http` (`http.get`, `http.post`, with the policy that keeps alert data from choosing
-//! where a request goes), `notify` (`notify.slack`, `notify.webhook`) and `smtp`
-//! (`notify.email`). `args` decodes a call's arguments once into the typed struct of its
-//! function.
+//! where a request goes), `notify` (`notify.slack`, `notify.webhook`), `smtp`
+//! (`notify.email`) and `prometheus` (`prom.query`, `prom.range`). `args` decodes a call's
+//! arguments once into the typed struct of its function.
 //!
-//! Functions whose adapters are not built yet (Prometheus, Jaeger, Elasticsearch,
-//! Kubernetes) fail with a message saying so, never with a made-up answer. Every
-//! call waits for a slot of its function's concurrency limit first, so a storm of runs
-//! cannot open thousands of requests to one system at once.
+//! Functions whose adapters are not built yet (Jaeger, Elasticsearch, Kubernetes) fail with
+//! a message saying so, never with a made-up answer. Every call waits for a slot of its
+//! function's concurrency limit first, so a storm of runs cannot open thousands of
+//! requests to one system at once.
 
 pub mod args;
 pub mod http;
 pub mod notify;
+pub mod prometheus;
 pub mod smtp;
 
 pub use http::{HeaderRule, HostPattern, HttpConfig};
 pub use notify::NotifyConfig;
+pub use prometheus::PrometheusConfig;
 pub use smtp::{SmtpConfig, SmtpTls};
 
 use crate::executor::{CallError, CallFuture, Toolbox};
@@ -34,6 +36,8 @@ pub struct ToolboxConfig {
     pub notify: NotifyConfig,
     /// `None`: `notify.email` fails saying no server is configured.
     pub smtp: Option<SmtpConfig>,
+    /// `None`: `prom.*` calls fail saying no Prometheus is configured.
+    pub prometheus: Option<PrometheusConfig>,
     /// Calls of one function in flight at once, across all runs (at least 1).
     pub calls_per_function: usize,
 }
@@ -44,6 +48,7 @@ impl Default for ToolboxConfig {
             http: HttpConfig::default(),
             notify: NotifyConfig::default(),
             smtp: None,
+            prometheus: None,
             calls_per_function: DEFAULT_CALLS_PER_FUNCTION,
         }
     }
@@ -66,6 +71,7 @@ pub struct StandardToolbox {
     http: Arc<http::Http>,
     notify: Arc<notify::Notifier>,
     smtp: Arc<smtp::Mailer>,
+    prometheus: Option<Arc<prometheus::Prometheus>>,
     calls_per_function: usize,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -82,6 +88,12 @@ impl StandardToolbox {
             http: Arc::new(http),
             notify: Arc::new(notify::Notifier::new(client, config.notify)),
             smtp: Arc::new(smtp::Mailer::new(config.smtp).map_err(|error| error.to_string())?),
+            prometheus: match config.prometheus {
+                Some(config) => Some(Arc::new(
+                    prometheus::Prometheus::new(config).map_err(|error| error.to_string())?,
+                )),
+                None => None,
+            },
             calls_per_function: config.calls_per_function.max(1),
             slots: Mutex::new(HashMap::new()),
         })
@@ -105,6 +117,7 @@ impl Toolbox for StandardToolbox {
         let http = Arc::clone(&self.http);
         let notify = Arc::clone(&self.notify);
         let smtp = Arc::clone(&self.smtp);
+        let prometheus = self.prometheus.clone();
         Box::pin(async move {
             let _slot = match slots {
                 Some(slots) => Some(slots.acquire_owned().await.map_err(|_| {
@@ -122,6 +135,11 @@ impl Toolbox for StandardToolbox {
                 "notify.slack" => notify.slack(args).await.map_err(|error| failed(&error)),
                 "notify.webhook" => notify.webhook(args).await.map_err(|error| failed(&error)),
                 "notify.email" => smtp.email(args).await.map_err(|error| failed(&error)),
+                "prom.query" | "prom.range" => match prometheus {
+                    Some(prometheus) => prometheus.call(&function, args).await,
+                    None => Err(prometheus::PrometheusError::NotConfigured),
+                }
+                .map_err(|error| failed(&error)),
                 other => {
                     let module = other.split('.').next().unwrap_or(other);
                     Err(CallError::Failed(format!(

@@ -13,5 +13,6 @@ mod executor;
 mod hostile;
 mod http;
 mod journal;
+mod prometheus;
 mod server;
 mod smtp;
