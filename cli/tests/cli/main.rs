@@ -12,6 +12,7 @@ mod crash;
 mod http;
 mod neovim;
 mod serve;
+mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
