@@ -401,7 +401,7 @@ fn the_password_is_redacted_in_debug() {
 /// The time one call takes against aiosmtpd on loopback (a new connection per mail),
 /// printed for the record (run with `--nocapture` to see it): no 40 ms delayed-ACK wait.
 #[tokio::test]
-async fn latency_of_one_mail_against_a_loopback_server() {
+async fn twenty_mails_in_a_row_are_all_delivered_and_their_latency_is_printed() {
     let server = Aiosmtpd::start();
     let toolbox = toolbox(Some(config(server.port, SmtpTls::None)));
     let mut durations = Vec::new();
@@ -425,11 +425,8 @@ async fn latency_of_one_mail_against_a_loopback_server() {
         "notify.email against aiosmtpd on loopback: median {median:?}, max {:?} over 20 mails",
         durations[durations.len() - 1]
     );
+    // Speed is measured, not asserted (a timed assertion fails on a loaded machine): run
+    // with --nocapture to read it. Writing the end of the data apart on a socket with
+    // Nagle's algorithm on costs the server's delayed ACK, about 40 ms a mail on Linux.
     assert_eq!(server.received(20).await.matches("END MESSAGE").count(), 20);
-    // Writing the end of the data apart on a socket with Nagle's algorithm on costs the
-    // server's delayed ACK, at least 40 ms on Linux, on every mail (44 ms measured).
-    assert!(
-        median < Duration::from_millis(30),
-        "a mail takes {median:?}: is TCP_NODELAY set on the connection?"
-    );
 }
