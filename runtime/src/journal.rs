@@ -803,6 +803,31 @@ impl Journal {
             .map_err(write_error("reading reverts"))
     }
 
+    /// Pending `revert on resolve` reverts whose episode's resolved alert was already
+    /// processed: a crash came between processing the resolve and performing them, and no
+    /// later resolve will come for them.
+    pub fn reverts_already_resolved(&self) -> Result<Vec<i64>, JournalError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT reverts.id FROM reverts \
+                 JOIN runs ON runs.id = reverts.run_id \
+                 JOIN alerts AS fired ON fired.id = runs.alert_id \
+                 WHERE reverts.state = 'pending' AND reverts.on_resolve = 1 \
+                 AND EXISTS (SELECT 1 FROM alerts AS resolved \
+                   WHERE resolved.fingerprint = reverts.fingerprint \
+                   AND resolved.starts_at = fired.starts_at \
+                   AND resolved.status = 'resolved' AND resolved.processed = 1) \
+                 ORDER BY reverts.id",
+            )
+            .map_err(write_error("reading reverts"))?;
+        let rows = statement
+            .query_map([], |row| row.get(0))
+            .map_err(write_error("reading reverts"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(write_error("reading reverts"))
+    }
+
     /// One revert, in any state.
     pub fn revert(&self, revert_id: i64) -> Result<Option<RevertRow>, JournalError> {
         self.connection

@@ -799,7 +799,20 @@ async fn act_on_revert(
             })?
     };
     let row = match action.as_str() {
-        "retry" => state.engine.retry_revert(id, &identity.name).await?,
+        "retry" => {
+            // On its own task: a client that hangs up, or the request timeout, must not drop
+            // a revert halfway (claimed, not finished), which no human could retry then.
+            let engine = state.engine.clone();
+            let by = identity.name.clone();
+            tokio::spawn(async move { engine.retry_revert(id, &by).await })
+                .await
+                .map_err(|error| {
+                    Failure(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the retry stopped: {error}"),
+                    )
+                })??
+        }
         "ack" => {
             let reason = body
                 .reason

@@ -88,6 +88,16 @@ impl<'a> Checker<'a> {
                 ast::StrPart::Interpolation(_) => shape.push('\u{0}'),
             }
         }
+        // URL parsers read `\` as `/` in http URLs: a template with one would have a path
+        // the checks below and the escaping do not see.
+        if shape.contains('\\') {
+            self.report(TypeError::UrlOrigin {
+                span,
+                found: "a `\\` in the URL".into(),
+                help: Some("write `/` between path segments".into()),
+            });
+            return Type::Error;
+        }
         let lowered = shape.to_ascii_lowercase();
         let Some(rest) = lowered
             .strip_prefix("https://")

@@ -268,11 +268,12 @@ fn check_path_segments(href: &str) -> Result<(), EvalError> {
     let after_scheme = href
         .find("://")
         .map_or(href, |end| href.get(end + 3..).unwrap_or(""));
-    let Some(path_start) = after_scheme.find('/') else {
+    // The query and the fragment are not the path: `?next=/..` climbs nothing.
+    let before_query = after_scheme.split(['?', '#']).next().unwrap_or("");
+    let Some(path_start) = before_query.find(['/', '\\']) else {
         return Ok(());
     };
-    let path = after_scheme.get(path_start..).unwrap_or("");
-    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = before_query.get(path_start..).unwrap_or("");
     for segment in path.split(['/', '\\']) {
         let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
         if decoded == "." || decoded == ".." {

@@ -294,6 +294,11 @@ fn urls_whose_origin_is_not_written_in_the_runbook_are_compile_errors() {
             "playbook p(user: String) {\n  task t = http.get(\"http://{user}@example.com/x\")\n}\n",
             "ops::type::url_userinfo",
         ),
+        // A backslash, which URL parsers read as a path separator.
+        (
+            "playbook p(id: String) {\n  task t = http.get(\"http://api.internal\\\\v1\\\\{id}\")\n}\n",
+            "ops::type::url_origin",
+        ),
         // Text after a base URL that could extend its host.
         (
             "playbook p(base: Url) {\n  task t = http.get(\"{base}.evil.com/x\")\n}\n",
@@ -353,4 +358,17 @@ playbook look(service: String, since: Time) {
         .map(|diagnostic| diagnostic.code())
         .collect();
     assert_eq!(codes, ["ops::lint::unused_task"], "{}", render(&analysis));
+}
+
+#[test]
+fn dots_in_a_query_value_climb_nothing() {
+    let source = "import std.{http}\n\nplaybook p(next: String) {\n  task t = http.get(\"https://login.example.com/start?next=/{next}\")\n}\n";
+    let analysis = medic_compiler::check(vec![Source::new("q.ops", source)]);
+    let plan = plan::lower(&analysis).unwrap();
+    let vars: std::collections::BTreeMap<String, plan::Value> =
+        [("next".to_string(), plan::Value::String("..".into()))].into();
+    let url = plan.playbook("p").unwrap().task("t").unwrap().args["url"]
+        .eval(&vars)
+        .unwrap();
+    assert_eq!(url.to_text(), "https://login.example.com/start?next=/..");
 }

@@ -290,6 +290,16 @@ impl HttpConfig {
         Ok(())
     }
 
+    /// The configured header rules that apply to this URL, by position.
+    fn header_rules(&self, url: &Url) -> Vec<usize> {
+        self.headers
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.hosts.iter().any(|pattern| pattern.matches(url)))
+            .map(|(index, _)| index)
+            .collect()
+    }
+
     fn redacted(&self, name: &str) -> bool {
         let normalized: String = name
             .chars()
@@ -425,11 +435,18 @@ impl Http {
             if attempt.previous().len() > MAX_REDIRECTS {
                 return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
             }
-            let same_origin = attempt
-                .previous()
-                .first()
-                .is_some_and(|first| first.origin() == attempt.url().origin());
-            let allowed = same_origin || redirects.allows(attempt.url());
+            let Some(first) = attempt.previous().first() else {
+                return attempt.stop();
+            };
+            let same_origin = first.origin() == attempt.url().origin();
+            // Never from https down to http; and never to another origin that would get other
+            // configured (secret) headers than the first: reqwest strips only the standard
+            // credential headers on a redirect, so an `X-Api-Key` would travel along.
+            let downgrade = first.scheme() == "https" && attempt.url().scheme() != "https";
+            let same_secrets =
+                redirects.header_rules(first) == redirects.header_rules(attempt.url());
+            let allowed =
+                !downgrade && (same_origin || (same_secrets && redirects.allows(attempt.url())));
             // A redirect the policy does not follow is the answer: the playbook sees a 3xx.
             if allowed && redirects.check(attempt.url(), !same_origin).is_ok() {
                 attempt.follow()
@@ -439,6 +456,9 @@ impl Http {
         });
         let client = reqwest::Client::builder()
             .redirect(policy)
+            // A Referer would carry the previous URL's query (secret values included) to
+            // the redirect's target.
+            .referer(false)
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 config: Arc::clone(&config),

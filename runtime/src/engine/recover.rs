@@ -7,7 +7,7 @@ impl Engine {
     /// Continues after a restart: reverts in flight go to a human, unfinished runs continue
     /// or close, pending reverts are timed again, and unprocessed alerts are processed.
     pub(super) async fn recover(&self) -> Result<(), EngineError> {
-        let (runs, pending, in_flight, unprocessed) = self
+        let (runs, pending, in_flight, unprocessed, resolved) = self
             .inner
             .journal
             .call(|journal| {
@@ -16,9 +16,19 @@ impl Engine {
                     journal.reverts("pending")?,
                     journal.reverts("reverting")?,
                     journal.unprocessed_alerts()?,
+                    journal.reverts_already_resolved()?,
                 ))
             })
             .await?;
+        // Their episode resolved before the stop, but they were not performed yet.
+        for revert in resolved {
+            tracing::info!(
+                revert,
+                "its alert resolved before the restart: reverting now"
+            );
+            let engine = self.clone();
+            tokio::spawn(async move { engine.revert(revert).await });
+        }
         let at = self.inner.clock.now_ms();
         for revert in in_flight {
             let detail = format!(

@@ -684,3 +684,43 @@ playbook tell() {
         Value::Bool(true)
     );
 }
+
+#[tokio::test]
+async fn a_redirect_never_carries_a_configured_secret_to_another_host() {
+    let target = Listener::start(Answer::Ok("elsewhere")).await;
+    let vault = Listener::start(Answer::Redirect(format!(
+        "http://127.0.0.1:{}/collect",
+        target.port
+    )))
+    .await;
+    let source = format!(
+        r#"
+import std.{{http}}
+playbook check() {{
+  task health = http.get("http://127.0.0.1:{}/v1/sys/health")
+}}
+"#,
+        vault.port
+    );
+    let plan = compile(&source);
+    let config = HttpConfig {
+        // The target's host is allowed, but it is not the host the secret is for.
+        allow_hosts: vec!["127.0.0.1".parse().unwrap()],
+        headers: vec![HeaderRule {
+            hosts: vec![format!("127.0.0.1:{}", vault.port).parse().unwrap()],
+            name: "X-Vault-Token".into(),
+            value: "s.vault-s3cret".into(),
+        }],
+        ..HttpConfig::default()
+    };
+    let report = run_playbook(&plan, &[], toolbox(config)).await;
+    assert_eq!(response_field(&report, "health", "status"), Value::Int(302));
+    assert!(
+        vault.heads()[0]
+            .to_ascii_lowercase()
+            .contains("x-vault-token: s.vault-s3cret"),
+        "{:?}",
+        vault.heads()
+    );
+    assert!(target.request_lines().is_empty(), "{:?}", target.heads());
+}

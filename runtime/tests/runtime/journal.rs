@@ -373,3 +373,28 @@ fn a_journal_with_an_unreadable_schema_version_is_refused() {
         r#"the journal's schema version "one" is not a number: the journal is damaged"#
     );
 }
+
+#[test]
+fn a_revert_whose_episode_resolved_before_a_crash_is_found_again() {
+    let mut journal = Journal::in_memory().unwrap();
+    let fired = journal.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let Admitted::Started(run) = journal.admit(&admission("r", fired, "fp", 1, 1)).unwrap() else {
+        panic!()
+    };
+    let revert = journal
+        .schedule_revert(run, "scale", "k8s.scale", "{}", "{}", "fp", None, true)
+        .unwrap();
+    let resolved_alert = |starts_at: i64| AcceptedAlert {
+        status: "resolved".into(),
+        ..alert("fp", starts_at)
+    };
+    // Another episode's resolve does not count; this episode's counts once processed.
+    let other = journal.accept(&[resolved_alert(2)], 3).unwrap()[0];
+    journal.processed(other).unwrap();
+    let own = journal.accept(&[resolved_alert(1)], 4).unwrap()[0];
+    assert!(journal.reverts_already_resolved().unwrap().is_empty());
+    journal.processed(own).unwrap();
+    assert_eq!(journal.reverts_already_resolved().unwrap(), [revert]);
+    assert!(journal.claim_revert(revert).unwrap().is_some());
+    assert!(journal.reverts_already_resolved().unwrap().is_empty());
+}
