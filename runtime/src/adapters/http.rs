@@ -235,17 +235,50 @@ fn host_ip(host: &url::Host<&str>) -> Option<IpAddr> {
 /// addresses outside that range.
 pub fn is_link_local(address: IpAddr) -> bool {
     match address {
-        IpAddr::V4(v4) => v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200),
+        IpAddr::V4(v4) => {
+            v4.is_link_local()
+                // Alibaba Cloud's metadata, Azure's WireServer, Oracle Cloud's metadata.
+                || v4 == Ipv4Addr::new(100, 100, 100, 200)
+                || v4 == Ipv4Addr::new(168, 63, 129, 16)
+                || v4 == Ipv4Addr::new(192, 0, 0, 192)
+        }
         IpAddr::V6(v6) => {
-            let [first, ..] = v6.segments();
+            let segments = v6.segments();
+            let [first, second, .., seventh, eighth] = segments;
+            // An IPv4 address carried in the last 32 bits (IPv4-compatible or NAT64).
+            let embedded = Ipv4Addr::new(
+                (seventh >> 8) as u8,
+                (seventh & 0xff) as u8,
+                (eighth >> 8) as u8,
+                (eighth & 0xff) as u8,
+            );
+            let carries_ipv4 = segments.get(..6) == Some(&[0, 0, 0, 0, 0, 0])
+                || (first == 0x0064 && second == 0xff9b);
             (first & 0xffc0) == 0xfe80
+                // AWS's and Google Cloud's IPv6 metadata.
                 || v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)
+                || v6 == Ipv6Addr::new(0xfd20, 0x00ce, 0, 0, 0, 0, 0, 0x0254)
+                || (carries_ipv4 && is_link_local(IpAddr::V4(embedded)))
                 || v6
                     .to_ipv4_mapped()
                     .is_some_and(|v4| is_link_local(IpAddr::V4(v4)))
         }
     }
 }
+
+/// Headers a runbook's `headers` may not set: they decide how the request is framed or
+/// where it goes, which is the client's and the URL's business.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+];
 
 impl HttpConfig {
     fn allows(&self, url: &Url) -> bool {
@@ -479,6 +512,12 @@ impl Http {
         self.config.check(&url, request.url.host_from_data)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &request.headers {
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(HttpError::BadHeader {
+                    name: name.clone(),
+                    reason: "the client sets it; a runbook may not".into(),
+                });
+            }
             insert_header(&mut headers, name, value)?;
         }
         for rule in &self.config.headers {

@@ -457,6 +457,9 @@ playbook check() {
   task aws = http.get("http://169.254.169.254/latest/meta-data/")
   task gcp = http.get("http://metadata.google.internal/computeMetadata/v1/")
   task v6 = http.get("http://[fe80::1]/")
+  task azure = http.get("http://168.63.129.16/machine")
+  task gcp6 = http.get("http://[fd20:ce::254]/")
+  task nat64 = http.get("http://[64:ff9b::a9fe:a9fe]/")
 }
 "#;
     let plan = compile(source);
@@ -466,7 +469,7 @@ playbook check() {
         toolbox(allow(&["169.254.0.0/16", "*.internal"])),
     )
     .await;
-    for task in ["aws", "gcp", "v6"] {
+    for task in ["aws", "gcp", "v6", "azure", "gcp6", "nat64"] {
         let reason = failure(&report, task);
         assert!(
             reason.contains("link-local or cloud metadata"),
@@ -723,4 +726,29 @@ playbook check() {{
         vault.heads()
     );
     assert!(target.request_lines().is_empty(), "{:?}", target.heads());
+}
+
+#[tokio::test]
+async fn a_runbook_cannot_set_the_headers_that_frame_or_route_a_request() {
+    let listener = Listener::start(Answer::Ok("fine")).await;
+    let source = format!(
+        r#"
+import std.{{http}}
+playbook check() {{
+  task host = http.get("http://127.0.0.1:{}/x", headers: {{"Host": "evil.example"}})
+  task length = http.get("http://127.0.0.1:{}/x", headers: {{"content-length": "0"}})
+}}
+"#,
+        listener.port, listener.port
+    );
+    let plan = compile(&source);
+    let report = run_playbook(&plan, &[], toolbox(HttpConfig::default())).await;
+    for task in ["host", "length"] {
+        let reason = failure(&report, task);
+        assert!(
+            reason.contains("the client sets it; a runbook may not"),
+            "{task}: {reason}"
+        );
+    }
+    assert!(listener.request_lines().is_empty());
 }
