@@ -945,11 +945,16 @@ pub fn act(
     action: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
-    let value = remote.request(
-        reqwest::Method::POST,
-        &format!("/api/runs/{id}/{action}"),
-        Some(body),
-    )?;
+    post_and_print(remote, &format!("/api/runs/{id}/{action}"), body)
+}
+
+/// Posts an operator's action and prints the server's answer on one line.
+fn post_and_print(
+    remote: &Remote,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<ExitCode> {
+    let value = remote.request(reqwest::Method::POST, path, Some(body))?;
     println!("{}", serde_json::to_string(&value)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -1015,13 +1020,7 @@ pub fn act_on_revert(
     action: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<ExitCode> {
-    let value = remote.request(
-        reqwest::Method::POST,
-        &format!("/api/reverts/{id}/{action}"),
-        Some(body),
-    )?;
-    println!("{}", serde_json::to_string(&value)?);
-    Ok(ExitCode::SUCCESS)
+    post_and_print(remote, &format!("/api/reverts/{id}/{action}"), body)
 }
 
 pub fn kill_switch(remote: &Remote, on: Option<bool>) -> anyhow::Result<ExitCode> {

@@ -770,18 +770,28 @@ impl Journal {
         fingerprint: &str,
         starts_at: i64,
     ) -> Result<Vec<i64>, JournalError> {
+        self.revert_ids(
+            "SELECT reverts.id FROM reverts \
+             JOIN runs ON runs.id = reverts.run_id \
+             JOIN alerts ON alerts.id = runs.alert_id \
+             WHERE reverts.state = 'pending' AND reverts.on_resolve = 1 \
+             AND reverts.fingerprint = ?1 AND alerts.starts_at = ?2 ORDER BY reverts.id",
+            rusqlite::params![fingerprint, starts_at],
+        )
+    }
+
+    /// The ids a query of revert ids answers.
+    fn revert_ids(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> Result<Vec<i64>, JournalError> {
         let mut statement = self
             .connection
-            .prepare_cached(
-                "SELECT reverts.id FROM reverts \
-                 JOIN runs ON runs.id = reverts.run_id \
-                 JOIN alerts ON alerts.id = runs.alert_id \
-                 WHERE reverts.state = 'pending' AND reverts.on_resolve = 1 \
-                 AND reverts.fingerprint = ?1 AND alerts.starts_at = ?2 ORDER BY reverts.id",
-            )
+            .prepare_cached(sql)
             .map_err(write_error("reading reverts"))?;
         let rows = statement
-            .query_map(rusqlite::params![fingerprint, starts_at], |row| row.get(0))
+            .query_map(parameters, |row| row.get(0))
             .map_err(write_error("reading reverts"))?;
         rows.collect::<Result<_, _>>()
             .map_err(write_error("reading reverts"))
@@ -807,25 +817,18 @@ impl Journal {
     /// processed: a crash came between processing the resolve and performing them, and no
     /// later resolve will come for them.
     pub fn reverts_already_resolved(&self) -> Result<Vec<i64>, JournalError> {
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "SELECT reverts.id FROM reverts \
-                 JOIN runs ON runs.id = reverts.run_id \
-                 JOIN alerts AS fired ON fired.id = runs.alert_id \
-                 WHERE reverts.state = 'pending' AND reverts.on_resolve = 1 \
-                 AND EXISTS (SELECT 1 FROM alerts AS resolved \
-                   WHERE resolved.fingerprint = reverts.fingerprint \
-                   AND resolved.starts_at = fired.starts_at \
-                   AND resolved.status = 'resolved' AND resolved.processed = 1) \
-                 ORDER BY reverts.id",
-            )
-            .map_err(write_error("reading reverts"))?;
-        let rows = statement
-            .query_map([], |row| row.get(0))
-            .map_err(write_error("reading reverts"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(write_error("reading reverts"))
+        self.revert_ids(
+            "SELECT reverts.id FROM reverts \
+             JOIN runs ON runs.id = reverts.run_id \
+             JOIN alerts AS fired ON fired.id = runs.alert_id \
+             WHERE reverts.state = 'pending' AND reverts.on_resolve = 1 \
+             AND EXISTS (SELECT 1 FROM alerts AS resolved \
+               WHERE resolved.fingerprint = reverts.fingerprint \
+               AND resolved.starts_at = fired.starts_at \
+               AND resolved.status = 'resolved' AND resolved.processed = 1) \
+             ORDER BY reverts.id",
+            [],
+        )
     }
 
     /// One revert, in any state.

@@ -785,19 +785,7 @@ async fn act_on_revert(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     let (id, action) = path(id_and_action)?;
-    let body = body_bytes(&state, body)?;
-    let body: RevertActionBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RevertActionBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map(|ingest::JsonObject(body)| body)
-            .map_err(|error| {
-                Failure(
-                    StatusCode::BAD_REQUEST,
-                    format!("the request body is not valid: {error}"),
-                )
-            })?
-    };
+    let body: RevertActionBody = object_body(&body_bytes(&state, body)?)?;
     let row = match action.as_str() {
         "retry" => {
             // On its own task: a client that hangs up, or the request timeout, must not drop
@@ -864,6 +852,22 @@ async fn show_run(
     Ok(Json(body).into_response())
 }
 
+/// An optional JSON object body: empty (or only whitespace) is the default; anything else
+/// must be a JSON object (serde's derive would read `[null, "task"]` as one too).
+fn object_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map(|ingest::JsonObject(body)| body)
+        .map_err(|error| {
+            Failure(
+                StatusCode::BAD_REQUEST,
+                format!("the request body is not valid: {error}"),
+            )
+        })
+}
+
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
@@ -880,20 +884,7 @@ async fn act_on_run(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     let (id, action) = path(id_and_action)?;
-    let body = body_bytes(&state, body)?;
-    let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ActionBody::default()
-    } else {
-        // A JSON object only: serde's derive would read `[null, "task"]` as one too.
-        serde_json::from_slice(&body)
-            .map(|ingest::JsonObject(body)| body)
-            .map_err(|error| {
-                Failure(
-                    StatusCode::BAD_REQUEST,
-                    format!("the request body is not valid: {error}"),
-                )
-            })?
-    };
+    let body: ActionBody = object_body(&body_bytes(&state, body)?)?;
     if body.by.is_some() {
         return Err(Failure(
             StatusCode::BAD_REQUEST,

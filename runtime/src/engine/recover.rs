@@ -36,17 +36,7 @@ impl Engine {
                 revert.function
             );
             tracing::warn!(revert = revert.id, %detail);
-            let text = detail.clone();
-            self.inner
-                .journal
-                .call(move |journal| journal.revert_done(revert.id, "needs_attention", &detail, at))
-                .await?;
-            self.escalate(
-                revert.run_id,
-                format!("medic: revert of run {} needs a human", revert.run_id),
-                text,
-            )
-            .await;
+            self.revert_needs_a_human(&revert, detail, at).await?;
         }
         for run in runs {
             self.resume(run).await?;
@@ -62,19 +52,7 @@ impl Engine {
                     revert.function
                 );
                 tracing::error!(revert = revert.id, %detail);
-                let text = detail.clone();
-                self.inner
-                    .journal
-                    .call(move |journal| {
-                        journal.revert_done(revert.id, "needs_attention", &detail, at)
-                    })
-                    .await?;
-                self.escalate(
-                    revert.run_id,
-                    format!("medic: revert of run {} needs a human", revert.run_id),
-                    text,
-                )
-                .await;
+                self.revert_needs_a_human(&revert, detail, at).await?;
             }
         }
         for stored in unprocessed {
@@ -211,6 +189,28 @@ impl Engine {
             episode_starts_at: run.episode_starts_at,
             performs_actions: run.performs_actions,
         });
+        Ok(())
+    }
+
+    /// Ends a revert `needs_attention` with why, and tells the escalation receiver.
+    async fn revert_needs_a_human(
+        &self,
+        revert: &RevertRow,
+        detail: String,
+        at: i64,
+    ) -> Result<(), EngineError> {
+        let id = revert.id;
+        let text = detail.clone();
+        self.inner
+            .journal
+            .call(move |journal| journal.revert_done(id, "needs_attention", &detail, at))
+            .await?;
+        self.escalate(
+            revert.run_id,
+            format!("medic: revert of run {} needs a human", revert.run_id),
+            text,
+        )
+        .await;
         Ok(())
     }
 

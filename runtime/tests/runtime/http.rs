@@ -3,11 +3,12 @@
 //! answer is cut at 64 KiB without reading the rest, and credentials stay out of the
 //! journaled arguments.
 
+use super::support::{compile, failure, output, run_playbook};
 use medic_compiler::plan::{self, Plan, Value};
 use medic_runtime::adapters::{
     HeaderRule, HttpConfig, NotifyConfig, StandardToolbox, ToolboxConfig,
 };
-use medic_runtime::executor::{self, RunOptions, RunReport, TaskOutcome};
+use medic_runtime::executor::{self, RunOptions, RunReport};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -131,16 +132,6 @@ impl Listener {
     }
 }
 
-fn compile(source: &str) -> Plan {
-    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("test.ops", source)]);
-    let errors: Vec<String> = analysis
-        .diagnostics
-        .iter()
-        .map(|diagnostic| format!("{diagnostic:?}"))
-        .collect();
-    plan::lower(&analysis).unwrap_or_else(|_| panic!("the test program compiles: {errors:?}"))
-}
-
 fn toolbox(http: HttpConfig) -> Arc<StandardToolbox> {
     Arc::new(
         StandardToolbox::new(ToolboxConfig {
@@ -186,47 +177,8 @@ async fn run_rule(
     executor::run(playbook, arguments, toolbox, RunOptions { dry_run }).await
 }
 
-async fn run_playbook(
-    plan: &Plan,
-    arguments: &[(&str, Value)],
-    toolbox: Arc<StandardToolbox>,
-) -> RunReport {
-    let arguments = arguments
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.clone()))
-        .collect();
-    executor::run(
-        &plan.playbooks[0],
-        arguments,
-        toolbox,
-        RunOptions { dry_run: false },
-    )
-    .await
-}
-
-fn outcome<'r>(report: &'r RunReport, task: &str) -> &'r TaskOutcome {
-    &report
-        .tasks
-        .iter()
-        .find(|report| report.id == task)
-        .unwrap()
-        .outcome
-}
-
-fn failure(report: &RunReport, task: &str) -> String {
-    match outcome(report, task) {
-        TaskOutcome::Failed { reason } => reason.clone(),
-        other => panic!("{task} should have failed, it ended {other:?}"),
-    }
-}
-
 fn response_field(report: &RunReport, task: &str, field: &str) -> Value {
-    match outcome(report, task) {
-        TaskOutcome::Succeeded {
-            output: Value::Record(fields),
-        } => fields[field].clone(),
-        other => panic!("{task} should have succeeded, it ended {other:?}"),
-    }
+    output(report, task)[field].clone()
 }
 
 const RULE_BUILDS_URL: &str = r#"

@@ -16,3 +16,4 @@ mod journal;
 mod prometheus;
 mod server;
 mod smtp;
+mod support;

@@ -3,10 +3,10 @@
 //! when either binary is missing), and against tiny listeners for answers Prometheus never
 //! gives: garbage, an oversized body, silence.
 
-use medic_compiler::plan::{self, Plan, Value};
+use super::support::{compile, failure, output, run_playbook};
+use medic_compiler::plan::Value;
 use medic_runtime::adapters::{PrometheusConfig, StandardToolbox, ToolboxConfig};
-use medic_runtime::executor::{self, RunOptions, RunReport, TaskOutcome};
-use std::collections::BTreeMap;
+use medic_runtime::executor::RunReport;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -179,58 +179,12 @@ fn toolbox(prometheus: Option<PrometheusConfig>) -> Arc<StandardToolbox> {
     )
 }
 
-fn compile(source: &str) -> Plan {
-    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("test.ops", source)]);
-    let errors: Vec<String> = analysis
-        .diagnostics
-        .iter()
-        .map(|diagnostic| format!("{diagnostic:?}"))
-        .collect();
-    plan::lower(&analysis).unwrap_or_else(|_| panic!("the test program compiles: {errors:?}"))
-}
-
 async fn run(
     source: &str,
     arguments: &[(&str, Value)],
     toolbox: Arc<StandardToolbox>,
 ) -> RunReport {
-    let plan = compile(source);
-    let arguments = arguments
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.clone()))
-        .collect();
-    executor::run(
-        &plan.playbooks[0],
-        arguments,
-        toolbox,
-        RunOptions { dry_run: false },
-    )
-    .await
-}
-
-fn outcome<'r>(report: &'r RunReport, task: &str) -> &'r TaskOutcome {
-    &report
-        .tasks
-        .iter()
-        .find(|report| report.id == task)
-        .unwrap()
-        .outcome
-}
-
-fn output(report: &RunReport, task: &str) -> BTreeMap<String, Value> {
-    match outcome(report, task) {
-        TaskOutcome::Succeeded {
-            output: Value::Record(fields),
-        } => (**fields).clone(),
-        other => panic!("{task} should have succeeded, it ended {other:?}"),
-    }
-}
-
-fn failure(report: &RunReport, task: &str) -> String {
-    match outcome(report, task) {
-        TaskOutcome::Failed { reason } => reason.clone(),
-        other => panic!("{task} should have failed, it ended {other:?}"),
-    }
+    run_playbook(&compile(source), arguments, toolbox).await
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Value {

@@ -3,7 +3,8 @@
 //! small SMTP responder in the test: what the server receives, and that every mail it does
 //! not accept fails the task with the server's answer.
 
-use medic_compiler::plan::{self, Plan, Value};
+use super::support::{self, compile};
+use medic_compiler::plan::Value;
 use medic_runtime::adapters::{SmtpConfig, SmtpTls, StandardToolbox, ToolboxConfig};
 use medic_runtime::executor::{self, RunOptions, RunReport, TaskOutcome, Toolbox};
 use std::collections::BTreeMap;
@@ -129,16 +130,6 @@ playbook mail(to: [String], subject: String, body: String) {
 }
 "#;
 
-fn compile(source: &str) -> Plan {
-    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("test.ops", source)]);
-    let errors: Vec<String> = analysis
-        .diagnostics
-        .iter()
-        .map(|diagnostic| format!("{diagnostic:?}"))
-        .collect();
-    plan::lower(&analysis).unwrap_or_else(|_| panic!("the test program compiles: {errors:?}"))
-}
-
 fn strings(items: &[&str]) -> Value {
     Value::List(
         items
@@ -165,20 +156,13 @@ async fn mail(toolbox: Arc<StandardToolbox>, to: &[&str], subject: &str, body: &
     .await
 }
 
-fn outcome(report: &RunReport) -> &TaskOutcome {
-    &report
-        .tasks
-        .iter()
-        .find(|task| task.id == "sent")
-        .unwrap()
-        .outcome
+/// The mail task's failure.
+fn failure(report: &RunReport) -> String {
+    support::failure(report, "sent")
 }
 
-fn failure(report: &RunReport) -> String {
-    match outcome(report) {
-        TaskOutcome::Failed { reason } => reason.clone(),
-        other => panic!("the mail should have failed, it ended {other:?}"),
-    }
+fn outcome(report: &RunReport) -> &TaskOutcome {
+    support::outcome(report, "sent")
 }
 
 #[tokio::test]
