@@ -293,7 +293,9 @@ impl Receiver {
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut line = String::new();
-                    if reader.read_line(&mut line).is_err() {
+                    // A connection closed before its request line requested nothing (a
+                    // server killed between connecting and writing leaves one).
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
                         return;
                     }
                     let mut length = 0;
