@@ -1,0 +1,4 @@
+//! Simulated worlds and API-faithful test servers: what tests and `medic demo` talk to in
+//! place of real systems that cannot be installed on a laptop (the Kubernetes API, Jaeger,
+//! Elasticsearch). Never used by the runtime's production paths; depends on no Medic crate,
+//! so every crate's tests can use it.
