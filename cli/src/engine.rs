@@ -9,8 +9,8 @@ use crate::{output, sources};
 use anyhow::{Context, anyhow, bail};
 use medic_compiler::plan::Plan;
 use medic_runtime::adapters::{
-    HeaderRule, HostPattern, HttpConfig, NotifyConfig, SmtpConfig, SmtpTls, StandardToolbox,
-    ToolboxConfig,
+    Adapter, HeaderRule, HostPattern, HttpConfig, NotifyConfig, SmtpConfig, SmtpTls,
+    StandardToolbox, ToolboxConfig,
 };
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::{Clock, RunReport};
@@ -42,6 +42,19 @@ pub struct Config {
     http: HttpToml,
     smtp: Option<SmtpToml>,
     prometheus: Option<PrometheusToml>,
+    kubernetes: Option<KubernetesToml>,
+}
+
+/// `[kubernetes]`: the cluster `k8s.*` calls go to. An empty section uses the standard
+/// order (`KUBECONFIG`, `~/.kube/config`, the in-cluster service account).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KubernetesToml {
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    /// A duration such as `10s` (default 10 s): the deadline of one `k8s.*` call, its
+    /// conflict retries included.
+    timeout: Option<String>,
 }
 
 /// `[http]`: where `http.*` requests may go when alert data chose the host, what is
@@ -289,14 +302,11 @@ fn prometheus_config(
     prometheus: &PrometheusToml,
     base: &Path,
 ) -> anyhow::Result<medic_runtime::adapters::PrometheusConfig> {
-    let timeout = match prometheus.timeout.as_deref() {
-        None => medic_runtime::adapters::prometheus::DEFAULT_TIMEOUT,
-        Some(text) => match medic_compiler::units::parse_duration(text) {
-            Ok(millis @ 1..=3_600_000) => std::time::Duration::from_millis(millis.unsigned_abs()),
-            Ok(_) => bail!("prometheus.timeout: {text:?} must be more than zero and at most 1h"),
-            Err(error) => bail!("prometheus.timeout: {error}"),
-        },
-    };
+    let timeout = timeout(
+        prometheus.timeout.as_deref(),
+        medic_runtime::adapters::prometheus::DEFAULT_TIMEOUT,
+        "prometheus.timeout",
+    )?;
     let token_file = prometheus
         .bearer_token_file
         .as_ref()
@@ -310,6 +320,60 @@ fn prometheus_config(
             "prometheus.bearer_token",
         )?,
     })
+}
+
+/// A `timeout` setting: more than zero and at most an hour.
+fn timeout(
+    text: Option<&str>,
+    default: std::time::Duration,
+    what: &str,
+) -> anyhow::Result<std::time::Duration> {
+    match text {
+        None => Ok(default),
+        Some(text) => match medic_compiler::units::parse_duration(text) {
+            Ok(millis @ 1..=3_600_000) => {
+                Ok(std::time::Duration::from_millis(millis.unsigned_abs()))
+            }
+            Ok(_) => bail!("{what}: {text:?} must be more than zero and at most 1h"),
+            Err(error) => bail!("{what}: {error}"),
+        },
+    }
+}
+
+/// Connects to the cluster of `[kubernetes]`, if there is one. Runs inside the runtime:
+/// reading a kubeconfig may run its credential plugin, and the client starts a task.
+async fn connect_kubernetes(
+    config: &Config,
+    base: &Path,
+) -> anyhow::Result<Option<Arc<medic_runtime::adapters::Kubernetes>>> {
+    use medic_runtime::adapters::kubernetes::{self, KubeCluster};
+    let Some(section) = &config.kubernetes else {
+        return Ok(None);
+    };
+    let timeout = timeout(
+        section.timeout.as_deref(),
+        kubernetes::DEFAULT_TIMEOUT,
+        "kubernetes.timeout",
+    )?;
+    let kubeconfig = section.kubeconfig.as_ref().map(|path| {
+        match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+            (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => base.join(path),
+        }
+    });
+    let cluster = KubeCluster::connect(
+        &kubernetes::KubernetesConfig {
+            kubeconfig,
+            context: section.context.clone(),
+        },
+        timeout,
+    )
+    .await
+    .map_err(|error| anyhow!("[kubernetes]: {error}"))?;
+    Ok(Some(Arc::new(medic_runtime::adapters::Kubernetes::new(
+        Arc::new(cluster),
+        timeout,
+    ))))
 }
 
 /// The flags of `medic serve`; each overrides the config file.
@@ -400,6 +464,8 @@ fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<ToolboxConfig>
             .as_ref()
             .map(|prometheus| prometheus_config(prometheus, base))
             .transpose()?,
+        // Connected inside the runtime (see connect_kubernetes).
+        kubernetes: None,
         calls_per_function,
     })
 }
@@ -530,9 +596,22 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         );
     }
     let journal = Journal::open(&store)?;
-    let toolbox = Arc::new(
-        StandardToolbox::new(toolbox_config(&config, &base)?).map_err(|error| anyhow!(error))?,
-    );
+    let mut toolbox_config = toolbox_config(&config, &base)?;
+    // Whether [kubernetes] is there is all this check needs; connecting comes later.
+    let missing = medic_runtime::adapters::unconfigured(&plan, |adapter| {
+        adapter.configured(&toolbox_config)
+            || (adapter == Adapter::Kubernetes && config.kubernetes.is_some())
+    });
+    if !missing.is_empty() {
+        for line in &missing {
+            eprintln!("error: {line}");
+        }
+        bail!(
+            "{} call{} of the plans cannot work with this configuration; nothing was started",
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" }
+        );
+    }
     let engine_config = EngineConfig {
         dry_run,
         queue_capacity: config.limits.queue.unwrap_or(10_000),
@@ -570,6 +649,9 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     let reload_identities = identities.clone();
     runtime()?.block_on(async move {
         let _lock = lock;
+        toolbox_config.kubernetes = connect_kubernetes(&config, &base).await?;
+        let toolbox =
+            Arc::new(StandardToolbox::new(toolbox_config).map_err(|error| anyhow!(error))?);
         let handle = JournalHandle::spawn(journal)?;
         let engine = Engine::start(plan, handle, toolbox, Clock::system(), engine_config).await?;
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -691,10 +773,11 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
     .map_err(|error| anyhow!("{}: {error}", flags.alert.display()))?;
     let dry_run = flags.dry_run;
     let (config, base) = read_config(flags.config.as_deref())?;
-    let toolbox = Arc::new(
-        StandardToolbox::new(toolbox_config(&config, &base)?).map_err(|error| anyhow!(error))?,
-    );
+    let mut toolbox_config = toolbox_config(&config, &base)?;
     let (failed, matched) = runtime()?.block_on(async move {
+        toolbox_config.kubernetes = connect_kubernetes(&config, &base).await?;
+        let toolbox =
+            Arc::new(StandardToolbox::new(toolbox_config).map_err(|error| anyhow!(error))?);
         let journal = medic_runtime::engine::memory_journal()?;
         let config = EngineConfig {
             dry_run,

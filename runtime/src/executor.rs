@@ -36,6 +36,10 @@ pub enum CallError {
     Unknown(String),
     #[error("{0}")]
     Failed(String),
+    /// A revert that found the system changed since the action and left it alone: a human
+    /// must decide (the revert ends `needs_attention`, not `failed`).
+    #[error("{0}")]
+    NeedsAttention(String),
 }
 
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send>>;
@@ -63,6 +67,13 @@ pub trait Toolbox: Send + Sync {
     fn revert(&self, function: &str, _args: BTreeMap<String, Value>, _output: Value) -> CallFuture {
         let function = function.to_string();
         Box::pin(async move { Err(CallError::Unknown(format!("revert of {function}"))) })
+    }
+
+    /// Asks the system what an action would do without doing it (for `k8s.*`, the API
+    /// server's `dryRun=All`), for a dry run's report. `None`: the function has no such
+    /// preview, and the report shows its arguments only.
+    fn preview(&self, _function: &str, _args: BTreeMap<String, Value>) -> Option<CallFuture> {
+        None
     }
 }
 
@@ -250,6 +261,10 @@ pub enum TaskOutcome {
     WouldRun {
         args: BTreeMap<String, Value>,
         unknown: BTreeMap<String, String>,
+        /// What the system said it would do, for functions that can ask it
+        /// ([`Toolbox::preview`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preview: Option<Preview>,
     },
     Failed {
         reason: String,
@@ -260,6 +275,15 @@ pub enum TaskOutcome {
     },
     /// Not started because the run stopped first.
     NotRun,
+}
+
+/// The answer of a [`Toolbox::preview`]: what the action would have done, or why the
+/// system would have refused it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preview {
+    Accepted(Value),
+    Refused(String),
 }
 
 impl TaskOutcome {
@@ -502,7 +526,14 @@ pub async fn run_with(
                     Some(Prior::AwaitingApproval { deadline }) => approval_deadline = *deadline,
                     None => {}
                 }
-                match prepare(task, &state.variables, options, toolbox.as_ref()) {
+                let prepared = match prepare(task, &state.variables, options, toolbox.as_ref()) {
+                    Prepared::Preview(args) => {
+                        Prepared::Done(preview(toolbox.as_ref(), task, args).await)
+                    }
+                    other => other,
+                };
+                match prepared {
+                    Prepared::Preview(_) => {}
                     Prepared::Done(outcome) => {
                         finished_without_call(observer.as_ref(), &task.id, &outcome, clock).await;
                         apply_policy(&outcome, task, &mut run_outcome);
@@ -717,6 +748,9 @@ fn apply_policy(outcome: &TaskOutcome, task: &plan::Task, run_outcome: &mut RunO
 
 enum Prepared {
     Done(TaskOutcome),
+    /// A dry run's action whose arguments are all known: the system may be asked what it
+    /// would do.
+    Preview(BTreeMap<String, Value>),
     Call(BTreeMap<String, Value>),
 }
 
@@ -758,8 +792,15 @@ fn prepare(
                 }
             }
         }
+        if unknown.is_empty() {
+            return Prepared::Preview(args);
+        }
         let args = toolbox.journaled(&task.function, &args);
-        return Prepared::Done(TaskOutcome::WouldRun { args, unknown });
+        return Prepared::Done(TaskOutcome::WouldRun {
+            args,
+            unknown,
+            preview: None,
+        });
     }
     let args: Result<BTreeMap<String, Value>, EvalError> = task
         .args
@@ -771,6 +812,38 @@ fn prepare(
         Err(error) => Prepared::Done(TaskOutcome::Failed {
             reason: format!("arguments could not be evaluated: {error}"),
         }),
+    }
+}
+
+/// A dry run's action: its arguments, and what the system says it would do when the
+/// toolbox can ask (within the task's timeout, else the adapter's own deadline).
+async fn preview(
+    toolbox: &dyn Toolbox,
+    task: &plan::Task,
+    args: BTreeMap<String, Value>,
+) -> TaskOutcome {
+    let journaled = toolbox.journaled(&task.function, &args);
+    let preview = match toolbox.preview(&task.function, args) {
+        None => None,
+        Some(call) => {
+            let answer = match task.timeout_ms.and_then(|ms| u64::try_from(ms).ok()) {
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(CallError::Failed(format!("no answer within {ms} ms")))
+                    }),
+                None => call.await,
+            };
+            Some(match answer {
+                Ok(value) => Preview::Accepted(value),
+                Err(error) => Preview::Refused(error.to_string()),
+            })
+        }
+    };
+    TaskOutcome::WouldRun {
+        args: journaled,
+        unknown: BTreeMap::new(),
+        preview,
     }
 }
 

@@ -2,7 +2,7 @@
 //! was found, what was done (or, in a dry run, what would have been), and why each task
 //! ran, was skipped or stopped. Deterministic: tasks in plan order, fields in name order.
 
-use crate::executor::{RunReport, TaskOutcome};
+use crate::executor::{Preview, RunReport, TaskOutcome};
 use medic_compiler::plan::{self, Effect, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -64,8 +64,25 @@ pub fn text(
                 format!("→ {}", short(&plan::render::value_text(output))),
             ),
             TaskOutcome::Skipped { reason } => ("skipped", reason.clone()),
-            TaskOutcome::WouldRun { args, unknown } => {
+            TaskOutcome::WouldRun {
+                args,
+                unknown,
+                preview,
+            } => {
                 let mut line = format!("with {}", arguments_text(args));
+                match preview {
+                    Some(Preview::Accepted(value)) => {
+                        let _ = write!(
+                            line,
+                            "; the system says it would do: {}",
+                            short(&plan::render::value_text(value))
+                        );
+                    }
+                    Some(Preview::Refused(reason)) => {
+                        let _ = write!(line, "; the system would REFUSE it: {reason}");
+                    }
+                    None => {}
+                }
                 for (name, expression) in unknown {
                     let _ = write!(
                         line,

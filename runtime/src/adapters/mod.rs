@@ -1,21 +1,24 @@
 //! The toolbox `medic serve` and `medic run` use, one module per external system:
 //! `http` (`http.get`, `http.post`, with the policy that keeps alert data from choosing
 //! where a request goes), `notify` (`notify.slack`, `notify.webhook`), `smtp`
-//! (`notify.email`) and `prometheus` (`prom.query`, `prom.range`). `args` decodes a call's
-//! arguments once into the typed struct of its function.
+//! (`notify.email`), `prometheus` (`prom.query`, `prom.range`) and `kubernetes` (`k8s.*`,
+//! behind the [`kubernetes::Cluster`] trait). `args` decodes a call's arguments once into
+//! the typed struct of its function.
 //!
-//! Functions whose adapters are not built yet (Jaeger, Elasticsearch, Kubernetes) fail with
+//! Functions whose adapters are not built yet (Jaeger, Elasticsearch, `diagnose`) fail with
 //! a message saying so, never with a made-up answer. Every call waits for a slot of its
 //! function's concurrency limit first, so a storm of runs cannot open thousands of
 //! requests to one system at once.
 
 pub mod args;
 pub mod http;
+pub mod kubernetes;
 pub mod notify;
 pub mod prometheus;
 pub mod smtp;
 
 pub use http::{HeaderRule, HostPattern, HttpConfig};
+pub use kubernetes::{Kubernetes, KubernetesConfig};
 pub use notify::NotifyConfig;
 pub use prometheus::PrometheusConfig;
 pub use smtp::{SmtpConfig, SmtpTls};
@@ -38,6 +41,8 @@ pub struct ToolboxConfig {
     pub smtp: Option<SmtpConfig>,
     /// `None`: `prom.*` calls fail saying no Prometheus is configured.
     pub prometheus: Option<PrometheusConfig>,
+    /// `None`: `k8s.*` calls fail saying no cluster is configured.
+    pub kubernetes: Option<Arc<Kubernetes>>,
     /// Calls of one function in flight at once, across all runs (at least 1).
     pub calls_per_function: usize,
 }
@@ -49,6 +54,7 @@ impl Default for ToolboxConfig {
             notify: NotifyConfig::default(),
             smtp: None,
             prometheus: None,
+            kubernetes: None,
             calls_per_function: DEFAULT_CALLS_PER_FUNCTION,
         }
     }
@@ -67,11 +73,116 @@ impl std::fmt::Debug for NotifyConfig {
     }
 }
 
+/// The adapter that implements a stdlib function. One match, so a function has exactly one
+/// implementation; a test holds it to the standard library's declarations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    Http,
+    Slack,
+    Webhook,
+    Email,
+    Prometheus,
+    Kubernetes,
+}
+
+impl Adapter {
+    /// Every function with an implementation, by its qualified name.
+    pub const FUNCTIONS: &[&str] = &[
+        "http.get",
+        "http.post",
+        "notify.slack",
+        "notify.webhook",
+        "notify.email",
+        "prom.query",
+        "prom.range",
+        "k8s.deployment",
+        "k8s.scale",
+        "k8s.scale_to",
+        "k8s.restart",
+    ];
+
+    pub fn of(function: &str) -> Option<Adapter> {
+        Some(match function {
+            "http.get" | "http.post" => Adapter::Http,
+            "notify.slack" => Adapter::Slack,
+            "notify.webhook" => Adapter::Webhook,
+            "notify.email" => Adapter::Email,
+            "prom.query" | "prom.range" => Adapter::Prometheus,
+            "k8s.deployment" | "k8s.scale" | "k8s.scale_to" | "k8s.restart" => Adapter::Kubernetes,
+            _ => return None,
+        })
+    }
+
+    /// The medic.toml setting without which its calls cannot work, if there is one.
+    pub fn needs(self) -> Option<&'static str> {
+        match self {
+            Adapter::Http | Adapter::Webhook => None,
+            Adapter::Slack => Some("[notify] slack_webhook_env (or slack_webhook_file)"),
+            Adapter::Email => Some("[smtp] (host, port, from)"),
+            Adapter::Prometheus => Some("[prometheus] url"),
+            Adapter::Kubernetes => Some(
+                "[kubernetes] (an empty section uses KUBECONFIG, ~/.kube/config or the in-cluster account)",
+            ),
+        }
+    }
+
+    /// Whether a toolbox made from `config` has what this adapter needs.
+    pub fn configured(self, config: &ToolboxConfig) -> bool {
+        match self {
+            Adapter::Http | Adapter::Webhook => true,
+            Adapter::Slack => config.notify.slack_webhook.is_some(),
+            Adapter::Email => config.smtp.is_some(),
+            Adapter::Prometheus => config.prometheus.is_some(),
+            Adapter::Kubernetes => config.kubernetes.is_some(),
+        }
+    }
+}
+
+/// Every call in `plan` whose adapter is not `configured`: one line each, naming the
+/// function, the playbook, the rules that run it and the setting to add.
+pub fn unconfigured(
+    plan: &medic_compiler::plan::Plan,
+    configured: impl Fn(Adapter) -> bool,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for playbook in &plan.playbooks {
+        let mut seen = std::collections::BTreeSet::new();
+        for task in &playbook.tasks {
+            let Some(adapter) = Adapter::of(&task.function) else {
+                continue;
+            };
+            if configured(adapter) || !seen.insert(task.function.clone()) {
+                continue;
+            }
+            let rules: Vec<&str> = plan
+                .rules
+                .iter()
+                .filter(|rule| rule.playbook == playbook.name)
+                .map(|rule| rule.name.as_str())
+                .collect();
+            let run_by = match rules.as_slice() {
+                [] => "run by no rule".to_string(),
+                [one] => format!("run by rule {one}"),
+                many => format!("run by rules {}", many.join(", ")),
+            };
+            missing.push(format!(
+                "playbook {} ({run_by}) calls {} in task {}, which needs {} in medic.toml",
+                playbook.name,
+                task.function,
+                task.id,
+                adapter.needs().unwrap_or("its configuration")
+            ));
+        }
+    }
+    missing
+}
+
 pub struct StandardToolbox {
     http: Arc<http::Http>,
     notify: Arc<notify::Notifier>,
     smtp: Arc<smtp::Mailer>,
     prometheus: Option<Arc<prometheus::Prometheus>>,
+    kubernetes: Option<Arc<Kubernetes>>,
     calls_per_function: usize,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -94,6 +205,7 @@ impl StandardToolbox {
                 )),
                 None => None,
             },
+            kubernetes: config.kubernetes,
             calls_per_function: config.calls_per_function.max(1),
             slots: Mutex::new(HashMap::new()),
         })
@@ -118,6 +230,7 @@ impl Toolbox for StandardToolbox {
         let notify = Arc::clone(&self.notify);
         let smtp = Arc::clone(&self.smtp);
         let prometheus = self.prometheus.clone();
+        let kubernetes = self.kubernetes.clone();
         Box::pin(async move {
             let _slot = match slots {
                 Some(slots) => Some(slots.acquire_owned().await.map_err(|_| {
@@ -126,28 +239,64 @@ impl Toolbox for StandardToolbox {
                 None => None,
             };
             let failed = |error: &dyn std::fmt::Display| CallError::Failed(error.to_string());
-            match function.as_str() {
-                "http.get" | "http.post" => {
+            let Some(adapter) = Adapter::of(&function) else {
+                let module = function.split('.').next().unwrap_or(&function);
+                return Err(CallError::Failed(format!(
+                    "`{function}` has no adapter in this build: the {module} adapter is not implemented yet"
+                )));
+            };
+            match adapter {
+                Adapter::Http => {
                     let request =
                         http::Request::decode(&function, args).map_err(|error| failed(&error))?;
                     http.request(request).await.map_err(|error| failed(&error))
                 }
-                "notify.slack" => notify.slack(args).await.map_err(|error| failed(&error)),
-                "notify.webhook" => notify.webhook(args).await.map_err(|error| failed(&error)),
-                "notify.email" => smtp.email(args).await.map_err(|error| failed(&error)),
-                "prom.query" | "prom.range" => match prometheus {
+                Adapter::Slack => notify.slack(args).await.map_err(|error| failed(&error)),
+                Adapter::Webhook => notify.webhook(args).await.map_err(|error| failed(&error)),
+                Adapter::Email => smtp.email(args).await.map_err(|error| failed(&error)),
+                Adapter::Prometheus => match prometheus {
                     Some(prometheus) => prometheus.call(&function, args).await,
                     None => Err(prometheus::PrometheusError::NotConfigured),
                 }
                 .map_err(|error| failed(&error)),
-                other => {
-                    let module = other.split('.').next().unwrap_or(other);
-                    Err(CallError::Failed(format!(
-                        "`{other}` has no adapter in this build: the {module} adapter is not implemented yet"
-                    )))
+                Adapter::Kubernetes => match kubernetes {
+                    Some(kubernetes) => kubernetes.call(&function, args, false).await,
+                    None => Err(kubernetes::KubernetesError::NotConfigured),
                 }
+                .map_err(CallError::from),
             }
         })
+    }
+
+    fn revert(&self, function: &str, args: BTreeMap<String, Value>, output: Value) -> CallFuture {
+        let function = function.to_string();
+        let kubernetes = self.kubernetes.clone();
+        Box::pin(async move {
+            match (function.as_str(), kubernetes) {
+                ("k8s.scale" | "k8s.scale_to", Some(kubernetes)) => kubernetes
+                    .revert(&function, args, output)
+                    .await
+                    .map_err(CallError::from),
+                ("k8s.scale" | "k8s.scale_to", None) => Err(CallError::Failed(
+                    kubernetes::KubernetesError::NotConfigured.to_string(),
+                )),
+                (other, _) => Err(CallError::Unknown(format!("revert of {other}"))),
+            }
+        })
+    }
+
+    fn preview(&self, function: &str, args: BTreeMap<String, Value>) -> Option<CallFuture> {
+        let kubernetes = self.kubernetes.clone()?;
+        if !matches!(function, "k8s.scale" | "k8s.scale_to" | "k8s.restart") {
+            return None;
+        }
+        let function = function.to_string();
+        Some(Box::pin(async move {
+            kubernetes
+                .call(&function, args, true)
+                .await
+                .map_err(CallError::from)
+        }))
     }
 
     fn journaled(&self, function: &str, args: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {

@@ -2,6 +2,7 @@
 //! alert ends.
 
 use super::*;
+use crate::executor::CallError;
 
 impl Engine {
     /// A human asks for a revert that failed or needs attention to be tried again, now: it
@@ -123,6 +124,7 @@ impl Engine {
                 .await
             {
                 Ok(value) => ("reverted", plan::render::value_text(&value)),
+                Err(CallError::NeedsAttention(detail)) => ("needs_attention", detail),
                 Err(error) => ("failed", error.to_string()),
             },
         };
@@ -132,7 +134,7 @@ impl Engine {
                 row.run_id,
                 format!("medic: revert of run {} needs a human", row.run_id),
                 format!(
-                    "the revert of task {} ({}) was {detail}",
+                    "the revert of task {} ({}) needs a human: {detail}",
                     row.task, row.function
                 ),
             )
