@@ -454,8 +454,8 @@ pub enum ExprKind<T = ()> {
     Int(i64),
     Float(f64),
     Bool(bool),
-    /// A string, possibly with `{expr}` interpolations.
-    Str(Vec<StrPart<T>>),
+    /// A string, possibly with `{expr}` interpolations (a raw string has one text part).
+    Str(Vec<StrPart<T>>, StrStyle),
     /// Milliseconds.
     Duration(i64),
     /// Percent points: `90%` is `90.0`.
@@ -478,6 +478,17 @@ pub enum ExprKind<T = ()> {
     Paren(Box<Expr<T>>),
     /// A broken expression; its diagnostic was already reported.
     Error,
+}
+
+/// How a string literal was written. Only the formatter (which prints it back as written) and
+/// positions inside the literal (PromQL diagnostics) care; its value is the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StrStyle {
+    /// `"..."`: escapes and `{expr}` interpolations.
+    #[default]
+    Quoted,
+    /// `r"..."`, `r#"..."#`: the text as written, between `r`, `hashes` `#` and `"`.
+    Raw { hashes: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -808,7 +819,7 @@ impl Shift for Expr {
     fn shift(&mut self, delta: i64) {
         self.span.shift(delta);
         match &mut self.kind {
-            ExprKind::Str(parts) => {
+            ExprKind::Str(parts, _) => {
                 for part in parts {
                     match part {
                         StrPart::Text(_, span) => span.shift(delta),

@@ -557,6 +557,30 @@ pub enum TypeError {
         span: Span,
         reason: String,
     },
+    /// A PromQL literal that promql-parser refuses; the span points inside the literal.
+    #[error("invalid PromQL: {reason}")]
+    #[diagnostic(
+        code("ops::promql::syntax"),
+        help("the query is checked with promql-parser, which follows Prometheus's grammar")
+    )]
+    PromqlSyntax {
+        #[label("{place}")]
+        span: Span,
+        reason: String,
+        /// What the label says: where the problem was found.
+        place: String,
+    },
+    /// A `where:` key that Prometheus would not accept as a label name.
+    #[error("`{name}` is not a Prometheus label name")]
+    #[diagnostic(
+        code("ops::promql::label_name"),
+        help("label names are letters, digits and `_`, not starting with a digit")
+    )]
+    PromqlLabelName {
+        #[label("not a label name")]
+        span: Span,
+        name: String,
+    },
     #[error("{what} must be {bound}")]
     #[diagnostic(code("ops::type::out_of_range"))]
     OutOfRange {
@@ -638,6 +662,18 @@ pub enum GuardError {
 /// Warnings: the program is valid but probably not what was meant.
 #[derive(Debug, Clone, Error, MietteDiagnostic)]
 pub enum Lint {
+    #[error("a value is spliced into a PromQL query")]
+    #[diagnostic(
+        code("ops::lint::promql_splice"),
+        severity(Warning),
+        help(
+            "pass alert data as label matchers, which are added to every selector and escaped: `prom.query(r#\"up\"#, where: {{instance: alert.instance}})`"
+        )
+    )]
+    PromqlSplice {
+        #[label("interpolated into the query text, where it can change the query")]
+        span: Span,
+    },
     #[error("task `{name}` is never used")]
     #[diagnostic(
         code("ops::lint::unused_task"),

@@ -506,7 +506,11 @@ fn write_expr<T>(out: &mut String, expr: &ast::Expr<T>, source: &str) {
         | ExprKind::Size(_)
         | ExprKind::Time(_)
         | ExprKind::Error => out.push_str(source.get(expr.span.range()).unwrap_or("")),
-        ExprKind::Str(parts) => {
+        // A raw string holds no escapes and no interpolations: its source text is its layout.
+        ExprKind::Str(_, ast::StrStyle::Raw { .. }) => {
+            out.push_str(source.get(expr.span.range()).unwrap_or("\"\""));
+        }
+        ExprKind::Str(parts, ast::StrStyle::Quoted) => {
             out.push('"');
             for part in parts {
                 match part {
@@ -552,8 +556,13 @@ fn write_expr<T>(out: &mut String, expr: &ast::Expr<T>, source: &str) {
                         .name
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let raw_key = source
+                    .get(entry.key.span.range())
+                    .filter(|written| written.starts_with('r'));
                 if key_is_ident {
                     out.push_str(&entry.key.name);
+                } else if let Some(raw_key) = raw_key {
+                    out.push_str(raw_key);
                 } else {
                     out.push('"');
                     escape_into(out, &entry.key.name);

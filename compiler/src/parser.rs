@@ -249,6 +249,20 @@ fn scan(text: &str) -> Scan {
                     continue;
                 }
                 b'"' => modes.push(Mode::Str(index)),
+                // A raw string has no escapes and no interpolations: skip it whole, so that
+                // its `"`, `{` and `//` are text.
+                b'r' if raw_string_opens(bytes, index) => {
+                    match raw_string_end(bytes, index) {
+                        Ok(end) => index = end,
+                        Err(line_end) => {
+                            if current.unterminated_string_at.is_none() {
+                                current.unterminated_string_at = Some(index);
+                            }
+                            index = line_end;
+                        }
+                    }
+                    continue;
+                }
                 b'(' | b'[' | b'{' => {
                     depth += 1;
                     if depth > MAX_NESTING && current.too_deep_at.is_none() {
@@ -311,6 +325,46 @@ fn scan(text: &str) -> Scan {
     current.end = text.len();
     chunks.push(current);
     Scan { chunks, comments }
+}
+
+/// Whether a raw string (`r"`, `r#"`, ...) starts at `index`: an `r` that does not end a
+/// longer name, then `#`s, then `"`.
+fn raw_string_opens(bytes: &[u8], index: usize) -> bool {
+    let ends_name = index
+        .checked_sub(1)
+        .and_then(|before| bytes.get(before))
+        .is_some_and(|byte| byte.is_ascii_alphanumeric() || *byte == b'_');
+    if ends_name {
+        return false;
+    }
+    let mut after = index + 1;
+    while bytes.get(after) == Some(&b'#') {
+        after += 1;
+    }
+    bytes.get(after) == Some(&b'"')
+}
+
+/// The offset just after the raw string opened at `index`, or, when the line (or the text)
+/// ends first, the offset of that line's end.
+fn raw_string_end(bytes: &[u8], index: usize) -> Result<usize, usize> {
+    let mut hashes = 0;
+    let mut at = index + 1;
+    while bytes.get(at) == Some(&b'#') {
+        hashes += 1;
+        at += 1;
+    }
+    // `at` is the opening quote.
+    at += 1;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'\n' => return Err(at),
+            b'"' if (1..=hashes).all(|offset| bytes.get(at + offset) == Some(&b'#')) => {
+                return Ok(at + 1 + hashes);
+            }
+            _ => at += 1,
+        }
+    }
+    Err(bytes.len())
 }
 
 fn comment(text: &str, start: usize, end: usize) -> ast::Comment {
@@ -1391,11 +1445,11 @@ impl Builder<'_> {
             },
             Rule::string => {
                 self.carried_depth = 0;
-                let parts = self.string_parts(pair);
+                let (parts, style) = self.string_parts(pair);
                 let depth = std::mem::take(&mut self.carried_depth);
                 return self.deepen(
                     ast::Expr {
-                        kind: ast::ExprKind::Str(parts),
+                        kind: ast::ExprKind::Str(parts, style),
                         span,
                         ty: (),
                     },
@@ -1468,12 +1522,30 @@ impl Builder<'_> {
         (ast::Expr { kind, span, ty: () }, 1)
     }
 
-    fn string_parts(&mut self, pair: Pair<'_, Rule>) -> Vec<ast::StrPart> {
+    fn string_parts(&mut self, pair: Pair<'_, Rule>) -> (Vec<ast::StrPart>, ast::StrStyle) {
         let mut parts: Vec<ast::StrPart> = Vec::new();
+        let mut style = ast::StrStyle::Quoted;
         let mut deepest = 0;
         for part in pair.into_inner() {
             let span = self.span(&part);
             match part.as_rule() {
+                Rule::raw_string => {
+                    for raw_part in part.into_inner() {
+                        match raw_part.as_rule() {
+                            Rule::raw_hashes => {
+                                let hashes =
+                                    u32::try_from(raw_part.as_str().len()).unwrap_or(u32::MAX);
+                                style = ast::StrStyle::Raw { hashes };
+                            }
+                            // Like `""`, an empty raw string has no parts.
+                            Rule::raw_text if !raw_part.as_str().is_empty() => {
+                                let span = self.span(&raw_part);
+                                parts.push(ast::StrPart::Text(raw_part.as_str().to_string(), span));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 Rule::string_text => push_text(&mut parts, part.as_str(), span),
                 Rule::string_escape => {
                     let decoded = match part.as_str() {
@@ -1504,7 +1576,7 @@ impl Builder<'_> {
             }
         }
         self.carried_depth = deepest;
-        parts
+        (parts, style)
     }
 
     /// A string literal used where interpolation makes no sense (alert names, groups);
@@ -1512,7 +1584,7 @@ impl Builder<'_> {
     fn plain_string(&mut self, pair: Pair<'_, Rule>) -> ast::StrLit {
         let span = self.span(&pair);
         let mut value = String::new();
-        for part in self.string_parts(pair) {
+        for part in self.string_parts(pair).0 {
             match part {
                 ast::StrPart::Text(text, _) => value.push_str(&text),
                 ast::StrPart::Interpolation(expr) => self.error(SyntaxError::Unexpected {

@@ -973,6 +973,37 @@ pub fn semantic_tokens(snapshot: &Snapshot, uri: &Url) -> Vec<SemanticToken> {
     encoded
 }
 
+/// Whether a raw string starts at `index`: an `r` that does not end a longer name, `#`s, `"`.
+fn raw_string_opens(bytes: &[u8], index: usize) -> bool {
+    let ends_name = index
+        .checked_sub(1)
+        .and_then(|before| bytes.get(before))
+        .is_some_and(|byte| byte.is_ascii_alphanumeric() || *byte == b'_');
+    let hashes = bytes.get(index + 1..).map_or(0, |rest| {
+        rest.iter().take_while(|byte| **byte == b'#').count()
+    });
+    !ends_name && bytes.get(index + 1 + hashes) == Some(&b'"')
+}
+
+/// The offset after the raw string opened at `index` (its closing quote and hashes), or the
+/// end of its line when it is not closed there.
+fn raw_string_end(bytes: &[u8], index: usize) -> usize {
+    let hashes = bytes.get(index + 1..).map_or(0, |rest| {
+        rest.iter().take_while(|byte| **byte == b'#').count()
+    });
+    let mut at = index + hashes + 2;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'\n' => return at,
+            b'"' if (1..=hashes).all(|offset| bytes.get(at + offset) == Some(&b'#')) => {
+                return at + 1 + hashes;
+            }
+            _ => at += 1,
+        }
+    }
+    bytes.len()
+}
+
 /// Keywords, numbers, strings (split around interpolations) and comments.
 fn lexical_tokens(text: &str) -> Vec<(usize, usize, u32)> {
     let bytes = text.as_bytes();
@@ -1016,6 +1047,13 @@ fn lexical_tokens(text: &str) -> Vec<(usize, usize, u32)> {
             b'"' => {
                 string_start = Some(index);
                 index += 1;
+            }
+            // A raw string (`r"..."`, `r#"..."#`) is one string token: no escapes, no
+            // interpolations, up to its closing quote and hashes or the end of the line.
+            b'r' if raw_string_opens(bytes, index) => {
+                let end = raw_string_end(bytes, index);
+                tokens.push((index, end - index, STRING));
+                index = end;
             }
             b'{' => {
                 depth += 1;

@@ -188,7 +188,7 @@ impl<'a> Checker<'a> {
             ExprKind::Percent(value) => (ExprKind::Percent(*value), Type::Percent),
             ExprKind::Size(value) => (ExprKind::Size(*value), Type::Size),
             ExprKind::Time(value) => (ExprKind::Time(*value), Type::Time),
-            ExprKind::Str(parts) => {
+            ExprKind::Str(parts, style) => {
                 let mut typed_parts = Vec::new();
                 for part in parts {
                     match part {
@@ -215,7 +215,7 @@ impl<'a> Checker<'a> {
                 } else {
                     Type::String
                 };
-                (ExprKind::Str(typed_parts), ty)
+                (ExprKind::Str(typed_parts, *style), ty)
             }
             ExprKind::List(elements) => {
                 let expected_element = match expected.map(Type::unwrap_optional) {

@@ -206,7 +206,7 @@ impl<'a> Checker<'a> {
         };
         let literal = |expr: &typed::Expr| -> Option<String> {
             match &expr.unparen().kind {
-                ExprKind::Str(parts) => {
+                ExprKind::Str(parts, _) => {
                     let mut text = String::new();
                     for part in parts {
                         match part {

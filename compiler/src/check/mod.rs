@@ -27,6 +27,7 @@ mod expr;
 mod lints;
 mod operators;
 mod playbook;
+mod promql;
 mod rule;
 
 /// Limits that keep automation sane; values outside are almost certainly typos.
@@ -419,7 +420,7 @@ pub(crate) fn compatible(from: &Type, to: &Type) -> bool {
 
 /// The text of a string literal without interpolation.
 fn plain_text(expr: &typed::Expr) -> Option<String> {
-    let ExprKind::Str(parts) = &expr.unparen().kind else {
+    let ExprKind::Str(parts, _) = &expr.unparen().kind else {
         return None;
     };
     let mut text = String::new();
@@ -486,7 +487,7 @@ fn is_constant(expr: &ast::Expr) -> bool {
         | ExprKind::Time(_)
         | ExprKind::Name(_)
         | ExprKind::Error => true,
-        ExprKind::Str(parts) => parts
+        ExprKind::Str(parts, _) => parts
             .iter()
             .all(|part| matches!(part, ast::StrPart::Text(..))),
         ExprKind::List(elements) => elements.iter().all(is_constant),

@@ -247,6 +247,7 @@ impl<'a> Checker<'a> {
         }
         if let Some(def) = &def {
             self.call_guards(def, &args);
+            self.promql_call(def, &args);
         }
 
         let mut seen: BTreeMap<&'static str, Span> = BTreeMap::new();

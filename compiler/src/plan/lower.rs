@@ -262,10 +262,10 @@ impl Lowerer<'_> {
             ExprKind::Percent(value) => constant(Value::Percent(*value)),
             ExprKind::Size(value) => constant(Value::Size(*value)),
             ExprKind::Time(value) => constant(Value::Time(*value)),
-            ExprKind::Str(parts) if expr.ty.unwrap_optional() == &Type::Url => {
+            ExprKind::Str(parts, _) if expr.ty.unwrap_optional() == &Type::Url => {
                 url(parts, |inner| self.expr(inner))
             }
-            ExprKind::Str(parts) => {
+            ExprKind::Str(parts, _) => {
                 let lowered: Vec<Ir> = parts
                     .iter()
                     .map(|part| match part {
@@ -416,7 +416,7 @@ fn read_in_expressions(task: &typed::Task, name: &str) -> bool {
 fn mentions(expr: &typed::Expr, name: &str) -> bool {
     match &expr.kind {
         ExprKind::Name(ident) => ident.name == name,
-        ExprKind::Str(parts) => parts.iter().any(|part| match part {
+        ExprKind::Str(parts, _) => parts.iter().any(|part| match part {
             StrPart::Interpolation(inner) => mentions(inner, name),
             StrPart::Text(..) => false,
         }),
@@ -546,7 +546,7 @@ fn equality_tests(condition: &typed::Expr) -> BTreeMap<String, String> {
             _ => continue,
         };
         let value = match &literal.unparen().kind {
-            ExprKind::Str(parts) => match parts.as_slice() {
+            ExprKind::Str(parts, _) => match parts.as_slice() {
                 [] => String::new(),
                 [StrPart::Text(text, _)] => text.clone(),
                 _ => continue,
