@@ -6,6 +6,7 @@
 //! "something to look at that is not an error": `plan --diff` found changes, `run` matched
 //! no rule.
 
+mod config;
 mod engine;
 mod output;
 mod sources;

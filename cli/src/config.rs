@@ -1,0 +1,473 @@
+//! `medic.toml`: the configuration of `medic serve`, `medic run` and `medic doctor` (see
+//! docs/serve.md). Unknown keys are errors; secrets are read from environment variables or
+//! files named in it, never from the file itself, so the file can be reviewed and committed.
+
+use anyhow::{Context, anyhow, bail};
+use medic_compiler::plan::Plan;
+use medic_runtime::adapters::{
+    HeaderRule, HostPattern, HttpConfig, NotifyConfig, SmtpConfig, SmtpTls, ToolboxConfig,
+};
+use medic_runtime::server::{
+    self, Identities, Role, ServerLimits, User, UsersError, parse_token_sha256,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) listen: Option<String>,
+    pub(crate) plans: Option<Vec<PathBuf>>,
+    pub(crate) store: Option<PathBuf>,
+    pub(crate) dry_run: Option<bool>,
+    #[serde(default)]
+    pub(crate) limits: Limits,
+    #[serde(default)]
+    pub(crate) auth: AuthConfig,
+    #[serde(default)]
+    pub(crate) notify: NotifyToml,
+    #[serde(default)]
+    pub(crate) http: HttpToml,
+    pub(crate) smtp: Option<SmtpToml>,
+    pub(crate) prometheus: Option<PrometheusToml>,
+    pub(crate) kubernetes: Option<KubernetesToml>,
+}
+
+/// `[kubernetes]`: the cluster `k8s.*` calls go to. An empty section uses the standard
+/// order (`KUBECONFIG`, `~/.kube/config`, the in-cluster service account).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KubernetesToml {
+    pub(crate) kubeconfig: Option<PathBuf>,
+    pub(crate) context: Option<String>,
+    /// A duration such as `10s` (default 10 s): the deadline of one `k8s.*` call, its
+    /// conflict retries included.
+    pub(crate) timeout: Option<String>,
+}
+
+/// `[http]`: where `http.*` requests may go when alert data chose the host, what is
+/// redacted from the journal, and headers (credentials) sent to some hosts.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpToml {
+    #[serde(default)]
+    pub(crate) allow_hosts: Vec<String>,
+    /// Replaces the default list of query parameter names whose values are redacted.
+    #[serde(default)]
+    pub(crate) redact_query_params: Vec<String>,
+    #[serde(default)]
+    pub(crate) headers: Vec<HeaderToml>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeaderToml {
+    pub(crate) hosts: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) value_env: Option<String>,
+    pub(crate) value_file: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limits {
+    /// The largest request body, at most `server::MAX_BODY_BYTES`.
+    pub(crate) body_bytes: Option<usize>,
+    /// How long the server may take over one request.
+    pub(crate) request_timeout_seconds: Option<u64>,
+    /// Requests handled at once; more get 503.
+    pub(crate) concurrent_requests: Option<usize>,
+    pub(crate) queue: Option<usize>,
+    pub(crate) actions_per_minute: Option<u32>,
+    pub(crate) kill_switch: Option<bool>,
+    /// Days the journal keeps what has ended; 0 keeps everything.
+    pub(crate) retention_days: Option<u32>,
+    /// Runs in progress at once; more wait for a slot.
+    pub(crate) max_runs: Option<usize>,
+    /// Calls of one stdlib function in flight at once, across runs.
+    pub(crate) calls_per_function: Option<usize>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthConfig {
+    pub(crate) token_env: Option<String>,
+    pub(crate) token_file: Option<PathBuf>,
+    /// Users with roles and approval groups (docs/serve.md, *Users, roles and groups*).
+    pub(crate) users_file: Option<PathBuf>,
+    pub(crate) hmac_secret_env: Option<String>,
+    pub(crate) hmac_secret_file: Option<PathBuf>,
+    /// How far the generic webhook's `X-Medic-Timestamp` may be from the server's clock.
+    pub(crate) hmac_tolerance_seconds: Option<u64>,
+}
+
+/// The users file: no secret in it, only the SHA-256 of each token, so it can be reviewed
+/// and committed like `medic.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsersFile {
+    pub(crate) users: BTreeMap<String, UserToml>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserToml {
+    pub(crate) token_sha256: String,
+    pub(crate) role: Role,
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+}
+
+/// The server's bounds from `[limits]`: a value out of range stops the start instead of being
+/// clamped.
+pub(crate) fn server_limits(limits: &Limits) -> anyhow::Result<ServerLimits> {
+    let body_bytes = limits.body_bytes.unwrap_or(server::DEFAULT_BODY_BYTES);
+    if body_bytes == 0 || body_bytes > server::MAX_BODY_BYTES {
+        bail!(
+            "limits.body_bytes is {body_bytes}: it must be between 1 and {} (64 MiB)",
+            server::MAX_BODY_BYTES
+        );
+    }
+    let request_timeout = match limits.request_timeout_seconds {
+        None => server::DEFAULT_REQUEST_TIMEOUT,
+        Some(seconds @ 1..=3_600) => std::time::Duration::from_secs(seconds),
+        Some(seconds) => {
+            bail!("limits.request_timeout_seconds is {seconds}: it must be between 1 and 3600")
+        }
+    };
+    let concurrent_requests = match limits.concurrent_requests {
+        None => server::DEFAULT_CONCURRENT_REQUESTS,
+        Some(0) => bail!("limits.concurrent_requests must be at least 1"),
+        Some(count) => count,
+    };
+    Ok(ServerLimits {
+        body_bytes,
+        request_timeout,
+        concurrent_requests,
+    })
+}
+
+/// Who may call the server: the users file, else the single token, else nobody is asked.
+pub(crate) fn identities(auth: &AuthConfig, base: &Path) -> anyhow::Result<Identities> {
+    let relative = |path: &Option<PathBuf>| path.as_ref().map(|path| base.join(path));
+    let token = secret(
+        auth.token_env.as_deref(),
+        relative(&auth.token_file).as_deref(),
+        "auth.token",
+    )?;
+    let Some(path) = relative(&auth.users_file) else {
+        return Ok(token.map_or(Identities::Open, |token| Identities::token(&token)));
+    };
+    if token.is_some() {
+        bail!(
+            "auth.users_file and auth.token_env/token_file cannot both be set: give the token's holder a user in {}",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("auth.users_file: cannot read {}", path.display()))?;
+    let file: UsersFile =
+        toml::from_str(&text).map_err(|error| anyhow!("{}: {error}", path.display()))?;
+    let users = file
+        .users
+        .into_iter()
+        .map(|(name, user)| {
+            Ok(User {
+                token_sha256: parse_token_sha256(&name, &user.token_sha256)?,
+                name,
+                role: user.role,
+                groups: user.groups.into_iter().collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, UsersError>>()
+        .map_err(|error| anyhow!("{}: {error}", path.display()))?;
+    Identities::users(users).map_err(|error| anyhow!("{}: {error}", path.display()))
+}
+
+/// What `approval by "GROUP"` will not do as written: without users nobody's groups are
+/// known, so it is not enforced; with users, a group nobody is in can never approve.
+pub(crate) fn approval_warnings(plan: &Plan, identities: &Identities) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for playbook in &plan.playbooks {
+        for task in &playbook.tasks {
+            let Some(group) = task
+                .approval
+                .as_ref()
+                .and_then(|approval| approval.by.as_ref())
+            else {
+                continue;
+            };
+            let place = format!("playbook {}, task {}", playbook.name, task.id);
+            match identities {
+                Identities::Users(users) => {
+                    if !users.iter().any(|user| user.groups.contains(group)) {
+                        warnings.push(format!(
+                            "{place}: no user of the users file is in the group \"{group}\", so nobody can approve or reject it"
+                        ));
+                    }
+                }
+                Identities::Open | Identities::Token { .. } => warnings.push(format!(
+                    "{place}: `approval by \"{group}\"` is not enforced: no [auth] users_file is configured, so whoever can call the API can approve it"
+                )),
+            }
+        }
+    }
+    warnings
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotifyToml {
+    pub(crate) slack_webhook_env: Option<String>,
+    /// The webhook (a name in `webhooks_env`) told about runs that need a human.
+    pub(crate) escalate_to: Option<String>,
+    /// Names of environment variables holding webhook URLs, by webhook name.
+    #[serde(default)]
+    pub(crate) webhooks_env: BTreeMap<String, String>,
+}
+
+/// `[smtp]`: the server `notify.email` sends through; credentials only from the
+/// environment or a file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SmtpToml {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) from: String,
+    /// `none`, `starttls` (the default) or `tls`.
+    pub(crate) tls: Option<String>,
+    pub(crate) username_env: Option<String>,
+    pub(crate) password_env: Option<String>,
+    pub(crate) password_file: Option<PathBuf>,
+    /// A duration such as `10s` (default 10 s), at most an hour.
+    pub(crate) timeout: Option<String>,
+}
+
+fn smtp_config(smtp: &SmtpToml, base: &Path) -> anyhow::Result<SmtpConfig> {
+    let tls = match smtp.tls.as_deref() {
+        None | Some("starttls") => SmtpTls::StartTls,
+        Some("none") => SmtpTls::None,
+        Some("tls") => SmtpTls::Tls,
+        Some(other) => bail!("smtp.tls: {other:?} is not one of none, starttls, tls"),
+    };
+    let timeout = match smtp.timeout.as_deref() {
+        None => medic_runtime::adapters::smtp::DEFAULT_TIMEOUT,
+        Some(text) => match medic_compiler::units::parse_duration(text) {
+            Ok(millis @ 1..=3_600_000) => std::time::Duration::from_millis(millis.unsigned_abs()),
+            Ok(_) => bail!("smtp.timeout: {text:?} must be more than zero and at most 1h"),
+            Err(error) => bail!("smtp.timeout: {error}"),
+        },
+    };
+    let password_file = smtp.password_file.as_ref().map(|file| base.join(file));
+    Ok(SmtpConfig {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        from: smtp.from.clone(),
+        tls,
+        username: secret(smtp.username_env.as_deref(), None, "smtp.username_env")?,
+        password: secret(
+            smtp.password_env.as_deref(),
+            password_file.as_deref(),
+            "smtp.password",
+        )?,
+        timeout,
+    })
+}
+
+/// `[prometheus]`: the server `prom.query` and `prom.range` ask; the token only from the
+/// environment or a file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PrometheusToml {
+    pub(crate) url: String,
+    /// A duration such as `10s` (default 10 s), at most an hour.
+    pub(crate) timeout: Option<String>,
+    pub(crate) bearer_token_env: Option<String>,
+    pub(crate) bearer_token_file: Option<PathBuf>,
+}
+
+fn prometheus_config(
+    prometheus: &PrometheusToml,
+    base: &Path,
+) -> anyhow::Result<medic_runtime::adapters::PrometheusConfig> {
+    let timeout = timeout(
+        prometheus.timeout.as_deref(),
+        medic_runtime::adapters::prometheus::DEFAULT_TIMEOUT,
+        "prometheus.timeout",
+    )?;
+    let token_file = prometheus
+        .bearer_token_file
+        .as_ref()
+        .map(|file| base.join(file));
+    Ok(medic_runtime::adapters::PrometheusConfig {
+        url: prometheus.url.clone(),
+        timeout,
+        bearer_token: secret(
+            prometheus.bearer_token_env.as_deref(),
+            token_file.as_deref(),
+            "prometheus.bearer_token",
+        )?,
+    })
+}
+
+/// A `timeout` setting: more than zero and at most an hour.
+pub(crate) fn timeout(
+    text: Option<&str>,
+    default: std::time::Duration,
+    what: &str,
+) -> anyhow::Result<std::time::Duration> {
+    match text {
+        None => Ok(default),
+        Some(text) => match medic_compiler::units::parse_duration(text) {
+            Ok(millis @ 1..=3_600_000) => {
+                Ok(std::time::Duration::from_millis(millis.unsigned_abs()))
+            }
+            Ok(_) => bail!("{what}: {text:?} must be more than zero and at most 1h"),
+            Err(error) => bail!("{what}: {error}"),
+        },
+    }
+}
+
+/// Connects to the cluster of `[kubernetes]`, if there is one. Runs inside the runtime:
+/// reading a kubeconfig may run its credential plugin, and the client starts a task.
+pub(crate) async fn connect_kubernetes(
+    config: &Config,
+    base: &Path,
+) -> anyhow::Result<Option<Arc<medic_runtime::adapters::Kubernetes>>> {
+    use medic_runtime::adapters::kubernetes::{self, KubeCluster};
+    let Some(section) = &config.kubernetes else {
+        return Ok(None);
+    };
+    let timeout = timeout(
+        section.timeout.as_deref(),
+        kubernetes::DEFAULT_TIMEOUT,
+        "kubernetes.timeout",
+    )?;
+    let kubeconfig = section.kubeconfig.as_ref().map(|path| {
+        match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+            (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => base.join(path),
+        }
+    });
+    let cluster = KubeCluster::connect(
+        &kubernetes::KubernetesConfig {
+            kubeconfig,
+            context: section.context.clone(),
+        },
+        timeout,
+    )
+    .await
+    .map_err(|error| anyhow!("[kubernetes]: {error}"))?;
+    Ok(Some(Arc::new(medic_runtime::adapters::Kubernetes::new(
+        Arc::new(cluster),
+        timeout,
+    ))))
+}
+
+pub(crate) fn read_config(path: Option<&Path>) -> anyhow::Result<(Config, PathBuf)> {
+    let Some(path) = path else {
+        return Ok((Config::default(), PathBuf::from(".")));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config {}", path.display()))?;
+    let config: Config =
+        toml::from_str(&text).map_err(|error| anyhow!("{}: {error}", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((config, base))
+}
+
+pub(crate) fn secret(
+    env: Option<&str>,
+    file: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
+    if let Some(name) = env {
+        let value = std::env::var(name)
+            .map_err(|_| anyhow!("{what}: the environment variable {name} is not set"))?;
+        if value.trim().is_empty() {
+            bail!("{what}: the environment variable {name} is empty");
+        }
+        return Ok(Some(value.trim().to_string()));
+    }
+    if let Some(path) = file {
+        let value = std::fs::read_to_string(path)
+            .with_context(|| format!("{what}: cannot read {}", path.display()))?;
+        if value.trim().is_empty() {
+            bail!("{what}: {} is empty", path.display());
+        }
+        return Ok(Some(value.trim().to_string()));
+    }
+    Ok(None)
+}
+
+/// The built-in toolbox's configuration from `[http]`, `[notify]` and `[limits]`.
+pub(crate) fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<ToolboxConfig> {
+    let patterns = |hosts: &[String], what: &str| -> anyhow::Result<Vec<HostPattern>> {
+        hosts
+            .iter()
+            .map(|host| host.parse().map_err(|error| anyhow!("{what}: {error}")))
+            .collect()
+    };
+    let mut headers = Vec::new();
+    for header in &config.http.headers {
+        let what = format!("[[http.headers]] {}", header.name);
+        let file = header.value_file.as_ref().map(|file| base.join(file));
+        let value = secret(header.value_env.as_deref(), file.as_deref(), &what)?
+            .ok_or_else(|| anyhow!("{what}: give value_env or value_file"))?;
+        if header.hosts.is_empty() {
+            bail!("{what}: `hosts` names no host, so the header would never be sent");
+        }
+        headers.push(HeaderRule {
+            hosts: patterns(&header.hosts, &what)?,
+            name: header.name.clone(),
+            value,
+        });
+    }
+    let calls_per_function = config
+        .limits
+        .calls_per_function
+        .unwrap_or(medic_runtime::adapters::DEFAULT_CALLS_PER_FUNCTION);
+    if calls_per_function == 0 {
+        bail!("limits.calls_per_function must be at least 1");
+    }
+    Ok(ToolboxConfig {
+        http: HttpConfig {
+            allow_hosts: patterns(&config.http.allow_hosts, "http.allow_hosts")?,
+            redact_params: config.http.redact_query_params.clone(),
+            headers,
+        },
+        notify: notify_config(&config.notify)?,
+        smtp: config
+            .smtp
+            .as_ref()
+            .map(|smtp| smtp_config(smtp, base))
+            .transpose()?,
+        prometheus: config
+            .prometheus
+            .as_ref()
+            .map(|prometheus| prometheus_config(prometheus, base))
+            .transpose()?,
+        // Connected inside the runtime (see connect_kubernetes).
+        kubernetes: None,
+        calls_per_function,
+    })
+}
+
+pub(crate) fn notify_config(notify: &NotifyToml) -> anyhow::Result<NotifyConfig> {
+    let slack_webhook = secret(
+        notify.slack_webhook_env.as_deref(),
+        None,
+        "notify.slack_webhook_env",
+    )?;
+    let mut webhooks = BTreeMap::new();
+    for (name, env) in &notify.webhooks_env {
+        if let Some(url) = secret(Some(env), None, &format!("notify.webhooks_env.{name}"))? {
+            webhooks.insert(name.clone(), url);
+        }
+    }
+    Ok(NotifyConfig {
+        slack_webhook,
+        webhooks,
+    })
+}
