@@ -2,3 +2,5 @@
 //! place of real systems that cannot be installed on a laptop (the Kubernetes API, Jaeger,
 //! Elasticsearch). Never used by the runtime's production paths; depends on no Medic crate,
 //! so every crate's tests can use it.
+
+pub mod kubernetes;
