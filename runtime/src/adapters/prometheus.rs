@@ -12,7 +12,13 @@
 //!   and `error`; an answer that is not JSON or not the API's shape is an error naming what
 //!   was wrong, never a made-up number;
 //! - the bearer token goes only to that server, marked sensitive, and `Debug` redacts it;
-//!   no proxy from the environment is used and redirects are not followed.
+//!   no proxy from the environment is used and redirects are not followed;
+//! - `where:` entries become equality matchers in every vector and matrix selector of the
+//!   parsed query (inside aggregations, function arguments, both sides of binary operators
+//!   and subqueries: prom-label-proxy's reach), so alert data can only narrow the series a
+//!   query reads. Keys must be label names; values are escaped by promql-parser's rendering,
+//!   and the rendered query is parsed again and must give back exactly the injected tree, or
+//!   the call fails without sending anything (see [`with_matchers`]).
 
 use super::args::{ArgError, Args};
 use super::http::without_url;
@@ -87,6 +93,9 @@ pub enum PrometheusError {
     NotJson { reason: String, excerpt: String },
     #[error("prometheus's answer is not a query API answer: {0}")]
     Shape(String),
+    /// `where:` was given but the query could not be taken apart to add its matchers.
+    #[error("the query cannot take the `where:` matchers: {0}")]
+    Unmatchable(String),
 }
 
 /// The decoded arguments of `prom.query`.
@@ -95,6 +104,8 @@ pub struct InstantQuery {
     pub promql: String,
     /// Milliseconds since the Unix epoch; none means now.
     pub at: Option<i64>,
+    /// `where:`: label name to the value every selector must match.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl InstantQuery {
@@ -103,8 +114,10 @@ impl InstantQuery {
         let query = InstantQuery {
             promql: args.string("promql")?,
             at: args.optional_time("at")?,
+            labels: args.string_map("where")?,
         };
         args.finish()?;
+        check_label_names("prom.query", &query.labels)?;
         Ok(query)
     }
 }
@@ -116,6 +129,8 @@ pub struct RangeQuery {
     /// Milliseconds since the Unix epoch.
     pub since: i64,
     pub step: Duration,
+    /// `where:`, as for [`InstantQuery::labels`].
+    pub labels: BTreeMap<String, String>,
 }
 
 impl RangeQuery {
@@ -125,8 +140,10 @@ impl RangeQuery {
             promql: args.string("promql")?,
             since: args.time("since")?,
             step: args.duration("step")?,
+            labels: args.string_map("where")?,
         };
         args.finish()?;
+        check_label_names("prom.range", &query.labels)?;
         if query.step.is_zero() {
             return Err(PrometheusError::BadArgument {
                 function: "prom.range".into(),
@@ -210,8 +227,9 @@ impl Prometheus {
     /// `prom.query`: the `prom.Sample` record of an instant query.
     pub async fn query(&self, query: InstantQuery) -> Result<Value, PrometheusError> {
         let at = query.at.unwrap_or_else(now_ms);
+        let promql = with_matchers(&query.promql, &query.labels)?;
         let form = [
-            ("query", query.promql),
+            ("query", promql.clone()),
             ("time", seconds(at)),
             ("timeout", self.timeout_seconds()),
         ];
@@ -241,14 +259,16 @@ impl Prometheus {
                         .map(|(name, value)| (name, Value::String(value))),
                 ),
             ),
+            ("query".to_string(), Value::String(promql)),
         ]))
     }
 
     /// `prom.range`: the `prom.Range` record summarizing the first series of a range query.
     pub async fn range(&self, query: RangeQuery) -> Result<Value, PrometheusError> {
         let step_ms = i64::try_from(query.step.as_millis()).unwrap_or(i64::MAX);
+        let promql = with_matchers(&query.promql, &query.labels)?;
         let form = [
-            ("query", query.promql),
+            ("query", promql.clone()),
             ("start", seconds(query.since)),
             ("end", seconds(now_ms())),
             ("step", seconds(step_ms)),
@@ -280,7 +300,26 @@ impl Prometheus {
                 "points".to_string(),
                 Value::Int(i64::try_from(count).unwrap_or(i64::MAX)),
             ),
+            ("query".to_string(), Value::String(promql)),
         ]))
+    }
+
+    /// Whether the query API answers with this configuration (URL, token): evaluates
+    /// `vector(1)` now (`medic doctor`).
+    pub async fn check(&self) -> Result<String, PrometheusError> {
+        let form = [
+            ("query", "vector(1)".to_string()),
+            ("time", seconds(now_ms())),
+            ("timeout", self.timeout_seconds()),
+        ];
+        match self.post(&self.query_url, &form).await?.first() {
+            Some(series) if series.values.last() == Some(&1.0) => {
+                Ok("the query API evaluated vector(1)".into())
+            }
+            _ => Err(PrometheusError::Shape(
+                "vector(1) did not evaluate to 1".into(),
+            )),
+        }
     }
 
     fn timeout_seconds(&self) -> String {
@@ -347,6 +386,170 @@ impl Prometheus {
             },
             other => other,
         })
+    }
+}
+
+/// Deepest query tree walked when adding matchers; deeper queries are refused (no runbook
+/// needs them, and the walk must not exhaust the stack).
+const MAX_QUERY_DEPTH: usize = 200;
+
+/// Whether `name` is a label name every Prometheus accepts unquoted:
+/// `[a-zA-Z_][a-zA-Z0-9_]*` (the compiler checks literal keys with the same rule).
+fn is_label_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && characters.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
+}
+
+fn check_label_names(
+    function: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), PrometheusError> {
+    match labels.keys().find(|name| !is_label_name(name)) {
+        Some(name) => Err(PrometheusError::BadArgument {
+            function: function.to_string(),
+            reason: format!(
+                "`where:` key {name:?} is not a Prometheus label name (letters, digits and `_`, not starting with a digit)"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The query with `label="value"` added to every vector and matrix selector, rendered as
+/// text; the query as given when `labels` is empty.
+///
+/// Values are never written into the text by hand: the matchers go into promql-parser's
+/// tree and its rendering writes them, escaping `\`, `"`, line breaks and tabs inside the
+/// quotes (`escape_string` in promql-parser 0.11, pinned by this module's tests and by the
+/// real-Prometheus tests). Because a future version could render differently, the rendered
+/// text is parsed again and must give back exactly the tree that was rendered; otherwise the
+/// query is refused rather than sent. An existing matcher on the same label stays: both
+/// must hold, so a `where:` can narrow a query but never widen it (prom-label-proxy would
+/// replace it instead).
+pub fn with_matchers(
+    promql: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<String, PrometheusError> {
+    if labels.is_empty() {
+        return Ok(promql.to_string());
+    }
+    let mut tree = promql_parser::parser::parse(promql).map_err(PrometheusError::Unmatchable)?;
+    let matchers: Vec<promql_parser::label::Matcher> = labels
+        .iter()
+        .map(|(name, value)| {
+            promql_parser::label::Matcher::new(promql_parser::label::MatchOp::Equal, name, value)
+        })
+        .collect();
+    let mut add = |selector: &mut promql_parser::label::Matchers| {
+        extend_matchers(selector, &matchers);
+    };
+    let selectors = each_selector(&mut tree, &mut add, 0)?;
+    if selectors == 0 {
+        return Err(PrometheusError::Unmatchable(
+            "it has no selector to add them to".into(),
+        ));
+    }
+    let rendered = tree.to_string();
+    let unfaithful = || {
+        PrometheusError::Unmatchable(format!(
+            "its rendering with them ({rendered:?}) does not read back as the same query"
+        ))
+    };
+    let mut reparsed = promql_parser::parser::parse(&rendered).map_err(|_| unfaithful())?;
+    sort_matchers(&mut tree)?;
+    sort_matchers(&mut reparsed)?;
+    if reparsed != tree {
+        return Err(unfaithful());
+    }
+    Ok(rendered)
+}
+
+/// Calls `visit` with the matchers of every selector under `expr`; returns how many
+/// selectors there were.
+fn each_selector(
+    expr: &mut promql_parser::parser::Expr,
+    visit: &mut dyn FnMut(&mut promql_parser::label::Matchers),
+    depth: usize,
+) -> Result<usize, PrometheusError> {
+    use promql_parser::parser::Expr;
+    if depth > MAX_QUERY_DEPTH {
+        return Err(PrometheusError::Unmatchable(format!(
+            "it is nested deeper than {MAX_QUERY_DEPTH} levels"
+        )));
+    }
+    let mut walk = |inner: &mut Expr| each_selector(inner, &mut *visit, depth + 1);
+    match expr {
+        Expr::VectorSelector(selector) => {
+            visit(&mut selector.matchers);
+            Ok(1)
+        }
+        Expr::MatrixSelector(selector) => {
+            visit(&mut selector.vs.matchers);
+            Ok(1)
+        }
+        Expr::Aggregate(aggregate) => {
+            let mut count = walk(&mut aggregate.expr)?;
+            if let Some(param) = &mut aggregate.param {
+                count += walk(param)?;
+            }
+            Ok(count)
+        }
+        Expr::Unary(unary) => walk(&mut unary.expr),
+        Expr::Binary(binary) => Ok(walk(&mut binary.lhs)? + walk(&mut binary.rhs)?),
+        Expr::Paren(paren) => walk(&mut paren.expr),
+        Expr::Subquery(subquery) => walk(&mut subquery.expr),
+        Expr::Call(call) => {
+            let mut count = 0;
+            for arg in &mut call.args.args {
+                count += walk(arg)?;
+            }
+            Ok(count)
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(0),
+        // promql-parser never produces extensions; one here is nothing this walk knows.
+        Expr::Extension(_) => Err(PrometheusError::Unmatchable(
+            "it holds an extension node".into(),
+        )),
+    }
+}
+
+/// Puts each selector's matchers in the order promql-parser renders them (by name, then
+/// value), so that a tree and the parse of its rendering compare equal.
+fn sort_matchers(expr: &mut promql_parser::parser::Expr) -> Result<usize, PrometheusError> {
+    let key = |matcher: &promql_parser::label::Matcher| {
+        (
+            matcher.name.clone(),
+            matcher.value.clone(),
+            matcher.op.to_string(),
+        )
+    };
+    let mut sort = |matchers: &mut promql_parser::label::Matchers| {
+        matchers.matchers.sort_by_key(key);
+        for alternative in &mut matchers.or_matchers {
+            alternative.sort_by_key(key);
+        }
+    };
+    each_selector(expr, &mut sort, 0)
+}
+
+/// Adds the matchers to a selector's list; with `or` alternatives (`{a="1" or b="2"}`), to
+/// every alternative, so each one is narrowed.
+fn extend_matchers(
+    selector: &mut promql_parser::label::Matchers,
+    matchers: &[promql_parser::label::Matcher],
+) {
+    if selector.or_matchers.is_empty() {
+        selector.matchers.extend_from_slice(matchers);
+        return;
+    }
+    for alternative in &mut selector.or_matchers {
+        alternative.extend_from_slice(matchers);
+    }
+    if !selector.matchers.is_empty() {
+        selector.matchers.extend_from_slice(matchers);
     }
 }
 
@@ -543,6 +746,135 @@ mod tests {
         assert_eq!(seconds(1_795_780_060_250), "1795780060.250");
         assert_eq!(seconds(60_000), "60.000");
         assert_eq!(seconds(-1), "-0.001");
+    }
+
+    fn labels_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    /// Every selector of a parsed query, with its equality matchers as (name, value).
+    fn selectors(expr: &promql_parser::parser::Expr, out: &mut Vec<Vec<(String, String)>>) {
+        use promql_parser::parser::Expr;
+        let equal = |matchers: &promql_parser::label::Matchers| {
+            matchers
+                .matchers
+                .iter()
+                .chain(matchers.or_matchers.iter().flatten())
+                .filter(|matcher| matcher.op == promql_parser::label::MatchOp::Equal)
+                .map(|matcher| (matcher.name.clone(), matcher.value.clone()))
+                .collect::<Vec<_>>()
+        };
+        match expr {
+            Expr::VectorSelector(selector) => out.push(equal(&selector.matchers)),
+            Expr::MatrixSelector(selector) => out.push(equal(&selector.vs.matchers)),
+            Expr::Aggregate(aggregate) => {
+                selectors(&aggregate.expr, out);
+                if let Some(param) = &aggregate.param {
+                    selectors(param, out);
+                }
+            }
+            Expr::Unary(unary) => selectors(&unary.expr, out),
+            Expr::Binary(binary) => {
+                selectors(&binary.lhs, out);
+                selectors(&binary.rhs, out);
+            }
+            Expr::Paren(paren) => selectors(&paren.expr, out),
+            Expr::Subquery(subquery) => selectors(&subquery.expr, out),
+            Expr::Call(call) => call.args.args.iter().for_each(|arg| selectors(arg, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn where_matchers_reach_every_selector() {
+        let labels = labels_of(&[("instance", "a:9100"), ("job", "node")]);
+        assert_eq!(
+            with_matchers("max(disk_used_ratio)", &labels).unwrap(),
+            r#"max(disk_used_ratio{instance="a:9100",job="node"})"#
+        );
+        let query = "topk(3, rate(a{x=\"1\"}[5m])) / on (job) sum(b offset 5m) \
+                     + max_over_time((c - d)[10m:1m]) > bool scalar(e) or {__name__=\"f\"}";
+        let rendered = with_matchers(query, &labels).unwrap();
+        let mut found = Vec::new();
+        selectors(
+            &promql_parser::parser::parse(&rendered).unwrap(),
+            &mut found,
+        );
+        assert_eq!(found.len(), 6, "{rendered}");
+        for matchers in &found {
+            for (name, value) in &labels {
+                assert!(
+                    matchers.contains(&(name.clone(), value.clone())),
+                    "{rendered}: {matchers:?}"
+                );
+            }
+        }
+        // A query with nothing to narrow is refused rather than sent unnarrowed.
+        assert_eq!(
+            with_matchers("1 + 2", &labels),
+            Err(PrometheusError::Unmatchable(
+                "it has no selector to add them to".into()
+            ))
+        );
+        // Without `where:` the query goes as written, even one promql-parser would refuse.
+        assert_eq!(with_matchers("sum(", &BTreeMap::new()).unwrap(), "sum(");
+    }
+
+    /// promql-parser's rendering of matcher values is what keeps hostile values inside their
+    /// quotes: every value must come back, byte for byte, as the value of the one matcher.
+    #[test]
+    fn hostile_values_stay_label_values() {
+        let hostile = [
+            "\"",
+            "\\",
+            "\\\"",
+            "\"}",
+            "\"} or vector(1) #",
+            "a\"} or vector(1) # \n",
+            "line\nbreak\r\ttab",
+            "\\n",
+            "{{}}",
+            "`'",
+            "ünïcødé ✓ 🚀",
+            "\u{0}\u{1b}[31m",
+            "",
+        ];
+        for value in hostile {
+            let labels = labels_of(&[("instance", value)]);
+            let rendered = with_matchers("sum(rate(x[5m])) + y", &labels).unwrap();
+            let mut found = Vec::new();
+            selectors(
+                &promql_parser::parser::parse(&rendered).unwrap(),
+                &mut found,
+            );
+            assert_eq!(
+                found,
+                vec![
+                    vec![("instance".to_string(), value.to_string())],
+                    vec![("instance".to_string(), value.to_string())],
+                ],
+                "{value:?} rendered as {rendered}"
+            );
+        }
+    }
+
+    #[test]
+    fn where_keys_must_be_label_names() {
+        let values = BTreeMap::from([
+            ("promql".to_string(), Value::String("up".into())),
+            ("at".to_string(), Value::Null),
+            (
+                "where".to_string(),
+                Value::record([("a-b".to_string(), Value::String("x".into()))]),
+            ),
+        ]);
+        assert_eq!(
+            InstantQuery::decode(values).unwrap_err().to_string(),
+            "`prom.query`: `where:` key \"a-b\" is not a Prometheus label name (letters, digits and `_`, not starting with a digit)"
+        );
     }
 
     #[test]

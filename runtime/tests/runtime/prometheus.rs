@@ -15,6 +15,12 @@ use tokio::net::TcpListener;
 
 const INSTALL: &str = "apt-get install -y prometheus";
 
+/// The `instance` of one stored `disk_used_ratio` series: a value that would end the
+/// matcher and add `or vector(1)` if it were spliced into a query unescaped.
+const HOSTILE_STORED: &str = "x\"} or vector(1) #\\\nü✓";
+/// [`HOSTILE_STORED`] as an OpenMetrics label value.
+const HOSTILE_STORED_ESCAPED: &str = "x\\\"} or vector(1) #\\\\\\nü✓";
+
 /// Minutes of backfilled data: one sample a minute, from `MINUTES` minutes before the
 /// fixture's `now` until one minute before it.
 const MINUTES: i64 = 30;
@@ -90,6 +96,23 @@ impl Prometheus {
                 now - minutes_ago * 60
             ));
         }
+        // Disk usage of three instances, one of them with a label value made of what a
+        // hostile alert would send (OpenMetrics escapes `"`, `\` and line breaks).
+        metrics.push_str(
+            "# HELP disk_used_ratio used share of the disk\n# TYPE disk_used_ratio gauge\n",
+        );
+        for (instance, ratio) in [
+            ("node-a:9100", "0.9"),
+            ("node-b:9100", "0.5"),
+            (HOSTILE_STORED_ESCAPED, "0.7"),
+        ] {
+            for minutes_ago in (1..=MINUTES).rev() {
+                metrics.push_str(&format!(
+                    "disk_used_ratio{{instance=\"{instance}\"}} {ratio} {}\n",
+                    now - minutes_ago * 60
+                ));
+            }
+        }
         metrics.push_str("# EOF\n");
         let data = folder.path().join("data");
         std::fs::write(folder.path().join("metrics.om"), metrics).unwrap();
@@ -105,7 +128,15 @@ impl Prometheus {
             String::from_utf8_lossy(&backfill.stderr)
         );
         let config = folder.path().join("prometheus.yml");
-        std::fs::write(&config, "global: {scrape_interval: 15s}\n").unwrap();
+        let query_log = folder.path().join("queries.log");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 15s, query_log_file: {:?}}}\n",
+                query_log.display().to_string()
+            ),
+        )
+        .unwrap();
         let log = std::fs::File::create(folder.path().join("prometheus.log")).unwrap();
         let port = free_port();
         let child = Command::new("prometheus")
@@ -153,6 +184,18 @@ impl Prometheus {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The `query` of every query Prometheus logged (its `query_log_file`), in order.
+    fn received_queries(&self) -> Vec<String> {
+        let log =
+            std::fs::read_to_string(self._folder.path().join("queries.log")).unwrap_or_default();
+        log.lines()
+            .map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+                entry["params"]["query"].as_str().unwrap().to_string()
+            })
+            .collect()
     }
 
     /// The fixture's time `minutes_ago` minutes before `now`, as a Medic `Time`.
@@ -322,17 +365,22 @@ playbook check(since: Time) {
 #[tokio::test]
 async fn a_promql_error_is_a_failure_carrying_prometheus_error_type_and_message() {
     let prometheus = Prometheus::start().await;
+    // A literal `"sum("` is refused by `medic check` (ops::promql::syntax): a query only
+    // known at run time reaches Prometheus, which refuses it.
     let source = r#"
 import std.{prom}
-playbook check(since: Time) {
-  task broken = prom.query("sum(")
+playbook check(since: Time, promql: String) {
+  task broken = prom.query(promql)
   task backwards = prom.range("up", since: since)
 }
 "#;
     // A range that starts an hour from now ends before it starts.
     let report = run(
         source,
-        &[("since", prometheus.time(-60))],
+        &[
+            ("since", prometheus.time(-60)),
+            ("promql", Value::String("sum(".into())),
+        ],
         toolbox(Some(config(&prometheus.url()))),
     )
     .await;
@@ -547,4 +595,228 @@ playbook check(job: String, at: Time) {
     assert_eq!(names, ["query", "time", "timeout"]);
     assert_eq!(form[1].1, "1795780060.250");
     assert_eq!(form[2].1, "10.000");
+}
+
+const WHERE: &str = r##"
+import std.{prom}
+playbook check(instance: String) {
+  task narrowed = prom.query(r#"max(disk_used_ratio)"#, where: { instance: instance })
+  task all = prom.query(r"max(disk_used_ratio)")
+  task counted = prom.query(r"count(disk_used_ratio) or vector(0)", where: { instance: instance })
+}
+"##;
+
+#[tokio::test]
+async fn where_narrows_the_query_to_the_alerted_series_and_prometheus_receives_the_injected_query()
+{
+    let prometheus = Prometheus::start().await;
+    let report = run(
+        WHERE,
+        &[("instance", Value::String("node-b:9100".into()))],
+        toolbox(Some(config(&prometheus.url()))),
+    )
+    .await;
+    let narrowed = output(&report, "narrowed");
+    assert_eq!(narrowed["value"], Value::Float(0.5));
+    assert_eq!(narrowed["labels"], labels(&[]));
+    assert_eq!(
+        narrowed["query"],
+        Value::String(r#"max(disk_used_ratio{instance="node-b:9100"})"#.into())
+    );
+    assert_eq!(output(&report, "all")["value"], Value::Float(0.9));
+    assert_eq!(
+        output(&report, "all")["query"],
+        Value::String("max(disk_used_ratio)".into())
+    );
+    // `or vector(0)` is part of the runbook's query: it is narrowed too (it has no
+    // selector), and the one matching series is counted.
+    assert_eq!(output(&report, "counted")["value"], Value::Float(1.0));
+    let mut received = prometheus.received_queries();
+    received.sort();
+    assert_eq!(
+        received,
+        [
+            r#"count(disk_used_ratio{instance="node-b:9100"}) or vector(0)"#,
+            "max(disk_used_ratio)",
+            r#"max(disk_used_ratio{instance="node-b:9100"})"#,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn hostile_where_values_stay_label_values_and_cannot_change_the_query() {
+    let prometheus = Prometheus::start().await;
+    let source = r#"
+import std.{prom}
+playbook check(instance: String) {
+  task counted = prom.query(r"count(disk_used_ratio)", where: { instance: instance })
+}
+"#;
+    let hostile = [
+        "\"",
+        "\\",
+        "\"}",
+        "\"} or vector(1) #",
+        "node-a:9100\"} or vector(1) #",
+        "a\nb",
+        "\\\"} or disk_used_ratio #",
+        "ünïcødé ✓ 🚀",
+        "x\"} or vector(1) #\\",
+    ];
+    let toolbox = toolbox(Some(config(&prometheus.url())));
+    let mut expected_queries = Vec::new();
+    for value in hostile {
+        let report = run(
+            source,
+            &[("instance", Value::String(value.into()))],
+            Arc::clone(&toolbox),
+        )
+        .await;
+        let counted = output(&report, "counted");
+        // Spliced, `or vector(1)` or `or disk_used_ratio` would have found something.
+        assert_eq!(
+            counted["found"],
+            Value::Bool(false),
+            "{value:?}: {counted:?}"
+        );
+        let Value::String(sent) = &counted["query"] else {
+            panic!("{counted:?}");
+        };
+        let reparsed = promql_parser::parser::parse(sent).unwrap();
+        let promql_parser::parser::Expr::Aggregate(count) = reparsed else {
+            panic!("{sent}");
+        };
+        let promql_parser::parser::Expr::VectorSelector(selector) = *count.expr else {
+            panic!("{sent}");
+        };
+        assert_eq!(selector.name.as_deref(), Some("disk_used_ratio"), "{sent}");
+        let matchers: Vec<(String, String)> = selector
+            .matchers
+            .matchers
+            .iter()
+            .map(|matcher| (matcher.name.clone(), matcher.value.clone()))
+            .collect();
+        assert_eq!(
+            matchers,
+            [("instance".to_string(), value.to_string())],
+            "{sent}"
+        );
+        expected_queries.push(sent.clone());
+    }
+    // The stored series whose label value is itself hostile is found by that exact value.
+    let report = run(
+        source,
+        &[("instance", Value::String(HOSTILE_STORED.into()))],
+        Arc::clone(&toolbox),
+    )
+    .await;
+    let counted = output(&report, "counted");
+    assert_eq!(counted["found"], Value::Bool(true), "{counted:?}");
+    assert_eq!(counted["value"], Value::Float(1.0));
+    let Value::String(sent) = &counted["query"] else {
+        panic!("{counted:?}");
+    };
+    expected_queries.push(sent.clone());
+    // What Prometheus received is what the adapter rendered, query for query.
+    assert_eq!(prometheus.received_queries(), expected_queries);
+}
+
+#[tokio::test]
+async fn where_reaches_every_selector_of_a_query_with_a_subquery() {
+    let prometheus = Prometheus::start().await;
+    let source = r##"
+import std.{prom}
+playbook check(instance: String, since: Time) {
+  task several = prom.query(
+    r#"max_over_time(max(disk_used_ratio)[10m:1m]) + max(disk_used_ratio offset 1m) + count(disk_used_ratio)"#,
+    where: { instance: instance },
+  )
+  task ranged = prom.range(r"max(disk_used_ratio)", since: since, step: 5m, where: { instance: instance })
+}
+"##;
+    let report = run(
+        source,
+        &[
+            ("instance", Value::String("node-b:9100".into())),
+            ("since", prometheus.time(20)),
+        ],
+        toolbox(Some(config(&prometheus.url()))),
+    )
+    .await;
+    // Narrowed everywhere: 0.5 + 0.5 + 1. Any selector left out would add 0.4 or 2.
+    assert_eq!(output(&report, "several")["value"], Value::Float(2.0));
+    let ranged = output(&report, "ranged");
+    assert_eq!(ranged["max"], Value::Float(0.5));
+    assert_eq!(ranged["min"], Value::Float(0.5));
+    assert_eq!(
+        ranged["query"],
+        Value::String(r#"max(disk_used_ratio{instance="node-b:9100"})"#.into())
+    );
+    let received = prometheus.received_queries();
+    assert!(
+        received.contains(
+            &"max_over_time(max(disk_used_ratio{instance=\"node-b:9100\"})[10m:1m]) + max(disk_used_ratio{instance=\"node-b:9100\"} offset 1m) + count(disk_used_ratio{instance=\"node-b:9100\"})".to_string()
+        ),
+        "{received:?}"
+    );
+}
+
+#[tokio::test]
+async fn where_with_no_matching_series_is_an_empty_result_and_errors_keep_their_type() {
+    let prometheus = Prometheus::start().await;
+    let source = r#"
+import std.{prom}
+playbook check(past: Time, future: Time, labels: {String: String}, broken: String) {
+  task instant = prom.query(r"max(disk_used_ratio)", where: { instance: "nowhere" })
+  task range = prom.range(r"disk_used_ratio", since: past, where: { instance: "nowhere" })
+  task backwards = prom.range(r"disk_used_ratio", since: future, where: { instance: "node-a:9100" }) {
+    on failure continue
+  }
+  task unparsable = prom.query(broken, where: { instance: "node-a:9100" }) { on failure continue }
+  task bad_key = prom.query(r"up", where: labels) { on failure continue }
+}
+"#;
+    let report = run(
+        source,
+        &[
+            ("past", prometheus.time(MINUTES)),
+            // A range that starts an hour from now ends before it starts.
+            ("future", prometheus.time(-60)),
+            ("labels", labels(&[("not-a-label", "x")])),
+            ("broken", Value::String("sum(".into())),
+        ],
+        toolbox(Some(config(&prometheus.url()))),
+    )
+    .await;
+    let instant = output(&report, "instant");
+    assert_eq!(instant["found"], Value::Bool(false));
+    assert_eq!(instant["series"], Value::Int(0));
+    let range = output(&report, "range");
+    assert_eq!(range["found"], Value::Bool(false));
+    assert_eq!(range["points"], Value::Int(0));
+    let reason = failure(&report, "backwards");
+    assert!(
+        reason.starts_with("prometheus refused the query (bad_data): "),
+        "{reason}"
+    );
+    let reason = failure(&report, "unparsable");
+    assert!(
+        reason.starts_with("the query cannot take the `where:` matchers: "),
+        "{reason}"
+    );
+    assert_eq!(
+        failure(&report, "bad_key"),
+        "`prom.query`: `where:` key \"not-a-label\" is not a Prometheus label name (letters, digits and `_`, not starting with a digit)"
+    );
+    // The queries the adapter refused were never sent, and Prometheus logs only what it
+    // evaluates (the backwards range is refused before): the two narrowed queries.
+    let mut received = prometheus.received_queries();
+    received.sort();
+    assert_eq!(
+        received,
+        [
+            r#"disk_used_ratio{instance="nowhere"}"#,
+            r#"max(disk_used_ratio{instance="nowhere"})"#,
+        ]
+    );
 }
