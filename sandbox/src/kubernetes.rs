@@ -43,10 +43,13 @@
 //!   (`deployments.apps "x" not found`), 403 `Forbidden` (the authorizer's message), 409
 //!   `Conflict`, 422 `Invalid` with `details.causes` (negative replicas, `minReplicas < 1`,
 //!   `maxReplicas < minReplicas`, a selector that does not match the template labels or
-//!   that changed), 400 `BadRequest` (a body that is not JSON, a mistyped field, a body whose
+//!   that changed; a patch whose result does not decode, e.g. `replicas: "three"`, is
+//!   reported as the real patch handler does, as Invalid on the field `patch`), 400
+//!   `BadRequest` (a body that is not JSON, a mistyped field in a PUT body, a body whose
 //!   `metadata.name` differs from the URL's — the real `checkName` answers 400 for this, also
-//!   for a patch that renames), 401 `Unauthorized`, 415 `UnsupportedMediaType` for other PATCH
-//!   types, 405 `MethodNotAllowed`.
+//!   for a patch that renames), 401 `Unauthorized`, 413 `RequestEntityTooLarge` for a JSON
+//!   patch of more than 10 000 operations, 415 `UnsupportedMediaType` for other PATCH types,
+//!   405 `MethodNotAllowed`.
 //! - A JSON patch whose operation does not apply (a failed `test`, a missing path) is 422
 //!   `Invalid` with the message "the server rejected our request due to an error in our
 //!   request" and the json-patch library's text as the cause, as the real patch handler's
@@ -376,7 +379,9 @@ impl ApiServer {
         let Some(stored) = state.objects.get(key) else {
             return;
         };
-        let Ok(mut changed) = objects::admit(key.kind, stored, change(stored)) else {
+        let Ok(mut changed) =
+            objects::admit(key.kind, stored, change(stored), objects::Origin::Body)
+        else {
             return;
         };
         if changed == *stored {

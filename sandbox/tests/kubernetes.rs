@@ -611,7 +611,52 @@ mod patches {
             json!({"spec": {"replicas": "three"}}),
         )
         .await?;
+        // The patch handler decodes the patched JSON and reports failure as Invalid `patch`.
+        assert_eq!(
+            (code, body["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(" \"\" is invalid: patch: Invalid value: \"{"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(
+                ": json: cannot unmarshal string into Go struct field \
+                 DeploymentSpec.spec.replicas of type int32"
+            ),
+            "{message}"
+        );
+        assert_eq!(body["details"]["causes"][0]["field"], "patch");
+        // The same mistake in a PUT body is a bad request.
+        let mut mistyped = server.deployment("shop", "web").unwrap();
+        mistyped["spec"]["replicas"] = json!("three");
+        let (code, body) = raw(
+            &server,
+            reqwest::Method::PUT,
+            WEB,
+            Some("application/json"),
+            &mistyped.to_string(),
+            Some(server.token()),
+        )
+        .await?;
         assert_eq!((code, body["reason"].as_str()), (400, Some("BadRequest")));
+        let too_many: Vec<Value> = (0..10_001)
+            .map(|_| json!({"op": "test", "path": "/kind", "value": "Deployment"}))
+            .collect();
+        let (code, body) = patch_raw(
+            &server,
+            WEB,
+            "application/json-patch+json",
+            Value::Array(too_many),
+        )
+        .await?;
+        assert_eq!(
+            (code, body["reason"].as_str()),
+            (413, Some("RequestEntityTooLarge"))
+        );
         let (code, body) = raw(
             &server,
             reqwest::Method::DELETE,

@@ -15,6 +15,9 @@ use super::status::{Access, ApiError, Qualified};
 /// The request log is bounded so that a client in a loop cannot grow it without limit.
 const MAX_RECORDED: usize = 100_000;
 
+/// The real patch handler's limit (`maxJSONPatchOperations`).
+const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
 /// The PATCH body types served, in the order the real server lists them (less
 /// `application/apply-patch+yaml`: server-side apply is not modelled).
 const PATCH_TYPES: [&str; 3] = [
@@ -111,6 +114,13 @@ enum Change {
 }
 
 impl Change {
+    fn origin(&self) -> objects::Origin {
+        match self {
+            Change::Replace(_) => objects::Origin::Body,
+            Change::Merge(_) | Change::Json(_) => objects::Origin::Patch,
+        }
+    }
+
     fn apply(&self, current: &Value) -> Result<Value, ApiError> {
         match self {
             Change::Replace(body) => Ok(body.clone()),
@@ -472,12 +482,12 @@ impl State {
                 let scale = change.apply(&objects::scale_of(&stored))?;
                 objects::check_name(&scale, &key.namespace, &key.name)?;
                 check_precondition(&scale)?;
-                let replicas = objects::scale_replicas(&scale, &key.name)?;
+                let replicas = objects::scale_replicas(&scale, &key.name, change.origin())?;
                 objects::with_replicas(&stored, replicas)
             }
             Subresource::Status => return Err(ApiError::method_not_allowed()),
         };
-        let admitted = objects::admit(key.kind, &stored, candidate)?;
+        let admitted = objects::admit(key.kind, &stored, candidate, change.origin())?;
         // The storage layer skips a write that changes nothing: no new resourceVersion.
         if admitted == stored || dry_run {
             return Ok(admitted);
@@ -592,7 +602,17 @@ fn patch_change(request: &Request<'_>) -> Result<Change, ApiError> {
     };
     match media_type {
         "application/merge-patch+json" => Ok(Change::Merge(body()?)),
-        "application/json-patch+json" => Ok(Change::Json(body()?)),
+        "application/json-patch+json" => {
+            let operations = body()?;
+            let count = operations.as_array().map_or(0, Vec::len);
+            if count > MAX_JSON_PATCH_OPERATIONS {
+                return Err(ApiError::too_large(format!(
+                    "The allowed maximum operations in a JSON patch is \
+                     {MAX_JSON_PATCH_OPERATIONS}, got {count}"
+                )));
+            }
+            Ok(Change::Json(operations))
+        }
         "application/strategic-merge-patch+json" => {
             let patch_body = body()?;
             if has_directive(&patch_body) {

@@ -217,9 +217,54 @@ pub(crate) fn set_resource_version(object: &mut Value, resource_version: &str) {
     }
 }
 
-/// An `int32` field, distinguishing absent (`Ok(None)`) from mistyped (400, as decoding into
-/// the Go struct fails).
-fn int32(object: &Value, path: &[&str], go_field: &str) -> Result<Option<i32>, ApiError> {
+/// Where a written object came from, which decides how a mistyped field is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A PUT body: decoding it fails with 400 BadRequest.
+    Body,
+    /// The result of applying a patch: the patch handler reports a decoding failure as
+    /// 422 Invalid on the field `patch`, with the patched JSON as the value.
+    Patch,
+}
+
+fn decode_failure(origin: Origin, object: &Value, message: String) -> ApiError {
+    match origin {
+        Origin::Body => ApiError::bad_request(message),
+        Origin::Patch => ApiError::invalid(
+            Qualified {
+                name: "",
+                group: "",
+            },
+            "",
+            &[FieldError::invalid(
+                "patch",
+                format!("{:?}", object.to_string()),
+                message,
+            )],
+        ),
+    }
+}
+
+/// How encoding/json names a JSON value it cannot decode: its type, and a number's text.
+fn go_json_type(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(_) => "bool".to_owned(),
+        Value::Number(number) => format!("number {number}"),
+        Value::String(_) => "string".to_owned(),
+        Value::Array(_) => "array".to_owned(),
+        Value::Object(_) => "object".to_owned(),
+    }
+}
+
+/// An `int32` field, distinguishing absent (`Ok(None)`) from mistyped (decoding into the Go
+/// struct fails).
+fn int32(
+    object: &Value,
+    path: &[&str],
+    go_field: &str,
+    origin: Origin,
+) -> Result<Option<i32>, ApiError> {
     match field(object, path) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value
@@ -227,9 +272,14 @@ fn int32(object: &Value, path: &[&str], go_field: &str) -> Result<Option<i32>, A
             .and_then(|number| i32::try_from(number).ok())
             .map(Some)
             .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "json: cannot unmarshal {value} into Go struct field {go_field} of type int32"
-                ))
+                decode_failure(
+                    origin,
+                    object,
+                    format!(
+                        "json: cannot unmarshal {} into Go struct field {go_field} of type int32",
+                        go_json_type(value)
+                    ),
+                )
             }),
     }
 }
@@ -379,9 +429,15 @@ pub(crate) fn scale_of(deployment: &Value) -> Value {
 }
 
 /// The replica count a written Scale asks for (absent is 0, as the Go field is not a pointer).
-pub(crate) fn scale_replicas(scale: &Value, name: &str) -> Result<i32, ApiError> {
+pub(crate) fn scale_replicas(scale: &Value, name: &str, origin: Origin) -> Result<i32, ApiError> {
     check_type_meta(scale, "autoscaling/v1", "Scale")?;
-    let replicas = int32(scale, &["spec", "replicas"], "ScaleSpec.spec.replicas")?.unwrap_or(0);
+    let replicas = int32(
+        scale,
+        &["spec", "replicas"],
+        "ScaleSpec.spec.replicas",
+        origin,
+    )?
+    .unwrap_or(0);
     if replicas < 0 {
         return Err(ApiError::invalid(
             SCALE_KIND,
@@ -479,7 +535,12 @@ fn drop_nulls(value: &mut Value, depth: usize) -> Result<(), ApiError> {
 /// What the registry does between the decoded body and storage: keeps the server-owned
 /// metadata, applies defaults, validates, bumps `metadata.generation` when the spec changed
 /// and (for deployments) recomputes status. `stored` is the object before the write.
-pub(crate) fn admit(kind: Kind, stored: &Value, candidate: Value) -> Result<Value, ApiError> {
+pub(crate) fn admit(
+    kind: Kind,
+    stored: &Value,
+    candidate: Value,
+    origin: Origin,
+) -> Result<Value, ApiError> {
     check_type_meta(&candidate, kind.api_version(), kind.kind())?;
     let mut candidate = candidate;
     drop_nulls(&mut candidate, 0)?;
@@ -514,6 +575,7 @@ pub(crate) fn admit(kind: Kind, stored: &Value, candidate: Value) -> Result<Valu
                 &object,
                 &["spec", "replicas"],
                 "DeploymentSpec.spec.replicas",
+                origin,
             )?;
             apply_deployment_defaults(&mut object);
             let errors = validate_deployment(stored, &object);
@@ -540,11 +602,13 @@ pub(crate) fn admit(kind: Kind, stored: &Value, candidate: Value) -> Result<Valu
                 &object,
                 &["spec", "minReplicas"],
                 "HorizontalPodAutoscalerSpec.spec.minReplicas",
+                origin,
             )?;
             int32(
                 &object,
                 &["spec", "maxReplicas"],
                 "HorizontalPodAutoscalerSpec.spec.maxReplicas",
+                origin,
             )?;
             apply_hpa_defaults(&mut object);
             let errors = validate_hpa(&object);
@@ -681,7 +745,12 @@ mod tests {
     fn admitting_an_unchanged_object_changes_nothing() -> Result<(), ApiError> {
         let deployment = new_deployment("shop", "web", Some(3), system());
         assert_eq!(
-            admit(Kind::Deployment, &deployment, deployment.clone())?,
+            admit(
+                Kind::Deployment,
+                &deployment,
+                deployment.clone(),
+                Origin::Body
+            )?,
             deployment
         );
         let hpa = new_hpa(
@@ -696,7 +765,12 @@ mod tests {
             system(),
         );
         assert_eq!(
-            admit(Kind::HorizontalPodAutoscaler, &hpa, hpa.clone())?,
+            admit(
+                Kind::HorizontalPodAutoscaler,
+                &hpa,
+                hpa.clone(),
+                Origin::Body
+            )?,
             hpa
         );
         Ok(())

@@ -251,6 +251,16 @@ impl ApiError {
         }
     }
 
+    /// `errors.NewRequestEntityTooLargeError`.
+    pub(crate) fn too_large(message: String) -> Self {
+        ApiError {
+            code: 413,
+            reason: "RequestEntityTooLarge",
+            message: format!("Request entity too large: {message}"),
+            details: None,
+        }
+    }
+
     pub(crate) fn unauthorized() -> Self {
         ApiError {
             code: 401,
