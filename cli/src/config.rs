@@ -471,3 +471,13 @@ pub(crate) fn notify_config(notify: &NotifyToml) -> anyhow::Result<NotifyConfig>
         webhooks,
     })
 }
+
+/// The plans of `plans = [...]`, relative to the config's folder.
+pub(crate) fn plans(config: &Config, base: &Path) -> Vec<PathBuf> {
+    config
+        .plans
+        .iter()
+        .flatten()
+        .map(|path| base.join(path))
+        .collect()
+}

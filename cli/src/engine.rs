@@ -32,7 +32,7 @@ pub struct ServeFlags {
 }
 
 /// Compiles the plans; the error is the rendered diagnostics.
-fn compile(paths: &[PathBuf]) -> Result<Plan, String> {
+pub(crate) fn compile(paths: &[PathBuf]) -> Result<Plan, String> {
     let sources = sources::read(paths).map_err(|error| format!("{error:#}"))?;
     let file_count = sources.len();
     let analysis = medic_compiler::check(sources);
@@ -40,7 +40,7 @@ fn compile(paths: &[PathBuf]) -> Result<Plan, String> {
         .map_err(|_| output::render(&analysis, crate::Format::Human, file_count))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(16 * 1024 * 1024)
         .enable_all()

@@ -7,6 +7,7 @@
 //! no rule.
 
 mod config;
+mod doctor;
 mod engine;
 mod output;
 mod sources;
@@ -96,6 +97,20 @@ enum Command {
         json: bool,
         #[command(flatten)]
         remote: RemoteArgs,
+    },
+    /// Ask every system of medic.toml whether Medic can work with it: the plans' calls are
+    /// configured, Prometheus answers, the SMTP server accepts a login, and the Kubernetes
+    /// API server grants the permissions the adapter needs. Exits 1 when anything fails.
+    Doctor {
+        /// The configuration file (docs/serve.md).
+        #[arg(long, value_name = "medic.toml")]
+        config: Option<PathBuf>,
+        /// .ops files or directories whose calls to check (default: `plans` of the config).
+        #[arg(long = "plans", value_name = "PATH")]
+        plans: Vec<PathBuf>,
+        /// Namespaces to check the Kubernetes permissions in (default: `default`).
+        #[arg(long = "namespace", value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
     },
     /// Approve the tasks of a run that wait for approval. The journal records the user the
     /// token names (the server decides who you are, not this command).
@@ -271,6 +286,15 @@ fn main() -> ExitCode {
             source,
             plans,
             dry_run,
+        }),
+        Command::Doctor {
+            config,
+            plans,
+            namespaces,
+        } => doctor::doctor(doctor::DoctorFlags {
+            config,
+            plans,
+            namespaces,
         }),
         Command::Runs { id, json, remote } => engine::runs(&remote.remote(), id, json),
         Command::Approve { id, task, remote } => engine::act(

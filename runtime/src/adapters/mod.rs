@@ -306,3 +306,67 @@ impl Toolbox for StandardToolbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Modules whose adapters come with issue 10 (Jaeger, Elasticsearch, the dependency walk).
+    const NOT_YET: &[&str] = &["trace", "logs", "diagnose"];
+
+    #[test]
+    fn every_stdlib_function_has_exactly_one_implementation() {
+        let analysis = medic_compiler::check(Vec::new());
+        let declared: Vec<String> = analysis
+            .env
+            .functions
+            .iter()
+            .map(|function| function.qualified_name())
+            .collect();
+        assert!(declared.len() > 10, "{declared:?}");
+        for name in &declared {
+            let module = name.split('.').next().unwrap_or_default();
+            let adapter = Adapter::of(name);
+            if NOT_YET.contains(&module) {
+                assert_eq!(adapter, None, "{name} has an adapter: take it off NOT_YET");
+            } else {
+                assert!(adapter.is_some(), "{name} has no implementation");
+            }
+            // The table of names and the match agree, once each.
+            let listed = Adapter::FUNCTIONS
+                .iter()
+                .filter(|listed| *listed == name)
+                .count();
+            assert_eq!(
+                listed,
+                usize::from(adapter.is_some()),
+                "{name} in Adapter::FUNCTIONS"
+            );
+        }
+        // Nothing is implemented that the standard library does not declare.
+        for name in Adapter::FUNCTIONS {
+            assert!(
+                declared.iter().any(|declared| declared == name),
+                "{name} is not declared"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unconfigured_adapter_says_what_to_configure_and_never_that_it_is_missing() {
+        let toolbox = StandardToolbox::new(ToolboxConfig::default()).unwrap_or_else(|error| {
+            unreachable!("the default toolbox builds: {error}");
+        });
+        for name in Adapter::FUNCTIONS {
+            if matches!(Adapter::of(name), Some(Adapter::Http | Adapter::Webhook)) {
+                continue;
+            }
+            let error = toolbox.call(name, BTreeMap::new()).await;
+            let text = match error {
+                Err(error) => error.to_string(),
+                Ok(value) => unreachable!("{name} answered {value:?} without configuration"),
+            };
+            assert!(!text.contains("no adapter"), "{name}: {text}");
+        }
+    }
+}

@@ -261,6 +261,19 @@ impl Mailer {
     }
 }
 
+impl Mailer {
+    /// Connects, greets, sets up TLS and logs in as a mail would, then quits without
+    /// sending (`medic doctor`). The answer names the server.
+    pub async fn check(&self) -> Result<String, SmtpError> {
+        let server = self.server.as_ref().ok_or(SmtpError::NotConfigured)?;
+        let mut connection = tokio::time::timeout(server.timeout, server.open())
+            .await
+            .map_err(|_| SmtpError::TimedOut(server.timeout))??;
+        let _ = connection.quit().await;
+        Ok(server.name.clone())
+    }
+}
+
 impl Server {
     /// One connection: greeting, STARTTLS or TLS as configured, login, the mail, QUIT.
     ///
@@ -269,6 +282,19 @@ impl Server {
     /// (about 40 ms on Linux loopback); the plain and STARTTLS connections are opened here
     /// with `TCP_NODELAY`. Implicit TLS goes through lettre's connect, which keeps that wait.
     async fn deliver(&self, message: &Message) -> Result<Response, SmtpError> {
+        let failed = |error| undelivered(&self.name, error);
+        let mut connection = self.open().await?;
+        let response = connection
+            .send(message.envelope(), &message.formatted())
+            .await
+            .map_err(failed)?;
+        // The server has accepted the mail: a QUIT that goes wrong changes nothing.
+        let _ = connection.quit().await;
+        Ok(response)
+    }
+
+    /// A connection ready to send: greeted, with TLS and logged in as configured.
+    async fn open(&self) -> Result<AsyncSmtpConnection, SmtpError> {
         let failed = |error| undelivered(&self.name, error);
         let hello = ClientId::default();
         let mut connection = match &self.tls {
@@ -307,13 +333,7 @@ impl Server {
                 .await
                 .map_err(failed)?;
         }
-        let response = connection
-            .send(message.envelope(), &message.formatted())
-            .await
-            .map_err(failed)?;
-        // The server has accepted the mail: a QUIT that goes wrong changes nothing.
-        let _ = connection.quit().await;
-        Ok(response)
+        Ok(connection)
     }
 }
 

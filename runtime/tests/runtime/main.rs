@@ -13,6 +13,7 @@ mod executor;
 mod hostile;
 mod http;
 mod journal;
+mod kubernetes;
 mod prometheus;
 mod server;
 mod smtp;
