@@ -71,8 +71,10 @@
 //!   scalars and maps modelled; lists such as `containers` are replaced, not merged by key);
 //!   `$patch`-style directives are refused with 400. Server-side apply
 //!   (`application/apply-patch+yaml`) is refused with 415. No `managedFields`.
-//! - No create, delete or watch; no protobuf, no Table output (`kubectl get` needs `-o json`
-//!   or `-o yaml`); no OpenAPI documents. Discovery lists only what is served, with the verbs
+//! - No create, delete or watch; no OpenAPI documents. Protobuf is read only for
+//!   SelfSubjectAccessReview bodies (what `kubectl auth can-i` sends); answers are JSON.
+//!   Tables (`kubectl get` without `-o`) are served for GETs of deployments and HPAs, with
+//!   the real printers' columns (see `table`). Discovery lists only what is served, with the verbs
 //!   served. `autoscaling/v1` is listed in discovery for clients that look for it, but only
 //!   `autoscaling/v2` HPAs are served.
 //! - Unknown fields in a body are kept rather than pruned; validation covers the fields
@@ -91,6 +93,7 @@ mod objects;
 mod patch;
 mod protobuf;
 mod status;
+mod table;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -467,6 +470,7 @@ async fn handle(
     };
     let content_type = header_text(header::CONTENT_TYPE);
     let authorization = header_text(header::AUTHORIZATION);
+    let accept = header_text(header::ACCEPT);
     let mut state = lock(&shared);
     state.record(Recorded {
         method: method.to_string(),
@@ -482,6 +486,7 @@ async fn handle(
             query,
             content_type: content_type.as_deref(),
             authorization: authorization.as_deref(),
+            accept: accept.as_deref(),
             body: &body,
         }),
         Err(error) => Err(status::ApiError::bad_request(format!(
@@ -502,11 +507,37 @@ async fn handle(
         .into_response()
 }
 
+/// Seconds since the Unix epoch.
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (what [`now_rfc3339`] writes) as seconds since the Unix epoch.
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    if text.len() != 20 || text.get(19..) != Some("Z") {
+        return None;
+    }
+    let days = days_from_civil(number(0..4)?, number(5..7)?, number(8..10)?);
+    Some(days * 86_400 + number(11..13)? * 3600 + number(14..16)? * 60 + number(17..19)?)
+}
+
+/// Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// The current time as RFC 3339 in UTC with second precision, as `metav1.Time` renders it.
 fn now_rfc3339() -> String {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
+    let seconds = now_seconds();
     let days = i64::try_from(seconds / 86_400).unwrap_or(0);
     let of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -539,10 +570,17 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use super::{civil_from_days, days_from_civil, parse_rfc3339};
 
     #[test]
     fn civil_dates() {
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(
+            parse_rfc3339("2025-12-01T01:02:03Z"),
+            Some(20_423 * 86_400 + 3723)
+        );
+        assert_eq!(parse_rfc3339("2025-12-01"), None);
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         assert_eq!(civil_from_days(20_423), (2025, 12, 1));

@@ -1135,6 +1135,46 @@ mod kubectl {
         );
         assert_eq!(server.replicas("default", "web"), Some(4));
 
+        // Without -o, kubectl asks for a server-side Table.
+        let printed = kubectl.succeed(&["get", "deployments"]).await?;
+        let lines: Vec<Vec<&str>> = printed
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+            "{printed}"
+        );
+        assert_eq!(lines[1][..4], ["web", "4/4", "4", "4"], "{printed}");
+        let wide = kubectl
+            .succeed(&["get", "deploy", "web", "-o", "wide"])
+            .await?;
+        assert!(
+            wide.contains("registry.k8s.io/pause:3.10") && wide.contains("app=web"),
+            "{wide}"
+        );
+        let printed = kubectl.succeed(&["get", "hpa"]).await?;
+        let lines: Vec<Vec<&str>> = printed
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            [
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE"
+            ],
+            "{printed}"
+        );
+        assert_eq!(lines[1][..2], ["web", "Deployment/web"], "{printed}");
+        assert!(printed.contains("cpu: <unknown>/80%"), "{printed}");
+
         let missing = kubectl
             .run(&["get", "deployment", "ghost", "-o", "json"])
             .await?;

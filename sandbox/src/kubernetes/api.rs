@@ -63,6 +63,7 @@ pub(crate) struct Request<'a> {
     pub(crate) query: Vec<(String, String)>,
     pub(crate) content_type: Option<&'a str>,
     pub(crate) authorization: Option<&'a str>,
+    pub(crate) accept: Option<&'a str>,
     pub(crate) body: &'a [u8],
 }
 
@@ -340,21 +341,29 @@ impl State {
                 "fieldSelector is not supported by the sandbox API server",
             ));
         }
-        let items: Vec<Value> = self
+        let rendered: Vec<Value> = self
             .objects
             .iter()
             .filter(|(key, _)| {
                 key.kind == kind && namespace.is_none_or(|namespace| key.namespace == namespace)
             })
             .filter(|(_, object)| selector.matches(object))
-            .map(|(_, object)| objects::as_list_item(self.render(kind, object)))
+            .map(|(_, object)| self.render(kind, object))
             .collect();
+        let list_version = self.resource_version.to_string();
+        if super::table::wanted(request.accept) {
+            return Ok((
+                200,
+                super::table::table(kind, &rendered, &list_version, now()),
+            ));
+        }
+        let items: Vec<Value> = rendered.into_iter().map(objects::as_list_item).collect();
         Ok((
             200,
             json!({
                 "kind": format!("{}List", kind.kind()),
                 "apiVersion": kind.api_version(),
-                "metadata": {"resourceVersion": self.resource_version.to_string()},
+                "metadata": {"resourceVersion": list_version},
                 "items": items,
             }),
         ))
@@ -419,7 +428,13 @@ impl State {
                 .objects
                 .get(key)
                 .ok_or_else(|| ApiError::not_found(key.kind.resource(), &key.name))?;
-            return Ok((200, self.render_subresource(key, subresource, object)));
+            let rendered = self.render_subresource(key, subresource, object);
+            if subresource == Subresource::None && super::table::wanted(request.accept) {
+                let version = objects::resource_version(&rendered);
+                let table = super::table::table(key.kind, &[rendered], &version, now());
+                return Ok((200, table));
+            }
+            return Ok((200, rendered));
         };
         let options_kind = if verb == Verb::Patch {
             "PatchOptions"
@@ -576,6 +591,10 @@ impl State {
             }),
         ))
     }
+}
+
+fn now() -> i64 {
+    i64::try_from(super::now_seconds()).unwrap_or(i64::MAX)
 }
 
 fn json_body(body: &[u8]) -> Result<Value, ApiError> {

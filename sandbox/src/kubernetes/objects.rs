@@ -498,9 +498,10 @@ pub(crate) fn check_name(object: &Value, namespace: &str, name: &str) -> Result<
         && !given.is_empty()
         && given != namespace
     {
-        return Err(ApiError::bad_request(format!(
-            "the namespace of the object ({given}) does not match the namespace on the URL ({namespace})"
-        )));
+        // rest.EnsureObjectNamespaceMatchesRequestNamespace, which runs before checkName.
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
     Ok(())
 }
