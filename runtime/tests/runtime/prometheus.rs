@@ -662,6 +662,7 @@ playbook check(instance: String) {
         "\\\"} or disk_used_ratio #",
         "ünïcødé ✓ 🚀",
         "x\"} or vector(1) #\\",
+        "\u{0}\u{1b}[31m\r\t",
     ];
     let toolbox = toolbox(Some(config(&prometheus.url())));
     let mut expected_queries = Vec::new();
