@@ -79,7 +79,8 @@
 //!   `autoscaling/v2` HPAs are served.
 //! - Unknown fields in a body are kept rather than pruned; validation covers the fields
 //!   listed above, not the whole pod template.
-//! - Label selectors: equality-based only; field selectors are refused with 400.
+//! - Selectors: equality-based only (`=`, `==`, `!=`, and for labels `k`, `!k`); field
+//!   selectors on `metadata.name` and `metadata.namespace`, others 400 as on the real server.
 //! - One port serves plain HTTP ([`ApiServer::url`]) and HTTPS ([`ApiServer::kubeconfig`],
 //!   a fixed test certificate for 127.0.0.1), told apart by the first byte; see `listener`.
 //! - One user (`medic`) with one bearer token; `/version` and the health paths are open to

@@ -141,6 +141,18 @@ mod deployments_and_scale {
         assert_eq!(names, ["idle", "web"]);
         let selected = api.list(&ListParams::default().labels("app=web")).await?;
         assert_eq!(selected.items.len(), 1);
+        let selected = api.list(&ListParams::default().labels("app!=web")).await?;
+        assert_eq!(selected.items[0].metadata.name.as_deref(), Some("idle"));
+        let selected = api
+            .list(&ListParams::default().fields("metadata.name=web"))
+            .await?;
+        assert_eq!(selected.items.len(), 1);
+        let status = api_error(
+            api.list(&ListParams::default().fields("spec.replicas=1"))
+                .await,
+        );
+        assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
+        assert_eq!(status.message, "field label not supported: spec.replicas");
         let elsewhere = deployments(&server, "other").await?;
         assert!(
             elsewhere
@@ -1043,6 +1055,29 @@ mod kubectl {
         assert_eq!(
             patched.trim(),
             "horizontalpodautoscaler.autoscaling/web patched"
+        );
+        assert_eq!(server.hpa_min("default", "web"), Some(3));
+        let previewed = kubectl
+            .succeed(&[
+                "patch",
+                "hpa",
+                "web",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"minReplicas":5}}"#,
+                "--dry-run=server",
+            ])
+            .await?;
+        assert!(previewed.starts_with("horizontalpodautoscaler.autoscaling/web patched"));
+        let preview_request = server
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|request| request.method == "PATCH")
+            .unwrap();
+        assert!(
+            preview_request.query.contains("dryRun=All"),
+            "{preview_request:?}"
         );
         assert_eq!(server.hpa_min("default", "web"), Some(3));
         let unchanged = kubectl

@@ -328,26 +328,28 @@ impl State {
                 "watch is not supported by the sandbox API server",
             ));
         }
-        let selector = LabelSelector::parse(
-            query_values(request, "labelSelector")
-                .first()
-                .map_or("", String::as_str),
-        )?;
-        if query_values(request, "fieldSelector")
-            .iter()
-            .any(|value| !value.is_empty())
-        {
-            return Err(ApiError::bad_request(
-                "fieldSelector is not supported by the sandbox API server",
-            ));
-        }
+        let first = |name: &str| {
+            query_values(request, name)
+                .into_iter()
+                .next()
+                .unwrap_or_default()
+        };
+        let selector = Selector::labels(&first("labelSelector"))?;
+        let field_selector = Selector::fields(&first("fieldSelector"))?;
         let rendered: Vec<Value> = self
             .objects
             .iter()
             .filter(|(key, _)| {
                 key.kind == kind && namespace.is_none_or(|namespace| key.namespace == namespace)
             })
-            .filter(|(_, object)| selector.matches(object))
+            .filter(|(_, object)| {
+                selector.matches(|key| {
+                    objects::field(object, &["metadata", "labels", key]).and_then(Value::as_str)
+                }) && field_selector.matches(|key| {
+                    let path: Vec<&str> = key.split('.').collect();
+                    objects::field(object, &path).and_then(Value::as_str)
+                })
+            })
             .map(|(_, object)| self.render(kind, object))
             .collect();
         let list_version = self.resource_version.to_string();
@@ -675,8 +677,9 @@ fn dry_run(request: &Request<'_>, options_kind: &'static str) -> Result<bool, Ap
     Ok(!values.is_empty())
 }
 
-/// The equality-based label selector syntax: `k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated.
-struct LabelSelector {
+/// The equality-based selector syntax: `k=v`, `k==v`, `k!=v`, comma-separated, and for
+/// label selectors also `k` and `!k`.
+struct Selector {
     requirements: Vec<Requirement>,
 }
 
@@ -687,8 +690,11 @@ enum Requirement {
     NotExists(String),
 }
 
-impl LabelSelector {
-    fn parse(text: &str) -> Result<Self, ApiError> {
+/// The fields the real server selects deployments and HPAs by.
+const SELECTABLE_FIELDS: [&str; 2] = ["metadata.name", "metadata.namespace"];
+
+impl Selector {
+    fn labels(text: &str) -> Result<Self, ApiError> {
         let mut requirements = Vec::new();
         for term in text
             .split(',')
@@ -700,33 +706,63 @@ impl LabelSelector {
                     "unable to parse requirement: set-based selector {term:?} is not supported by the sandbox API server"
                 )));
             }
-            let requirement = if let Some((key, value)) = term.split_once("!=") {
-                Requirement::NotEquals(key.to_owned(), value.to_owned())
-            } else if let Some((key, value)) = term.split_once("==") {
-                Requirement::Equals(key.to_owned(), value.to_owned())
-            } else if let Some((key, value)) = term.split_once('=') {
-                Requirement::Equals(key.to_owned(), value.to_owned())
-            } else if let Some(key) = term.strip_prefix('!') {
-                Requirement::NotExists(key.to_owned())
-            } else {
-                Requirement::Exists(term.to_owned())
+            let requirement = match Self::comparison(term) {
+                Some(requirement) => requirement,
+                None => match term.strip_prefix('!') {
+                    Some(key) => Requirement::NotExists(key.to_owned()),
+                    None => Requirement::Exists(term.to_owned()),
+                },
             };
             requirements.push(requirement);
         }
-        Ok(LabelSelector { requirements })
+        Ok(Selector { requirements })
     }
 
-    fn matches(&self, object: &Value) -> bool {
-        let label = |key: &str| {
-            objects::field(object, &["metadata", "labels", key]).and_then(Value::as_str)
-        };
+    fn fields(text: &str) -> Result<Self, ApiError> {
+        let mut requirements = Vec::new();
+        for term in text
+            .split(',')
+            .map(str::trim)
+            .filter(|term| !term.is_empty())
+        {
+            let requirement = Self::comparison(term).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid selector: '{text}'; can't understand '{term}'"
+                ))
+            })?;
+            let (Requirement::Equals(key, _) | Requirement::NotEquals(key, _)) = &requirement
+            else {
+                continue;
+            };
+            if !SELECTABLE_FIELDS.contains(&key.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {key}"
+                )));
+            }
+            requirements.push(requirement);
+        }
+        Ok(Selector { requirements })
+    }
+
+    fn comparison(term: &str) -> Option<Requirement> {
+        if let Some((key, value)) = term.split_once("!=") {
+            Some(Requirement::NotEquals(key.to_owned(), value.to_owned()))
+        } else if let Some((key, value)) = term.split_once("==") {
+            Some(Requirement::Equals(key.to_owned(), value.to_owned()))
+        } else {
+            term.split_once('=')
+                .map(|(key, value)| Requirement::Equals(key.to_owned(), value.to_owned()))
+        }
+    }
+
+    fn matches<'a>(&self, value: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements
             .iter()
             .all(|requirement| match requirement {
-                Requirement::Equals(key, value) => label(key) == Some(value.as_str()),
-                Requirement::NotEquals(key, value) => label(key) != Some(value.as_str()),
-                Requirement::Exists(key) => label(key).is_some(),
-                Requirement::NotExists(key) => label(key).is_none(),
+                Requirement::Equals(key, expected) => value(key) == Some(expected.as_str()),
+                Requirement::NotEquals(key, expected) => value(key) != Some(expected.as_str()),
+                Requirement::Exists(key) => value(key).is_some(),
+                Requirement::NotExists(key) => value(key).is_none(),
             })
     }
 }
