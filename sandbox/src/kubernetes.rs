@@ -71,7 +71,9 @@
 //!   scalars and maps modelled; lists such as `containers` are replaced, not merged by key);
 //!   `$patch`-style directives are refused with 400. Server-side apply
 //!   (`application/apply-patch+yaml`) is refused with 415. No `managedFields`.
-//! - No create, delete or watch; no OpenAPI documents. Protobuf is read only for
+//! - No create, delete or watch (a watch is refused with 400; `kubectl rollout status`
+//!   still succeeds from its initial list, logging the refused watch on stderr); no OpenAPI
+//!   documents. Protobuf is read only for
 //!   SelfSubjectAccessReview bodies (what `kubectl auth can-i` sends); answers are JSON.
 //!   Tables (`kubectl get` without `-o`) are served for GETs of deployments and HPAs, with
 //!   the real printers' columns (see `table`). Discovery lists only what is served, with the verbs

@@ -1170,6 +1170,16 @@ mod kubectl {
         );
         assert_eq!(server.replicas("default", "web"), Some(4));
 
+        // Settled at once (no controllers); kubectl's follow-up watch is refused, which it
+        // logs on stderr without failing.
+        let rolled_out = kubectl
+            .succeed(&["rollout", "status", "deployment", "web", "--timeout=10s"])
+            .await?;
+        assert_eq!(
+            rolled_out.trim(),
+            "deployment \"web\" successfully rolled out"
+        );
+
         // Without -o, kubectl asks for a server-side Table.
         let printed = kubectl.succeed(&["get", "deployments"]).await?;
         let lines: Vec<Vec<&str>> = printed
