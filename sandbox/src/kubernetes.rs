@@ -37,8 +37,10 @@
 //!   resourceVersion and reported as conflicts on `deployments.apps`.
 //! - `metadata.generation` bumps when the spec or the annotations of a deployment change
 //!   (a replica change, a `spec.template` change such as `kubectl rollout restart`'s
-//!   `kubectl.kubernetes.io/restartedAt` annotation); writes to status, `uid`,
-//!   `creationTimestamp`, `generation` and `namespace` through the main resource are ignored.
+//!   `kubectl.kubernetes.io/restartedAt` annotation); writes to status, `creationTimestamp`
+//!   and `generation` through the main resource are ignored. A PUT body's `metadata.uid` is a
+//!   precondition (409 "Precondition failed: UID in precondition: ..."); a patch changing it
+//!   is 422 (`metadata.uid: ... field is immutable`).
 //! - Errors are `Status` objects built like apimachinery's `api/errors`: 404 `NotFound`
 //!   (`deployments.apps "x" not found`), 403 `Forbidden` (the authorizer's message), 409
 //!   `Conflict`, 422 `Invalid` with `details.causes` (negative replicas, `minReplicas < 1`,

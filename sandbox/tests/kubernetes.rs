@@ -851,6 +851,33 @@ mod failures {
         );
         assert_eq!(server.hpa_min("shop", "web"), Some(2));
 
+        // The UID: a precondition in a PUT (409), immutable under a patch (422).
+        let mut other_uid = api.get("web").await?;
+        other_uid.metadata.uid = Some("00000000-0000-4000-8000-000000000000".to_owned());
+        let status = api_error(api.replace("web", &PostParams::default(), &other_uid).await);
+        assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+        assert!(
+            status.message.starts_with(
+                "Operation cannot be fulfilled on deployments.apps \"web\": Precondition failed: \
+                 UID in precondition: 00000000-0000-4000-8000-000000000000, UID in object meta: "
+            ),
+            "{}",
+            status.message
+        );
+        let status = api_error(
+            api.patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"uid": "00000000-0000-4000-8000-000000000000"}})),
+            )
+            .await,
+        );
+        assert_eq!(
+            status.message,
+            "Deployment.apps \"web\" is invalid: metadata.uid: Invalid value: \
+             \"00000000-0000-4000-8000-000000000000\": field is immutable"
+        );
+
         // Renaming through a patch: the real handler's checkName answers 400.
         let status = api_error(
             api.patch(

@@ -479,12 +479,28 @@ impl State {
         }
         let stored = self.objects.get(key).cloned().ok_or_else(not_found)?;
         let stored_version = objects::resource_version(&stored);
+        let stored_uid = objects::uid(&stored);
         let check_precondition = |written: &Value| {
             // An empty or absent resourceVersion is an unconditional update, which the apps
             // and autoscaling strategies allow.
             let given = objects::resource_version(written);
             if !given.is_empty() && given != stored_version {
                 return Err(ApiError::conflict(key.kind.resource(), &key.name));
+            }
+            // A PUT body's UID is a precondition (`DefaultUpdatedObjectInfo.Preconditions`);
+            // a patch has none, and changing the UID through one fails validation instead.
+            let given_uid = objects::uid(written);
+            if change.origin() == objects::Origin::Body
+                && !given_uid.is_empty()
+                && given_uid != stored_uid
+            {
+                return Err(ApiError::conflict_because(
+                    key.kind.resource(),
+                    &key.name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {given_uid}, UID in object meta: {stored_uid}"
+                    ),
+                ));
             }
             Ok(())
         };

@@ -211,6 +211,13 @@ pub(crate) fn resource_version(object: &Value) -> String {
         .to_owned()
 }
 
+pub(crate) fn uid(object: &Value) -> String {
+    field(object, &["metadata", "uid"])
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
 pub(crate) fn set_resource_version(object: &mut Value, resource_version: &str) {
     if let Some(metadata) = members_mut(object, "metadata") {
         metadata.insert("resourceVersion".to_owned(), json!(resource_version));
@@ -549,6 +556,19 @@ pub(crate) fn admit(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
+    let given_uid = uid(&candidate);
+    if !given_uid.is_empty() && given_uid != uid(stored) {
+        // ValidateObjectMetaUpdate (a PUT's UID failed its precondition before this).
+        return Err(ApiError::invalid(
+            kind.qualified_kind(),
+            &name,
+            &[FieldError::invalid(
+                "metadata.uid",
+                format!("{given_uid:?}"),
+                "field is immutable",
+            )],
+        ));
+    }
     let mut object = candidate;
     if let Some(members) = object.as_object_mut() {
         members.insert("kind".to_owned(), json!(kind.kind()));

@@ -167,12 +167,21 @@ impl ApiError {
 
     /// `errors.NewConflict` with the storage layer's optimistic-concurrency message.
     pub(crate) fn conflict(resource: Qualified, name: &str) -> Self {
+        ApiError::conflict_because(
+            resource,
+            name,
+            "the object has been modified; please apply your changes to the latest version and \
+             try again",
+        )
+    }
+
+    /// `errors.NewConflict` with another cause (a failed UID precondition).
+    pub(crate) fn conflict_because(resource: Qualified, name: &str, cause: &str) -> Self {
         ApiError {
             code: 409,
             reason: "Conflict",
             message: format!(
-                "Operation cannot be fulfilled on {} {name:?}: the object has been modified; \
-                 please apply your changes to the latest version and try again",
+                "Operation cannot be fulfilled on {} {name:?}: {cause}",
                 resource.text()
             ),
             details: Some(details(name, resource.group, resource.name)),
