@@ -75,12 +75,14 @@
 //!   (`application/apply-patch+yaml`) is refused with 415. No `managedFields`.
 //! - No create, delete or watch (a watch is refused with 400; `kubectl rollout status`
 //!   still succeeds from its initial list, logging the refused watch on stderr); no OpenAPI
-//!   documents. Protobuf is read only for
-//!   SelfSubjectAccessReview bodies (what `kubectl auth can-i` sends); answers are JSON.
-//!   Tables (`kubectl get` without `-o`) are served for GETs of deployments and HPAs, with
-//!   the real printers' columns (see `table`). Discovery lists only what is served, with the verbs
-//!   served. `autoscaling/v1` is listed in discovery for clients that look for it, but only
-//!   `autoscaling/v2` HPAs are served.
+//!   documents. Discovery lists only what is served, with the verbs served;
+//!   `autoscaling/v1` is listed for clients that look for it, but only `autoscaling/v2` HPAs
+//!   are served.
+//! - Answers are always JSON. Protobuf is read only for SelfSubjectAccessReview bodies (what
+//!   `kubectl auth can-i` sends). Tables (`kubectl get` without `-o`) are served for GETs of
+//!   deployments and HPAs with the real printers' columns (see `table`).
+//! - Bodies are limited to axum's default 2 MiB (the real limit is 3 MiB); a larger one gets
+//!   axum's plain-text 413, not a Status.
 //! - Unknown fields in a body are kept rather than pruned; validation covers the fields
 //!   listed above, not the whole pod template.
 //! - Selectors: equality-based only (`=`, `==`, `!=`, and for labels `k`, `!k`); field
