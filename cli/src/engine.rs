@@ -145,7 +145,13 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         adapter.configured(&toolbox_config)
             || (adapter == Adapter::Kubernetes && config.kubernetes.is_some())
     });
-    if !missing.is_empty() {
+    if dry_run {
+        // A dry run performs no action, and a query without its system fails its task:
+        // worth saying, not worth refusing to start.
+        for line in &missing {
+            eprintln!("warning: {line}");
+        }
+    } else if !missing.is_empty() {
         for line in &missing {
             eprintln!("error: {line}");
         }

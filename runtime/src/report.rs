@@ -72,11 +72,15 @@ pub fn text(
                 let mut line = format!("with {}", arguments_text(args));
                 match preview {
                     Some(Preview::Accepted(value)) => {
-                        let _ = write!(
-                            line,
-                            "; the system says it would do: {}",
-                            short(&plan::render::value_text(value))
-                        );
+                        // A result's own summary line says it best, and whole.
+                        let said = match value {
+                            Value::Record(fields) => match fields.get("summary") {
+                                Some(Value::String(summary)) => summary.clone(),
+                                _ => short(&plan::render::value_text(value)),
+                            },
+                            _ => short(&plan::render::value_text(value)),
+                        };
+                        let _ = write!(line, "; the system says it would do: {said}");
                     }
                     Some(Preview::Refused(reason)) => {
                         let _ = write!(line, "; the system would REFUSE it: {reason}");

@@ -10,6 +10,7 @@
 mod alertmanager;
 mod crash;
 mod http;
+mod kubernetes;
 mod neovim;
 mod serve;
 mod smtp;

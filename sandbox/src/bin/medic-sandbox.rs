@@ -1,0 +1,143 @@
+//! `medic-sandbox`: the sandbox's servers as a process, for trying the examples by hand
+//! (`scripts/try-examples`): the Kubernetes API server with some Deployments and HPAs, and
+//! a receiver that answers every POST with 200 and prints it (a Slack webhook, a service's
+//! admin endpoint). Runs until interrupted. Never part of a production path.
+
+use clap::Parser;
+use medic_sandbox::kubernetes::ApiServer;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "medic-sandbox",
+    about = "The sandbox's test servers, for trying Medic's examples"
+)]
+struct Flags {
+    /// Where to write the kubeconfig that points at the API server.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: PathBuf,
+    /// A Deployment to create: NAMESPACE/NAME=REPLICAS.
+    #[arg(long = "deployment", value_name = "NS/NAME=REPLICAS")]
+    deployments: Vec<String>,
+    /// An autoscaling/v2 HPA to create: NAMESPACE/NAME=DEPLOYMENT:MIN:MAX.
+    #[arg(long = "hpa", value_name = "NS/NAME=DEPLOYMENT:MIN:MAX")]
+    hpas: Vec<String>,
+    /// Also answer POSTs on this address (such as 127.0.0.1:18081) and print them.
+    #[arg(long, value_name = "ADDRESS")]
+    receiver: Option<String>,
+}
+
+/// `NS/NAME=REST` into its parts.
+fn object(text: &str) -> Result<(&str, &str, &str), String> {
+    let (path, rest) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: no `=`"))?;
+    let (namespace, name) = path
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: write NAMESPACE/NAME"))?;
+    Ok((namespace, name, rest))
+}
+
+fn number(text: &str, what: &str) -> Result<i32, String> {
+    text.parse()
+        .map_err(|error| format!("{what} {text:?} is not a number: {error}"))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Flags::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("medic-sandbox: {error}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(flags: Flags) -> Result<(), String> {
+    let server = ApiServer::start()
+        .await
+        .map_err(|error| format!("cannot start the API server: {error}"))?;
+    for deployment in &flags.deployments {
+        let (namespace, name, replicas) = object(deployment)?;
+        server.add_deployment(namespace, name, Some(number(replicas, "replicas")?));
+    }
+    for hpa in &flags.hpas {
+        let (namespace, name, rest) = object(hpa)?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [target, min, max] = parts.as_slice() else {
+            return Err(format!("{hpa:?}: write NS/NAME=DEPLOYMENT:MIN:MAX"));
+        };
+        server.add_hpa(
+            namespace,
+            name,
+            target,
+            Some(number(min, "min")?),
+            number(max, "max")?,
+        );
+    }
+    std::fs::write(&flags.kubeconfig, server.kubeconfig())
+        .map_err(|error| format!("cannot write {}: {error}", flags.kubeconfig.display()))?;
+    println!(
+        "kubernetes API server on {} (kubeconfig: {})",
+        server.url().replace("http://", "https://"),
+        flags.kubeconfig.display()
+    );
+    let receiver = match &flags.receiver {
+        None => None,
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+            println!("receiver on http://{address}");
+            let app = axum::Router::new().fallback(receive);
+            Some(tokio::spawn(
+                async move { axum::serve(listener, app).await },
+            ))
+        }
+    };
+    let _ = std::io::stdout().flush();
+    wait_for_stop().await;
+    if let Some(receiver) = receiver {
+        receiver.abort();
+    }
+    server.stop().await;
+    Ok(())
+}
+
+async fn receive(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, &'static str) {
+    println!(
+        "received {method} {uri}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let _ = std::io::stdout().flush();
+    (axum::http::StatusCode::OK, "ok")
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
