@@ -426,7 +426,16 @@ fn still_open(text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut depth = 0i32;
     let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
+    // Where the raw string being skipped ends: its quotes and brackets are text.
+    let mut raw_until = 0;
     for (index, &byte) in bytes.iter().enumerate() {
+        if index < raw_until {
+            continue;
+        }
+        if !in_string && !in_comment && byte == b'r' && raw_string_opens(bytes, index) {
+            raw_until = raw_string_end(bytes, index);
+            continue;
+        }
         if byte == b'\n' {
             if depth <= 0 {
                 return false;
@@ -696,9 +705,15 @@ fn open_call(text: &str, cursor: usize) -> Option<String> {
     let mut in_string = false;
     let mut open_at = None;
     let bytes = window.as_bytes();
+    let raw = raw_string_ranges(bytes);
     let mut index = bytes.len();
     while index > 0 {
         index -= 1;
+        // A raw string's quotes and brackets are text: jump to its start.
+        if let Some(&(raw_start, _)) = raw.iter().find(|(_, end)| index + 1 == *end) {
+            index = raw_start;
+            continue;
+        }
         let byte = bytes.get(index).copied().unwrap_or(b' ');
         if byte == b'"' {
             in_string = !in_string;
@@ -971,6 +986,28 @@ pub fn semantic_tokens(snapshot: &Snapshot, uri: &Url) -> Vec<SemanticToken> {
         previous_start = begin.character;
     }
     encoded
+}
+
+/// The byte ranges of the raw strings in `bytes`, found by a forward pass that skips quoted
+/// strings (so an `r"` inside one is text).
+fn raw_string_ranges(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let (mut at, mut in_quoted) = (0, false);
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'\\' if in_quoted => at += 1,
+            b'"' | b'\n' => in_quoted = byte == b'"' && !in_quoted,
+            b'r' if !in_quoted && raw_string_opens(bytes, at) => {
+                let end = raw_string_end(bytes, at);
+                ranges.push((at, end));
+                at = end;
+                continue;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    ranges
 }
 
 /// Whether a raw string starts at `index`: an `r` that does not end a longer name, `#`s, `"`.

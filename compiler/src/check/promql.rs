@@ -209,7 +209,10 @@ fn rough_tokens(query: &str) -> Vec<(usize, usize)> {
         }
         let mut end = start + character.len_utf8();
         match character {
-            '#' => end = query.len(),
+            '#' => {
+                tokens.push((start, query.len()));
+                break;
+            }
             '"' | '\'' | '`' => {
                 let mut escaped = false;
                 for (at, inner) in characters.by_ref() {
@@ -244,10 +247,6 @@ fn rough_tokens(query: &str) -> Vec<(usize, usize)> {
                 }
             }
             _ => {}
-        }
-        if character == '#' {
-            tokens.push((start, end));
-            break;
         }
         tokens.push((start, end));
     }
@@ -295,5 +294,24 @@ mod tests {
         assert!(!is_label_name("a-b"));
         assert!(!is_label_name(""));
         assert!(!is_label_name("é"));
+    }
+}
+#[cfg(test)]
+mod timing_scratch {
+    #[test]
+    fn scratch_timing() {
+        let mut query = String::from(") ");
+        while query.len() < 2000 {
+            query.push_str("sum(rate(http_requests_total{code=~\"5..\"}[5m])) + ");
+        }
+        query.push('1');
+        let started = std::time::Instant::now();
+        let at = super::error_position(&query);
+        eprintln!(
+            "TIMING {:?} {:?} len {}",
+            started.elapsed(),
+            at,
+            query.len()
+        );
     }
 }
