@@ -1004,7 +1004,9 @@ mod kubectl {
                 .args(["version", "--client"])
                 .output();
             if !found.is_ok_and(|output| output.status.success()) {
-                bail!("install kubectl: apt-get install -y kubectl");
+                bail!(
+                    "install kubectl: apt-get install -y kubectl (from the Kubernetes apt repository), or Debian's apt-get install -y kubernetes-client"
+                );
             }
             let home = tempfile::tempdir()?;
             let kubeconfig = home.path().join("kubeconfig");
