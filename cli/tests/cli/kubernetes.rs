@@ -50,6 +50,21 @@ fn write_config(dir: &std::path::Path, cluster: &Cluster) -> std::path::PathBuf 
     path
 }
 
+/// `medic run` of the order_cpu example alert with this config, Slack posting to `webhook`.
+fn run_order_cpu(config: &std::path::Path, webhook: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--alert",
+        "examples/alerts/order_cpu.json",
+        "--plans",
+        "examples",
+    ];
+    args.extend_from_slice(extra);
+    medic_with_env(&args, &[("MEDIC_TEST_SLACK", webhook)])
+}
+
 #[test]
 fn order_cpu_scales_order_service_by_one_for_real() {
     let dir = temp_dir("k8s-order-cpu");
@@ -60,18 +75,7 @@ fn order_cpu_scales_order_service_by_one_for_real() {
     let slack = Receiver::start();
     let config = write_config(&dir, &cluster);
     let webhook = format!("http://127.0.0.1:{}/slack", slack.port);
-    let output = medic_with_env(
-        &[
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--alert",
-            "examples/alerts/order_cpu.json",
-            "--plans",
-            "examples",
-        ],
-        &[("MEDIC_TEST_SLACK", &webhook)],
-    );
+    let output = run_order_cpu(&config, &webhook, &[]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(text.contains("playbook scale_up succeeded"), "{text}");
@@ -96,18 +100,7 @@ fn order_cpu_raises_the_hpa_minimum_when_an_hpa_scales_order_service() {
     let slack = Receiver::start();
     let config = write_config(&dir, &cluster);
     let webhook = format!("http://127.0.0.1:{}/slack", slack.port);
-    let output = medic_with_env(
-        &[
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--alert",
-            "examples/alerts/order_cpu.json",
-            "--plans",
-            "examples",
-        ],
-        &[("MEDIC_TEST_SLACK", &webhook)],
-    );
+    let output = run_order_cpu(&config, &webhook, &[]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(
@@ -120,19 +113,7 @@ fn order_cpu_raises_the_hpa_minimum_when_an_hpa_scales_order_service() {
     assert_eq!(cluster.api().replicas("shop", "order-service"), Some(2));
 
     // The dry run asks the API server and changes nothing.
-    let output = medic_with_env(
-        &[
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--alert",
-            "examples/alerts/order_cpu.json",
-            "--plans",
-            "examples",
-            "--dry-run",
-        ],
-        &[("MEDIC_TEST_SLACK", &webhook)],
-    );
+    let output = run_order_cpu(&config, &webhook, &["--dry-run"]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(text.contains("the system says it would do:"), "{text}");

@@ -371,13 +371,10 @@ async fn names_that_are_not_dns_1123_never_reach_the_server() {
     );
 }
 
-#[tokio::test]
-async fn a_dry_run_asks_the_api_server_and_changes_nothing() {
-    let world = world().await;
-    world.server.add_deployment("default", "web", Some(3));
-    let plan = compile(SCALE);
-    let report = executor::run(
-        &plan.playbooks[0],
+/// `SCALE` of web by 1 (max 5) as a dry run.
+async fn dry_run_scale(world: &World) -> executor::RunReport {
+    executor::run(
+        &compile(SCALE).playbooks[0],
         BTreeMap::from([
             ("deployment".to_string(), Value::String("web".into())),
             ("by".to_string(), Value::Int(1)),
@@ -386,7 +383,14 @@ async fn a_dry_run_asks_the_api_server_and_changes_nothing() {
         world.toolbox.clone(),
         RunOptions { dry_run: true },
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_dry_run_asks_the_api_server_and_changes_nothing() {
+    let world = world().await;
+    world.server.add_deployment("default", "web", Some(3));
+    let report = dry_run_scale(&world).await;
     let TaskOutcome::WouldRun {
         preview: Some(Preview::Accepted(Value::Record(fields))),
         ..
@@ -410,17 +414,7 @@ async fn a_dry_run_asks_the_api_server_and_changes_nothing() {
 
     // What RBAC would refuse, the dry run says it would refuse.
     world.server.forbid("patch", "deployments/scale");
-    let report = executor::run(
-        &plan.playbooks[0],
-        BTreeMap::from([
-            ("deployment".to_string(), Value::String("web".into())),
-            ("by".to_string(), Value::Int(1)),
-            ("max".to_string(), Value::Int(5)),
-        ]),
-        world.toolbox.clone(),
-        RunOptions { dry_run: true },
-    )
-    .await;
+    let report = dry_run_scale(&world).await;
     let TaskOutcome::WouldRun {
         preview: Some(Preview::Refused(reason)),
         ..
