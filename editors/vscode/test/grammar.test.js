@@ -237,6 +237,17 @@ async function main() {
     expectScope(sampleTokens, 'rule', 'keyword.control.ops');
   });
 
+  check('a raw string is one string: no escapes, no interpolation, quotes inside r#"..."#', () => {
+    const raw = tokenize(grammar, 'task q = prom.query(r#"max(used{instance="a\\b"})"#, where: {x: y})');
+    const inside = raw.filter((t) => t.scopes.includes('string.quoted.raw.ops'));
+    const text = inside.map((t) => t.text).join('');
+    assert.strictEqual(text, 'r#"max(used{instance="a\\b"})"#', `raw string tokens: ${inside.map(show).join(' | ')}`);
+    const interpolated = inside.find((t) => t.scopes.includes('meta.interpolation.ops'));
+    assert.ok(!interpolated, `no interpolation inside a raw string: ${interpolated && show(interpolated)}`);
+    const after = raw.find((t) => t.text.trim() === 'where');
+    assert.ok(after && !after.scopes.includes('string.quoted.raw.ops'), `the raw string ends at "#: ${after && show(after)}`);
+  });
+
   console.log(`\n${passes} passed, ${failures} failed`);
   if (failures > 0) {
     console.error(`grammar test failed: ${failures} check(s) did not pass (grammar: ${GRAMMAR})`);
