@@ -32,6 +32,158 @@ pub(crate) struct Config {
     pub(crate) smtp: Option<SmtpToml>,
     pub(crate) prometheus: Option<PrometheusToml>,
     pub(crate) kubernetes: Option<KubernetesToml>,
+    pub(crate) jaeger: Option<JaegerToml>,
+    /// Each service and the services it calls.
+    #[serde(default)]
+    pub(crate) topology: BTreeMap<String, Vec<String>>,
+    pub(crate) elasticsearch: Option<ElasticsearchToml>,
+}
+
+/// `[jaeger]`: the query service `trace.*` and `diagnose.walk` ask.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JaegerToml {
+    pub(crate) url: String,
+    pub(crate) timeout: Option<String>,
+    pub(crate) bearer_token_env: Option<String>,
+    pub(crate) bearer_token_file: Option<PathBuf>,
+}
+
+/// `[elasticsearch]`: where `logs.aggregate` reads logs.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ElasticsearchToml {
+    pub(crate) url: String,
+    pub(crate) index: Option<String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) max_lines: Option<usize>,
+    pub(crate) api_key_env: Option<String>,
+    pub(crate) api_key_file: Option<PathBuf>,
+    pub(crate) username_env: Option<String>,
+    pub(crate) password_env: Option<String>,
+    pub(crate) password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) fields: EsFieldsToml,
+}
+
+/// `[elasticsearch.fields]`: the document fields, ECS names by default.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EsFieldsToml {
+    pub(crate) timestamp: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) level: Option<String>,
+    pub(crate) service: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) error_type: Option<String>,
+    pub(crate) stack_trace: Option<String>,
+}
+
+fn jaeger_config(
+    jaeger: &JaegerToml,
+    base: &Path,
+) -> anyhow::Result<medic_runtime::adapters::JaegerConfig> {
+    let token_file = jaeger
+        .bearer_token_file
+        .as_ref()
+        .map(|file| base.join(file));
+    Ok(medic_runtime::adapters::JaegerConfig {
+        url: jaeger.url.clone(),
+        timeout: timeout(
+            jaeger.timeout.as_deref(),
+            medic_runtime::adapters::jaeger::DEFAULT_TIMEOUT,
+            "jaeger.timeout",
+        )?,
+        bearer_token: secret(
+            jaeger.bearer_token_env.as_deref(),
+            token_file.as_deref(),
+            "jaeger.bearer_token",
+        )?,
+    })
+}
+
+fn topology(
+    declared: &BTreeMap<String, Vec<String>>,
+) -> anyhow::Result<medic_runtime::adapters::Topology> {
+    let mut topology = medic_runtime::adapters::Topology::default();
+    for (service, callees) in declared {
+        if service.trim().is_empty() || callees.iter().any(|callee| callee.trim().is_empty()) {
+            bail!("topology: a service name is empty (in the entry of {service:?})");
+        }
+        if callees.contains(service) {
+            bail!("topology: {service:?} lists itself as a dependency");
+        }
+        topology
+            .calls
+            .insert(service.clone(), callees.iter().cloned().collect());
+    }
+    Ok(topology)
+}
+
+fn elasticsearch_config(
+    elasticsearch: &ElasticsearchToml,
+    base: &Path,
+) -> anyhow::Result<medic_runtime::adapters::ElasticsearchConfig> {
+    use medic_runtime::adapters::{EsAuth, EsFields, elasticsearch};
+    let relative = |file: &Option<PathBuf>| file.as_ref().map(|file| base.join(file));
+    let api_key = secret(
+        elasticsearch.api_key_env.as_deref(),
+        relative(&elasticsearch.api_key_file).as_deref(),
+        "elasticsearch.api_key",
+    )?;
+    let username = secret(
+        elasticsearch.username_env.as_deref(),
+        None,
+        "elasticsearch.username",
+    )?;
+    let password = secret(
+        elasticsearch.password_env.as_deref(),
+        relative(&elasticsearch.password_file).as_deref(),
+        "elasticsearch.password",
+    )?;
+    let auth = match (api_key, username, password) {
+        (None, None, None) => EsAuth::None,
+        (Some(key), None, None) => EsAuth::ApiKey(key),
+        (None, Some(username), Some(password)) => EsAuth::Basic { username, password },
+        (Some(_), _, _) => {
+            bail!("elasticsearch: give an API key or a user name and password, not both")
+        }
+        (None, _, _) => {
+            bail!("elasticsearch: username_env and password_env (or password_file) go together")
+        }
+    };
+    let max_lines = elasticsearch
+        .max_lines
+        .unwrap_or(elasticsearch::DEFAULT_MAX_LINES);
+    if max_lines == 0 {
+        bail!("elasticsearch.max_lines must be at least 1");
+    }
+    let defaults = EsFields::default();
+    let fields = &elasticsearch.fields;
+    let field = |value: &Option<String>, default: String| value.clone().unwrap_or(default);
+    Ok(medic_runtime::adapters::ElasticsearchConfig {
+        url: elasticsearch.url.clone(),
+        index: elasticsearch
+            .index
+            .clone()
+            .unwrap_or_else(|| "logs-*".into()),
+        timeout: timeout(
+            elasticsearch.timeout.as_deref(),
+            elasticsearch::DEFAULT_TIMEOUT,
+            "elasticsearch.timeout",
+        )?,
+        auth,
+        fields: EsFields {
+            timestamp: field(&fields.timestamp, defaults.timestamp),
+            message: field(&fields.message, defaults.message),
+            level: field(&fields.level, defaults.level),
+            service: field(&fields.service, defaults.service),
+            host: field(&fields.host, defaults.host),
+            error_type: field(&fields.error_type, defaults.error_type),
+            stack_trace: field(&fields.stack_trace, defaults.stack_trace),
+        },
+        max_lines,
+    })
 }
 
 /// `[kubernetes]`: the cluster `k8s.*` calls go to. An empty section uses the standard
@@ -450,6 +602,18 @@ pub(crate) fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<Too
             .transpose()?,
         // Connected inside the runtime (see connect_kubernetes).
         kubernetes: None,
+        jaeger: config
+            .jaeger
+            .as_ref()
+            .map(|jaeger| jaeger_config(jaeger, base))
+            .transpose()?,
+        topology: topology(&config.topology)?,
+        elasticsearch: config
+            .elasticsearch
+            .as_ref()
+            .map(|elasticsearch| elasticsearch_config(elasticsearch, base))
+            .transpose()?,
+        diagnose: medic_runtime::adapters::DiagnoseConfig::default(),
         calls_per_function,
     })
 }

@@ -11,17 +11,25 @@
 //! requests to one system at once.
 
 pub mod args;
+pub mod diagnose;
+pub mod elasticsearch;
 pub mod http;
+pub mod jaeger;
 pub mod kubernetes;
 pub mod notify;
 pub mod prometheus;
 pub mod smtp;
+pub mod topology;
 
+pub use diagnose::DiagnoseConfig;
+pub use elasticsearch::{ElasticsearchConfig, EsAuth, EsFields};
 pub use http::{HeaderRule, HostPattern, HttpConfig};
+pub use jaeger::JaegerConfig;
 pub use kubernetes::{Kubernetes, KubernetesConfig};
 pub use notify::NotifyConfig;
 pub use prometheus::PrometheusConfig;
 pub use smtp::{SmtpConfig, SmtpTls};
+pub use topology::Topology;
 
 use crate::executor::{CallError, CallFuture, Toolbox};
 use medic_compiler::plan::Value;
@@ -43,6 +51,14 @@ pub struct ToolboxConfig {
     pub prometheus: Option<PrometheusConfig>,
     /// `None`: `k8s.*` calls fail saying no cluster is configured.
     pub kubernetes: Option<Arc<Kubernetes>>,
+    /// `None`: `trace.*` use the topology only (`slowest_spans` fails).
+    pub jaeger: Option<JaegerConfig>,
+    /// The declared service graph, merged with Jaeger's.
+    pub topology: Topology,
+    /// `None`: `logs.aggregate` fails saying no Elasticsearch is configured.
+    pub elasticsearch: Option<ElasticsearchConfig>,
+    /// The health checks of `diagnose.*`.
+    pub diagnose: DiagnoseConfig,
     /// Calls of one function in flight at once, across all runs (at least 1).
     pub calls_per_function: usize,
 }
@@ -55,6 +71,10 @@ impl Default for ToolboxConfig {
             smtp: None,
             prometheus: None,
             kubernetes: None,
+            jaeger: None,
+            topology: Topology::default(),
+            elasticsearch: None,
+            diagnose: DiagnoseConfig::default(),
             calls_per_function: DEFAULT_CALLS_PER_FUNCTION,
         }
     }
@@ -83,6 +103,9 @@ pub enum Adapter {
     Email,
     Prometheus,
     Kubernetes,
+    Traces,
+    Logs,
+    Diagnose,
 }
 
 impl Adapter {
@@ -99,6 +122,11 @@ impl Adapter {
         "k8s.scale",
         "k8s.scale_to",
         "k8s.restart",
+        "trace.dependencies",
+        "trace.slowest_spans",
+        "logs.aggregate",
+        "diagnose.walk",
+        "diagnose.database",
     ];
 
     pub fn of(function: &str) -> Option<Adapter> {
@@ -109,6 +137,9 @@ impl Adapter {
             "notify.email" => Adapter::Email,
             "prom.query" | "prom.range" => Adapter::Prometheus,
             "k8s.deployment" | "k8s.scale" | "k8s.scale_to" | "k8s.restart" => Adapter::Kubernetes,
+            "trace.dependencies" | "trace.slowest_spans" => Adapter::Traces,
+            "logs.aggregate" => Adapter::Logs,
+            "diagnose.walk" | "diagnose.database" => Adapter::Diagnose,
             _ => return None,
         })
     }
@@ -123,6 +154,9 @@ impl Adapter {
             Adapter::Kubernetes => Some(
                 "[kubernetes] (an empty section uses KUBECONFIG, ~/.kube/config or the in-cluster account)",
             ),
+            Adapter::Traces => Some("[jaeger] url or a [topology]"),
+            Adapter::Logs => Some("[elasticsearch] url"),
+            Adapter::Diagnose => Some("[prometheus] url"),
         }
     }
 
@@ -134,6 +168,9 @@ impl Adapter {
             Adapter::Email => config.smtp.is_some(),
             Adapter::Prometheus => config.prometheus.is_some(),
             Adapter::Kubernetes => config.kubernetes.is_some(),
+            Adapter::Traces => config.jaeger.is_some() || !config.topology.is_empty(),
+            Adapter::Logs => config.elasticsearch.is_some(),
+            Adapter::Diagnose => config.prometheus.is_some(),
         }
     }
 }
@@ -183,6 +220,9 @@ pub struct StandardToolbox {
     smtp: Arc<smtp::Mailer>,
     prometheus: Option<Arc<prometheus::Prometheus>>,
     kubernetes: Option<Arc<Kubernetes>>,
+    jaeger: Arc<jaeger::Jaeger>,
+    elasticsearch: Arc<elasticsearch::Elasticsearch>,
+    diagnose: Arc<diagnose::Diagnose>,
     calls_per_function: usize,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -195,16 +235,33 @@ impl StandardToolbox {
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        let prometheus = match config.prometheus {
+            Some(config) => Some(Arc::new(
+                prometheus::Prometheus::new(config).map_err(|error| error.to_string())?,
+            )),
+            None => None,
+        };
+        let jaeger = Arc::new(
+            jaeger::Jaeger::new(config.jaeger, config.topology.clone())
+                .map_err(|error| error.to_string())?,
+        );
+        let diagnose = Arc::new(diagnose::Diagnose::new(
+            prometheus.clone(),
+            Arc::clone(&jaeger),
+            config.topology,
+            config.diagnose,
+        ));
         Ok(StandardToolbox {
+            jaeger,
+            diagnose,
+            elasticsearch: Arc::new(
+                elasticsearch::Elasticsearch::new(config.elasticsearch)
+                    .map_err(|error| error.to_string())?,
+            ),
             http: Arc::new(http),
             notify: Arc::new(notify::Notifier::new(client, config.notify)),
             smtp: Arc::new(smtp::Mailer::new(config.smtp).map_err(|error| error.to_string())?),
-            prometheus: match config.prometheus {
-                Some(config) => Some(Arc::new(
-                    prometheus::Prometheus::new(config).map_err(|error| error.to_string())?,
-                )),
-                None => None,
-            },
+            prometheus,
             kubernetes: config.kubernetes,
             calls_per_function: config.calls_per_function.max(1),
             slots: Mutex::new(HashMap::new()),
@@ -231,6 +288,9 @@ impl Toolbox for StandardToolbox {
         let smtp = Arc::clone(&self.smtp);
         let prometheus = self.prometheus.clone();
         let kubernetes = self.kubernetes.clone();
+        let jaeger = Arc::clone(&self.jaeger);
+        let elasticsearch = Arc::clone(&self.elasticsearch);
+        let diagnose = Arc::clone(&self.diagnose);
         Box::pin(async move {
             let _slot = match slots {
                 Some(slots) => Some(slots.acquire_owned().await.map_err(|_| {
@@ -264,6 +324,18 @@ impl Toolbox for StandardToolbox {
                     None => Err(kubernetes::KubernetesError::NotConfigured),
                 }
                 .map_err(CallError::from),
+                Adapter::Traces => jaeger
+                    .call(&function, args)
+                    .await
+                    .map_err(|error| failed(&error)),
+                Adapter::Logs => elasticsearch
+                    .call(&function, args)
+                    .await
+                    .map_err(|error| failed(&error)),
+                Adapter::Diagnose => diagnose
+                    .call(&function, args)
+                    .await
+                    .map_err(|error| failed(&error)),
             }
         })
     }
@@ -311,8 +383,8 @@ impl Toolbox for StandardToolbox {
 mod tests {
     use super::*;
 
-    /// Modules whose adapters come with issue 10 (Jaeger, Elasticsearch, the dependency walk).
-    const NOT_YET: &[&str] = &["trace", "logs", "diagnose"];
+    /// Modules without an adapter yet.
+    const NOT_YET: &[&str] = &[];
 
     #[test]
     fn every_stdlib_function_has_exactly_one_implementation() {
