@@ -1,7 +1,7 @@
 //! `medic run`, `medic serve` and `medic doctor` with `[kubernetes]`, against the sandbox's
 //! Kubernetes API server (over TLS, through the real `kube` client), as a user runs them.
 
-use super::serve::{Receiver, free_port};
+use super::serve::{Receiver, Server, alertmanager_payload, config, free_port, write_plan};
 use super::{medic, medic_with_env, stdout, temp_dir};
 use medic_sandbox::kubernetes::ApiServer;
 
@@ -189,4 +189,91 @@ fn doctor_asks_the_api_server_for_each_permission() {
         "{text}"
     );
     assert!(text.contains("problems found"), "{text}");
+}
+
+const SCALE_PLAN: &str = r#"import std.{k8s}
+
+/// Scales the alerted service up until the alert resolves.
+rule hot {
+  on alert "Hot"
+  run up(service: alert.service)
+  cooldown 1m per alert.service
+}
+
+playbook up(service: String) {
+  task scale = k8s.scale(deployment: service, namespace: "shop", by: 1, max: 5) {
+    revert on resolve
+  }
+}
+"#;
+
+/// Waits up to 30 s for `check`.
+fn wait_for(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_reverts_a_scale_on_resolve_unless_somebody_changed_it_since() {
+    let dir = temp_dir("k8s-serve-revert");
+    let cluster = Cluster::start();
+    cluster.api().add_deployment("shop", "web", Some(2));
+    cluster.api().add_deployment("shop", "api", Some(2));
+    std::fs::write(dir.join("kubeconfig"), cluster.api().kubeconfig()).unwrap();
+    write_plan(&dir, SCALE_PLAN);
+    let server = Server::start(
+        &dir,
+        &config("[kubernetes]\nkubeconfig = \"kubeconfig\"\ntimeout = \"5s\"\n"),
+        None,
+    );
+    let fire = |service: &str, status: &str| {
+        let payload = alertmanager_payload("Hot", service, service, status, "2026-11-27T12:00:00Z");
+        let (code, body) = server.post("/webhook/alertmanager", &payload);
+        assert_eq!(code, 200, "{body}");
+    };
+
+    // Scaled up, then put back when the alert resolves.
+    fire("web", "firing");
+    wait_for("web scaled up", || {
+        cluster.api().replicas("shop", "web") == Some(3)
+    });
+    fire("web", "resolved");
+    wait_for("web reverted", || {
+        cluster.api().replicas("shop", "web") == Some(2)
+    });
+
+    // A human took api to 7 meanwhile: the revert leaves it and needs a human.
+    fire("api", "firing");
+    wait_for("api scaled up", || {
+        cluster.api().replicas("shop", "api") == Some(3)
+    });
+    cluster.api().set_replicas("shop", "api", 7);
+    fire("api", "resolved");
+    wait_for("the revert of api to need a human", || {
+        server.json("/api/reverts?state=needs_attention")["reverts"]
+            .as_array()
+            .is_some_and(|reverts| !reverts.is_empty())
+    });
+    let reverts = server.json("/api/reverts?state=needs_attention");
+    let detail = reverts["reverts"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("replicas is 7 now, not the 3 Medic set"),
+        "{detail}"
+    );
+    assert_eq!(cluster.api().replicas("shop", "api"), Some(7));
+    let reverted = server.json("/api/reverts?state=reverted");
+    assert_eq!(
+        reverted["reverts"].as_array().unwrap().len(),
+        1,
+        "{reverted}"
+    );
 }
