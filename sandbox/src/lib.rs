@@ -1,6 +1,8 @@
 //! Simulated worlds and API-faithful test servers: what tests and `medic demo` talk to in
 //! place of real systems that cannot be installed on a laptop (the Kubernetes API, Jaeger,
-//! Elasticsearch). Never used by the runtime's production paths; depends on no Medic crate,
-//! so every crate's tests can use it.
+//! Elasticsearch), and launchers of real servers that can (`prometheus`), on loopback.
+//! Never used by the runtime's production paths; depends on no Medic crate, so every
+//! crate's tests can use it.
 
 pub mod kubernetes;
+pub mod prometheus;
