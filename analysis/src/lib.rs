@@ -6,3 +6,5 @@
 //! - `anomaly` and `diagnosis`: robust anomaly scores against a service's own past, and the
 //!   dependency walk's reasoning (which service's anomaly its own dependencies do not
 //!   explain).
+
+pub mod stack;
