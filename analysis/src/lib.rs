@@ -8,3 +8,4 @@
 //!   explain).
 
 pub mod stack;
+pub mod logs;
