@@ -51,9 +51,24 @@ pub fn mask_into(message: &str, out: &mut String) -> usize {
             out.push_str(WILDCARD);
             return count + 1;
         }
+        let previous = out.len();
         push_separator(out, count);
         let start = out.len();
         mask_token(token, out);
+        // A list of values of one shape is one value ("blk_<*> blk_<*> blk_<*>").
+        let masked = out.get(start..).unwrap_or("");
+        if count > 0
+            && masked.contains(WILDCARD)
+            && out.get(..previous).is_some_and(|before| {
+                before.ends_with(masked)
+                    && before.len() >= masked.len()
+                    && (before.len() == masked.len()
+                        || before.as_bytes().get(before.len() - masked.len() - 1) == Some(&b' '))
+            })
+        {
+            out.truncate(previous);
+            continue;
+        }
         count += 1;
         // A quantity: a masked number followed by its unit word, and optionally by a
         // parenthesised restatement of the same quantity ("1190 bytes (1.16 KB)").
@@ -204,7 +219,25 @@ fn is_variable(core: &str) -> bool {
         || is_address(core)
         || is_uuid(core)
         || is_host_port(core)
+        || is_numbered_host(core)
         || all_words_variable(core)
+}
+
+/// A host name with a numbered label is a generated name, a value: "ec2-52-1-2-3.compute.
+/// amazonaws.com", "5.36.59.76.dynamic-dsl-ip.example.net". (Names without digits, such as
+/// "proxy.example.com" or a Java class, stay words; Drain turns them into `<*>` where they
+/// vary.)
+fn is_numbered_host(core: &str) -> bool {
+    core.contains('.')
+        && core
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-'))
+        && core.split(['.', '-']).any(|label| {
+            label
+                .bytes()
+                .next()
+                .is_some_and(|byte| byte.is_ascii_digit())
+        })
 }
 
 fn is_path(core: &str) -> bool {

@@ -10,7 +10,10 @@ pub mod miner;
 
 pub use miner::{Miner, TemplateId};
 
-/// Occurrences per template in one window.
+use std::collections::BTreeMap;
+
+/// Occurrences per template in one window (by the ids [`Miner::add`] answered; [`compare`]
+/// adds up ids whose templates were merged since).
 #[derive(Debug, Clone, Default)]
 pub struct WindowCounts {
     /// Indexed by template id (ids are dense, in order of first appearance).
@@ -83,11 +86,20 @@ pub fn compare(
     baseline: &WindowCounts,
     limit: usize,
 ) -> Vec<TemplateChange> {
-    let mut changes: Vec<TemplateChange> = current
-        .iter()
-        .filter_map(|(id, count)| {
+    // Ids of templates merged since they were counted are counted under the survivor.
+    let mut windows: BTreeMap<TemplateId, (u64, u64)> = BTreeMap::new();
+    for (id, count) in current.iter() {
+        windows.entry(miner.canonical(id)).or_default().0 += count;
+    }
+    for (id, count) in baseline.iter() {
+        if let Some(entry) = windows.get_mut(&miner.canonical(id)) {
+            entry.1 += count;
+        }
+    }
+    let mut changes: Vec<TemplateChange> = windows
+        .into_iter()
+        .filter_map(|(id, (count, before))| {
             let pattern = miner.pattern(id)?;
-            let before = baseline.get(id);
             let new = before == 0;
             let spiking = !new && count >= SPIKE_MIN_COUNT && count >= SPIKE_RATIO * before;
             Some(TemplateChange {
