@@ -7,5 +7,8 @@
 //!   dependency walk's reasoning (which service's anomaly its own dependencies do not
 //!   explain).
 
-pub mod stack;
+pub mod anomaly;
+pub mod diagnosis;
 pub mod logs;
+pub mod scenarios;
+pub mod stack;
