@@ -9,6 +9,7 @@
 mod config;
 mod doctor;
 mod engine;
+mod logs;
 mod output;
 mod sources;
 
@@ -175,6 +176,11 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Mine log templates (`mine`) and compare a file against a baseline (`diff`).
+    Logs {
+        #[command(subcommand)]
+        action: logs::Action,
+    },
     /// Format .ops files in place, or check that they are formatted.
     Fmt {
         /// Files or directories (searched recursively for *.ops). Default: the current directory.
@@ -255,6 +261,7 @@ fn main() -> ExitCode {
             deny_warnings,
         } => check(&paths, format, deny_warnings),
         Command::Fmt { paths, check } => fmt(&paths, check),
+        Command::Logs { action } => logs::run(action),
         Command::Plan {
             paths,
             format,
