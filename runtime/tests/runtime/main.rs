@@ -12,6 +12,7 @@ mod engine;
 mod executor;
 mod hostile;
 mod http;
+mod jaeger;
 mod journal;
 mod kubernetes;
 mod prometheus;
