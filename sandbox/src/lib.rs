@@ -4,6 +4,7 @@
 //! Never used by the runtime's production paths; depends on no Medic crate, so every
 //! crate's tests can use it.
 
+pub mod elasticsearch;
 pub mod jaeger;
 pub mod kubernetes;
 pub mod prometheus;
