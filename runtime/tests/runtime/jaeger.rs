@@ -369,28 +369,37 @@ async fn slowest_spans_blame_a_slow_callee_not_its_callers_over_api_v3() {
 
 #[tokio::test]
 async fn slowest_spans_fall_back_to_the_v1_search_and_remember_it() {
-    let server = JaegerServer::start().await.unwrap();
-    server.serve(Apis::V1Only);
-    slow_database_traces(&server);
-    let since = now_ms() - 10 * 60 * 1000;
-    let report = run(
-        SLOWEST,
-        &[("since", Value::Time(since))],
-        toolbox(Some(config(&server)), Topology::default()),
-    )
-    .await;
-    assert_the_database_is_the_hotspot(&output(&report, "spans"));
-    let paths: Vec<String> = server
-        .requests()
-        .iter()
-        .map(|request| request.path.clone())
-        .collect();
-    // v3 once, found missing; then v1, also for the second call.
-    assert_eq!(paths, ["/api/v3/traces", "/api/traces", "/api/traces"]);
-    let v1 = &server.requests()[1];
-    assert_eq!(v1.param("service"), Some("payment-gateway"));
-    assert_eq!(v1.param("start"), Some((since * 1000).to_string().as_str()));
-    assert_eq!(v1.param("limit"), Some("100"));
+    // Jaeger before api_v3 answers /api/v3/traces with its UI's page; behind a proxy that
+    // forwards only /api/, with a plain 404. Either way the route is missing.
+    for ui in [true, false] {
+        let server = JaegerServer::start().await.unwrap();
+        server.serve(Apis::V1Only);
+        server.serve_ui(ui);
+        slow_database_traces(&server);
+        let since = now_ms() - 10 * 60 * 1000;
+        let report = run(
+            SLOWEST,
+            &[("since", Value::Time(since))],
+            toolbox(Some(config(&server)), Topology::default()),
+        )
+        .await;
+        assert_the_database_is_the_hotspot(&output(&report, "spans"));
+        let paths: Vec<String> = server
+            .requests()
+            .iter()
+            .map(|request| request.path.clone())
+            .collect();
+        // v3 once, found missing; then v1, also for the second call.
+        assert_eq!(
+            paths,
+            ["/api/v3/traces", "/api/traces", "/api/traces"],
+            "ui: {ui}"
+        );
+        let v1 = &server.requests()[1];
+        assert_eq!(v1.param("service"), Some("payment-gateway"));
+        assert_eq!(v1.param("start"), Some((since * 1000).to_string().as_str()));
+        assert_eq!(v1.param("limit"), Some("100"));
+    }
 }
 
 #[tokio::test]

@@ -25,7 +25,12 @@
 //!   `endTimeUnixNano` as decimal strings, `service.name` as a resource attribute) and, when
 //!   nothing matched, 404 with `{"error": {"httpCode": 404, "message": "No traces found"}}`.
 //!   Bad parameters are 400 with the same error object.
-//! - Anything else is Go's `404 page not found`, as the query service's router answers.
+//! - Any other path is the UI's `index.html` (200, `text/html`), as the UI's catch-all
+//!   (`StaticAssetsHandler.notFound`) answers, except unknown `/api/*` paths on a Jaeger with
+//!   api_v3, which recent Jaeger answers with Go's `404 page not found`. Jaeger before api_v3
+//!   answers `/api/v3/traces` with the UI's page, so that is what [`Apis::V1Only`] does.
+//!   [`JaegerServer::serve_ui`]`(false)` answers every unknown path with the 404 (a proxy
+//!   that forwards only `/api/`).
 //!
 //! The fixtures in `sandbox/fixtures/jaeger/` pin these shapes; `tests` checks the server
 //! against them.
@@ -76,7 +81,7 @@ pub enum Apis {
     /// v1 and api_v3, as Jaeger 1.x since api_v3's HTTP gateway.
     #[default]
     Both,
-    /// v1 only: an older Jaeger.
+    /// v1 only: an older Jaeger (its UI's page answers `/api/v3/*`).
     V1Only,
     /// api_v3 and v1's `/api/services` and `/api/dependencies`, without the v1 search.
     V3Only,
@@ -123,6 +128,9 @@ impl Recorded {
 /// The newest requests kept.
 const REQUESTS_KEPT: usize = 10_000;
 
+/// The start of the Jaeger UI's page, which its catch-all answers.
+const INDEX_HTML: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Jaeger UI</title></head><body><div id=\"jaeger-ui-root\"></div></body></html>";
+
 /// `defaultQueryLimit` of Jaeger's v1 search.
 const DEFAULT_LIMIT: usize = 100;
 
@@ -135,6 +143,7 @@ struct ServerState {
     token: Option<String>,
     refusal: Option<(u16, String)>,
     stalled: bool,
+    without_ui: bool,
 }
 
 type Shared = Arc<Mutex<ServerState>>;
@@ -196,6 +205,11 @@ impl JaegerServer {
 
     pub fn add_traces(&self, traces: impl IntoIterator<Item = Trace>) {
         lock(&self.shared).traces.extend(traces);
+    }
+
+    /// Whether paths nothing else answers get the UI's page (the default) or a 404.
+    pub fn serve_ui(&self, ui: bool) {
+        lock(&self.shared).without_ui = !ui;
     }
 
     /// The links `/api/dependencies` answers from now on, whatever the window.
@@ -398,7 +412,7 @@ impl ServerState {
             "/api/dependencies" => Route::V1Dependencies,
             "/api/v3/services" if v3 => Route::V3Services,
             "/api/v3/traces" if v3 => Route::V3Traces,
-            _ => return Answer::not_found(),
+            _ => return self.unrouted(path),
         };
         if method != Method::GET {
             return Answer::go_error(405, "Method Not Allowed");
@@ -532,6 +546,19 @@ impl ServerState {
                     body: json!({"result": {"resourceSpans": resource_spans}}).to_string(),
                 }
             }
+        }
+    }
+
+    /// The answer to a path no API route takes: the UI's page, or Go's 404.
+    fn unrouted(&self, path: &str) -> Answer {
+        let api = path == "/api" || path.starts_with("/api/");
+        if self.without_ui || (api && self.apis != Apis::V1Only) {
+            return Answer::not_found();
+        }
+        Answer {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: INDEX_HTML.to_string(),
         }
     }
 

@@ -159,13 +159,30 @@ async fn the_switches_remove_routes_refuse_and_require_a_token() {
     let server = JaegerServer::start().await.unwrap();
     server.add_trace(checkout_trace());
     server.serve(Apis::V1Only);
+    // Jaeger before api_v3: the UI's catch-all answers.
+    let absent = get(&server, "/api/v3/traces").await;
+    assert_eq!(
+        (absent.status, absent.content_type.as_str()),
+        (200, "text/html; charset=utf-8")
+    );
+    assert!(absent.body.contains("Jaeger UI"));
+    server.serve_ui(false);
     let absent = get(&server, "/api/v3/traces").await;
     assert_eq!(
         (absent.status, absent.body.as_str()),
         (404, "404 page not found\n")
     );
+    server.serve_ui(true);
     server.serve(Apis::V3Only);
-    assert_eq!(get(&server, "/api/traces?service=x").await.status, 404);
+    let absent = get(&server, "/api/traces?service=x").await;
+    assert_eq!(
+        (absent.status, absent.body.as_str()),
+        (404, "404 page not found\n")
+    );
+    assert_eq!(
+        get(&server, "/search").await.content_type,
+        "text/html; charset=utf-8"
+    );
     assert_eq!(get(&server, "/api/dependencies").await.status, 200);
     assert_eq!(get(&server, "/api/v3/services").await.status, 200);
     server.refuse(500, "elasticsearch: no such index");
