@@ -8,6 +8,7 @@
 )]
 
 mod control;
+mod elasticsearch;
 mod engine;
 mod executor;
 mod hostile;
