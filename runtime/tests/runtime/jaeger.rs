@@ -575,3 +575,98 @@ async fn the_rust_api_answers_graphs_and_self_times() {
     assert!((times[0].share - 0.9).abs() < 1e-9, "{times:?}");
     assert!((times[1].p99_self_ms - 20.0).abs() < 1e-9, "{times:?}");
 }
+
+/// A loopback listener that answers every request with `answer` (status line, headers and
+/// body as given), then `extra` zero bytes, and closes.
+async fn raw_server(answer: String, extra: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b' '; 64 * 1024];
+                let mut left = extra;
+                while left > 0 {
+                    let size = left.min(chunk.len());
+                    if stream.write_all(&chunk[..size]).await.is_err() {
+                        return;
+                    }
+                    left -= size;
+                }
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+fn http_answer(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// What Jaeger never answers: each is an error saying what was wrong, never a graph.
+#[tokio::test]
+async fn answers_jaeger_never_gives_are_errors_naming_what_was_wrong() {
+    let cases = [
+        (
+            http_answer("200 OK", "application/json", "not json"),
+            0,
+            "jaeger's answer is not JSON (expected ident at line 1 column 2): \"not json\"",
+        ),
+        (
+            http_answer("502 Bad Gateway", "text/html", "<html>Bad Gateway</html>"),
+            0,
+            "jaeger answered HTTP 502 without a query API answer: \"<html>Bad Gateway</html>\"",
+        ),
+        (
+            http_answer("200 OK", "application/json", r#"{"data": [{"parent": "a"}]}"#),
+            0,
+            "jaeger's answer is not the query API's: data[0] has no `child`",
+        ),
+        // A redirect is not followed (it could lead the token elsewhere).
+        (
+            "HTTP/1.1 302 Found\r\nlocation: http://192.0.2.1/api/dependencies\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string(),
+            0,
+            "jaeger answered HTTP 302 without a query API answer: (empty)",
+        ),
+        (
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                17 * 1024 * 1024
+            ),
+            17 * 1024 * 1024,
+            "jaeger's answer is larger than 16 MiB, so it was not read",
+        ),
+    ];
+    for (answer, extra, expected) in cases {
+        let url = raw_server(answer, extra).await;
+        let config = JaegerConfig {
+            url,
+            timeout: Duration::from_secs(10),
+            bearer_token: Some("s3cret".into()),
+        };
+        let report = run(
+            DEPENDENCIES_LAST_HOUR,
+            &[],
+            toolbox(Some(config), Topology::default()),
+        )
+        .await;
+        assert_eq!(failure(&report, "deep"), expected);
+    }
+}
