@@ -446,6 +446,27 @@ impl Elasticsearch {
         Ok(self.aggregate(&query).await?.to_value())
     }
 
+    /// Whether Elasticsearch answers with this configuration (URL, credentials): its root
+    /// endpoint's version, for `medic doctor`.
+    pub async fn check(&self) -> Result<String, ElasticsearchError> {
+        let configured = self
+            .configured
+            .as_ref()
+            .ok_or(ElasticsearchError::NotConfigured)?;
+        let request = configured.client.get(configured.base.clone());
+        let answer = configured
+            .send(request, Instant::now() + configured.timeout)
+            .await?;
+        let version = answer
+            .get("version")
+            .and_then(|version| version.get("number"))
+            .and_then(Json::as_str)
+            .ok_or_else(|| {
+                ElasticsearchError::Shape("the root endpoint names no version".into())
+            })?;
+        Ok(format!("Elasticsearch {version} answered"))
+    }
+
     /// `logs.aggregate`: counts, templates against the baseline, stack traces.
     pub async fn aggregate(
         &self,

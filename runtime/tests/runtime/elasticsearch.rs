@@ -553,6 +553,21 @@ playbook check(service: String, since: Time) {
     );
     let report = aggregate(AGGREGATE, toolbox(Some(basic("changeme"))), now).await;
     assert_eq!(output(&report, "logs")["errors"], Value::Int(10));
+    // `medic doctor`'s check uses the same credentials.
+    let adapter = Elasticsearch::new(Some(basic("changeme"))).unwrap();
+    assert_eq!(
+        adapter.check().await.unwrap(),
+        "Elasticsearch 8.15.0 answered"
+    );
+    let adapter = Elasticsearch::new(Some(basic("wrong"))).unwrap();
+    assert!(
+        adapter
+            .check()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("security_exception")
+    );
     assert_eq!(server.open_points_in_time(), 0);
 }
 
