@@ -7,7 +7,7 @@ use medic_compiler::plan::Value;
 use medic_runtime::adapters::jaeger::{Direction, Edge, Jaeger, JaegerConfig};
 use medic_runtime::adapters::{StandardToolbox, ToolboxConfig, Topology};
 use medic_runtime::executor::RunReport;
-use medic_sandbox::jaeger::{Apis, Dependency, JaegerServer, TraceBuilder, TraceGenerator};
+use medic_sandbox::jaeger::{ApiV3, Apis, Dependency, JaegerServer, TraceBuilder, TraceGenerator};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -338,32 +338,52 @@ fn assert_the_database_is_the_hotspot(record: &std::collections::BTreeMap<String
 
 #[tokio::test]
 async fn slowest_spans_blame_a_slow_callee_not_its_callers_over_api_v3() {
-    let server = JaegerServer::start().await.unwrap();
-    server.serve(Apis::V3Only);
-    slow_database_traces(&server);
-    let since = now_ms() - 10 * 60 * 1000;
-    let report = run(
-        SLOWEST,
-        &[("since", Value::Time(since))],
-        toolbox(Some(config(&server)), Topology::default()),
-    )
-    .await;
-    assert_the_database_is_the_hotspot(&output(&report, "spans"));
-    assert_eq!(slow_spans(&output(&report, "again")).len(), 5);
-    let requests = server.requests();
-    assert_eq!(requests.len(), 2);
-    for request in &requests {
-        assert_eq!(request.path, "/api/v3/traces");
-        assert_eq!(request.param("query.service_name"), Some("payment-gateway"));
-        assert_eq!(request.param("query.num_traces"), Some("100"));
-        let min =
-            chrono::DateTime::parse_from_rfc3339(request.param("query.start_time_min").unwrap())
-                .unwrap();
-        assert_eq!(min.timestamp_millis(), since);
-        let max =
-            chrono::DateTime::parse_from_rfc3339(request.param("query.start_time_max").unwrap())
-                .unwrap();
-        assert!((now_ms() - max.timestamp_millis()).abs() < 60_000);
+    // Every generation of api_v3's gateway: each reads its own parameter names.
+    for generation in [
+        ApiV3::Early,
+        ApiV3::SnakeCase,
+        ApiV3::Current,
+        ApiV3::CamelCaseOnly,
+    ] {
+        let server = JaegerServer::start().await.unwrap();
+        server.serve(Apis::V3Only);
+        server.api_v3(generation);
+        slow_database_traces(&server);
+        let since = now_ms() - 10 * 60 * 1000;
+        let report = run(
+            SLOWEST,
+            &[("since", Value::Time(since))],
+            toolbox(Some(config(&server)), Topology::default()),
+        )
+        .await;
+        assert_the_database_is_the_hotspot(&output(&report, "spans"));
+        assert_eq!(
+            slow_spans(&output(&report, "again")).len(),
+            5,
+            "{generation:?}"
+        );
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2, "{generation:?}");
+        for request in &requests {
+            assert_eq!(request.path, "/api/v3/traces");
+            for (camel, snake) in [
+                ("query.serviceName", "query.service_name"),
+                ("query.searchDepth", "query.num_traces"),
+                ("query.startTimeMin", "query.start_time_min"),
+                ("query.startTimeMax", "query.start_time_max"),
+            ] {
+                assert_eq!(request.param(camel), request.param(snake), "{request:?}");
+            }
+            assert_eq!(request.param("query.serviceName"), Some("payment-gateway"));
+            assert_eq!(request.param("query.searchDepth"), Some("100"));
+            let time = |name: &str| {
+                chrono::DateTime::parse_from_rfc3339(request.param(name).unwrap())
+                    .unwrap()
+                    .timestamp_millis()
+            };
+            assert_eq!(time("query.startTimeMin"), since);
+            assert!((now_ms() - time("query.startTimeMax")).abs() < 60_000);
+        }
     }
 }
 
@@ -404,9 +424,14 @@ async fn slowest_spans_fall_back_to_the_v1_search_and_remember_it() {
 
 #[tokio::test]
 async fn no_traces_is_an_empty_answer_on_both_apis() {
-    for apis in [Apis::Both, Apis::V1Only] {
+    for (apis, generation) in [
+        (Apis::Both, ApiV3::Current),
+        (Apis::Both, ApiV3::Early),
+        (Apis::V1Only, ApiV3::Current),
+    ] {
         let server = JaegerServer::start().await.unwrap();
         server.serve(apis);
+        server.api_v3(generation);
         let report = run(
             SLOWEST,
             &[("since", Value::Time(now_ms() - 60_000))],

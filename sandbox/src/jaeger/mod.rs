@@ -24,7 +24,10 @@
 //!   `{"result": {"resourceSpans": [...]}}` (hex ids, `startTimeUnixNano` and
 //!   `endTimeUnixNano` as decimal strings, `service.name` as a resource attribute) and, when
 //!   nothing matched, 404 with `{"error": {"httpCode": 404, "message": "No traces found"}}`.
-//!   Bad parameters are 400 with the same error object.
+//!   Bad parameters are 400 with the same error object. Parameter names changed over
+//!   Jaeger's versions (snake_case, then camelCase with snake_case aliases, announced to
+//!   become camelCase only), and the first gateway answered without the `result` wrapper;
+//!   [`ApiV3`] selects the generation.
 //! - Any other path is the UI's `index.html` (200, `text/html`), as the UI's catch-all
 //!   (`StaticAssetsHandler.notFound`) answers, except unknown `/api/*` paths on a Jaeger with
 //!   api_v3, which recent Jaeger answers with Go's `404 page not found`. Jaeger before api_v3
@@ -87,6 +90,25 @@ pub enum Apis {
     V3Only,
 }
 
+/// Which generation of api_v3's HTTP gateway the server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiV3 {
+    /// The first gateway (Jaeger 1.x, gorilla/mux): snake_case parameters
+    /// (`query.service_name`, `query.start_time_min`, `query.num_traces`), the OTLP
+    /// `TracesData` written bare (`{"resourceSpans": [...]}`), and `{}` with 200 when no trace
+    /// matched.
+    Early,
+    /// snake_case parameters, answers wrapped in `{"result": ...}`, 404 "No traces found".
+    SnakeCase,
+    /// Today's gateway: camelCase parameters (`query.serviceName`, `query.startTimeMin`,
+    /// `query.startTimeMax`, `query.searchDepth`), the snake_case ones kept as deprecated
+    /// aliases (the camelCase value wins when both are given), wrapped answers, the 404.
+    #[default]
+    Current,
+    /// Once the snake_case aliases are gone (announced for Jaeger 2.20).
+    CamelCaseOnly,
+}
+
 /// One dependency link, as `/api/dependencies` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dependency {
@@ -144,6 +166,7 @@ struct ServerState {
     refusal: Option<(u16, String)>,
     stalled: bool,
     without_ui: bool,
+    api_v3: ApiV3,
 }
 
 type Shared = Arc<Mutex<ServerState>>;
@@ -205,6 +228,11 @@ impl JaegerServer {
 
     pub fn add_traces(&self, traces: impl IntoIterator<Item = Trace>) {
         lock(&self.shared).traces.extend(traces);
+    }
+
+    /// Which generation of api_v3 is served from now on.
+    pub fn api_v3(&self, generation: ApiV3) {
+        lock(&self.shared).api_v3 = generation;
     }
 
     /// Whether paths nothing else answers get the UI's page (the default) or a 404.
@@ -498,42 +526,93 @@ impl ServerState {
                 )
             }
             Route::V3Traces => {
-                let (Some(min), Some(max)) =
-                    (param("query.start_time_min"), param("query.start_time_max"))
-                else {
+                let generation = self.api_v3;
+                // Which spelling of a parameter this generation reads, canonical first.
+                let resolve = |canonical: &'static str,
+                               snake: &'static [&'static str]|
+                 -> Option<(&str, &'static str)> {
+                    let names: Vec<&'static str> = match generation {
+                        ApiV3::Early | ApiV3::SnakeCase => snake.to_vec(),
+                        ApiV3::Current => std::iter::once(canonical)
+                            .chain(snake.iter().copied())
+                            .collect(),
+                        ApiV3::CamelCaseOnly => vec![canonical],
+                    };
+                    names
+                        .into_iter()
+                        .find_map(|name| param(name).map(|value| (value, name)))
+                };
+                let (Some((min, min_name)), Some((max, max_name))) = (
+                    resolve("query.startTimeMin", &["query.start_time_min"]),
+                    resolve("query.startTimeMax", &["query.start_time_max"]),
+                ) else {
                     return Answer::v3_error(
                         400,
-                        "query.start_time_min and query.start_time_max are required",
+                        match generation {
+                            ApiV3::Early | ApiV3::SnakeCase => {
+                                "query.start_time_min and query.start_time_max are required"
+                            }
+                            ApiV3::Current | ApiV3::CamelCaseOnly => {
+                                "query.startTimeMin and query.startTimeMax are required"
+                            }
+                        },
                     );
+                };
+                let malformed = |name: &str, text: &str| {
+                    Answer::v3_error(
+                        400,
+                        &format!(
+                            "malformed parameter {name}: parsing time {text:?} as \"2006-01-02T15:04:05.999999999Z07:00\": cannot parse"
+                        ),
+                    )
                 };
                 let Some(min_us) = parse_rfc3339_us(min) else {
-                    return Answer::v3_error(
-                        400,
-                        &format!(
-                            "malformed parameter query.start_time_min: parsing time {min:?} as \"2006-01-02T15:04:05.999999999Z07:00\": cannot parse"
-                        ),
-                    );
+                    return malformed(min_name, min);
                 };
                 let Some(max_us) = parse_rfc3339_us(max) else {
-                    return Answer::v3_error(
-                        400,
-                        &format!(
-                            "malformed parameter query.start_time_max: parsing time {max:?} as \"2006-01-02T15:04:05.999999999Z07:00\": cannot parse"
-                        ),
-                    );
+                    return malformed(max_name, max);
                 };
-                let limit = match param("query.num_traces").map(|text| {
-                    text.parse::<usize>().map_err(|_| {
-                        format!("malformed parameter query.num_traces: strconv.Atoi: parsing {text:?}: invalid syntax")
-                    })
-                }) {
+                let depth = match generation {
+                    ApiV3::Early | ApiV3::SnakeCase => resolve("", &["query.num_traces"]),
+                    _ => resolve(
+                        "query.searchDepth",
+                        &["query.num_traces", "query.search_depth"],
+                    ),
+                };
+                let limit = match depth {
                     None => DEFAULT_LIMIT,
-                    Some(Ok(0)) => DEFAULT_LIMIT,
-                    Some(Ok(limit)) => limit,
-                    Some(Err(message)) => return Answer::v3_error(400, &message),
+                    Some((text, name)) => match text.parse::<usize>() {
+                        Ok(0) => DEFAULT_LIMIT,
+                        Ok(limit) => limit,
+                        Err(_) => {
+                            return Answer::v3_error(
+                                400,
+                                &format!(
+                                    "malformed parameter {name}: strconv.Atoi: parsing {text:?}: invalid syntax"
+                                ),
+                            );
+                        }
+                    },
                 };
-                let service = param("query.service_name").unwrap_or("");
+                let service = resolve("query.serviceName", &["query.service_name"])
+                    .map_or("", |(value, _)| value);
                 let found = self.search(service, min_us, max_us, limit);
+                if generation == ApiV3::Early {
+                    // The first HTTP gateway wrote TracesData itself, and nothing (jsonpb
+                    // leaves out an empty list) when no trace matched.
+                    let resource_spans: Vec<Json> =
+                        found.into_iter().flat_map(v3_resource_spans).collect();
+                    let body = if resource_spans.is_empty() {
+                        json!({})
+                    } else {
+                        json!({"resourceSpans": resource_spans})
+                    };
+                    return Answer {
+                        status: 200,
+                        content_type: "text/plain; charset=utf-8",
+                        body: body.to_string(),
+                    };
+                }
                 if found.is_empty() {
                     return Answer::v3_error(404, "No traces found");
                 }

@@ -155,6 +155,66 @@ async fn v3_answers_match_the_fixtures() {
 }
 
 #[tokio::test]
+async fn api_v3_generations_read_their_parameter_names_and_answer_their_shapes() {
+    let server = JaegerServer::start().await.unwrap();
+    server.add_trace(checkout_trace());
+    let window =
+        "query.start_time_min=2026-11-27T11:47:39Z&query.start_time_max=2026-11-27T11:47:41Z";
+    let camel = "query.startTimeMin=2026-11-27T11:47:39Z&query.startTimeMax=2026-11-27T11:47:41Z";
+    let expected = fixture("v3_traces.json");
+    // Today's gateway reads both spellings; the camelCase one wins.
+    let both = get(&server, &format!("/api/v3/traces?query.serviceName=payments-db&query.service_name=nobody&{camel}&{window}")).await;
+    assert_eq!(json_of(&both), expected);
+    server.api_v3(ApiV3::CamelCaseOnly);
+    let snake = get(
+        &server,
+        &format!("/api/v3/traces?query.service_name=payments-db&{window}"),
+    )
+    .await;
+    assert_eq!(snake.status, 400);
+    assert_eq!(json_of(&snake), fixture("v3_error.json"));
+    assert_eq!(
+        get(
+            &server,
+            &format!("/api/v3/traces?query.serviceName=payments-db&{camel}")
+        )
+        .await
+        .status,
+        200
+    );
+    server.api_v3(ApiV3::SnakeCase);
+    let camel_only = get(
+        &server,
+        &format!("/api/v3/traces?query.serviceName=payments-db&{camel}"),
+    )
+    .await;
+    assert_eq!(
+        json_of(&camel_only)["error"]["message"],
+        "query.start_time_min and query.start_time_max are required"
+    );
+    assert_eq!(
+        json_of(
+            &get(
+                &server,
+                &format!("/api/v3/traces?query.service_name=payments-db&{window}")
+            )
+            .await
+        ),
+        expected
+    );
+    // The first gateway: TracesData unwrapped, and `{}` for no match.
+    server.api_v3(ApiV3::Early);
+    let early = get(
+        &server,
+        &format!("/api/v3/traces?query.service_name=payments-db&{window}"),
+    )
+    .await;
+    assert_eq!(json_of(&early), expected["result"]);
+    let none = get(&server, "/api/v3/traces?query.service_name=x&query.start_time_min=2020-01-01T00:00:00Z&query.start_time_max=2020-01-01T00:00:01Z").await;
+    assert_eq!((none.status, json_of(&none)), (200, json!({})));
+}
+
+#[tokio::test]
 async fn the_switches_remove_routes_refuse_and_require_a_token() {
     let server = JaegerServer::start().await.unwrap();
     server.add_trace(checkout_trace());

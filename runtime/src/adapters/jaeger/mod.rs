@@ -8,7 +8,8 @@
 //!   edges) and walks them breadth-first to `depth` hops in the asked direction ([`graph`]).
 //!   Without `[jaeger]` the topology alone answers;
 //! - `trace.slowest_spans` reads the service's traces from api_v3 (`GET /api/v3/traces`,
-//!   RFC 3339 times) and falls back to the v1 search (`GET /api/traces`, microseconds) when
+//!   RFC 3339 times, each parameter under its camelCase and its older snake_case name) and
+//!   falls back to the v1 search (`GET /api/traces`, microseconds) when
 //!   the v3 route itself is missing (a 404 without api_v3's error object, or the UI's HTML
 //!   page answered in its place) — not when v3 found no traces (its 404 "No traces found").
 //!   The API that answered is remembered for later calls. Time is attributed along each
@@ -503,11 +504,20 @@ impl Client {
         until_ms: i64,
     ) -> Result<Option<Vec<critical::Trace>>, JaegerError> {
         let url = self.endpoint(&["api", "v3", "traces"]);
+        // Each parameter under both of its names: today's camelCase ones (which win when
+        // both are given) and the snake_case ones of earlier gateways, kept as aliases until
+        // their announced removal. One request then works with every generation.
+        let (min, max) = (rfc3339(since_ms), rfc3339(until_ms));
+        let depth = TRACES_PER_CALL.to_string();
         let query = [
+            ("query.serviceName", service.to_string()),
+            ("query.startTimeMin", min.clone()),
+            ("query.startTimeMax", max.clone()),
+            ("query.searchDepth", depth.clone()),
             ("query.service_name", service.to_string()),
-            ("query.start_time_min", rfc3339(since_ms)),
-            ("query.start_time_max", rfc3339(until_ms)),
-            ("query.num_traces", TRACES_PER_CALL.to_string()),
+            ("query.start_time_min", min),
+            ("query.start_time_max", max),
+            ("query.num_traces", depth),
         ];
         match self.get(url, &query).await? {
             Answer::Absent => Ok(None),

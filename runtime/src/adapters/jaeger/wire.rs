@@ -7,7 +7,8 @@
 //!   `duration` in microseconds, `processID`; `processes{id: {serviceName}}`), links as
 //!   `{parent, child, callCount}`; refusals as `errors[{code, msg}]`;
 //! - api_v3 (`/api/v3/traces`): OTLP JSON inside the gateway wrapper
-//!   `{"result": {"resourceSpans": [...]}}` (`cmd/query/app/apiv3/http_gateway.go`), span
+//!   `{"result": {"resourceSpans": [...]}}` (`cmd/query/app/apiv3/http_gateway.go`; the first
+//!   gateways wrote it bare, `{"resourceSpans": [...]}` or `{}`), span
 //!   ids in hex, times as decimal strings of Unix nanoseconds, `service.name` a resource
 //!   attribute; refusals as `{"error": {"httpCode", "message"}}`.
 //!
@@ -235,17 +236,23 @@ pub fn v3_traces(json: &Json) -> Result<Vec<Trace>, JaegerError> {
         return Err(JaegerError::Refused { code, message });
     }
     let fields = object(json, "the answer")?;
-    let result = fields
-        .get("result")
-        .ok_or_else(|| shape("the answer has no `result`".into()))?;
-    let result = object(result, "result")?;
+    // The first HTTP gateways wrote `TracesData` bare, and `{}` for no match; later ones
+    // wrap it in `result`.
+    let (result, prefix) = match fields.get("result") {
+        Some(result) => (object(result, "result")?, "result."),
+        None if fields.is_empty() || fields.contains_key("resourceSpans") => (fields, ""),
+        None => return Err(shape("the answer has no `result`".into())),
+    };
     let mut traces: BTreeMap<String, Vec<Span>> = BTreeMap::new();
     let Some(resources) = result.get("resourceSpans") else {
         // jsonpb leaves out an empty list.
         return Ok(Vec::new());
     };
-    for (index, resource_spans) in list(resources, "result.resourceSpans")?.iter().enumerate() {
-        let place = format!("result.resourceSpans[{index}]");
+    for (index, resource_spans) in list(resources, &format!("{prefix}resourceSpans"))?
+        .iter()
+        .enumerate()
+    {
+        let place = format!("{prefix}resourceSpans[{index}]");
         let resource_spans = object(resource_spans, &place)?;
         let service = service_name(resource_spans.get("resource"), &place)?;
         let Some(scopes) = resource_spans.get("scopeSpans") else {
