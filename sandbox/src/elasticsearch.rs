@@ -18,6 +18,9 @@
 //!   `exists`, `match_all`.
 //! - Aggregations: `filter`, `filters` (keyed and anonymous) and `terms` (`field`, `size`).
 //! - `GET /`: the cluster's name and version.
+//! - Switches for tests: [`ElasticsearchServer::require`] (credentials),
+//!   [`ElasticsearchServer::delay`] (a slow or stuck cluster),
+//!   [`ElasticsearchServer::max_result_window`] (`index.max_result_window`).
 //!
 //! # Faithful to Elasticsearch
 //!
@@ -29,7 +32,8 @@
 //!   "reason"}, "status"}`: 400 `parsing_exception` for an unknown query, an unknown option
 //!   of a query or an unknown top-level key (`Unknown key for a START_OBJECT in [x].`),
 //!   400 `x_content_parse_exception` for a body that is not JSON, 400
-//!   `illegal_argument_exception` for a result window over 10 000 and for `search_after`
+//!   `illegal_argument_exception` for a result window over 10 000 (or the
+//!   `max_result_window` set) and for `search_after`
 //!   of another length than the sort, 400 `action_request_validation_exception` for a
 //!   point-in-time search naming an index and for a missing `keep_alive`, 404
 //!   `search_context_missing_exception` for an unknown or expired point in time, 401
@@ -184,6 +188,8 @@ struct Store {
     next_id: u64,
     required: Option<Credentials>,
     delay: Duration,
+    /// `index.max_result_window`; `None` is the default, 10 000.
+    max_result_window: Option<u64>,
     requests: VecDeque<Recorded>,
 }
 
@@ -263,6 +269,12 @@ impl ElasticsearchServer {
     /// From now on, every request must carry these credentials (`None`: none needed).
     pub fn require(&self, credentials: Option<Credentials>) {
         lock(&self.shared).required = credentials;
+    }
+
+    /// Sets `index.max_result_window` for every index: a search whose `from + size` is
+    /// larger is refused (the default is 10 000).
+    pub fn max_result_window(&self, window: u64) {
+        lock(&self.shared).max_result_window = Some(window);
     }
 
     /// Every answer waits this long first (a slow or stuck cluster).
@@ -742,12 +754,13 @@ fn search(store: &mut Store, target: Option<&str>, body: &[u8]) -> Answer {
         .map(|from| whole_number(from, "from"))
         .transpose()?
         .unwrap_or(0);
-    if from.saturating_add(size) > MAX_RESULT_WINDOW {
+    let window = store.max_result_window.unwrap_or(MAX_RESULT_WINDOW);
+    if from.saturating_add(size) > window {
         return Err(EsError::new(
             400,
             "illegal_argument_exception",
             format!(
-                "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
+                "Result window is too large, from + size must be less than or equal to: [{window}] but was [{}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
                 from.saturating_add(size)
             ),
         ));

@@ -209,6 +209,47 @@ async fn counts_and_error_rate_are_of_the_window_and_service() {
     );
 }
 
+/// Alert data reaches Elasticsearch as JSON values only: a service or keyword made to break
+/// out of a hand-built query narrows the search to nothing.
+#[tokio::test]
+async fn hostile_services_and_keywords_stay_json_values() {
+    let server = ElasticsearchServer::start().await.unwrap();
+    let now = now_ms();
+    server.index("logs-1", incident(now));
+    let hostile = "x\"}}, {\"match_all\": {}}, {\"term\": {\"a\": \"";
+    let source = r#"
+import std.{logs}
+playbook check(service: String, since: Time, keyword: String) {
+  task logs = logs.aggregate(service: service, since: since, keywords: [keyword])
+}
+"#;
+    let report = run_playbook(
+        &compile(source),
+        &[
+            ("service", Value::String(hostile.into())),
+            ("since", Value::Time(now - 10 * MINUTE)),
+            ("keyword", Value::String(hostile.into())),
+        ],
+        toolbox(Some(config(&server))),
+    )
+    .await;
+    let summary = output(&report, "logs");
+    assert_eq!(summary["total"], Value::Int(0));
+    assert_eq!(
+        summary["by_keyword"],
+        Value::record([(hostile.to_string(), Value::Int(0))])
+    );
+    let counts = server.requests()[1].json();
+    assert_eq!(
+        counts["query"]["bool"]["filter"][0]["term"]["service.name"],
+        json!(hostile)
+    );
+    assert_eq!(
+        counts["aggs"]["keywords"]["filters"]["filters"]["0"]["match_phrase"]["message"],
+        json!(hostile)
+    );
+}
+
 #[tokio::test]
 async fn keywords_are_phrases_matched_in_the_message_whatever_the_case() {
     let server = ElasticsearchServer::start().await.unwrap();
@@ -568,6 +609,26 @@ playbook check(service: String, since: Time) {
             .to_string()
             .contains("security_exception")
     );
+    assert_eq!(server.open_points_in_time(), 0);
+}
+
+#[tokio::test]
+async fn a_refusal_after_the_point_in_time_opened_still_closes_it() {
+    let server = ElasticsearchServer::start().await.unwrap();
+    let now = now_ms();
+    server.index("logs-1", incident(now));
+    // The counts (size 0) pass; the first page of messages (size 1000) is refused.
+    server.max_result_window(500);
+    let report = aggregate(AGGREGATE, toolbox(Some(config(&server))), now).await;
+    let reason = failure(&report, "logs");
+    assert!(
+        reason.starts_with(
+            "elasticsearch refused the search (illegal_argument_exception): Result window is too large, from + size must be less than or equal to: [500] but was [1000]."
+        ),
+        "{reason}"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.last().unwrap().method, "DELETE");
     assert_eq!(server.open_points_in_time(), 0);
 }
 
