@@ -235,3 +235,44 @@ fn hostile_input_never_panics() {
         let _ = stack::extract(window);
     }
 }
+
+/// The whole corpus read as one log, three times over: every trace is still found (none
+/// swallows the next file's), and identical traces from different files add up.
+#[test]
+fn the_corpus_read_as_one_log_gives_every_group_summed() {
+    type Key = (String, String, String, Vec<String>);
+    let key = |group: &serde_json::Value| -> Key {
+        (
+            group["language"].as_str().unwrap().to_string(),
+            group["exception"].as_str().unwrap().to_string(),
+            group["message"].as_str().unwrap().to_string(),
+            group["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|frame| frame.as_str().unwrap().to_string())
+                .collect(),
+        )
+    };
+    let mut expected: std::collections::BTreeMap<Key, u64> = std::collections::BTreeMap::new();
+    let mut text = String::new();
+    for log in corpus() {
+        text.push_str(&std::fs::read_to_string(&log).unwrap());
+        let groups: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(log.with_extension("json")).unwrap())
+                .unwrap();
+        for group in groups.as_array().unwrap() {
+            *expected.entry(key(group)).or_default() += 3 * group["count"].as_u64().unwrap();
+        }
+    }
+    let all = text.repeat(3);
+    let lines: Vec<&str> = all.lines().collect();
+    let found: std::collections::BTreeMap<Key, u64> = stack::extract(&lines)
+        .iter()
+        .map(|group| {
+            let json = serde_json::to_value(group).unwrap();
+            (key(&json), group.count)
+        })
+        .collect();
+    assert_eq!(found, expected);
+}
