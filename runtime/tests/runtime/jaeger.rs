@@ -695,3 +695,30 @@ async fn answers_jaeger_never_gives_are_errors_naming_what_was_wrong() {
         assert_eq!(failure(&report, "deep"), expected);
     }
 }
+
+/// `Jaeger::check`, for `medic doctor`: the services through api_v3, or through v1.
+#[tokio::test]
+async fn the_check_lists_services_through_either_api() {
+    let server = JaegerServer::start().await.unwrap();
+    server.add_trace(
+        TraceGenerator::new(&[("payment-gateway", &["order-service"])], 3)
+            .trace("payment-gateway", (now_ms() - 1000) * 1000),
+    );
+    let jaeger = Jaeger::new(Some(config(&server)), Topology::default()).unwrap();
+    assert_eq!(jaeger.check().await.unwrap(), "api_v3 lists 2 services");
+    server.serve(Apis::V1Only);
+    assert_eq!(
+        jaeger.check().await.unwrap(),
+        "the v1 API lists 2 services (api_v3 is not served; traces are read through the v1 search)"
+    );
+    server.refuse(503, "storage is down");
+    assert_eq!(
+        jaeger.check().await.unwrap_err().to_string(),
+        "jaeger refused the request (code 503): storage is down"
+    );
+    let unconfigured = Jaeger::new(None, Topology::default()).unwrap();
+    assert_eq!(
+        unconfigured.check().await.unwrap_err().to_string(),
+        "no Jaeger is configured ([jaeger] url in medic.toml)"
+    );
+}

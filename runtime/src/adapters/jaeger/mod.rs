@@ -323,6 +323,14 @@ impl Jaeger {
             .collect())
     }
 
+    /// Whether the query service answers with this configuration (URL, token), for
+    /// `medic doctor`: lists its services through api_v3, or through v1 when api_v3 is not
+    /// served.
+    pub async fn check(&self) -> Result<String, JaegerError> {
+        let client = self.client.as_ref().ok_or(JaegerError::NotConfigured)?;
+        client.check().await
+    }
+
     async fn operations(
         &self,
         service: &str,
@@ -469,6 +477,46 @@ impl Client {
                 status: 404,
                 excerpt: "/api/dependencies is not served".into(),
             }),
+        }
+    }
+
+    /// `GET /api/v3/services`, else `GET /api/services`: how many services Jaeger knows.
+    async fn check(&self) -> Result<String, JaegerError> {
+        let count = |json: &Json, key: &str| -> Result<usize, JaegerError> {
+            json.get(key)
+                .and_then(Json::as_array)
+                .map(Vec::len)
+                .ok_or_else(|| {
+                    JaegerError::Shape(format!("the services answer has no `{key}` list"))
+                })
+        };
+        match self
+            .get(self.endpoint(&["api", "v3", "services"]), &[])
+            .await?
+        {
+            Answer::Json { status, json } => {
+                let decoded = match wire::v3_refusal(&json) {
+                    Some((code, message)) => Err(JaegerError::Refused { code, message }),
+                    None => count(&json, "services"),
+                };
+                let services = success_or_status(status, &json, decoded)?;
+                Ok(format!("api_v3 lists {services} services"))
+            }
+            Answer::Absent => match self.get(self.endpoint(&["api", "services"]), &[]).await? {
+                Answer::Json { status, json } => {
+                    let decoded = match wire::v1_refusal(&json) {
+                        Some(refusal) => Err(refusal),
+                        // `data` is null when Jaeger knows no service.
+                        None if json.get("data").is_some_and(Json::is_null) => Ok(0),
+                        None => count(&json, "data"),
+                    };
+                    let services = success_or_status(status, &json, decoded)?;
+                    Ok(format!(
+                        "the v1 API lists {services} services (api_v3 is not served; traces are read through the v1 search)"
+                    ))
+                }
+                Answer::Absent => Err(JaegerError::NoTraceApi),
+            },
         }
     }
 
