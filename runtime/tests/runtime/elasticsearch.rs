@@ -713,3 +713,107 @@ async fn configured_field_names_are_the_ones_searched_and_read() {
     assert_eq!(summary["errors"], Value::Int(1));
     assert_eq!(list(&summary["stack_traces"]).len(), 1);
 }
+
+/// A listener that answers every request with `answer` after reading its head and body.
+async fn listener(answer: Vec<u8>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|value| value.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let _ = stream.write_all(&answer).await;
+            });
+        }
+    });
+    port
+}
+
+fn http_answer(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(body);
+    answer
+}
+
+async fn reason_from(answer: Vec<u8>) -> String {
+    let port = listener(answer).await;
+    let odd = ElasticsearchConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        index: "logs-*".into(),
+        timeout: Duration::from_secs(10),
+        auth: EsAuth::None,
+        fields: EsFields::default(),
+        max_lines: 10,
+    };
+    failure(
+        &aggregate(AGGREGATE, toolbox(Some(odd)), now_ms()).await,
+        "logs",
+    )
+}
+
+#[tokio::test]
+async fn answers_elasticsearch_never_gives_fail_naming_what_was_wrong() {
+    let reason = reason_from(http_answer(
+        "502 Bad Gateway",
+        "text/html",
+        b"<html><body>502 Bad Gateway</body></html>",
+    ))
+    .await;
+    assert_eq!(
+        reason,
+        "elasticsearch answered HTTP 502 without a search API answer: \"<html><body>502 Bad Gateway</body></html>\""
+    );
+    let reason = reason_from(http_answer("200 OK", "text/plain", b"hello")).await;
+    assert!(
+        reason.starts_with("elasticsearch's answer is not JSON ("),
+        "{reason}"
+    );
+    let reason = reason_from(http_answer(
+        "200 OK",
+        "application/json",
+        b"{\"no\": \"id\"}",
+    ))
+    .await;
+    assert_eq!(
+        reason,
+        "elasticsearch's answer is not a search API answer: the point in time has no `id`"
+    );
+    // A redirect is not followed: its status is the failure.
+    let redirect = b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec();
+    assert_eq!(
+        reason_from(redirect).await,
+        "elasticsearch answered HTTP 302 without a search API answer: (empty)"
+    );
+    let huge = vec![b' '; medic_runtime::adapters::elasticsearch::ANSWER_LIMIT + 1];
+    assert_eq!(
+        reason_from(http_answer("200 OK", "application/json", &huge)).await,
+        "elasticsearch's answer is larger than 32 MiB, so it was not read"
+    );
+}
