@@ -442,6 +442,10 @@ impl Elasticsearch {
         _function: &str,
         values: BTreeMap<String, Value>,
     ) -> Result<Value, ElasticsearchError> {
+        // Without a server, that is the one thing to say, whatever the arguments.
+        if self.configured.is_none() {
+            return Err(ElasticsearchError::NotConfigured);
+        }
         let query = AggregateQuery::decode(values)?;
         Ok(self.aggregate(&query).await?.to_value())
     }
