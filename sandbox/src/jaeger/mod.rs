@@ -48,6 +48,12 @@
 //! - [`JaegerServer::require_token`]: a bearer token is required (401 otherwise), as an
 //!   authenticating proxy in front of the query service would; Jaeger itself has none.
 //!
+//! # Live traffic
+//!
+//! [`JaegerServer::feed`] keeps a long-running server's traces current: a backfill over the
+//! retention window, then one new trace per tick from a [`TraceGenerator`], with
+//! [`JaegerServer::set_slow`] to change the slow service while it runs.
+//!
 //! # Simplified
 //!
 //! - Without [`JaegerServer::set_dependencies`], links are derived from the stored traces in
@@ -167,7 +173,19 @@ struct ServerState {
     stalled: bool,
     without_ui: bool,
     api_v3: ApiV3,
+    feed: Option<Feed>,
 }
+
+/// Live traffic: what [`JaegerServer::feed`] generates a trace from every tick.
+#[derive(Debug)]
+struct Feed {
+    generator: TraceGenerator,
+    root: String,
+    retention_us: i64,
+}
+
+/// Traces a feed backfills at most.
+const BACKFILL_LIMIT: usize = 100_000;
 
 type Shared = Arc<Mutex<ServerState>>;
 
@@ -184,6 +202,7 @@ pub struct JaegerServer {
     address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    feeder: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl JaegerServer {
@@ -209,7 +228,70 @@ impl JaegerServer {
             address,
             shutdown: Some(shutdown),
             task: Some(task),
+            feeder: Mutex::new(None),
         })
+    }
+
+    /// Live traffic for a long-running server (the demo, `scripts/try-examples`): traces
+    /// from `generator` entering at `root`, one every `every` over the last `retention`
+    /// at once, then one every `every` as time passes, traces older than `retention`
+    /// dropped. Replaces an earlier feed; [`JaegerServer::set_slow`] changes it while it runs.
+    pub fn feed(
+        &self,
+        mut generator: TraceGenerator,
+        root: &str,
+        every: Duration,
+        retention: Duration,
+    ) {
+        let every = every.max(Duration::from_millis(1));
+        let now = now_us();
+        let retention_us = model::micros(retention);
+        let count = usize::try_from(retention.as_micros() / every.as_micros().max(1))
+            .unwrap_or(BACKFILL_LIMIT)
+            .min(BACKFILL_LIMIT);
+        let first = now.saturating_sub(model::micros(every).saturating_mul(count as i64));
+        let backfill = generator.traces(root, count, first, every);
+        {
+            let mut state = lock(&self.shared);
+            state.traces.extend(backfill);
+            state.feed = Some(Feed {
+                generator,
+                root: root.to_string(),
+                retention_us,
+            });
+        }
+        let shared = self.shared.clone();
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let now = now_us();
+                let mut state = lock(&shared);
+                let state = &mut *state;
+                let Some(feed) = state.feed.as_mut() else {
+                    return;
+                };
+                let trace = feed.generator.trace(&feed.root, now);
+                let oldest = now.saturating_sub(feed.retention_us);
+                state.traces.retain(|trace| trace.start_us() >= oldest);
+                state.traces.push(trace);
+            }
+        });
+        let mut feeder = self
+            .feeder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(previous) = feeder.replace(task.abort_handle()) {
+            previous.abort();
+        }
+    }
+
+    /// Changes which service the feed makes slow (`None`: none), from the next trace on.
+    pub fn set_slow(&self, slow: Option<(&str, Duration)>) {
+        if let Some(feed) = lock(&self.shared).feed.as_mut() {
+            feed.generator.set_slow(slow);
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -284,6 +366,11 @@ impl JaegerServer {
 
 impl Drop for JaegerServer {
     fn drop(&mut self) {
+        if let Ok(mut feeder) = self.feeder.lock()
+            && let Some(feeder) = feeder.take()
+        {
+            feeder.abort();
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -161,6 +161,12 @@ impl TraceGenerator {
         self
     }
 
+    /// Makes `service` take `extra` longer from now on, or no service slow with `None` (the
+    /// demo's scaling lowers a service's latency this way).
+    pub fn set_slow(&mut self, slow: Option<(&str, Duration)>) {
+        self.slow = slow.map(|(service, extra)| (service.to_string(), extra));
+    }
+
     /// The operation name of a service's server span: `SELECT` for a database (a name ending
     /// in `-db`), `GET /cache` for a cache (ending in `-cache`), else `GET /<service>`.
     pub fn operation(service: &str) -> String {

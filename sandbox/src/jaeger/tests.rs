@@ -378,3 +378,47 @@ fn rfc3339_parses_as_go_reads_it() {
         assert_eq!(parse_rfc3339_us(bad), None, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn a_feed_backfills_keeps_adding_and_changes_its_slow_service() {
+    let server = JaegerServer::start().await.unwrap();
+    let generator = TraceGenerator::new(&[("payment-gateway", &["payments-db"])], 5)
+        .slow("payments-db", Duration::from_millis(400));
+    let started = now_us();
+    server.feed(
+        generator,
+        "payment-gateway",
+        Duration::from_millis(20),
+        Duration::from_secs(2),
+    );
+    let backfilled = lock(&server.shared).traces.clone();
+    assert_eq!(backfilled.len(), 100);
+    assert!(
+        backfilled
+            .iter()
+            .all(|trace| trace.start_us() >= started - 2_000_000)
+    );
+    server.set_slow(None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let state = lock(&server.shared);
+    // New traces came and old ones went: about as many as before.
+    assert!(
+        (90..=110).contains(&state.traces.len()),
+        "{}",
+        state.traces.len()
+    );
+    let newest = state.traces.last().unwrap();
+    assert!(newest.start_us() > started + 100_000, "{newest:?}");
+    let db = newest
+        .spans
+        .iter()
+        .find(|span| span.service == "payments-db")
+        .unwrap();
+    assert!(db.duration_us < 100_000, "{db:?}");
+    assert!(
+        state
+            .traces
+            .iter()
+            .all(|trace| trace.start_us() >= started - 2_000_000)
+    );
+}
