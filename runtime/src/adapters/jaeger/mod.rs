@@ -47,7 +47,7 @@ pub const ANSWER_LIMIT: usize = 16 * 1024 * 1024;
 /// The window of `trace.dependencies` when `since` is none.
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
 
-/// Traces asked for per `trace.slowest_spans` (`query.num_traces` / `limit`).
+/// Traces asked for per `trace.slowest_spans` (api_v3 `query.searchDepth`, v1 `limit`).
 pub const TRACES_PER_CALL: usize = 100;
 
 /// Hops walked at most, whatever `depth` asks (a service graph is never this deep).
