@@ -322,6 +322,7 @@ impl LogSummary {
                                 ("count".to_string(), int(template.count)),
                                 ("baseline".to_string(), int(template.baseline)),
                                 ("new".to_string(), Value::Bool(template.new)),
+                                ("spiking".to_string(), Value::Bool(template.spiking)),
                             ])
                         })
                         .collect(),
@@ -351,6 +352,8 @@ impl LogSummary {
                         .collect(),
                 ),
             ),
+            ("lines_read".to_string(), int(self.lines_read)),
+            ("truncated".to_string(), Value::Bool(self.limited)),
         ])
     }
 }

@@ -514,8 +514,10 @@ async fn the_max_lines_limit_bounds_what_is_read_and_is_reported() {
         ..config(&server)
     };
     let report = aggregate(AGGREGATE, toolbox(Some(limited.clone())), now).await;
-    // Counts are of every line; templates of the lines read.
+    // Counts are of every line; templates of the lines read; the summary says so.
     assert_eq!(output(&report, "logs")["total"], Value::Int(2500));
+    assert_eq!(output(&report, "logs")["lines_read"], Value::Int(1500));
+    assert_eq!(output(&report, "logs")["truncated"], Value::Bool(true));
     assert_eq!(template_total(&report), 1500);
     let sizes: Vec<Json> = server
         .requests()
@@ -524,7 +526,7 @@ async fn the_max_lines_limit_bounds_what_is_read_and_is_reported() {
         .map(|request| request.json()["size"].clone())
         .collect();
     assert_eq!(sizes, [json!(0), json!(1000), json!(1000), json!(500)]);
-    // The summary says so (logs.Summary has no field for it yet: the Rust API does).
+    // The Rust API also says it of the baseline.
     let adapter = Elasticsearch::new(Some(limited)).unwrap();
     let summary = adapter
         .aggregate(&AggregateQuery {
