@@ -123,9 +123,10 @@ fn write_lines(miner: &Miner, spool: Spool, out: &mut impl Write) -> anyhow::Res
         }
         line_number += 1;
         let id = miner.canonical(TemplateId(u32::from_le_bytes(bytes)));
-        if !rendered.contains_key(&id) {
-            let pattern = serde_json::to_string(&miner.pattern(id).unwrap_or_default())?;
-            rendered.insert(id, pattern);
+        if let std::collections::hash_map::Entry::Vacant(entry) = rendered.entry(id) {
+            entry.insert(serde_json::to_string(
+                &miner.pattern(id).unwrap_or_default(),
+            )?);
         }
         let pattern = rendered.get(&id).map_or("\"\"", String::as_str);
         writeln!(
@@ -285,7 +286,7 @@ impl StackChunks {
     fn finish(mut self) -> Vec<stack::StackGroup> {
         self.flush();
         let mut groups = self.groups;
-        groups.sort_by(|left, right| right.count.cmp(&left.count));
+        groups.sort_by_key(|group| std::cmp::Reverse(group.count));
         groups
     }
 }
@@ -327,6 +328,7 @@ fn cut_point(lines: &[String]) -> usize {
 struct Messages {
     reader: Box<dyn BufRead>,
     buffer: Vec<u8>,
+    /// The line read lossily, when it is not UTF-8.
     text: String,
     column: Option<usize>,
     fields: Vec<String>,
@@ -378,8 +380,10 @@ impl Messages {
                 if !self.next_line()? {
                     return Ok(None);
                 }
-                self.text.clear();
-                self.text.push_str(&String::from_utf8_lossy(&self.buffer));
+                if let Ok(text) = std::str::from_utf8(&self.buffer) {
+                    return Ok(Some(text));
+                }
+                self.text = String::from_utf8_lossy(&self.buffer).into_owned();
                 Ok(Some(&self.text))
             }
             Some(index) => {
@@ -525,7 +529,7 @@ impl Progress {
 
     fn tick(&mut self, miner: &Miner) {
         self.lines += 1;
-        if self.terminal && self.lines % PROGRESS_EVERY == 0 {
+        if self.terminal && self.lines.is_multiple_of(PROGRESS_EVERY) {
             eprint!("\r{} lines, {} templates", self.lines, miner.len());
             self.shown = true;
         }

@@ -54,11 +54,11 @@ pub fn mask_into(message: &str, out: &mut String) -> usize {
         let previous = out.len();
         push_separator(out, count);
         let start = out.len();
-        mask_token(token, out);
+        let has_mask = mask_token(token, out);
         // A list of values of one shape is one value ("blk_<*> blk_<*> blk_<*>").
         let masked = out.get(start..).unwrap_or("");
         if count > 0
-            && masked.contains(WILDCARD)
+            && has_mask
             && out.get(..previous).is_some_and(|before| {
                 before.ends_with(masked)
                     && before.len() >= masked.len()
@@ -74,6 +74,9 @@ pub fn mask_into(message: &str, out: &mut String) -> usize {
         // parenthesised restatement of the same quantity ("1190 bytes (1.16 KB)").
         if ends_with_wildcard(out, start) {
             let Some(next) = tokens.peek() else { break };
+            if next.len() > 9 {
+                continue;
+            }
             let (unit, unit_tail) = split_trailing(next);
             if is_unit(unit) {
                 out.push_str(unit_tail);
@@ -153,10 +156,10 @@ fn split_trailing(token: &str) -> (&str, &str) {
 }
 
 /// Masks one whitespace-free token into `out`.
-pub fn mask_token(token: &str, out: &mut String) {
+pub fn mask_token(token: &str, out: &mut String) -> bool {
     if token.len() > MAX_TOKEN_BYTES {
         out.push_str(WILDCARD);
-        return;
+        return true;
     }
     let bytes = token.as_bytes();
     // Fast path: most words of a message carry no digit and no path.
@@ -165,7 +168,7 @@ pub fn mask_token(token: &str, out: &mut String) {
         .any(|byte| byte.is_ascii_digit() || *byte == b'/' || *byte == b'\\')
     {
         out.push_str(token);
-        return;
+        return false;
     }
     // An IPv6 socket address keeps its brackets: "[::1]:8080".
     if bytes.first() == Some(&b'[') && token.contains("]:") {
@@ -173,7 +176,7 @@ pub fn mask_token(token: &str, out: &mut String) {
         if core.parse::<std::net::SocketAddr>().is_ok() {
             out.push_str(WILDCARD);
             out.push_str(tail);
-            return;
+            return true;
         }
     }
     let mut lead = 0;
@@ -195,22 +198,23 @@ pub fn mask_token(token: &str, out: &mut String) {
         (token.get(..lead), token.get(lead..end), token.get(end..))
     else {
         out.push_str(token);
-        return;
+        return false;
     };
     if core.is_empty() {
         out.push_str(token);
-        return;
+        return false;
     }
     if is_variable(core) {
         // A comparison or assignment sign before a value is part of it ("<1 sec", "=5").
         out.push_str(head.trim_end_matches(['<', '>', '~', '=']));
         out.push_str(WILDCARD);
         out.push_str(tail);
-        return;
+        return true;
     }
     out.push_str(head);
-    mask_inside(core, out);
+    let masked = mask_inside(core, out);
     out.push_str(tail);
+    masked
 }
 
 /// Whether the whole (punctuation-trimmed) token is a value.
@@ -252,6 +256,9 @@ fn is_path(core: &str) -> bool {
 
 fn is_address(core: &str) -> bool {
     core.contains(['.', ':'])
+        && core.bytes().all(|byte| {
+            byte.is_ascii_hexdigit() || matches!(byte, b'.' | b':' | b'[' | b']' | b'%')
+        })
         && (core.parse::<std::net::IpAddr>().is_ok()
             || core.parse::<std::net::SocketAddr>().is_ok())
 }
@@ -322,7 +329,7 @@ fn all_words_variable(core: &str) -> bool {
 /// Masks the values inside a token that is not a value as a whole: "uid=0" → "uid=<*>",
 /// "blk_-123" → "blk_<*>", "rdd_42_7" → "rdd_<*>_<*>". A key's value is judged whole
 /// ("rhost=10.0.0.1" → "rhost=<*>"); a UUID or sign inside a token goes with its value.
-fn mask_inside(core: &str, out: &mut String) {
+fn mask_inside(core: &str, out: &mut String) -> bool {
     if let Some((key, value)) = core.split_once('=')
         && !key.is_empty()
         && !value.is_empty()
@@ -331,11 +338,12 @@ fn mask_inside(core: &str, out: &mut String) {
         out.push_str(key);
         out.push('=');
         out.push_str(WILDCARD);
-        return;
+        return true;
     }
     let bytes = core.as_bytes();
     let mut index = 0;
     let mut copied = 0;
+    let mut masked = false;
     while index < bytes.len() {
         let starts_word = bytes.get(index).is_some_and(u8::is_ascii_alphanumeric)
             && (index == 0
@@ -395,8 +403,10 @@ fn mask_inside(core: &str, out: &mut String) {
         }
         out.push_str(core.get(copied..value_start.max(copied)).unwrap_or(""));
         out.push_str(WILDCARD);
+        masked = true;
         copied = value_end;
         index = value_end;
     }
     out.push_str(core.get(copied..).unwrap_or(""));
+    masked
 }
