@@ -638,7 +638,14 @@ pub fn diagnose(input: &Input, settings: &Settings) -> Diagnosis {
         .values()
         .filter(|found| !found.metrics.is_empty() || found.self_time.is_some())
         .count();
-    let summary = summarize(input, &path, &candidates, checked, reach.len());
+    // Anomalous services on the path that are not candidates: what the cause explains.
+    let explained: Vec<&str> = path
+        .iter()
+        .map(String::as_str)
+        .filter(|service| counts(service))
+        .filter(|service| !candidates.iter().any(|c| c.service == *service))
+        .collect();
+    let summary = summarize(input, &path, &candidates, &explained, checked, reach.len());
     let best = candidates.first();
     Diagnosis {
         root_cause: best.map(|candidate| candidate.service.clone()),
@@ -764,6 +771,7 @@ fn summarize(
     input: &Input,
     path: &[String],
     candidates: &[Candidate],
+    explained: &[&str],
     checked: usize,
     reached: usize,
 ) -> String {
@@ -772,7 +780,7 @@ fn summarize(
     let Some(best) = candidates.first() else {
         let _ = write!(
             text,
-            "Inconclusive: no service on the walk from {} ({walked}) is abnormal against its own baseline; {checked} of {reached} services within {} hops had data.",
+            "Inconclusive: nothing is abnormal against its own baseline in {} or the dependencies walked ({walked}); {checked} of the {reached} services within {} hops had data, so no root cause is named.",
             input.alerted, input.depth
         );
         if checked == 0 {
@@ -801,10 +809,11 @@ fn summarize(
             " Only one kind of evidence supports it (no trace or log finding agrees), so treat it as a lead.",
         );
     }
-    if best.service != input.alerted {
+    if !explained.is_empty() {
         let _ = write!(
             text,
-            " The anomalies of the services above it are explained by it."
+            " Its anomaly explains those of {}, which show nothing of their own.",
+            explained.join(", ")
         );
     }
     let others: Vec<&str> = candidates

@@ -37,6 +37,95 @@ pub(crate) struct Config {
     #[serde(default)]
     pub(crate) topology: BTreeMap<String, Vec<String>>,
     pub(crate) elasticsearch: Option<ElasticsearchToml>,
+    pub(crate) diagnose: Option<DiagnoseToml>,
+}
+
+/// `[diagnose]`: the windows of `diagnose.*` and PromQL templates replacing the default
+/// health checks (docs/diagnose.md).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiagnoseToml {
+    /// The baseline window before `since`, such as `1h` (default), at most a day.
+    pub(crate) baseline: Option<String>,
+    /// The step of the range queries, such as `30s` (default), at most an hour.
+    pub(crate) step: Option<String>,
+    /// By check name (`latency_p99`, `error_rate`, `cpu`, `memory`, `connections`,
+    /// `db_errors`, `up`, `active_connections`, `max_connections`, `slow_queries`).
+    #[serde(default)]
+    pub(crate) checks: BTreeMap<String, DiagnoseCheckToml>,
+}
+
+/// `[diagnose.checks.NAME]`: a check's PromQL (without the service's matcher) and the
+/// label naming the service (the default check's label when left out).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiagnoseCheckToml {
+    pub(crate) query: String,
+    pub(crate) label: Option<String>,
+}
+
+fn diagnose_config(
+    diagnose: Option<&DiagnoseToml>,
+) -> anyhow::Result<medic_runtime::adapters::DiagnoseConfig> {
+    use medic_runtime::adapters::diagnose::{
+        DEFAULT_BASELINE, DEFAULT_STEP, DiagnoseConfig, Template,
+    };
+    let Some(diagnose) = diagnose else {
+        return Ok(DiagnoseConfig::default());
+    };
+    let duration = |text: Option<&str>,
+                    default: std::time::Duration,
+                    most_ms: i64,
+                    what: &str|
+     -> anyhow::Result<std::time::Duration> {
+        let Some(text) = text else {
+            return Ok(default);
+        };
+        match medic_compiler::units::parse_duration(text) {
+            Ok(millis) if millis > 0 && millis <= most_ms => {
+                Ok(std::time::Duration::from_millis(millis.unsigned_abs()))
+            }
+            Ok(_) => bail!("{what}: {text:?} must be more than zero and at most {most_ms} ms"),
+            Err(error) => bail!("{what}: {error}"),
+        }
+    };
+    let baseline = duration(
+        diagnose.baseline.as_deref(),
+        DEFAULT_BASELINE,
+        86_400_000,
+        "diagnose.baseline",
+    )?;
+    let step = duration(
+        diagnose.step.as_deref(),
+        DEFAULT_STEP,
+        3_600_000,
+        "diagnose.step",
+    )?;
+    let defaults = DiagnoseConfig::default();
+    let overrides = diagnose
+        .checks
+        .iter()
+        .map(|(name, check)| {
+            let label = check
+                .label
+                .clone()
+                .or_else(|| {
+                    defaults
+                        .templates
+                        .get(name)
+                        .map(|template| template.label.clone())
+                })
+                .unwrap_or_default();
+            (
+                name.clone(),
+                Template {
+                    query: check.query.clone(),
+                    label,
+                },
+            )
+        })
+        .collect();
+    DiagnoseConfig::with_overrides(overrides, baseline, step).map_err(|error| anyhow!("{error}"))
 }
 
 /// `[jaeger]`: the query service `trace.*` and `diagnose.walk` ask.
@@ -613,7 +702,7 @@ pub(crate) fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<Too
             .as_ref()
             .map(|elasticsearch| elasticsearch_config(elasticsearch, base))
             .transpose()?,
-        diagnose: medic_runtime::adapters::DiagnoseConfig::default(),
+        diagnose: diagnose_config(config.diagnose.as_ref())?,
         calls_per_function,
     })
 }

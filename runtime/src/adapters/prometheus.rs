@@ -387,6 +387,36 @@ impl Prometheus {
             other => other,
         })
     }
+
+    /// The series of a range query from `start_ms` to `end_ms` in steps of `step`, with
+    /// `labels` injected into every selector as `where:` does ([`with_matchers`]): each
+    /// series' labels and its values in time order (for `diagnose`). Timestamps are not
+    /// kept: a stretch without samples is simply absent, so callers ask one query per
+    /// window rather than split one answer by position.
+    pub async fn series(
+        &self,
+        promql: &str,
+        labels: &BTreeMap<String, String>,
+        start_ms: i64,
+        end_ms: i64,
+        step: Duration,
+    ) -> Result<Vec<(BTreeMap<String, String>, Vec<f64>)>, PrometheusError> {
+        let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+        let promql = with_matchers(promql, labels)?;
+        let form = [
+            ("query", promql),
+            ("start", seconds(start_ms)),
+            ("end", seconds(end_ms.max(start_ms))),
+            ("step", seconds(step_ms)),
+            ("timeout", self.timeout_seconds()),
+        ];
+        Ok(self
+            .post(&self.range_url, &form)
+            .await?
+            .into_iter()
+            .map(|series| (series.labels, series.values))
+            .collect())
+    }
 }
 
 /// Deepest query tree walked when adding matchers; deeper queries are refused (no runbook

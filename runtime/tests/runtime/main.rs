@@ -8,6 +8,7 @@
 )]
 
 mod control;
+mod diagnose;
 mod elasticsearch;
 mod engine;
 mod executor;
