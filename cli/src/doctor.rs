@@ -1,7 +1,8 @@
 //! `medic doctor`: asks every system of `medic.toml` whether Medic can work with it, before
 //! an incident does: the plans' calls have their configuration, Prometheus answers a query,
-//! the SMTP server greets and accepts the login, and the Kubernetes API server says (by
-//! SelfSubjectAccessReview) that each permission the adapter needs is granted.
+//! Jaeger lists its services, Elasticsearch answers, the SMTP server greets and accepts the
+//! login, and the Kubernetes API server says (by SelfSubjectAccessReview) that each
+//! permission the adapter needs is granted.
 
 use crate::config::{self, connect_kubernetes, read_config, toolbox_config};
 use medic_runtime::adapters::{Adapter, kubernetes, smtp};
@@ -106,6 +107,55 @@ pub fn doctor(flags: DoctorFlags) -> anyhow::Result<ExitCode> {
                 }
             }
         });
+        findings.push(match &toolbox_config.jaeger {
+            None if toolbox_config.topology.is_empty() => {
+                Finding::ok("jaeger", "not configured (trace.* calls will fail)")
+            }
+            None => Finding::ok(
+                "jaeger",
+                "not configured: trace.dependencies uses [topology] alone, trace.slowest_spans will fail",
+            ),
+            Some(jaeger) => {
+                let url = jaeger.url.clone();
+                match medic_runtime::adapters::jaeger::Jaeger::new(
+                    Some(jaeger.clone()),
+                    toolbox_config.topology.clone(),
+                ) {
+                    Err(error) => Finding::failed("jaeger", error.to_string()),
+                    Ok(client) => {
+                        let started = Instant::now();
+                        match client.check().await {
+                            Ok(answer) => Finding::ok(
+                                "jaeger",
+                                format!("{url} answered in {} ms: {answer}", started.elapsed().as_millis()),
+                            ),
+                            Err(error) => Finding::failed("jaeger", format!("{url}: {error}")),
+                        }
+                    }
+                }
+            }
+        });
+        findings.push(match &toolbox_config.elasticsearch {
+            None => Finding::ok("elasticsearch", "not configured (logs.aggregate calls will fail)"),
+            Some(elasticsearch) => {
+                let url = elasticsearch.url.clone();
+                match medic_runtime::adapters::elasticsearch::Elasticsearch::new(Some(
+                    elasticsearch.clone(),
+                )) {
+                    Err(error) => Finding::failed("elasticsearch", error.to_string()),
+                    Ok(client) => {
+                        let started = Instant::now();
+                        match client.check().await {
+                            Ok(answer) => Finding::ok(
+                                "elasticsearch",
+                                format!("{url} answered in {} ms: {answer}", started.elapsed().as_millis()),
+                            ),
+                            Err(error) => Finding::failed("elasticsearch", format!("{url}: {error}")),
+                        }
+                    }
+                }
+            }
+        });
         findings.push(match &toolbox_config.smtp {
             None => Finding::ok("smtp", "not configured (notify.email calls will fail)"),
             Some(_) => match smtp::Mailer::new(toolbox_config.smtp.clone()) {
@@ -146,7 +196,7 @@ pub fn doctor(flags: DoctorFlags) -> anyhow::Result<ExitCode> {
             failed += 1;
         }
         println!(
-            "{:<4} {:<10} {}",
+            "{:<4} {:<13} {}",
             if finding.ok { "ok" } else { "FAIL" },
             finding.what,
             finding.detail

@@ -168,10 +168,10 @@ fn doctor_asks_the_api_server_for_each_permission() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(
-        text.contains("ok   kubernetes namespace shop: all 7 permissions granted"),
+        text.contains("ok   kubernetes    namespace shop: all 7 permissions granted"),
         "{text}"
     );
-    assert!(text.contains("ok   prometheus not configured"), "{text}");
+    assert!(text.contains("ok   prometheus    not configured"), "{text}");
 
     cluster.api().forbid("patch", "horizontalpodautoscalers");
     cluster.api().forbid("patch", "deployments/scale");
@@ -179,13 +179,13 @@ fn doctor_asks_the_api_server_for_each_permission() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(
-        text.contains("FAIL kubernetes namespace shop: not granted: patch deployments/scale"),
+        text.contains("FAIL kubernetes    namespace shop: not granted: patch deployments/scale"),
         "{text}"
     );
     assert!(text.contains("patch horizontalpodautoscalers"), "{text}");
     // The examples also call prom.query, which this config lacks.
     assert!(
-        text.contains("FAIL plans      playbook disk_cleanup"),
+        text.contains("FAIL plans         playbook disk_cleanup"),
         "{text}"
     );
     assert!(text.contains("problems found"), "{text}");
