@@ -521,10 +521,11 @@ pub fn diagnose(input: &Input, settings: &Settings) -> Diagnosis {
                 continue;
             }
             looked_through.insert(service);
+            // Slow by its p99, or by its own spans (a database has no p99 of its own).
             if let Some(chain) = slow_below(service, &callees, &|candidate| {
-                findings
-                    .get(candidate)
-                    .is_some_and(|found| found.abnormal(Check::LatencyP99))
+                findings.get(candidate).is_some_and(|found| {
+                    found.abnormal(Check::LatencyP99) || found.self_time_abnormal()
+                })
             }) {
                 found_below.push(chain);
             }
@@ -533,6 +534,11 @@ pub fn diagnose(input: &Input, settings: &Settings) -> Diagnosis {
             break;
         }
         for chain in found_below {
+            if let Some(last) = chain.last()
+                && !anomalous(last)
+            {
+                span_only.insert(last);
+            }
             for pair in chain.windows(2) {
                 let (Some(caller), Some(callee)) = (pair.first(), pair.get(1)) else {
                     continue;
