@@ -11,6 +11,7 @@ mod alertmanager;
 mod crash;
 mod http;
 mod kubernetes;
+mod logs;
 mod neovim;
 mod serve;
 mod smtp;
