@@ -217,14 +217,25 @@ pub fn mask_token(token: &str, out: &mut String) -> bool {
     masked
 }
 
-/// Whether the whole (punctuation-trimmed) token is a value.
+/// Whether the whole (punctuation-trimmed) token is a value. One pass over its bytes first
+/// says which of the (slower) shape checks can apply at all.
 fn is_variable(core: &str) -> bool {
-    is_path(core)
-        || is_address(core)
-        || is_uuid(core)
-        || is_host_port(core)
-        || is_numbered_host(core)
-        || all_words_variable(core)
+    let (mut slash, mut dot, mut colon, mut alpha) = (false, false, false, false);
+    for byte in core.bytes() {
+        match byte {
+            b'/' | b'\\' => slash = true,
+            b'.' => dot = true,
+            b':' => colon = true,
+            b'a'..=b'z' | b'A'..=b'Z' => alpha = true,
+            _ => {}
+        }
+    }
+    all_words_variable(core)
+        || (slash && is_path(core))
+        || ((dot || colon) && is_address(core))
+        || (core.len() == 36 && is_uuid(core))
+        || (colon && alpha && is_host_port(core))
+        || (dot && alpha && is_numbered_host(core))
 }
 
 /// A host name with a numbered label is a generated name, a value: "ec2-52-1-2-3.compute.
