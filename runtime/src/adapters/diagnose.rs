@@ -35,6 +35,10 @@ pub const DEFAULT_STEP: Duration = Duration::from_secs(30);
 /// Services checked at most in one walk (each costs a dozen queries).
 pub const MAX_SERVICES: usize = 64;
 
+/// Points Prometheus answers per series at most (its own limit is 11,000): a longer window
+/// is asked with a coarser step.
+pub const MAX_POINTS: i64 = 10_000;
+
 /// Range queries in flight at once.
 const CONCURRENT_QUERIES: usize = 8;
 
@@ -166,10 +170,13 @@ impl DiagnoseConfig {
             step,
             ..DiagnoseConfig::default()
         };
-        if step.is_zero() || baseline < step {
+        let points = baseline.as_millis() / step.as_millis().max(1);
+        if step.is_zero() || points < 1 || points > MAX_POINTS.unsigned_abs().into() {
             return Err(DiagnoseError::BadTemplate {
                 name: "step".into(),
-                reason: "`step` must be more than zero and `baseline` at least one step".into(),
+                reason: format!(
+                    "`baseline` must be between one and {MAX_POINTS} steps (it is {points})"
+                ),
             });
         }
         for (name, template) in overrides {
@@ -557,8 +564,13 @@ impl Diagnose {
     ) -> Result<Option<Vec<f64>>, DiagnoseError> {
         let template = self.config.template(name)?;
         let labels = BTreeMap::from([(template.label.clone(), service.to_string())]);
+        // A window longer than MAX_POINTS steps (a `since` days ago) is asked coarser.
+        let span_ms = u64::try_from(end.saturating_sub(start)).unwrap_or(0);
+        let step = self.config.step.max(Duration::from_millis(
+            span_ms.div_ceil(MAX_POINTS.unsigned_abs()),
+        ));
         let series = prometheus
-            .series(&template.query, &labels, start, end, self.config.step)
+            .series(&template.query, &labels, start, end, step)
             .await
             .map_err(|source| DiagnoseError::Query {
                 check: name.to_string(),
@@ -740,6 +752,22 @@ mod tests {
         assert!(bad("cpu", "sum(", "service").contains("[diagnose] check \"cpu\""));
         assert!(bad("cpu", "1 + 1", "service").contains("no selector"));
         assert!(bad("cpu", "up", "a-b").contains("not a Prometheus label name"));
+        let steps = |baseline: u64, step: u64| {
+            DiagnoseConfig::with_overrides(
+                BTreeMap::new(),
+                Duration::from_secs(baseline),
+                Duration::from_secs(step),
+            )
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+        };
+        assert_eq!(steps(3600, 30), Ok(()));
+        assert!(
+            steps(10, 30)
+                .unwrap_err()
+                .contains("between one and 10000 steps")
+        );
+        assert!(steps(86_400, 1).unwrap_err().contains("(it is 86400)"));
         let config = DiagnoseConfig::with_overrides(
             BTreeMap::from([("cpu".to_string(), Template::new("my_cpu_ratio", "app"))]),
             DEFAULT_BASELINE,

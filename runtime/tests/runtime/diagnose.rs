@@ -392,6 +392,15 @@ async fn diagnose_walk_is_inconclusive_on_a_healthy_graph() {
             "{check}: {found:#?}"
         );
     }
+    // A service name made to end the matcher and add `or vector(1)` stays a label value:
+    // nothing matches it, so nothing is judged, rather than every series at once.
+    let hostile = "payment-gateway\"} or vector(1) #";
+    let report = run(Some(&world), hostile, world.now).await;
+    let walk = output(&report, "walk");
+    let summary = text(&walk["summary"]).to_string();
+    assert_eq!(walk["root_cause"], Value::Null, "{summary}");
+    assert_eq!(evidence(&walk["evidence"]), []);
+    assert!(summary.contains("0 of the 1 services"), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
