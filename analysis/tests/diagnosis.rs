@@ -91,3 +91,32 @@ fn the_same_input_gives_the_same_diagnosis() {
         serde_json::to_string(&again).unwrap()
     );
 }
+
+#[test]
+fn every_scenario_is_a_fair_question() {
+    for scenario in suite(1..31, 60) {
+        let input = &scenario.input;
+        assert!(input.services.len() >= 12, "{:?}", input.services.keys());
+        let kinds: BTreeSet<_> = input.services.values().map(|data| data.kind).collect();
+        assert_eq!(kinds.len(), 3, "a service, a database and a cache");
+        let Some(root) = &scenario.root_cause else {
+            continue;
+        };
+        assert!(!scenario.distractors.contains(root));
+        // The injected service is the alerted one or downstream of it within the depth.
+        let mut reached = BTreeSet::from([input.alerted.clone()]);
+        for _ in 0..input.depth {
+            let next: Vec<String> = reached
+                .iter()
+                .flat_map(|service| input.calls.get(service).into_iter().flatten().cloned())
+                .collect();
+            reached.extend(next);
+        }
+        assert!(
+            reached.contains(root),
+            "{root} is not within {} hops of {}",
+            input.depth,
+            input.alerted
+        );
+    }
+}
