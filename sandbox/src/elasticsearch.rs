@@ -224,7 +224,13 @@ impl Drop for ElasticsearchServer {
 impl ElasticsearchServer {
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub async fn start() -> std::io::Result<ElasticsearchServer> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        ElasticsearchServer::start_on(0).await
+    }
+
+    /// Binds 127.0.0.1 on `port` (0: a free one) and starts serving (`medic-sandbox`, whose
+    /// servers have the fixed ports examples/medic.toml names).
+    pub async fn start_on(port: u16) -> std::io::Result<ElasticsearchServer> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let address = listener.local_addr()?;
         let shared: Shared = Arc::new(Mutex::new(Store::default()));
         let app = Router::new().fallback(handle).with_state(shared.clone());

@@ -8,3 +8,4 @@ pub mod elasticsearch;
 pub mod jaeger;
 pub mod kubernetes;
 pub mod prometheus;
+pub mod world;

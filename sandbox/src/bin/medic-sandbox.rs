@@ -4,9 +4,13 @@
 //! admin endpoint). Runs until interrupted. Never part of a production path.
 
 use clap::Parser;
+use medic_sandbox::elasticsearch::ElasticsearchServer;
+use medic_sandbox::jaeger::JaegerServer;
 use medic_sandbox::kubernetes::ApiServer;
+use medic_sandbox::world::{CALLS, Incident, World};
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +30,20 @@ struct Flags {
     /// Also answer POSTs on this address (such as 127.0.0.1:18081) and print them.
     #[arg(long, value_name = "ADDRESS")]
     receiver: Option<String>,
+    /// A simulated shop in the middle of an incident (`payment`: order-service is slow;
+    /// `inventory`: inventory-db is out of connections): Jaeger and Elasticsearch serve its
+    /// traces and logs, and its Prometheus series are written to --openmetrics.
+    #[arg(long, value_name = "INCIDENT")]
+    world: Option<String>,
+    /// Where to write the world's series, for `promtool tsdb create-blocks-from openmetrics`.
+    #[arg(long, value_name = "PATH", requires = "world")]
+    openmetrics: Option<PathBuf>,
+    /// The Jaeger query service's port (with --world).
+    #[arg(long, value_name = "PORT", default_value_t = 16686)]
+    jaeger_port: u16,
+    /// The Elasticsearch port (with --world).
+    #[arg(long, value_name = "PORT", default_value_t = 19200)]
+    elasticsearch_port: u16,
 }
 
 /// `NS/NAME=REST` into its parts.
@@ -97,13 +115,70 @@ async fn run(flags: Flags) -> Result<(), String> {
             ))
         }
     };
+    let world = match &flags.world {
+        None => None,
+        Some(name) => Some(start_world(&flags, name).await?),
+    };
     let _ = std::io::stdout().flush();
     wait_for_stop().await;
+    if let Some((jaeger, elasticsearch)) = world {
+        jaeger.stop().await;
+        drop(elasticsearch);
+    }
     if let Some(receiver) = receiver {
         receiver.abort();
     }
     server.stop().await;
     Ok(())
+}
+
+/// Starts Jaeger and Elasticsearch with the world's traces and logs, and writes its series.
+async fn start_world(
+    flags: &Flags,
+    name: &str,
+) -> Result<(JaegerServer, ElasticsearchServer), String> {
+    let incident = Incident::parse(name)
+        .ok_or_else(|| format!("--world {name:?}: use payment or inventory"))?;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(0));
+    let world = World::new(incident, now_s);
+    if let Some(path) = &flags.openmetrics {
+        std::fs::write(path, world.openmetrics())
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    }
+    let jaeger = JaegerServer::start_on(flags.jaeger_port)
+        .await
+        .map_err(|error| format!("cannot start Jaeger on port {}: {error}", flags.jaeger_port))?;
+    // A trace every 2 s over the last two hours: the fault's service slow only since the
+    // fault began.
+    let every = Duration::from_secs(2);
+    let fault_start_us = (now_s - world.fault_minutes * 60) * 1_000_000;
+    let history_start_us = (now_s - 2 * 3600) * 1_000_000;
+    let before = usize::try_from((fault_start_us - history_start_us) / 2_000_000).unwrap_or(0);
+    let during = usize::try_from(world.fault_minutes * 30).unwrap_or(0);
+    let mut healthy = medic_sandbox::jaeger::TraceGenerator::new(CALLS, world.seed);
+    jaeger.add_traces(healthy.traces("payment-gateway", before, history_start_us, every));
+    jaeger.add_traces(
+        world
+            .traces()
+            .traces("payment-gateway", during, fault_start_us, every),
+    );
+    let elasticsearch = ElasticsearchServer::start_on(flags.elasticsearch_port)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot start Elasticsearch on port {}: {error}",
+                flags.elasticsearch_port
+            )
+        })?;
+    elasticsearch.index("logs-shop", world.logs());
+    println!(
+        "world {name}: jaeger on {}, elasticsearch on {}",
+        jaeger.url(),
+        elasticsearch.url()
+    );
+    Ok((jaeger, elasticsearch))
 }
 
 async fn receive(

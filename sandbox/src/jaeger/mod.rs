@@ -208,7 +208,13 @@ pub struct JaegerServer {
 impl JaegerServer {
     /// Binds 127.0.0.1 on a free port and starts serving both APIs.
     pub async fn start() -> std::io::Result<JaegerServer> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        JaegerServer::start_on(0).await
+    }
+
+    /// Binds 127.0.0.1 on `port` (0: a free one) and starts serving (`medic-sandbox`, whose
+    /// servers have the fixed ports examples/medic.toml names).
+    pub async fn start_on(port: u16) -> std::io::Result<JaegerServer> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let address = listener.local_addr()?;
         let shared: Shared = Arc::new(Mutex::new(ServerState::default()));
         let app = Router::new().fallback(handle).with_state(shared.clone());
