@@ -192,7 +192,12 @@ impl DiagnoseConfig {
             {
                 return Err(DiagnoseError::BadTemplate {
                     name,
-                    reason: error.to_string(),
+                    reason: match error {
+                        PrometheusError::Unmatchable(reason) => {
+                            format!("the query cannot take the service's matcher: {reason}")
+                        }
+                        other => other.to_string(),
+                    },
                 });
             }
             config.templates.insert(name, template);
