@@ -15,12 +15,14 @@ fn arguments_text(args: &BTreeMap<String, Value>) -> String {
 }
 
 /// Long values (HTTP bodies) are cut for the report; the journal keeps them whole.
+/// Characters of a value shown on a report's line.
+const SHORT_LIMIT: usize = 160;
+
 fn short(text: &str) -> String {
-    const LIMIT: usize = 160;
-    if text.chars().count() <= LIMIT {
+    if text.chars().count() <= SHORT_LIMIT {
         return text.to_string();
     }
-    let cut: String = text.chars().take(LIMIT).collect();
+    let cut: String = text.chars().take(SHORT_LIMIT).collect();
     format!("{cut}…")
 }
 
@@ -116,6 +118,15 @@ pub fn text(
             },
             width = width
         );
+        // A result's own summary line is what a reader wants whole.
+        // Shown when the output above was cut short.
+        if let TaskOutcome::Succeeded { output } = &task_report.outcome
+            && let Value::Record(fields) = output
+            && let Some(Value::String(summary)) = fields.get("summary")
+            && plan::render::value_text(output).chars().count() > SHORT_LIMIT
+        {
+            let _ = writeln!(out, "  {:<width$}    summary: {summary}", "", width = width);
+        }
         if let Some(arguments) = &task_report.arguments
             && !matches!(task_report.outcome, TaskOutcome::WouldRun { .. })
         {

@@ -289,6 +289,61 @@ fn int(count: u64) -> Value {
 }
 
 impl LogSummary {
+    /// One paragraph for reports: the error share, what is new or spiking, the exceptions.
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "{} of {} lines are errors ({:.1}%)",
+            self.errors,
+            self.total,
+            if self.total == 0 {
+                0.0
+            } else {
+                self.errors as f64 / self.total as f64 * 100.0
+            }
+        );
+        let changed: Vec<String> = self
+            .templates
+            .iter()
+            .filter(|template| template.new || template.spiking)
+            .take(3)
+            .map(|template| {
+                format!(
+                    "{} \"{}\" ({} now, {} before)",
+                    if template.new { "new" } else { "spiking" },
+                    template.pattern,
+                    template.count,
+                    template.baseline
+                )
+            })
+            .collect();
+        if changed.is_empty() {
+            text.push_str("; no new or spiking message pattern");
+        } else {
+            text.push_str("; ");
+            text.push_str(&changed.join(", "));
+        }
+        if let Some(trace) = self.stack_traces.first() {
+            text.push_str(&format!(
+                "; most frequent exception {} ({}×{})",
+                trace.exception,
+                trace.count,
+                trace
+                    .frames
+                    .first()
+                    .map(|frame| format!(", at {frame}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if self.limited {
+            text.push_str(&format!(
+                "; patterns of the first {} lines only",
+                self.lines_read
+            ));
+        }
+        text.push('.');
+        text
+    }
+
     /// The `logs.Summary` record.
     pub fn to_value(&self) -> Value {
         let error_rate = if self.total == 0 {
@@ -354,6 +409,7 @@ impl LogSummary {
             ),
             ("lines_read".to_string(), int(self.lines_read)),
             ("truncated".to_string(), Value::Bool(self.limited)),
+            ("summary".to_string(), Value::String(self.summary())),
         ])
     }
 }
