@@ -15,6 +15,7 @@ mod logs;
 mod neovim;
 mod serve;
 mod smtp;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -11,14 +11,14 @@ const PYTHON: &str = "/usr/bin/python3";
 
 /// aiosmtpd's Debugging handler on a free loopback port, printing what it receives to a
 /// file; killed when dropped.
-struct Aiosmtpd {
+pub struct Aiosmtpd {
     child: Child,
-    port: u16,
+    pub port: u16,
     log: tempfile::NamedTempFile,
 }
 
 impl Aiosmtpd {
-    fn start() -> Aiosmtpd {
+    pub fn start() -> Aiosmtpd {
         let installed = Command::new(PYTHON)
             .args(["-c", "import aiosmtpd"])
             .stdout(Stdio::null())
@@ -67,7 +67,7 @@ impl Aiosmtpd {
         server
     }
 
-    fn received(&self) -> String {
+    pub fn received(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(self.log.path()).unwrap();
