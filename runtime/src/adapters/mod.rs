@@ -5,8 +5,10 @@
 //! behind the [`kubernetes::Cluster`] trait). `args` decodes a call's arguments once into
 //! the typed struct of its function.
 //!
-//! Functions whose adapters are not built yet (Jaeger, Elasticsearch, `diagnose`) fail with
-//! a message saying so, never with a made-up answer. Every call waits for a slot of its
+//! `jaeger` (`trace.*`, with the declared `topology`), `elasticsearch` (`logs.aggregate`) and
+//! `diagnose` (`diagnose.*`, from Prometheus and Jaeger) complete the standard library. A
+//! call whose system is not configured fails saying which section to add, never with a
+//! made-up answer. Every call waits for a slot of its
 //! function's concurrency limit first, so a storm of runs cannot open thousands of
 //! requests to one system at once.
 
