@@ -165,7 +165,10 @@ fn payment_latency_names_the_slow_callee_and_the_new_log_pattern() {
     );
     // The on-call engineer's mail says it too.
     let mail = shop.smtp.received();
-    assert!(mail.contains("order-service is the most likely root cause"), "{mail}");
+    assert!(
+        mail.contains("order-service is the most likely root cause"),
+        "{mail}"
+    );
 }
 
 #[test]
