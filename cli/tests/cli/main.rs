@@ -301,7 +301,7 @@ fn plan_json_is_byte_identical_across_runs() {
 fn plan_formats_render() {
     let text = stdout(&medic(&["plan", "examples/payment_latency.ops"]));
     assert!(text.contains("rule #1 payment_latency"));
-    assert!(text.contains("4. scale = k8s.scale("));
+    assert!(text.contains("5. scale = k8s.scale("));
     let dot = stdout(&medic(&[
         "plan",
         "--format",

@@ -20,7 +20,10 @@ fn neovim_shows_diagnostics_hover_and_definition() {
         "/../examples/payment_latency.ops"
     ))
     .unwrap();
-    let broken = example.replace("when status.ok and", "when status.okk and");
+    let broken = example.replace(
+        "when (status.ok ?? false) and",
+        "when (status.okk ?? false) and",
+    );
     let file = directory.join("payment.ops");
     std::fs::write(&file, &broken).unwrap();
     let line_of = |needle: &str| {
