@@ -74,7 +74,7 @@ fn tasks_are_in_dependency_order_with_typed_edges() {
     let plan = plan_of(&[repo_root().join("examples/payment_latency.ops")]);
     let playbook = plan.playbook("payment_troubleshoot").unwrap();
     let ids: Vec<&str> = playbook.tasks.iter().map(|task| task.id.as_str()).collect();
-    assert_eq!(ids, ["status", "logs", "deps", "scale", "report"]);
+    assert_eq!(ids, ["status", "logs", "deps", "diagnosis", "scale", "report"]);
     let edges: Vec<(String, String, String)> = playbook
         .edges
         .iter()
@@ -89,6 +89,7 @@ fn tasks_are_in_dependency_order_with_typed_edges() {
     assert!(edges.contains(&("logs".into(), "deps".into(), "After".into())));
     assert!(edges.contains(&("status".into(), "scale".into(), "Data".into())));
     assert!(edges.contains(&("scale".into(), "report".into(), "Data".into())));
+    assert!(edges.contains(&("diagnosis".into(), "report".into(), "Data".into())));
     let scale = playbook.task("scale").unwrap();
     assert_eq!(plan::render::ir_text(&scale.args["max"]), "5");
     assert_eq!(scale.revert_after_ms, Some(30 * 60_000));

@@ -105,7 +105,12 @@ impl Toolbox for Doubles {
             "logs.aggregate" => Ok(record(&[
                 ("error_rate", Value::Percent(self.error_rate)),
                 ("errors", Value::Int(3)),
+                ("summary", Value::String("3 errors.".into())),
             ])),
+            "diagnose.walk" => Ok(record(&[(
+                "summary",
+                Value::String("order is the most likely root cause.".into()),
+            )])),
             "trace.dependencies" => Ok(record(&[(
                 "services",
                 Value::List(vec![
@@ -168,6 +173,7 @@ async fn a_healthy_service_with_clean_logs_is_scaled_and_reported() {
         [
             "http.get",
             "logs.aggregate",
+            "diagnose.walk",
             "trace.dependencies",
             "k8s.scale",
             "notify.email"
@@ -184,7 +190,7 @@ async fn a_healthy_service_with_clean_logs_is_scaled_and_reported() {
     assert_eq!(
         doubles.args_of("notify.email")["body"],
         Value::String(
-            "payment-gateway: 3 → 4 replicas (max 5); downstream: order, inventory-db".into()
+            "order is the most likely root cause. Logs: 3 errors. payment-gateway: 3 → 4 replicas (max 5); downstream: order, inventory-db".into()
         )
     );
 }
@@ -199,7 +205,7 @@ async fn an_unhealthy_service_is_not_scaled() {
     );
     assert!(!doubles.called().contains(&"k8s.scale".to_string()));
     assert!(
-        matches!(&doubles.args_of("notify.email")["body"], Value::String(body) if body.starts_with("not scaled"))
+        matches!(&doubles.args_of("notify.email")["body"], Value::String(body) if body.contains("not scaled"))
     );
 }
 
@@ -254,22 +260,28 @@ async fn health_checks_are_retried_with_doubling_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_health_check_that_keeps_failing_aborts_the_run() {
+async fn a_health_check_that_keeps_failing_is_reported_and_nothing_is_scaled() {
+    // No answer from the health endpoint is when the diagnosis matters most: the run goes
+    // on (`on failure continue`), and the scale-up, which needs a healthy service, is skipped.
     let doubles = Arc::new(Doubles::new(true, 2.0).failing("http.get", 10));
     let report = run(&doubles, RunOptions::default()).await;
-    assert_eq!(report.outcome, RunOutcome::Failed);
-    assert_eq!(
-        report
-            .tasks
-            .iter()
-            .find(|task| task.id == "status")
-            .unwrap()
-            .attempts,
-        4
-    );
-    assert_eq!(outcome(&report, "scale"), &TaskOutcome::NotRun);
-    assert_eq!(outcome(&report, "report"), &TaskOutcome::NotRun);
+    assert_eq!(report.outcome, RunOutcome::Succeeded);
+    let status = report
+        .tasks
+        .iter()
+        .find(|task| task.id == "status")
+        .unwrap();
+    assert_eq!(status.attempts, 4);
+    assert!(matches!(status.outcome, TaskOutcome::Failed { .. }));
+    assert!(matches!(
+        outcome(&report, "scale"),
+        TaskOutcome::Skipped { .. }
+    ));
     assert!(!doubles.called().contains(&"k8s.scale".to_string()));
+    assert!(doubles.called().contains(&"diagnose.walk".to_string()));
+    assert!(
+        matches!(&doubles.args_of("notify.email")["body"], Value::String(body) if body.contains("not scaled"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -321,7 +333,12 @@ async fn a_dry_run_performs_no_action_and_says_what_it_would_do() {
     assert_eq!(report.outcome, RunOutcome::Succeeded);
     assert_eq!(
         doubles.called(),
-        ["http.get", "logs.aggregate", "trace.dependencies"],
+        [
+            "http.get",
+            "logs.aggregate",
+            "diagnose.walk",
+            "trace.dependencies"
+        ],
         "queries only"
     );
     let TaskOutcome::WouldRun { args, .. } = outcome(&report, "scale") else {
