@@ -36,7 +36,10 @@ fn payment_example_has_the_runbook_shape() {
         .iter()
         .map(|task| task.name.as_str())
         .collect();
-    assert_eq!(names, ["status", "logs", "deps", "diagnosis", "scale", "report"]);
+    assert_eq!(
+        names,
+        ["status", "logs", "deps", "diagnosis", "scale", "report"]
+    );
     let scale = &playbook.tasks[4];
     assert_eq!(scale.depends_on, ["status", "logs"]);
     assert_eq!(scale.revert_after, Some(30 * 60 * 1000));

@@ -74,7 +74,10 @@ fn tasks_are_in_dependency_order_with_typed_edges() {
     let plan = plan_of(&[repo_root().join("examples/payment_latency.ops")]);
     let playbook = plan.playbook("payment_troubleshoot").unwrap();
     let ids: Vec<&str> = playbook.tasks.iter().map(|task| task.id.as_str()).collect();
-    assert_eq!(ids, ["status", "logs", "deps", "diagnosis", "scale", "report"]);
+    assert_eq!(
+        ids,
+        ["status", "logs", "deps", "diagnosis", "scale", "report"]
+    );
     let edges: Vec<(String, String, String)> = playbook
         .edges
         .iter()
