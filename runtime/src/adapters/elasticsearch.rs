@@ -457,30 +457,14 @@ impl Elasticsearch {
             url: config.url.clone(),
             reason: reason.to_string(),
         };
-        let base = Url::parse(&config.url).map_err(|error| bad(&error.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("not an http or https URL"));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(bad(
-                "a URL must not carry a user name or password (use api_key_env or username_env and password_env)",
-            ));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(bad("the base URL must not have a query or a fragment"));
-        }
-        if base.cannot_be_a_base() {
-            return Err(bad("it cannot be a base URL"));
-        }
+        let base =
+            super::endpoint::base_url(&config.url, "api_key_env or username_env and password_env")
+                .map_err(|reason| bad(&reason))?;
         check_index(&config.index).map_err(|reason| ElasticsearchError::BadArgument {
             function: "[elasticsearch] index".into(),
             reason,
         })?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = super::endpoint::api_client()
             .map_err(|error| ElasticsearchError::Client(error.to_string()))?;
         Ok(Elasticsearch {
             configured: Some(Configured {

@@ -15,6 +15,7 @@
 pub mod args;
 pub mod diagnose;
 pub mod elasticsearch;
+pub mod endpoint;
 pub mod http;
 pub mod jaeger;
 pub mod kubernetes;

@@ -176,18 +176,8 @@ impl Prometheus {
             url: config.url.clone(),
             reason: reason.to_string(),
         };
-        let base = Url::parse(&config.url).map_err(|error| bad(&error.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("not an http or https URL"));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(bad(
-                "a URL must not carry a user name or password (use bearer_token_env or bearer_token_file)",
-            ));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(bad("the base URL must not have a query or a fragment"));
-        }
+        let base = super::endpoint::base_url(&config.url, "bearer_token_env or bearer_token_file")
+            .map_err(|reason| bad(&reason))?;
         let endpoint = |last: &str| -> Result<Url, PrometheusError> {
             let mut url = base.clone();
             url.path_segments_mut()
@@ -196,11 +186,7 @@ impl Prometheus {
                 .extend(["api", "v1", last]);
             Ok(url)
         };
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = super::endpoint::api_client()
             .map_err(|error| PrometheusError::Client(error.to_string()))?;
         Ok(Prometheus {
             client,

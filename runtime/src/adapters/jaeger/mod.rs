@@ -416,26 +416,9 @@ impl Client {
             url: config.url.clone(),
             reason: reason.to_string(),
         };
-        let base = Url::parse(&config.url).map_err(|error| bad(&error.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("not an http or https URL"));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(bad(
-                "a URL must not carry a user name or password (use bearer_token_env or bearer_token_file)",
-            ));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(bad("the base URL must not have a query or a fragment"));
-        }
-        if base.cannot_be_a_base() {
-            return Err(bad("it cannot be a base URL"));
-        }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let base = super::endpoint::base_url(&config.url, "bearer_token_env or bearer_token_file")
+            .map_err(|reason| bad(&reason))?;
+        let http = super::endpoint::api_client()
             .map_err(|error| JaegerError::Client(error.to_string()))?;
         Ok(Client {
             http,
