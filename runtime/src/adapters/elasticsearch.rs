@@ -24,6 +24,7 @@
 //!   redacts it; no proxy from the environment is used and redirects are not followed.
 
 use super::args::{ArgError, Args};
+use super::endpoint::excerpt;
 use super::http::without_url;
 use medic_analysis::logs::{Miner, TemplateChange, WindowCounts};
 use medic_analysis::stack::{self, StackGroup};
@@ -74,9 +75,6 @@ pub const STACK_TRACES: usize = 10;
 
 /// The time limit of closing the point in time, also after the call's own ran out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Characters of a non-API answer quoted in an error.
-const EXCERPT_CHARS: usize = 200;
 
 /// Characters Elasticsearch forbids in index names (a `,` separates names; `*` is a pattern).
 const FORBIDDEN_IN_INDEX: &[char] = &['\\', '/', '?', '"', '<', '>', '|', ' ', '#', ':'];
@@ -845,19 +843,13 @@ impl Configured {
         let exchange = async {
             let mut response = request.send().await.map_err(|error| failed(error, false))?;
             let status = response.status();
-            let mut body = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
+            let body = super::endpoint::read_capped(&mut response, ANSWER_LIMIT)
                 .await
-                .map_err(|error| failed(error, true))?
-            {
-                if body.len().saturating_add(chunk.len()) > ANSWER_LIMIT {
-                    // The rest is never read: dropping the response closes the connection.
-                    return Err(ElasticsearchError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok((status, body))
+                .map_err(|error| match error {
+                    super::endpoint::ReadError::TooLarge => ElasticsearchError::TooLarge,
+                    super::endpoint::ReadError::Read(error) => failed(error, true),
+                })?;
+            Ok::<_, ElasticsearchError>((status, body))
         };
         // The time left bounds the whole exchange, the body's chunks included.
         let (status, body) = tokio::time::timeout(left, exchange)
@@ -1015,20 +1007,6 @@ fn field<'j>(json: &'j Json, path: &str) -> Option<&'j Json> {
 /// The first line of a message: what is mined into templates (a trace's frames are not).
 fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or(message)
-}
-
-/// The start of an answer, as text, for an error message.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty)".into();
-    }
-    let mut kept: String = text.chars().take(EXCERPT_CHARS).collect();
-    if kept.len() < text.len() {
-        kept.push_str("...");
-    }
-    format!("{kept:?}")
 }
 
 fn now_ms() -> i64 {

@@ -1,5 +1,6 @@
 //! What the adapters of query APIs (Prometheus, Jaeger, Elasticsearch) share: the check of
-//! the base URL a configuration names, and the HTTP client they talk to it with.
+//! the base URL a configuration names, the HTTP client they talk to it with, the capped
+//! reading of an answer and the excerpt an error quotes.
 
 use reqwest::Url;
 
@@ -33,6 +34,48 @@ pub fn api_client() -> Result<reqwest::Client, reqwest::Error> {
         .no_proxy()
         .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+/// Characters of an answer that is not the API's, quoted in an error.
+const EXCERPT_CHARS: usize = 200;
+
+/// The start of an answer, quoted, for an error that says what came back instead.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty)".into();
+    }
+    let mut kept: String = text.chars().take(EXCERPT_CHARS).collect();
+    if kept.len() < text.len() {
+        kept.push_str("...");
+    }
+    format!("{kept:?}")
+}
+
+/// Why an answer's body was not read whole.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The connection failed while reading.
+    Read(reqwest::Error),
+    /// It is larger than the limit: the rest is never read, and dropping the response
+    /// closes the connection.
+    TooLarge,
+}
+
+/// An answer's body, read as a stream and refused past `limit` bytes.
+pub async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Read)? {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

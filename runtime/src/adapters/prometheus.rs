@@ -21,6 +21,7 @@
 //!   the call fails without sending anything (see [`with_matchers`]).
 
 use super::args::{ArgError, Args};
+use super::endpoint::excerpt;
 use super::http::without_url;
 use medic_compiler::plan::Value;
 use reqwest::Url;
@@ -33,9 +34,6 @@ pub const ANSWER_LIMIT: usize = 8 * 1024 * 1024;
 
 /// A call's time limit when the configuration names none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Characters of a non-API answer quoted in an error.
-const EXCERPT_CHARS: usize = 200;
 
 /// The Prometheus server queried (`[prometheus]` in medic.toml).
 #[derive(Clone)]
@@ -337,18 +335,12 @@ impl Prometheus {
         };
         let mut response = request.send().await.map_err(|error| failed(error, false))?;
         let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = super::endpoint::read_capped(&mut response, ANSWER_LIMIT)
             .await
-            .map_err(|error| failed(error, true))?
-        {
-            if body.len().saturating_add(chunk.len()) > ANSWER_LIMIT {
-                // The rest is never read: dropping the response closes the connection.
-                return Err(PrometheusError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|error| match error {
+                super::endpoint::ReadError::TooLarge => PrometheusError::TooLarge,
+                super::endpoint::ReadError::Read(error) => failed(error, true),
+            })?;
         let json: Json = match serde_json::from_slice(&body) {
             Ok(json) => json,
             Err(_) if !status.is_success() => {
@@ -722,20 +714,6 @@ fn kind(json: &Json) -> &'static str {
         Json::Array(_) => "a list",
         Json::Object(_) => "an object",
     }
-}
-
-/// The start of an answer, as text, for an error message.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty)".into();
-    }
-    let mut kept: String = text.chars().take(EXCERPT_CHARS).collect();
-    if kept.len() < text.len() {
-        kept.push_str("...");
-    }
-    format!("{kept:?}")
 }
 
 /// Milliseconds since the Unix epoch as the decimal seconds Prometheus reads.

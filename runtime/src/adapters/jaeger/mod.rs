@@ -30,6 +30,7 @@ pub mod wire;
 pub use graph::{Direction, Edge, Graph};
 
 use super::args::{ArgError, Args};
+use super::endpoint::excerpt;
 use super::http::without_url;
 use medic_compiler::plan::Value;
 use reqwest::Url;
@@ -52,9 +53,6 @@ pub const TRACES_PER_CALL: usize = 100;
 
 /// Hops walked at most, whatever `depth` asks (a service graph is never this deep).
 pub const MAX_DEPTH: usize = 64;
-
-/// Characters of a non-API answer quoted in an error.
-const EXCERPT_CHARS: usize = 200;
 
 /// The Jaeger query service asked (`[jaeger]` in medic.toml).
 #[derive(Clone)]
@@ -613,18 +611,12 @@ impl Client {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("text/html"));
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = super::endpoint::read_capped(&mut response, ANSWER_LIMIT)
             .await
-            .map_err(|error| failed(error, true))?
-        {
-            if body.len().saturating_add(chunk.len()) > ANSWER_LIMIT {
-                // The rest is never read: dropping the response closes the connection.
-                return Err(JaegerError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|error| match error {
+                super::endpoint::ReadError::TooLarge => JaegerError::TooLarge,
+                super::endpoint::ReadError::Read(error) => failed(error, true),
+            })?;
         match serde_json::from_slice::<Json>(&body) {
             Ok(json) => Ok(Answer::Json {
                 status: status.as_u16(),
@@ -666,20 +658,6 @@ fn success_or_status<T>(
         }),
         other => other,
     }
-}
-
-/// The start of an answer, as text, for an error message.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "(empty)".into();
-    }
-    let mut kept: String = text.chars().take(EXCERPT_CHARS).collect();
-    if kept.len() < text.len() {
-        kept.push_str("...");
-    }
-    format!("{kept:?}")
 }
 
 /// Milliseconds since the Unix epoch as RFC 3339 in UTC (api_v3 parses RFC3339Nano).
