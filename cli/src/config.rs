@@ -7,10 +7,12 @@ use medic_compiler::plan::Plan;
 use medic_runtime::adapters::{
     HeaderRule, HostPattern, HttpConfig, NotifyConfig, SmtpConfig, SmtpTls, ToolboxConfig,
 };
+use medic_runtime::executor::Clock;
 use medic_runtime::server::{
     self, Identities, Role, ServerLimits, User, UsersError, parse_token_sha256,
 };
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -299,6 +301,10 @@ pub(crate) struct HttpToml {
     pub(crate) redact_query_params: Vec<String>,
     #[serde(default)]
     pub(crate) headers: Vec<HeaderToml>,
+    /// `[http.hosts]`: names resolved to fixed addresses (`"127.0.0.1:8080"` or an address
+    /// alone) instead of by DNS.
+    #[serde(default)]
+    pub(crate) hosts: BTreeMap<String, String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -461,6 +467,8 @@ pub(crate) fn approval_warnings(plan: &Plan, identities: &Identities) -> Vec<Str
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotifyToml {
     pub(crate) slack_webhook_env: Option<String>,
+    /// A file holding the Slack webhook URL (relative to medic.toml); not with `_env`.
+    pub(crate) slack_webhook_file: Option<PathBuf>,
     /// The webhook (a name in `webhooks_env`) told about runs that need a human.
     pub(crate) escalate_to: Option<String>,
     /// Names of environment variables holding webhook URLs, by webhook name.
@@ -673,12 +681,14 @@ pub(crate) fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<Too
         bail!("limits.calls_per_function must be at least 1");
     }
     Ok(ToolboxConfig {
+        clock: Clock::system(),
         http: HttpConfig {
             allow_hosts: patterns(&config.http.allow_hosts, "http.allow_hosts")?,
             redact_params: config.http.redact_query_params.clone(),
             headers,
+            hosts: static_hosts(&config.http.hosts)?,
         },
-        notify: notify_config(&config.notify)?,
+        notify: notify_config(&config.notify, base)?,
         smtp: config
             .smtp
             .as_ref()
@@ -707,11 +717,18 @@ pub(crate) fn toolbox_config(config: &Config, base: &Path) -> anyhow::Result<Too
     })
 }
 
-pub(crate) fn notify_config(notify: &NotifyToml) -> anyhow::Result<NotifyConfig> {
+pub(crate) fn notify_config(notify: &NotifyToml, base: &Path) -> anyhow::Result<NotifyConfig> {
+    if notify.slack_webhook_env.is_some() && notify.slack_webhook_file.is_some() {
+        bail!("notify: set slack_webhook_env or slack_webhook_file, not both");
+    }
     let slack_webhook = secret(
         notify.slack_webhook_env.as_deref(),
-        None,
-        "notify.slack_webhook_env",
+        notify
+            .slack_webhook_file
+            .as_ref()
+            .map(|path| base.join(path))
+            .as_deref(),
+        "notify.slack_webhook",
     )?;
     let mut webhooks = BTreeMap::new();
     for (name, env) in &notify.webhooks_env {
@@ -733,4 +750,25 @@ pub(crate) fn plans(config: &Config, base: &Path) -> Vec<PathBuf> {
         .flatten()
         .map(|path| base.join(path))
         .collect()
+}
+
+/// `[http.hosts]`: each name and the address it stands for; an address without a port
+/// keeps the URL's (or its scheme's) port.
+fn static_hosts(hosts: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<String, SocketAddr>> {
+    let mut resolved = BTreeMap::new();
+    for (name, address) in hosts {
+        let parsed = address
+            .parse::<SocketAddr>()
+            .or_else(|_| address.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
+            .map_err(|_| {
+                anyhow!(
+                    "http.hosts.{name:?} = {address:?} is not an IP address with an optional port (such as \"127.0.0.1:8080\")"
+                )
+            })?;
+        if name.is_empty() || name.contains(['/', ':', ' ']) {
+            bail!("http.hosts: {name:?} is not a host name");
+        }
+        resolved.insert(name.to_ascii_lowercase(), parsed);
+    }
+    Ok(resolved)
 }

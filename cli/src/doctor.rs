@@ -120,6 +120,7 @@ pub fn doctor(flags: DoctorFlags) -> anyhow::Result<ExitCode> {
                 match medic_runtime::adapters::jaeger::Jaeger::new(
                     Some(jaeger.clone()),
                     toolbox_config.topology.clone(),
+                    toolbox_config.clock,
                 ) {
                     Err(error) => Finding::failed("jaeger", error.to_string()),
                     Ok(client) => {

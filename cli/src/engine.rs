@@ -67,6 +67,40 @@ fn init_logs() {
 
 pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     init_logs();
+    let prepared = match prepare(flags)? {
+        Ok(prepared) => prepared,
+        Err(code) => return Ok(code),
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&prepared.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", prepared.listen))?;
+        serve_on(prepared, listener, Clock::system(), shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `medic serve` starts with, read and checked before anything listens.
+pub(crate) struct Prepared {
+    pub(crate) listen: String,
+    store: PathBuf,
+    dry_run: bool,
+    lock: std::fs::File,
+    config: crate::config::Config,
+    base: PathBuf,
+    journal: Journal,
+    plan: Plan,
+    plans: Vec<PathBuf>,
+    toolbox_config: medic_runtime::adapters::ToolboxConfig,
+    engine_config: EngineConfig,
+    identities: medic_runtime::server::Identities,
+    signing: Option<Signing>,
+    server_limits: medic_runtime::server::ServerLimits,
+}
+
+/// Reads the configuration and the plans, takes the store's lock and opens the journal;
+/// `Err(code)`: the plans do not compile (the diagnostics are printed).
+pub(crate) fn prepare(flags: ServeFlags) -> anyhow::Result<Result<Prepared, ExitCode>> {
     let (config, base) = read_config(flags.config.as_deref())?;
     let plans: Vec<PathBuf> = if flags.plans.is_empty() {
         config
@@ -118,7 +152,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         Err(diagnostics) => {
             eprint!("{diagnostics}");
             eprintln!("error: the plans do not compile; nothing was started");
-            return Ok(ExitCode::from(1));
+            return Ok(Err(ExitCode::from(1)));
         }
     };
     // One server per store: two would both believe they own every unfinished run. The OS
@@ -139,7 +173,7 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         );
     }
     let journal = Journal::open(&store)?;
-    let mut toolbox_config = toolbox_config(&config, &base)?;
+    let toolbox_config = toolbox_config(&config, &base)?;
     // Whether [kubernetes] is there is all this check needs; connecting comes later.
     let missing = medic_runtime::adapters::unconfigured(&plan, |adapter| {
         adapter.configured(&toolbox_config)
@@ -194,49 +228,85 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     for warning in approval_warnings(&plan, &identities) {
         eprintln!("warning: {warning}");
     }
-    let reload_paths = plans.clone();
+    Ok(Ok(Prepared {
+        listen,
+        store,
+        dry_run,
+        lock,
+        config,
+        base,
+        journal,
+        plan,
+        plans,
+        toolbox_config,
+        engine_config,
+        identities,
+        signing,
+        server_limits,
+    }))
+}
+
+/// Serves on `listener` with `clock` until `shutdown`: `medic serve`, and the server of
+/// `medic demo`.
+pub(crate) async fn serve_on(
+    prepared: Prepared,
+    listener: tokio::net::TcpListener,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Prepared {
+        store,
+        dry_run,
+        lock,
+        config,
+        base,
+        journal,
+        plan,
+        plans,
+        mut toolbox_config,
+        engine_config,
+        identities,
+        signing,
+        server_limits,
+        ..
+    } = prepared;
+    let reload_paths = plans;
     let reload_identities = identities.clone();
-    runtime()?.block_on(async move {
-        let _lock = lock;
-        toolbox_config.kubernetes = connect_kubernetes(&config, &base).await?;
-        let toolbox =
-            Arc::new(StandardToolbox::new(toolbox_config).map_err(|error| anyhow!(error))?);
-        let handle = JournalHandle::spawn(journal)?;
-        let engine = Engine::start(plan, handle, toolbox, Clock::system(), engine_config).await?;
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let address = listener.local_addr()?;
-        tracing::info!(%address, store = %store.display(), dry_run, auth = identities.required(), users = identities.enforces_groups(), "medic serve is listening");
-        let state = Arc::new(ServerState {
-            engine,
-            auth: Auth {
-                identities,
-                signing,
-            },
-            limits: server_limits,
-            reload: Arc::new(move || {
-                let plan = compile(&reload_paths)?;
-                for warning in approval_warnings(&plan, &reload_identities) {
-                    tracing::warn!("{warning}");
-                }
-                Ok(plan)
-            }),
-        });
-        let engine = state.engine.clone();
-        medic_runtime::server::serve(listener, state, shutdown_signal()).await?;
-        // Let runs in progress reach their end for a while; what is still running after
-        // that continues (or is handed to a human) at the next start.
-        if tokio::time::timeout(std::time::Duration::from_secs(10), engine.idle())
-            .await
-            .is_err()
-        {
-            tracing::warn!(runs = ?engine.active_runs(), "stopping with runs in progress; they continue at the next start");
-        }
-        tracing::info!("medic serve stopped");
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    let _lock = lock;
+    toolbox_config.clock = clock;
+    toolbox_config.kubernetes = connect_kubernetes(&config, &base).await?;
+    let toolbox = Arc::new(StandardToolbox::new(toolbox_config).map_err(|error| anyhow!(error))?);
+    let handle = JournalHandle::spawn(journal)?;
+    let engine = Engine::start(plan, handle, toolbox, clock, engine_config).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, store = %store.display(), dry_run, auth = identities.required(), users = identities.enforces_groups(), "medic serve is listening");
+    let state = Arc::new(ServerState {
+        engine,
+        auth: Auth {
+            identities,
+            signing,
+        },
+        limits: server_limits,
+        reload: Arc::new(move || {
+            let plan = compile(&reload_paths)?;
+            for warning in approval_warnings(&plan, &reload_identities) {
+                tracing::warn!("{warning}");
+            }
+            Ok(plan)
+        }),
+    });
+    let engine = state.engine.clone();
+    medic_runtime::server::serve(listener, state, shutdown).await?;
+    // Let runs in progress reach their end for a while; what is still running after
+    // that continues (or is handed to a human) at the next start.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), engine.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(runs = ?engine.active_runs(), "stopping with runs in progress; they continue at the next start");
+    }
+    tracing::info!("medic serve stopped");
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -80,43 +80,76 @@ pub trait Toolbox: Send + Sync {
 /// Wall time that advances with tokio's clock: on a paused tokio clock (tests) it is a
 /// virtual clock that jumps when every task waits; in production it is the system time
 /// read once at start, then carried by the monotonic clock (no jumps backwards).
+///
+/// A clock may run `speed` times faster than wall time ([`Clock::scaled`], for `medic
+/// demo`'s sandbox world): what is scheduled by time (`revert after`, cooldowns, retry
+/// backoffs, a playbook's `timeout`) then passes that much faster. A call's own timeout
+/// stays wall time: it protects against a system that does not answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     origin_wall_ms: i64,
     origin: tokio::time::Instant,
+    speed: u32,
 }
 
 impl Clock {
     pub fn system() -> Clock {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-            });
-        Clock::starting_at(wall)
+        Clock::starting_at(system_ms())
     }
 
     /// A clock that reads `wall_ms` now (tests pin it to a known time).
     pub fn starting_at(wall_ms: i64) -> Clock {
+        Clock::scaled(wall_ms, tokio::time::Instant::now(), 1)
+    }
+
+    /// A clock that reads `origin_wall_ms` at `origin` and runs `speed` times faster than
+    /// wall time (at least 1) from there.
+    pub fn scaled(origin_wall_ms: i64, origin: tokio::time::Instant, speed: u32) -> Clock {
         Clock {
-            origin_wall_ms: wall_ms,
-            origin: tokio::time::Instant::now(),
+            origin_wall_ms,
+            origin,
+            speed: speed.max(1),
         }
+    }
+
+    /// How many times faster than wall time the clock runs (1 in production).
+    pub fn speed(&self) -> u32 {
+        self.speed
     }
 
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
-        let elapsed = i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.origin_wall_ms.saturating_add(elapsed)
+        let elapsed = self
+            .origin
+            .elapsed()
+            .as_millis()
+            .saturating_mul(u128::from(self.speed));
+        self.origin_wall_ms
+            .saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX))
     }
 
-    /// Sleeps until the wall time `at_ms` (at once if it has passed).
+    /// Sleeps until the clock reads `at_ms` (at once if it has passed).
     pub async fn sleep_until(&self, at_ms: i64) {
         let remaining = at_ms.saturating_sub(self.now_ms());
         if remaining > 0 {
-            tokio::time::sleep(Duration::from_millis(remaining.unsigned_abs())).await;
+            self.sleep(Duration::from_millis(remaining.unsigned_abs()))
+                .await;
         }
     }
+
+    /// Sleeps for `duration` of the clock's time.
+    pub async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration / self.speed).await;
+    }
+}
+
+/// The system's wall time in milliseconds since the Unix epoch.
+pub fn system_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -993,7 +1026,7 @@ impl Job {
                 }
             }
             if attempt < attempts {
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
+                self.clock.sleep(Duration::from_millis(backoff)).await;
                 backoff = backoff.saturating_mul(2).min(MAX_BACKOFF_MS);
             }
         }

@@ -20,11 +20,12 @@ use super::args::{ArgError, Args};
 use super::jaeger::{Direction, Jaeger, JaegerError};
 use super::prometheus::{Prometheus, PrometheusError, with_matchers};
 use super::topology::Topology;
+use crate::executor::Clock;
 use medic_analysis::diagnosis::{self, Check, Input, Kind, SelfTime, ServiceData, Window};
 use medic_compiler::plan::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The baseline window before `since` when `[diagnose]` names none.
 pub const DEFAULT_BASELINE: Duration = Duration::from_secs(3600);
@@ -320,6 +321,7 @@ pub struct Diagnose {
     jaeger: Arc<Jaeger>,
     topology: Topology,
     config: DiagnoseConfig,
+    clock: Clock,
 }
 
 /// The windows of one call, in milliseconds since the Unix epoch.
@@ -336,12 +338,14 @@ impl Diagnose {
         jaeger: Arc<Jaeger>,
         topology: Topology,
         config: DiagnoseConfig,
+        clock: Clock,
     ) -> Diagnose {
         Diagnose {
             prometheus,
             jaeger,
             topology,
             config,
+            clock,
         }
     }
 
@@ -357,10 +361,10 @@ impl Diagnose {
             .ok_or(DiagnoseError::NoPrometheus)?;
         if function == "diagnose.database" {
             let call = DatabaseCall::decode(values)?;
-            self.database(prometheus, &call, now_ms()).await
+            self.database(prometheus, &call, self.clock.now_ms()).await
         } else {
             let call = WalkCall::decode(values)?;
-            let diagnosis = self.walk(prometheus, &call, now_ms()).await?;
+            let diagnosis = self.walk(prometheus, &call, self.clock.now_ms()).await?;
             Ok(diagnosis_value(&diagnosis))
         }
     }
@@ -713,14 +717,6 @@ pub fn diagnosis_value(diagnosis: &diagnosis::Diagnosis) -> Value {
             Value::String(diagnosis.summary.clone()),
         ),
     ])
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

@@ -26,13 +26,14 @@
 use super::args::{ArgError, Args};
 use super::endpoint::excerpt;
 use super::http::without_url;
+use crate::executor::Clock;
 use medic_analysis::logs::{Miner, TemplateChange, WindowCounts};
 use medic_analysis::stack::{self, StackGroup};
 use medic_compiler::plan::Value;
 use reqwest::Url;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// A call's time limit when the configuration names none.
@@ -426,6 +427,7 @@ struct Configured {
 /// The Elasticsearch adapter.
 pub struct Elasticsearch {
     configured: Option<Configured>,
+    clock: Clock,
 }
 
 /// The point in time of one call; its id may change with every answer.
@@ -447,9 +449,18 @@ struct Window {
 }
 
 impl Elasticsearch {
+    /// Reads "now" (the end of the windows) from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Elasticsearch {
+        self.clock = clock;
+        self
+    }
+
     pub fn new(config: Option<ElasticsearchConfig>) -> Result<Elasticsearch, ElasticsearchError> {
         let Some(config) = config else {
-            return Ok(Elasticsearch { configured: None });
+            return Ok(Elasticsearch {
+                configured: None,
+                clock: Clock::system(),
+            });
         };
         let bad = |reason: &str| ElasticsearchError::BadUrl {
             url: config.url.clone(),
@@ -474,6 +485,7 @@ impl Elasticsearch {
                 fields: config.fields,
                 max_lines: config.max_lines.max(1),
             }),
+            clock: Clock::system(),
         })
     }
 
@@ -521,7 +533,7 @@ impl Elasticsearch {
             .configured
             .as_ref()
             .ok_or(ElasticsearchError::NotConfigured)?;
-        configured.aggregate(query, now_ms()).await
+        configured.aggregate(query, self.clock.now_ms()).await
     }
 }
 
@@ -1007,14 +1019,6 @@ fn field<'j>(json: &'j Json, path: &str) -> Option<&'j Json> {
 /// The first line of a message: what is mined into templates (a trace's frames are not).
 fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or(message)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

@@ -102,6 +102,11 @@ pub struct HttpConfig {
     pub redact_params: Vec<String>,
     /// Headers added to requests to some hosts, with values read from the environment.
     pub headers: Vec<HeaderRule>,
+    /// Names resolved to fixed addresses instead of by DNS (`[http.hosts]`, like
+    /// `/etc/hosts`): a sandbox, or a name DNS does not know here. An entry's port is used
+    /// for a URL that names none; a URL's own port wins. The operator wrote these, so they
+    /// are not held to the link-local guard.
+    pub hosts: BTreeMap<String, SocketAddr>,
 }
 
 /// A header sent to the hosts that match; its value is a secret.
@@ -389,8 +394,9 @@ impl HttpConfig {
     }
 }
 
-/// Resolves names with the system resolver and drops link-local and metadata addresses
-/// (unless allowed exactly), so a name pointing at 169.254.169.254 is refused too.
+/// Resolves names with `[http.hosts]`, else the system resolver, and drops link-local and
+/// metadata addresses the system resolver gives (unless allowed exactly), so a name
+/// pointing at 169.254.169.254 is refused too.
 struct GuardedResolver {
     config: Arc<HttpConfig>,
 }
@@ -400,6 +406,10 @@ impl Resolve for GuardedResolver {
         let config = Arc::clone(&self.config);
         let host = name.as_str().to_string();
         Box::pin(async move {
+            if let Some(address) = config.hosts.get(&host.to_ascii_lowercase()) {
+                let addresses: Addrs = Box::new(std::iter::once(*address));
+                return Ok(addresses);
+            }
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let kept: Vec<SocketAddr> = found

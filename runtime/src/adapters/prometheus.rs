@@ -23,11 +23,12 @@
 use super::args::{ArgError, Args};
 use super::endpoint::excerpt;
 use super::http::without_url;
+use crate::executor::Clock;
 use medic_compiler::plan::Value;
 use reqwest::Url;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The largest answer read; a larger one is an error, not a truncated parse.
 pub const ANSWER_LIMIT: usize = 8 * 1024 * 1024;
@@ -166,9 +167,16 @@ pub struct Prometheus {
     range_url: Url,
     timeout: Duration,
     bearer_token: Option<String>,
+    clock: Clock,
 }
 
 impl Prometheus {
+    /// Reads "now" (a query without `at:`, the end of a range) from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Prometheus {
+        self.clock = clock;
+        self
+    }
+
     pub fn new(config: PrometheusConfig) -> Result<Prometheus, PrometheusError> {
         let bad = |reason: &str| PrometheusError::BadUrl {
             url: config.url.clone(),
@@ -192,6 +200,7 @@ impl Prometheus {
             range_url: endpoint("query_range")?,
             timeout: config.timeout,
             bearer_token: config.bearer_token,
+            clock: Clock::system(),
         })
     }
 
@@ -210,7 +219,7 @@ impl Prometheus {
 
     /// `prom.query`: the `prom.Sample` record of an instant query.
     pub async fn query(&self, query: InstantQuery) -> Result<Value, PrometheusError> {
-        let at = query.at.unwrap_or_else(now_ms);
+        let at = query.at.unwrap_or_else(|| self.clock.now_ms());
         let promql = with_matchers(&query.promql, &query.labels)?;
         let form = [
             ("query", promql.clone()),
@@ -254,7 +263,7 @@ impl Prometheus {
         let form = [
             ("query", promql.clone()),
             ("start", seconds(query.since)),
-            ("end", seconds(now_ms())),
+            ("end", seconds(self.clock.now_ms())),
             ("step", seconds(step_ms)),
             ("timeout", self.timeout_seconds()),
         ];
@@ -293,7 +302,7 @@ impl Prometheus {
     pub async fn check(&self) -> Result<String, PrometheusError> {
         let form = [
             ("query", "vector(1)".to_string()),
-            ("time", seconds(now_ms())),
+            ("time", seconds(self.clock.now_ms())),
             ("timeout", self.timeout_seconds()),
         ];
         match self.post(&self.query_url, &form).await?.first() {
@@ -721,14 +730,6 @@ fn seconds(millis: i64) -> String {
     let sign = if millis < 0 { "-" } else { "" };
     let magnitude = millis.unsigned_abs();
     format!("{sign}{}.{:03}", magnitude / 1000, magnitude % 1000)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ fn arguments() -> BTreeMap<String, Value> {
             "service".to_string(),
             Value::String("payment-gateway".into()),
         ),
+        ("namespace".to_string(), Value::String("shop".into())),
         ("since".to_string(), Value::Time(1_795_780_000_000)),
     ])
 }
@@ -403,4 +404,20 @@ async fn the_retry_backoff_doubles_up_to_five_minutes() {
     let mut expected = vec![1, 2, 4];
     expected.extend(std::iter::repeat_n(5, 17));
     assert_eq!(waits, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scaled_clock_runs_faster_and_sleeps_for_less_wall_time() {
+    let clock = medic_runtime::executor::Clock::scaled(1_000_000, tokio::time::Instant::now(), 60);
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    assert_eq!(clock.now_ms(), 1_060_000);
+    let wall = tokio::time::Instant::now();
+    // Half an hour of the clock's time (a `revert after 30m`) is half a minute of wall time.
+    clock.sleep_until(1_060_000 + 30 * 60_000).await;
+    assert_eq!(wall.elapsed(), std::time::Duration::from_secs(30));
+    assert_eq!(clock.now_ms(), 1_060_000 + 30 * 60_000);
+    assert_eq!(
+        medic_runtime::executor::Clock::scaled(0, wall, 0).speed(),
+        1
+    );
 }

@@ -258,6 +258,36 @@ async fn an_allowed_host_pattern_with_a_port_refuses_other_ports() {
 }
 
 #[tokio::test]
+async fn a_name_of_http_hosts_goes_to_its_address_and_the_urls_own_port_wins() {
+    let listener = Listener::start(Answer::Ok("fine")).await;
+    let plan = compile(RULE_BUILDS_URL);
+    let address: std::net::SocketAddr = format!("127.0.0.1:{}", listener.port).parse().unwrap();
+    let mut config = allow(&["payment-gateway", "logging-node"]);
+    config.hosts = [
+        ("payment-gateway".to_string(), address),
+        ("logging-node".to_string(), "127.0.0.1:9".parse().unwrap()),
+    ]
+    .into();
+    let toolbox = toolbox(config);
+    // No port in the URL: the entry's port is used; the Host header keeps the name.
+    let report = run_rule(&plan, alert("payment-gateway"), Arc::clone(&toolbox), false).await;
+    assert_eq!(response_field(&report, "status", "status"), Value::Int(200));
+    assert_eq!(listener.request_lines(), vec!["GET /health HTTP/1.1"]);
+    assert!(
+        listener.heads()[0]
+            .to_ascii_lowercase()
+            .contains("host: payment-gateway\r\n"),
+        "{:?}",
+        listener.heads()
+    );
+    // A port in the URL wins over the entry's (port 9 is not listened on here).
+    let service = format!("logging-node:{}", listener.port);
+    let report = run_rule(&plan, alert(&service), toolbox, false).await;
+    assert_eq!(response_field(&report, "status", "status"), Value::Int(200));
+    assert_eq!(listener.request_lines().len(), 2);
+}
+
+#[tokio::test]
 async fn a_fixed_host_needs_no_allow_list_and_path_values_are_escaped() {
     let listener = Listener::start(Answer::Ok("fine")).await;
     let source = format!(

@@ -6,7 +6,7 @@ use super::support::{compile, failure, output, run_playbook};
 use medic_compiler::plan::Value;
 use medic_runtime::adapters::jaeger::{Direction, Edge, Jaeger, JaegerConfig};
 use medic_runtime::adapters::{StandardToolbox, ToolboxConfig, Topology};
-use medic_runtime::executor::RunReport;
+use medic_runtime::executor::{Clock, RunReport};
 use medic_sandbox::jaeger::{ApiV3, Apis, Dependency, JaegerServer, TraceBuilder, TraceGenerator};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -572,7 +572,7 @@ async fn the_rust_api_answers_graphs_and_self_times() {
         );
         server.add_trace(trace.build());
     }
-    let jaeger = Jaeger::new(Some(config(&server)), payment_topology()).unwrap();
+    let jaeger = Jaeger::new(Some(config(&server)), payment_topology(), Clock::system()).unwrap();
     let graph = jaeger
         .graph("payment-gateway", Direction::Downstream, 2, None)
         .await
@@ -704,7 +704,7 @@ async fn the_check_lists_services_through_either_api() {
         TraceGenerator::new(&[("payment-gateway", &["order-service"])], 3)
             .trace("payment-gateway", (now_ms() - 1000) * 1000),
     );
-    let jaeger = Jaeger::new(Some(config(&server)), Topology::default()).unwrap();
+    let jaeger = Jaeger::new(Some(config(&server)), Topology::default(), Clock::system()).unwrap();
     assert_eq!(jaeger.check().await.unwrap(), "api_v3 lists 2 services");
     server.serve(Apis::V1Only);
     assert_eq!(
@@ -716,7 +716,7 @@ async fn the_check_lists_services_through_either_api() {
         jaeger.check().await.unwrap_err().to_string(),
         "jaeger refused the request (code 503): storage is down"
     );
-    let unconfigured = Jaeger::new(None, Topology::default()).unwrap();
+    let unconfigured = Jaeger::new(None, Topology::default(), Clock::system()).unwrap();
     assert_eq!(
         unconfigured.check().await.unwrap_err().to_string(),
         "no Jaeger is configured ([jaeger] url in medic.toml)"

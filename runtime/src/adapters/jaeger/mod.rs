@@ -32,12 +32,13 @@ pub use graph::{Direction, Edge, Graph};
 use super::args::{ArgError, Args};
 use super::endpoint::excerpt;
 use super::http::without_url;
+use crate::executor::Clock;
 use medic_compiler::plan::Value;
 use reqwest::Url;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A call's time limit when the configuration names none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -238,24 +239,31 @@ struct Client {
     bearer_token: Option<String>,
     /// 0 while unknown, else a [`TraceApi`].
     trace_api: AtomicU8,
+    clock: Clock,
 }
 
 /// The Jaeger adapter: the query service of the configuration, if any, and the topology.
 pub struct Jaeger {
     client: Option<Client>,
     topology: super::topology::Topology,
+    clock: Clock,
 }
 
 impl Jaeger {
     pub fn new(
         config: Option<JaegerConfig>,
         topology: super::topology::Topology,
+        clock: Clock,
     ) -> Result<Jaeger, JaegerError> {
         let client = match config {
-            Some(config) => Some(Client::new(config)?),
+            Some(config) => Some(Client::new(config, clock)?),
             None => None,
         };
-        Ok(Jaeger { client, topology })
+        Ok(Jaeger {
+            client,
+            topology,
+            clock,
+        })
     }
 
     /// Runs `trace.dependencies` or `trace.slowest_spans` with the call's arguments.
@@ -342,7 +350,9 @@ impl Jaeger {
 
     /// `trace.slowest_spans`: the `trace.SlowSpans` record.
     async fn slowest_spans(&self, call: &SlowestSpansCall) -> Result<Value, JaegerError> {
-        let operations = self.operations(&call.service, call.since, now_ms()).await?;
+        let operations = self
+            .operations(&call.service, call.since, self.clock.now_ms())
+            .await?;
         let hotspot = critical::hotspot(&operations).unwrap_or_default();
         let spans = operations
             .iter()
@@ -409,7 +419,7 @@ fn graph_value(graph: &Graph) -> Value {
 }
 
 impl Client {
-    fn new(config: JaegerConfig) -> Result<Client, JaegerError> {
+    fn new(config: JaegerConfig, clock: Clock) -> Result<Client, JaegerError> {
         let bad = |reason: &str| JaegerError::BadUrl {
             url: config.url.clone(),
             reason: reason.to_string(),
@@ -424,6 +434,7 @@ impl Client {
             timeout: config.timeout,
             bearer_token: config.bearer_token,
             trace_api: AtomicU8::new(0),
+            clock,
         })
     }
 
@@ -438,7 +449,7 @@ impl Client {
 
     /// `GET /api/dependencies`: the links of the window back to `since_ms`.
     async fn dependencies(&self, since_ms: Option<i64>) -> Result<Vec<Edge>, JaegerError> {
-        let end = now_ms();
+        let end = self.clock.now_ms();
         let default_lookback = i64::try_from(DEFAULT_LOOKBACK.as_millis()).unwrap_or(i64::MAX);
         let lookback = match since_ms {
             Some(since) => end.saturating_sub(since).max(1),
@@ -667,14 +678,6 @@ fn rfc3339(millis: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
@@ -688,22 +691,28 @@ mod tests {
 
     #[test]
     fn the_base_url_keeps_its_path() {
-        let client = Client::new(JaegerConfig {
-            url: "https://example.com/jaeger/".into(),
-            timeout: DEFAULT_TIMEOUT,
-            bearer_token: None,
-        })
+        let client = Client::new(
+            JaegerConfig {
+                url: "https://example.com/jaeger/".into(),
+                timeout: DEFAULT_TIMEOUT,
+                bearer_token: None,
+            },
+            Clock::system(),
+        )
         .unwrap();
         assert_eq!(
             client.endpoint(&["api", "v3", "traces"]).as_str(),
             "https://example.com/jaeger/api/v3/traces"
         );
         assert!(matches!(
-            Client::new(JaegerConfig {
-                url: "http://user:secret@example.com".into(),
-                timeout: DEFAULT_TIMEOUT,
-                bearer_token: None,
-            }),
+            Client::new(
+                JaegerConfig {
+                    url: "http://user:secret@example.com".into(),
+                    timeout: DEFAULT_TIMEOUT,
+                    bearer_token: None,
+                },
+                Clock::system()
+            ),
             Err(JaegerError::BadUrl { .. })
         ));
     }
