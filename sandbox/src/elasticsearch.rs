@@ -272,6 +272,33 @@ impl ElasticsearchServer {
         }
     }
 
+    /// Keeps the documents of `index` whose `_source` `keep` accepts (a long-running
+    /// world's retention). Open points in time keep seeing the documents they saw that
+    /// remain.
+    pub fn retain(&self, index: &str, mut keep: impl FnMut(&Json) -> bool) {
+        let mut store = lock(&self.shared);
+        let Some(documents) = store.indices.get_mut(index) else {
+            return;
+        };
+        let mut removed_before = Vec::with_capacity(documents.len() + 1);
+        let mut removed = 0usize;
+        documents.retain(|document| {
+            removed_before.push(removed);
+            let kept = keep(&document.source);
+            if !kept {
+                removed += 1;
+            }
+            kept
+        });
+        removed_before.push(removed);
+        for pit in store.pits.values_mut() {
+            if let Some(seen) = pit.snapshot.get_mut(index) {
+                // It saw the first `seen` documents; of those, the removed ones are gone.
+                *seen = seen.saturating_sub(removed_before.get(*seen).copied().unwrap_or(removed));
+            }
+        }
+    }
+
     /// From now on, every request must carry these credentials (`None`: none needed).
     pub fn require(&self, credentials: Option<Credentials>) {
         lock(&self.shared).required = credentials;

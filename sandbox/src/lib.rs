@@ -4,8 +4,12 @@
 //! Never used by the runtime's production paths; depends on no Medic crate, so every
 //! crate's tests can use it.
 
+pub mod clock;
 pub mod elasticsearch;
 pub mod jaeger;
 pub mod kubernetes;
 pub mod prometheus;
+pub mod promql;
+pub mod receiver;
+pub mod shop;
 pub mod world;

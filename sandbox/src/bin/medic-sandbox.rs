@@ -1,16 +1,20 @@
 //! `medic-sandbox`: the sandbox's servers as a process, for trying the examples by hand
 //! (`scripts/try-examples`): the Kubernetes API server with some Deployments and HPAs, and
-//! a receiver that answers every POST with 200 and prints it (a Slack webhook, a service's
-//! admin endpoint). Runs until interrupted. Never part of a production path.
+//! the notification receiver (`medic_sandbox::receiver`), which answers every POST with 200
+//! and prints it (a Slack webhook, a service's admin endpoint) and, with `--smtp`, takes
+//! mail and prints it. Runs until interrupted. Never part of a production path.
 
 use clap::Parser;
 use medic_sandbox::elasticsearch::ElasticsearchServer;
 use medic_sandbox::jaeger::JaegerServer;
 use medic_sandbox::kubernetes::ApiServer;
+use medic_sandbox::receiver::{Message, Receiver, ReceiverConfig};
 use medic_sandbox::world::{CALLS, Incident, World};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +34,10 @@ struct Flags {
     /// Also answer POSTs on this address (such as 127.0.0.1:18081) and print them.
     #[arg(long, value_name = "ADDRESS")]
     receiver: Option<String>,
+    /// Also take mail over SMTP (plain text) on this address (such as 127.0.0.1:2525) and
+    /// print it.
+    #[arg(long, value_name = "ADDRESS")]
+    smtp: Option<String>,
     /// A simulated shop in the middle of an incident (`payment`: order-service is slow;
     /// `inventory`: inventory-db is out of connections): Jaeger and Elasticsearch serve its
     /// traces and logs, and its Prometheus series are written to --openmetrics.
@@ -102,19 +110,7 @@ async fn run(flags: Flags) -> Result<(), String> {
         server.url().replace("http://", "https://"),
         flags.kubeconfig.display()
     );
-    let receiver = match &flags.receiver {
-        None => None,
-        Some(address) => {
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|error| format!("cannot listen on {address}: {error}"))?;
-            println!("receiver on http://{address}");
-            let app = axum::Router::new().fallback(receive);
-            Some(tokio::spawn(
-                async move { axum::serve(listener, app).await },
-            ))
-        }
-    };
+    let receiver = start_receiver(&flags).await?;
     let world = match &flags.world {
         None => None,
         Some(name) => Some(start_world(&flags, name).await?),
@@ -125,8 +121,15 @@ async fn run(flags: Flags) -> Result<(), String> {
         jaeger.stop().await;
         drop(elasticsearch);
     }
-    if let Some(receiver) = receiver {
-        receiver.abort();
+    if let Some((receiver, printer)) = receiver {
+        receiver.stop().await;
+        // The receiver gone, the printer sees the channel close once it has printed all.
+        if tokio::time::timeout(Duration::from_secs(1), printer)
+            .await
+            .is_err()
+        {
+            eprintln!("medic-sandbox: the receiver's last messages were not all printed");
+        }
     }
     server.stop().await;
     Ok(())
@@ -181,17 +184,79 @@ async fn start_world(
     Ok((jaeger, elasticsearch))
 }
 
-async fn receive(
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    body: axum::body::Bytes,
-) -> (axum::http::StatusCode, &'static str) {
-    println!(
-        "received {method} {uri}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    let _ = std::io::stdout().flush();
-    (axum::http::StatusCode::OK, "ok")
+/// The receiver on the addresses given (the side not asked for on a free loopback port),
+/// and the task that prints what it receives.
+async fn start_receiver(
+    flags: &Flags,
+) -> Result<Option<(Receiver, tokio::task::JoinHandle<()>)>, String> {
+    if flags.receiver.is_none() && flags.smtp.is_none() {
+        return Ok(None);
+    }
+    let mut config = ReceiverConfig::default();
+    if let Some(address) = &flags.receiver {
+        config.http_address = resolve(address).await?;
+    }
+    if let Some(address) = &flags.smtp {
+        config.smtp_address = resolve(address).await?;
+    }
+    let receiver = Receiver::start_with(config)
+        .await
+        .map_err(|error| format!("cannot start the receiver: {error}"))?;
+    if flags.receiver.is_some() {
+        println!("receiver on {}", receiver.http_url());
+    }
+    if flags.smtp.is_some() {
+        println!("smtp receiver on {}", receiver.smtp_address());
+    }
+    let messages = receiver.subscribe();
+    let printer = tokio::spawn(print_messages(messages));
+    Ok(Some((receiver, printer)))
+}
+
+/// `HOST:PORT` to the first address it names.
+async fn resolve(address: &str) -> Result<SocketAddr, String> {
+    tokio::net::lookup_host(address)
+        .await
+        .map_err(|error| format!("cannot listen on {address}: {error}"))?
+        .next()
+        .ok_or_else(|| format!("cannot listen on {address}: it names no address"))
+}
+
+/// Prints each message as it arrives, in the format of the first receiver
+/// (`received POST /slack: {json}`), which scripts/try-examples shows.
+async fn print_messages(mut messages: broadcast::Receiver<Message>) {
+    loop {
+        match messages.recv().await {
+            Ok(message) => print_message(&message),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                println!("({missed} messages received but not printed)");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn print_message(message: &Message) {
+    match message {
+        Message::Slack { channel, text } => {
+            let body = serde_json::json!({ "channel": channel, "text": text });
+            println!("received POST /slack: {body}");
+        }
+        Message::Webhook { path, body } => println!("received POST {path}: {body}"),
+        Message::Email {
+            from,
+            to,
+            subject,
+            body,
+        } => {
+            println!("received mail from <{from}> to {}", to.join(", "));
+            println!("  Subject: {subject}");
+            for line in body.lines() {
+                println!("  | {line}");
+            }
+        }
+    }
 }
 
 /// Ctrl-C or SIGTERM.

@@ -318,6 +318,13 @@ impl JaegerServer {
         lock(&self.shared).traces.extend(traces);
     }
 
+    /// Drops the traces that started before `oldest_us` (a long-running world's retention).
+    pub fn retain_since(&self, oldest_us: i64) {
+        lock(&self.shared)
+            .traces
+            .retain(|trace| trace.start_us() >= oldest_us);
+    }
+
     /// Which generation of api_v3 is served from now on.
     pub fn api_v3(&self, generation: ApiV3) {
         lock(&self.shared).api_v3 = generation;

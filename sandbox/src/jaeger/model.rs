@@ -107,6 +107,14 @@ impl TraceBuilder {
         SpanRef(position)
     }
 
+    /// Sets the duration of a span added before (a parent's, once its children are known).
+    pub fn set_duration(&mut self, span: SpanRef, duration: Duration) {
+        let SpanRef(index) = span;
+        if let Some(span) = self.spans.get_mut(index) {
+            span.duration_us = micros(duration);
+        }
+    }
+
     pub fn build(self) -> Trace {
         Trace {
             trace_id: self.trace_id,
