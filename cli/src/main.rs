@@ -7,6 +7,7 @@
 //! no rule.
 
 mod config;
+mod demo;
 mod doctor;
 mod engine;
 mod logs;
@@ -55,6 +56,33 @@ enum Command {
     },
     /// Run the language server on standard input and output (for editors).
     Lsp,
+    /// Show Medic at work on one machine: a simulated shop (Kubernetes, Prometheus, Jaeger
+    /// and Elasticsearch APIs on loopback), a real `medic serve` with the example runbooks,
+    /// and the four incidents of the original runbook, checked. Exits 1 when an incident
+    /// did not end as expected.
+    #[command(args_conflicts_with_subcommands = true)]
+    Demo {
+        #[command(subcommand)]
+        action: Option<DemoAction>,
+        /// Keep the journal here (default: a temporary file).
+        #[arg(long, value_name = "PATH")]
+        store: Option<PathBuf>,
+        /// Keep the server and the world running after the incidents, to explore.
+        #[arg(long)]
+        serve: bool,
+        /// How many times faster than wall time the demo's clock runs.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=600))]
+        speed: u32,
+        /// Where medic serve listens (default: any free port; 127.0.0.1:8080 with --serve).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// The port of the world's services and control API (default: any; 8181 with --serve).
+        #[arg(long, value_name = "PORT")]
+        world_port: Option<u16>,
+        /// Play only this incident (repeatable): order-cpu, payment-latency, disk-full, inventory-db.
+        #[arg(long = "incident", value_name = "NAME")]
+        incidents: Vec<String>,
+    },
     /// Serve webhooks and the runs API: match alerts and run playbooks, durably.
     Serve {
         /// The configuration file (docs/serve.md).
@@ -228,6 +256,18 @@ impl RemoteArgs {
     }
 }
 
+#[derive(Subcommand)]
+enum DemoAction {
+    /// Start an incident in the world of a running `medic demo --serve`.
+    Trigger {
+        /// order-cpu, payment-latency, disk-full or inventory-db.
+        incident: String,
+        /// The world's control API.
+        #[arg(long, default_value = "http://127.0.0.1:8181")]
+        world: String,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PlanFormat {
     /// Rules in matching order and playbooks in execution order, for review.
@@ -268,6 +308,26 @@ fn main() -> ExitCode {
             diff,
         } => plan(&paths, format, diff.as_deref()),
         Command::Lsp => lsp(),
+        Command::Demo {
+            action: Some(DemoAction::Trigger { incident, world }),
+            ..
+        } => demo::trigger(&incident, &world),
+        Command::Demo {
+            action: None,
+            store,
+            serve,
+            speed,
+            listen,
+            world_port,
+            incidents,
+        } => demo::demo(demo::DemoFlags {
+            store,
+            serve,
+            speed,
+            listen,
+            world_port,
+            only: incidents,
+        }),
         Command::Serve {
             config,
             plans,

@@ -9,6 +9,7 @@
 
 mod alertmanager;
 mod crash;
+mod demo;
 mod http;
 mod kubernetes;
 mod logs;
