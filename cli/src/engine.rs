@@ -51,8 +51,13 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Logs go to stderr; `MEDIC_LOG` filters them (default `info`), `MEDIC_LOG_FORMAT=json`
 /// makes them JSON lines.
 fn init_logs() {
+    init_logs_at("info");
+}
+
+/// Logs as [`init_logs`] says, at `default` unless `MEDIC_LOG` says otherwise.
+pub(crate) fn init_logs_at(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

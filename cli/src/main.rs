@@ -71,7 +71,7 @@ enum Command {
         #[arg(long)]
         serve: bool,
         /// How many times faster than wall time the demo's clock runs.
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=600))]
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=120))]
         speed: u32,
         /// Where medic serve listens (default: any free port; 127.0.0.1:8080 with --serve).
         #[arg(long, value_name = "ADDR")]

@@ -56,6 +56,8 @@ pub fn demo(flags: DemoFlags) -> anyhow::Result<ExitCode> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?
     };
+    // The server's own log only for what goes wrong (MEDIC_LOG=info shows every step).
+    crate::engine::init_logs_at("warn");
     let runtime = crate::engine::runtime()?;
     let passed = runtime.block_on(run(flags, incidents))?;
     Ok(if passed {
@@ -65,13 +67,37 @@ pub fn demo(flags: DemoFlags) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How far after a reused journal's last run the demo's clock starts: past every cooldown
+/// and `revert after` of the example runbooks, which a journal written on a fast clock
+/// holds in the future.
+const AFTER_LAST_RUN_MS: i64 = 2 * 3_600_000;
+
+/// When the demo's clock starts: now, or after the runs of an earlier demo in `store`.
+fn clock_origin(store: &std::path::Path) -> anyhow::Result<i64> {
+    let now = medic_runtime::executor::system_ms();
+    if !store.exists() {
+        return Ok(now);
+    }
+    let journal = medic_runtime::journal::Journal::open(store)
+        .with_context(|| format!("cannot open the journal {}", store.display()))?;
+    let last = journal
+        .runs(1)
+        .with_context(|| format!("cannot read the runs of {}", store.display()))?
+        .first()
+        .map(|run| {
+            run.finished_at
+                .unwrap_or(run.started_at)
+                .max(run.started_at)
+        });
+    Ok(match last {
+        Some(last) => now.max(last.saturating_add(AFTER_LAST_RUN_MS)),
+        None => now,
+    })
+}
+
 async fn run(flags: DemoFlags, incidents: Vec<Incident>) -> anyhow::Result<bool> {
     let started = std::time::Instant::now();
     let speed = flags.speed.max(1);
-    let origin_ms = medic_runtime::executor::system_ms();
-    let origin = tokio::time::Instant::now();
-    let clock = Clock::scaled(origin_ms, origin, speed);
-    let world_clock = SimClock::starting_at(origin_ms, origin.into_std(), f64::from(speed));
     let dir = tempfile::Builder::new()
         .prefix("medic-demo-")
         .tempdir()
@@ -80,6 +106,12 @@ async fn run(flags: DemoFlags, incidents: Vec<Incident>) -> anyhow::Result<bool>
         .store
         .clone()
         .unwrap_or_else(|| dir.path().join("medic.db"));
+    // A journal of an earlier demo holds times in the future of wall time (its clock ran
+    // fast): this demo's clock starts after them, or their cooldowns would hold it back.
+    let origin_ms = clock_origin(&store)?;
+    let origin = tokio::time::Instant::now();
+    let clock = Clock::scaled(origin_ms, origin, speed);
+    let world_clock = SimClock::starting_at(origin_ms, origin.into_std(), f64::from(speed));
 
     let receiver = Receiver::start()
         .await
@@ -115,6 +147,11 @@ async fn run(flags: DemoFlags, incidents: Vec<Incident>) -> anyhow::Result<bool>
             .map(|spec| spec.name.to_string())
             .chain([LOGGING_NODE.to_string()])
             .collect(),
+        allow_hosts: SERVICES
+            .iter()
+            .map(|spec| format!("{}:80", spec.name))
+            .chain([shop.logging_node_instance()])
+            .collect(),
         smtp: receiver.smtp_address(),
         slack: format!("{}/slack", receiver.http_url()),
         topology: SERVICES
@@ -144,12 +181,23 @@ async fn run(flags: DemoFlags, incidents: Vec<Incident>) -> anyhow::Result<bool>
 
     let mut script = script::Script::new(&shop, &medic, &receiver, world_clock);
     script.introduce(speed, &store, flags.store.is_none(), flags.serve);
-    for incident in &incidents {
-        script.play(*incident).await;
-    }
-    let passed = script.summarize(started.elapsed());
+    let interrupted = tokio::select! {
+        () = async {
+            for incident in &incidents {
+                script.play(*incident).await;
+            }
+        } => false,
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    let passed = if interrupted {
+        println!();
+        println!("Interrupted: stopping the server and the world.");
+        false
+    } else {
+        script.summarize(started.elapsed())
+    };
 
-    if flags.serve {
+    if flags.serve && !interrupted {
         println!();
         println!("The server and the world keep running (Ctrl-C stops them). Try:");
         println!(

@@ -26,6 +26,10 @@ pub struct Script<'a> {
     results: Vec<(Incident, Vec<String>)>,
     /// Messages of the receiver already printed.
     printed: usize,
+    /// Whether the incident's fault is on (until the world says it ended).
+    fault_on: bool,
+    /// Whether its alert resolved while the fault was on.
+    resolved_early: bool,
 }
 
 /// What the demo expects of each incident.
@@ -82,6 +86,8 @@ impl<'a> Script<'a> {
             clock,
             results: Vec::new(),
             printed: 0,
+            fault_on: false,
+            resolved_early: false,
         }
     }
 
@@ -122,46 +128,68 @@ impl<'a> Script<'a> {
         println!();
         println!("== {number}. {}: {}", incident.name(), expected.cause);
         let mut problems = Vec::new();
+        self.play_steps(incident, &expected, &mut problems).await;
+        // Whatever happened, the fault does not spill into the next incident.
+        self.shop.end(incident);
+        self.finish(incident, problems);
+    }
+
+    async fn play_steps(
+        &mut self,
+        incident: Incident,
+        expected: &Expectation,
+        problems: &mut Vec<String>,
+    ) {
         let before = self.shop.snapshot();
-        let last_run = self.last_run_id().await;
+        let last_run = match self.medic.runs().await {
+            Ok(runs) => runs.iter().map(|run| run.id).max().unwrap_or(0),
+            Err(error) => {
+                problems.push(format!("the server's runs cannot be read: {error:#}"));
+                return;
+            }
+        };
+        // Only what happens from the trigger on belongs to this incident.
+        self.drain_events();
+        let messages_before = self.receiver.messages().len();
         self.shop.trigger(incident);
         match self
             .wait_alert(expected.alert, AlertStatus::Firing, ALERT_WITHIN)
             .await
         {
-            Some(value) => println!(
+            Ok(value) => println!(
                 "  alert    {} firing ({value}), sent to medic serve as an Alertmanager webhook",
                 expected.alert
             ),
-            None => {
-                problems.push(format!("the world's alert {} did not fire", expected.alert));
-                self.finish(incident, problems);
+            Err(problem) => {
+                problems.push(problem);
                 return;
             }
         }
         let during = self.shop.snapshot();
         println!("  world    {}", world_line(incident, &during));
-        let Some(run) = self.wait_run(expected.rule, last_run).await else {
-            problems.push(format!("no run of rule {} ended", expected.rule));
-            self.finish(incident, problems);
-            return;
+        let run = match self.wait_run(expected.rule, last_run).await {
+            Ok(run) => run,
+            Err(problem) => {
+                problems.push(problem);
+                return;
+            }
         };
         print_run(&run);
         self.print_messages();
-        // Let a couple of the shop's minutes pass for the action's effect to show.
+        // A couple of the shop's minutes for the action's effect to show, then the world's
+        // state as of a tick after them.
         self.clock.sleep(Duration::from_secs(120)).await;
-        let after = self.shop.snapshot();
+        let after = self.fresh_snapshot(self.clock.now_ms()).await;
         if let Some(line) = effect_line(incident, &during, &after) {
             println!("  effect   {line}");
         }
-        problems.extend(check_run(
-            incident,
-            &run,
-            &before,
-            &during,
-            &after,
-            self.receiver,
-        ));
+        let mail: Vec<Message> = self
+            .receiver
+            .messages()
+            .into_iter()
+            .skip(messages_before)
+            .collect();
+        problems.extend(check_run(incident, &run, &before, &during, &after, &mail));
         if incident != Incident::DiskFull {
             println!("  then     {}", expected.ending);
             self.shop.end(incident);
@@ -170,36 +198,43 @@ impl<'a> Script<'a> {
             .wait_alert(expected.alert, AlertStatus::Resolved, RESOLVE_WITHIN)
             .await
         {
-            Some(_) => println!("  alert    {} resolved", expected.alert),
-            None => problems.push(format!("the alert {} did not resolve", expected.alert)),
+            Ok(_) => println!("  alert    {} resolved", expected.alert),
+            Err(problem) => problems.push(problem),
         }
-        if let Some(run) = self.wait_reverts(&run).await {
-            for revert in &run.reverts {
-                println!(
-                    "  revert   {}: {}{}",
-                    revert.task,
-                    revert.state,
-                    if revert.detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", revert.detail)
+        if self.resolved_early {
+            problems.push(format!(
+                "{} resolved while the fault was still on: a revert on resolve would have undone the fix too early",
+                expected.alert
+            ));
+        }
+        match self.wait_reverts(&run).await {
+            Ok(run) => {
+                for revert in &run.reverts {
+                    println!(
+                        "  revert   {}: {}{}",
+                        revert.task,
+                        revert.state,
+                        if revert.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", revert.detail)
+                        }
+                    );
+                    if revert.state != "reverted" {
+                        problems.push(format!("the revert of {} is {}", revert.task, revert.state));
                     }
-                );
-                if revert.state != "reverted" {
-                    problems.push(format!("the revert of {} is {}", revert.task, revert.state));
+                }
+                // The world's state as of a tick after the revert.
+                let now = self.fresh_snapshot(self.clock.now_ms()).await;
+                problems.extend(check_restored(incident, &before, &now));
+                if !run.reverts.is_empty() {
+                    println!("  world    {}", world_line(incident, &now));
                 }
             }
-            // The world sees the cluster at its next tick.
-            self.clock.sleep(Duration::from_secs(30)).await;
-            let now = self.shop.snapshot();
-            problems.extend(check_restored(incident, &before, &now));
-            if !run.reverts.is_empty() {
-                println!("  world    {}", world_line(incident, &now));
-            }
+            Err(problem) => problems.push(problem),
         }
         self.print_messages();
         println!("  report   medic runs {}", run.id);
-        self.finish(incident, problems);
     }
 
     fn finish(&mut self, incident: Incident, problems: Vec<String>) {
@@ -274,31 +309,39 @@ impl<'a> Script<'a> {
         self.printed = messages.len();
     }
 
-    async fn last_run_id(&self) -> i64 {
-        self.medic
-            .runs()
-            .await
-            .ok()
-            .and_then(|runs| runs.iter().map(|run| run.id).max())
-            .unwrap_or(0)
+    /// Forgets the events of earlier incidents.
+    fn drain_events(&mut self) {
+        use tokio::sync::broadcast::error::TryRecvError;
+        while let Ok(_) | Err(TryRecvError::Lagged(_)) = self.events.try_recv() {}
+        self.fault_on = true;
+        self.resolved_early = false;
     }
 
-    /// Waits (virtual `within`) for the world to send `alert` with `status`; its value.
+    /// Waits (virtual `within`) for the world to send `alert` with `status`; its value, or
+    /// the problem.
     async fn wait_alert(
         &mut self,
         alert: &str,
         status: AlertStatus,
         within: Duration,
-    ) -> Option<String> {
+    ) -> Result<String, String> {
+        use tokio::sync::broadcast::error::RecvError;
         let deadline = tokio::time::Instant::now() + self.clock.wall(within);
         loop {
-            let event = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .ok()?;
+            let Ok(event) = tokio::time::timeout_at(deadline, self.events.recv()).await else {
+                return Err(format!(
+                    "the world's alert {alert} was not {} within {} minutes of the shop's time",
+                    status.as_str(),
+                    within.as_secs() / 60
+                ));
+            };
             match event {
                 Ok(ShopEvent::AlertSent {
                     name, status: sent, ..
                 }) if name == alert && sent == status => {
+                    if status == AlertStatus::Resolved && self.fault_on {
+                        self.resolved_early = true;
+                    }
                     let value = self
                         .shop
                         .snapshot()
@@ -306,43 +349,86 @@ impl<'a> Script<'a> {
                         .iter()
                         .find(|firing| firing.name == alert)
                         .map(|firing| firing.value.clone());
-                    return Some(value.unwrap_or_else(|| status.as_str().to_string()));
+                    return Ok(value.unwrap_or_else(|| status.as_str().to_string()));
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                Ok(ShopEvent::AlertFailed { name, error, .. }) if name == alert => {
+                    return Err(format!(
+                        "the world could not send {alert} to medic serve: {error}"
+                    ));
+                }
+                Ok(ShopEvent::IncidentEnded { .. }) => self.fault_on = false,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Err("the world stopped".into()),
             }
+        }
+    }
+
+    /// The world's state as of a tick at or after `at_ms` (the shop's time), waiting for
+    /// the tick when it has not come yet.
+    async fn fresh_snapshot(&self, at_ms: i64) -> Snapshot {
+        let deadline = tokio::time::Instant::now() + RUN_WITHIN;
+        loop {
+            let snapshot = self.shop.snapshot();
+            if snapshot.at_ms >= at_ms || tokio::time::Instant::now() >= deadline {
+                return snapshot;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Waits (wall time) for a run of `rule` newer than `after` to end.
-    async fn wait_run(&self, rule: &str, after: i64) -> Option<RunDetail> {
+    async fn wait_run(&self, rule: &str, after: i64) -> Result<RunDetail, String> {
         let deadline = tokio::time::Instant::now() + RUN_WITHIN;
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(runs) = self.medic.runs().await
-                && let Some(run) = runs
-                    .iter()
-                    .find(|run| run.id > after && run.rule == rule && run.ended())
+        loop {
+            let runs = self
+                .medic
+                .runs()
+                .await
+                .map_err(|error| format!("the server's runs cannot be read: {error:#}"))?;
+            if let Some(run) = runs
+                .iter()
+                .find(|run| run.id > after && run.rule == rule && run.ended())
             {
-                return self.medic.run(run.id).await.ok();
+                return self
+                    .medic
+                    .run(run.id)
+                    .await
+                    .map_err(|error| format!("run {} cannot be read: {error:#}", run.id));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "no run of rule {rule} ended within {} s (MEDIC_LOG=info shows why an alert was suppressed)",
+                    RUN_WITHIN.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        None
     }
 
     /// Waits for the run's reverts to leave `pending`/`reverting`; the run as it is then.
-    async fn wait_reverts(&self, run: &RunDetail) -> Option<RunDetail> {
+    async fn wait_reverts(&self, run: &RunDetail) -> Result<RunDetail, String> {
         let deadline = tokio::time::Instant::now() + RUN_WITHIN;
         loop {
-            let now = self.medic.run(run.id).await.ok()?;
+            let now = self
+                .medic
+                .run(run.id)
+                .await
+                .map_err(|error| format!("run {} cannot be read: {error:#}", run.id))?;
             let settled = now
                 .reverts
                 .iter()
                 .all(|revert| !matches!(revert.state.as_str(), "pending" | "reverting"));
-            if settled || tokio::time::Instant::now() >= deadline {
-                return Some(now);
+            if settled {
+                return Ok(now);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the reverts of run {} did not finish within {} s",
+                    run.id,
+                    RUN_WITHIN.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -568,7 +654,7 @@ fn check_run(
     before: &Snapshot,
     during: &Snapshot,
     after: &Snapshot,
-    receiver: &Receiver,
+    mail: &[Message],
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if run.state != "succeeded" {
@@ -597,10 +683,17 @@ fn check_run(
             ));
         }
     };
-    let mailed = |subject: &str| {
-        receiver.messages().iter().any(|message| {
-            matches!(message, Message::Email { subject: sent, .. } if sent.contains(subject))
+    // Only what this incident's run sent.
+    let mailed = |subject: &str, to: &str| {
+        mail.iter().any(|message| {
+            matches!(message, Message::Email { subject: sent, to: recipients, .. }
+                if sent.contains(subject) && recipients.iter().any(|recipient| recipient == to))
         })
+    };
+    let slacked = |text: &str| {
+        mail.iter().any(
+            |message| matches!(message, Message::Slack { text: sent, .. } if sent.contains(text)),
+        )
     };
     match incident {
         Incident::OrderCpu => {
@@ -616,7 +709,7 @@ fn check_run(
                     percent(cpu(after))
                 ));
             }
-            if output(run, "tell").is_none() {
+            if output(run, "tell").is_none() || !slacked("order-service: 2 → 3 replicas") {
                 problems.push("the team was not told on Slack".into());
             }
         }
@@ -637,7 +730,7 @@ fn check_run(
                 ));
             }
             scaled(&mut problems, "payment-gateway");
-            if !mailed("payment-gateway latency") {
+            if !mailed("payment-gateway latency", "oncall@example.com") {
                 problems.push("no report was mailed".into());
             }
         }
@@ -656,7 +749,7 @@ fn check_run(
                     after.disk_used * 100.0
                 ));
             }
-            if output(run, "report").is_none() {
+            if output(run, "report").is_none() || !slacked("after cleanup") {
                 problems.push("the team was not told on Slack".into());
             }
         }
@@ -673,7 +766,7 @@ fn check_run(
                     "the walk should name inventory-db; it names {root:?}"
                 ));
             }
-            if !mailed("connection errors") {
+            if !mailed("connection errors", "dba@example.com") {
                 problems.push("the database owners were not paged".into());
             }
         }

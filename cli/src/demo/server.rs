@@ -41,6 +41,9 @@ pub struct Endpoints {
     /// The services' HTTP endpoints (`/health`, `/admin/cleanup`), by host name.
     pub services: SocketAddr,
     pub service_names: Vec<String>,
+    /// What alert data may name, each with its one port: the services at port 80 (their
+    /// URLs name none), the logging node at the port its `instance` label carries.
+    pub allow_hosts: Vec<String>,
     pub smtp: SocketAddr,
     pub slack: String,
     pub topology: Vec<(String, Vec<String>)>,
@@ -66,10 +69,12 @@ pub fn write_setup(dir: &Path, endpoints: &Endpoints, token: &str) -> anyhow::Re
          plans = [\"plans\"]\n\n\
          [auth]\ntoken_file = \"token\"\n\n\
          [limits]\n# Every incident of the demo acts; the default guardrail stays on.\nactions_per_minute = 30\n\n\
-         [http]\n# The hosts the example alerts name: the sandbox's services.\n\
-         allow_hosts = [{}]\n\n[http.hosts]",
+         [http]\n# The hosts the example alerts name: the sandbox's services, each with its port,\n\
+         # so alert data cannot point a request at another port of this machine.\n\
+         allow_hosts = [{}]\n\n\
+         # Their names resolve to the world's services listener.\n[http.hosts]",
         endpoints
-            .service_names
+            .allow_hosts
             .iter()
             .map(|name| quoted(name))
             .collect::<Vec<_>>()

@@ -27,13 +27,14 @@
 //!
 //! # Bounded
 //!
-//! A session holds at most one line (plus one read) and one mail ([`SmtpLimits`]); an
-//! over-long line is read to its end and thrown away, an over-large mail is read to its
+//! A session holds at most one line (plus its read buffer) and one mail ([`SmtpLimits`]);
+//! an over-long line is read to its end and thrown away, an over-large mail is read to its
 //! end without being kept.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -557,22 +558,16 @@ enum Line {
     TooLong,
 }
 
-/// A client's connection with a bounded read buffer. It reads and writes through the
-/// socket's readiness (`try_read`, `try_write`), which needs only tokio's `net` feature.
+/// A client's connection: a buffered reader over the socket, replies written through it.
 struct Connection {
-    stream: TcpStream,
-    buffered: Vec<u8>,
-    /// The start of the line being read was already thrown away as too long.
-    discarding: bool,
+    stream: BufReader<TcpStream>,
     timeout: Duration,
 }
 
 impl Connection {
     fn new(stream: TcpStream, timeout: Duration) -> Connection {
         Connection {
-            stream,
-            buffered: Vec::new(),
-            discarding: false,
+            stream: BufReader::new(stream),
             timeout,
         }
     }
@@ -584,34 +579,51 @@ impl Connection {
             .map_err(|_| Ended::TimedOut)?
     }
 
+    /// A line ends with CRLF or a bare LF. At most `limit + 1` bytes of it are kept: one
+    /// more than the limit allows is enough to know it is too long; the rest of it is then
+    /// read and thrown away.
     async fn read_line_untimed(&mut self, limit: usize) -> Result<Line, Ended> {
-        let mut chunk = [0_u8; 4096];
-        loop {
-            if let Some(end) = self.buffered.iter().position(|&byte| byte == b'\n') {
-                let mut line: Vec<u8> = self.buffered.drain(..=end).collect();
+        let kept = limit as u64 + 1;
+        let mut line = Vec::new();
+        (&mut self.stream)
+            .take(kept)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
                 line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+            }
+            return Ok(if line.len() + 2 > limit {
+                Line::TooLong
+            } else {
+                Line::Complete(line)
+            });
+        }
+        // Short of the limit without a line break: the client closed the connection.
+        if (line.len() as u64) < kept {
+            return Err(Ended::Closed);
+        }
+        self.skip_line().await?;
+        Ok(Line::TooLong)
+    }
+
+    /// Reads up to and including the next LF, keeping nothing.
+    async fn skip_line(&mut self) -> Result<(), Ended> {
+        loop {
+            let buffered = self.stream.fill_buf().await?;
+            if buffered.is_empty() {
+                return Err(Ended::Closed);
+            }
+            match buffered.iter().position(|&byte| byte == b'\n') {
+                Some(end) => {
+                    self.stream.consume(end + 1);
+                    return Ok(());
                 }
-                let too_long = std::mem::take(&mut self.discarding) || line.len() + 2 > limit;
-                return Ok(if too_long {
-                    Line::TooLong
-                } else {
-                    Line::Complete(line)
-                });
-            }
-            if self.buffered.len() > limit {
-                self.discarding = true;
-                self.buffered.clear();
-            }
-            self.stream.readable().await?;
-            match self.stream.try_read(&mut chunk) {
-                Ok(0) => return Err(Ended::Closed),
-                Ok(count) => self
-                    .buffered
-                    .extend_from_slice(chunk.get(..count).unwrap_or_default()),
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(error) => return Err(Ended::Io(error)),
+                None => {
+                    let read = buffered.len();
+                    self.stream.consume(read);
+                }
             }
         }
     }
@@ -619,21 +631,9 @@ impl Connection {
     /// Writes a reply; a client that does not take it within the timeout is dropped.
     async fn reply(&mut self, reply: &Reply) -> Result<(), Ended> {
         let bytes = reply.to_bytes();
-        tokio::time::timeout(self.timeout, self.write_all(&bytes))
+        tokio::time::timeout(self.timeout, self.stream.write_all(&bytes))
             .await
             .map_err(|_| Ended::TimedOut)?
-    }
-
-    async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Ended> {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            self.stream.writable().await?;
-            match self.stream.try_write(rest) {
-                Ok(count) => rest = rest.get(count..).unwrap_or_default(),
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(error) => return Err(Ended::Io(error)),
-            }
-        }
-        Ok(())
+            .map_err(Ended::Io)
     }
 }

@@ -28,6 +28,10 @@ pub struct Rule {
 
 const MINUTE: i64 = 60_000;
 
+/// How often a firing alert is sent again (Alertmanager's `repeat_interval` in the shop's
+/// route): a run refused by a cooldown starts at a repeat once the cooldown has passed.
+pub const REPEAT_INTERVAL_MS: i64 = 10 * MINUTE;
+
 /// The shop's rules; `namespace` is the cluster namespace the services run in.
 pub fn rules(namespace: &str) -> Vec<Rule> {
     vec![
@@ -231,6 +235,8 @@ pub struct Active {
     pub active_at_ms: i64,
     pub fired_at_ms: Option<i64>,
     pub last_true_ms: i64,
+    /// When its last firing notification was made.
+    pub notified_at_ms: i64,
 }
 
 /// The rules and their alerts between evaluations.
@@ -296,6 +302,7 @@ impl Evaluator {
                     active_at_ms: at_ms,
                     fired_at_ms: None,
                     last_true_ms: at_ms,
+                    notified_at_ms: at_ms,
                 });
                 alert.value = value;
                 alert.annotations = annotations;
@@ -309,6 +316,7 @@ impl Evaluator {
                     None if !answered => resolved.push((labels.clone(), None)),
                     None if at_ms - alert.active_at_ms >= rule.for_ms => {
                         alert.fired_at_ms = Some(at_ms);
+                        alert.notified_at_ms = at_ms;
                         notifications.push(Notification {
                             status: AlertStatus::Firing,
                             labels: alert.labels.clone(),
@@ -322,6 +330,19 @@ impl Evaluator {
                         if !answered && at_ms - alert.last_true_ms >= rule.keep_firing_for_ms =>
                     {
                         resolved.push((labels.clone(), Some(fired)));
+                    }
+                    // Still firing: sent again every repeat interval, with the same
+                    // `startsAt` (the same firing episode), as Alertmanager repeats it.
+                    Some(fired) if at_ms - alert.notified_at_ms >= REPEAT_INTERVAL_MS => {
+                        alert.notified_at_ms = at_ms;
+                        notifications.push(Notification {
+                            status: AlertStatus::Firing,
+                            labels: alert.labels.clone(),
+                            annotations: alert.annotations.clone(),
+                            starts_at_ms: fired,
+                            ends_at_ms: None,
+                            expr: rule.expr.clone(),
+                        });
                     }
                     _ => {}
                 }

@@ -184,6 +184,7 @@ pub(crate) struct Inner {
 }
 
 /// The servers the tick writes to.
+#[derive(Clone)]
 struct Servers {
     kubernetes: Arc<ApiServer>,
     jaeger: Arc<JaegerServer>,
@@ -284,22 +285,33 @@ impl Shop {
             jaeger,
             elasticsearch,
         };
-        // The backfill: steady state, at the replicas the cluster starts with.
-        let started = clock.now_ms();
-        let mut at = started - BACKFILL_MS;
-        while at < started {
-            tick(&inner, &servers, at, false);
-            at += TICK_MS;
-        }
-        // The clock read on while the backfill ran (minutes of a fast clock): the ticks of
-        // that time too, a bounded number of them, since on a loaded machine a tick can
-        // take longer than the clock's tick and this would never catch up.
-        let mut extra = 0;
-        while at < clock.now_ms() && extra < MAX_CATCH_UP {
-            tick(&inner, &servers, at, false);
-            at += TICK_MS;
-            extra += 1;
-        }
+        // The backfill: steady state, at the replicas the cluster starts with. Ticks are
+        // computation: they run on the blocking pool, never on a worker that serves the
+        // sandbox's APIs (or, in the demo, medic serve).
+        let at = {
+            let (inner, servers) = (inner.clone(), servers.clone());
+            tokio::task::spawn_blocking(move || {
+                let started = inner.clock.now_ms();
+                let mut at = started - BACKFILL_MS;
+                while at < started {
+                    tick(&inner, &servers, at, false);
+                    at += TICK_MS;
+                }
+                // The clock read on while the backfill ran (minutes of a fast clock): the
+                // ticks of that time too, a bounded number of them, since on a loaded
+                // machine a tick can take longer than the clock's tick and this would never
+                // catch up.
+                let mut extra = 0;
+                while at < inner.clock.now_ms() && extra < MAX_CATCH_UP {
+                    tick(&inner, &servers, at, false);
+                    at += TICK_MS;
+                    extra += 1;
+                }
+                at
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        };
         let services = services::Server::serve(listener, inner.clone())?;
         let sender = Task(Some({
             let inner = inner.clone();
@@ -350,7 +362,15 @@ impl Shop {
                     if now - next > MAX_CATCH_UP * TICK_MS {
                         next = now - (now - next) % TICK_MS;
                     }
-                    tick(&inner, &servers, next, true);
+                    let (ticking, writes_to) = (inner.clone(), servers.clone());
+                    let at = next;
+                    if tokio::task::spawn_blocking(move || tick(&ticking, &writes_to, at, true))
+                        .await
+                        .is_err()
+                    {
+                        // The tick panicked or the runtime is shutting down.
+                        return;
+                    }
                     next += TICK_MS;
                 }
             })
@@ -622,6 +642,12 @@ fn tick(inner: &Inner, servers: &Servers, at_ms: i64, live: bool) {
     } else {
         Vec::new()
     };
+    // Said before the new state is visible: whoever sees it in a snapshot finds its events.
+    if live {
+        for event in events.drain(..) {
+            inner.emit(event);
+        }
+    }
     world.last = Some(state);
     world.ticks += 1;
     let prune = world.ticks.is_multiple_of(PRUNE_EVERY);
@@ -631,11 +657,6 @@ fn tick(inner: &Inner, servers: &Servers, at_ms: i64, live: bool) {
     for notification in notifications {
         // The sender stops only with the shop.
         let _ = inner.notifications.send(notification);
-    }
-    if live {
-        for event in events {
-            inner.emit(event);
-        }
     }
     if prune {
         let oldest = at_ms - RETENTION_MS;

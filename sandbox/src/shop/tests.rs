@@ -320,7 +320,9 @@ async fn scaling_up_cools_order_service_and_a_revert_heats_it_again() {
         other => panic!("{other:?}"),
     };
     assert!(pods >= 3.0, "{pods}");
-    // The revert.
+    // The revert, while the batch job runs (started again: at this speed its eight
+    // minutes are under a second of wall time, which a loaded machine can overrun).
+    shop.trigger(Incident::OrderCpu);
     shop.kubernetes().set_replicas("shop", "order-service", 2);
     wait_for(&shop, 10, "the revert", |snapshot| {
         service(snapshot, "order-service").replicas == Some(2)
@@ -687,7 +689,9 @@ async fn logs_and_traces_reach_elasticsearch_and_jaeger_in_virtual_time() {
             .contains("OrderClient")
     );
     let at = logs::parse_rfc3339(line["@timestamp"].as_str().unwrap()).unwrap();
-    assert!((at - now).abs() < 120_000, "{at} vs {now}");
+    // The shop's time, not the wall clock's (years away): within minutes of it, as a
+    // loaded machine stretches a wall second into ten minutes at this speed.
+    assert!((at - now).abs() < 900_000, "{at} vs {now}");
     // Errors stay a few percent of payment-gateway's lines.
     let count = |level: Option<&str>| {
         let mut filter = vec![serde_json::json!({"term": {"service.name": "payment-gateway"}})];
@@ -719,7 +723,8 @@ async fn logs_and_traces_reach_elasticsearch_and_jaeger_in_virtual_time() {
     let all = total(count(None)).await;
     assert!(errors / all < 0.1 && all > 40.0, "{errors} of {all}");
     // Traces: order-service's own span holds the time.
-    let start_us = (now - 120_000) * 1000;
+    // The last quarter hour of the shop's time: at this speed, seconds of a loaded machine.
+    let start_us = (now - 900_000) * 1000;
     let answer: serde_json::Value = client()
         .get(format!(
             "{}/api/traces?service=payment-gateway&start={start_us}&end={}&limit=5",
@@ -748,7 +753,7 @@ async fn logs_and_traces_reach_elasticsearch_and_jaeger_in_virtual_time() {
     let own_ms = (order["duration"].as_i64().unwrap() - children) / 1000;
     assert!(own_ms > 300, "order-service's own work: {own_ms}ms");
     assert!(
-        (order["startTime"].as_i64().unwrap() / 1000 - now).abs() < 120_000,
+        (order["startTime"].as_i64().unwrap() / 1000 - now).abs() < 900_000,
         "virtual time"
     );
     let links: serde_json::Value = client()
