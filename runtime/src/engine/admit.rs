@@ -4,109 +4,322 @@
 
 use super::*;
 
+/// Alerts matched together: their admissions, suppressions and `processed` marks are one
+/// journal write (one commit), in arrival order.
+pub(super) const MATCH_BATCH: usize = 256;
+
+/// What matching decided for one matched rule, before the journal is asked.
+enum Intent {
+    Suppress {
+        rule: String,
+        reason: &'static str,
+        detail: String,
+    },
+    Admit(Box<Candidate>),
+}
+
+/// A run the journal may start: what the admission needs, and what the run needs after.
+struct Candidate {
+    admission: Admission,
+    playbook: plan::Playbook,
+    arguments: BTreeMap<String, Value>,
+    /// The cooldown's key, for the suppression's detail.
+    cooldown_key: String,
+}
+
+/// An intent as the journal's write takes it: an admission, or a suppression's rule,
+/// reason and detail.
+type Asked = Result<Admission, (String, &'static str, String)>;
+
+/// What the journal made of an intent.
+enum Decided {
+    Started(i64),
+    Suppressed {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
 impl Engine {
     /// Matches one alert and starts what its rules ask for, without marking it processed.
     /// Also says whether every journal write it needed succeeded.
     pub(super) async fn dispatch(&self, alert_id: i64, alert: &Alert) -> (Vec<Dispatch>, bool) {
         let span = tracing::info_span!("alert", alert_id, alertname = %alert.name, status = alert.status.as_str());
-        self.dispatch_inner(alert_id, alert).instrument(span).await
+        async {
+            let mut journaled = true;
+            if alert.status == Status::Resolved {
+                journaled &= self.resolved(&alert.fingerprint, alert.starts_at).await;
+            }
+            let intents = self.intents(&self.plan(), alert_id, alert);
+            let (mut dispatches, written) = self
+                .decide_in_journal(vec![(alert_id, intents)], false)
+                .await;
+            (dispatches.pop().unwrap_or_default(), journaled && written)
+        }
+        .instrument(span)
+        .await
     }
 
-    pub(super) async fn dispatch_inner(
-        &self,
-        alert_id: i64,
-        alert: &Alert,
-    ) -> (Vec<Dispatch>, bool) {
+    /// Matches alerts in arrival order and starts what their rules ask for. Consecutive
+    /// firing alerts are decided and marked processed in one journal write; a resolved
+    /// alert first ends what its episode started, as [`Engine::dispatch`] does.
+    pub(super) async fn process_batch(&self, alerts: Vec<(i64, Alert)>) {
         let plan = self.plan();
-        let mut journaled = true;
-        if alert.status == Status::Resolved {
-            journaled &= self.resolved(&alert.fingerprint, alert.starts_at).await;
+        let mut segment: Vec<(i64, Vec<Intent>)> = Vec::new();
+        for (alert_id, alert) in alerts {
+            if alert.status == Status::Resolved {
+                self.decide_in_journal(std::mem::take(&mut segment), true)
+                    .await;
+                let (_, journaled) = self.dispatch(alert_id, &alert).await;
+                if journaled {
+                    self.mark_processed(vec![alert_id]).await;
+                } else {
+                    tracing::error!(
+                        alert_id,
+                        "the journal failed while this alert was processed; it will be processed again at the next start"
+                    );
+                }
+                continue;
+            }
+            let intents = self.intents(&plan, alert_id, &alert);
+            segment.push((alert_id, intents));
         }
+        self.decide_in_journal(segment, true).await;
+    }
+
+    /// What the plan's rules ask for `alert`: one intent per matched rule.
+    fn intents(&self, plan: &Plan, alert_id: i64, alert: &Alert) -> Vec<Intent> {
         let value = alert.to_value();
         let outcome = plan.match_alert(&value);
-        let mut dispatches = Vec::new();
+        let mut intents = Vec::new();
         for (rule_index, error) in &outcome.errors {
             if let Some(rule) = plan.rules.get(*rule_index as usize) {
                 let detail = format!("`when` could not be evaluated: {error}");
                 tracing::warn!(rule = %rule.name, %detail, "rule skipped");
-                dispatches.push(
-                    self.suppress(alert_id, &rule.name, "unevaluable", detail)
-                        .await,
-                );
+                intents.push(Intent::Suppress {
+                    rule: rule.name.clone(),
+                    reason: "unevaluable",
+                    detail,
+                });
             }
         }
         for rule_index in outcome.matched {
-            let Some(rule) = plan.rules.get(rule_index as usize) else {
-                continue;
-            };
-            dispatches.push(self.admit(&plan, rule, alert_id, alert, &value).await);
+            if let Some(rule) = plan.rules.get(rule_index as usize) {
+                intents.push(self.intent(plan, rule, alert_id, alert, &value));
+            }
         }
-        journaled &= !dispatches.iter().any(|dispatch| {
-            matches!(dispatch, Dispatch::Suppressed { reason, .. } if reason == "journal")
-        });
-        (dispatches, journaled)
+        intents
     }
 
-    pub(super) async fn suppress(
+    /// Decides `alerts`' intents in the journal, in one write: each admission (episode,
+    /// cooldown, concurrency, decided there, exactly once), each suppression, and, when
+    /// `mark_processed`, each alert marked processed. Then starts the admitted runs. A
+    /// failed write leaves every alert of it unprocessed (the next start matches them
+    /// again; admission is idempotent per episode), and says so.
+    async fn decide_in_journal(
         &self,
-        alert_id: i64,
-        rule: &str,
-        reason: &str,
-        detail: String,
-    ) -> Dispatch {
-        self.inner.metrics.suppressed(reason);
-        tracing::info!(rule, reason, %detail, "suppressed");
-        let (rule_owned, reason_owned, detail_owned) =
-            (rule.to_string(), reason.to_string(), detail.clone());
+        alerts: Vec<(i64, Vec<Intent>)>,
+        mark_processed: bool,
+    ) -> (Vec<Vec<Dispatch>>, bool) {
+        if alerts.is_empty() {
+            return (Vec::new(), true);
+        }
         let at = self.inner.clock.now_ms();
-        if let Err(error) = self
+        let mut candidates: Vec<Vec<Option<Box<Candidate>>>> = Vec::new();
+        let mut work: Vec<(i64, Vec<Asked>)> = Vec::new();
+        let mut rules: Vec<Vec<String>> = Vec::new();
+        for (alert_id, intents) in alerts {
+            let mut kept = Vec::new();
+            let mut asked = Vec::new();
+            let mut names = Vec::new();
+            for intent in intents {
+                match intent {
+                    Intent::Suppress {
+                        rule,
+                        reason,
+                        detail,
+                    } => {
+                        names.push(rule.clone());
+                        asked.push(Err((rule, reason, detail)));
+                        kept.push(None);
+                    }
+                    Intent::Admit(candidate) => {
+                        names.push(candidate.admission.rule.clone());
+                        asked.push(Ok(candidate.admission.clone()));
+                        kept.push(Some(candidate));
+                    }
+                }
+            }
+            work.push((alert_id, asked));
+            candidates.push(kept);
+            rules.push(names);
+        }
+        let cooldown_keys: Vec<Vec<String>> = candidates
+            .iter()
+            .map(|kept| {
+                kept.iter()
+                    .map(|candidate| {
+                        candidate
+                            .as_ref()
+                            .map(|candidate| candidate.cooldown_key.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .collect();
+        let decided = self
             .inner
             .journal
             .call(move |journal| {
-                journal.suppress(alert_id, &rule_owned, &reason_owned, &detail_owned, at)
+                let mut decided = Vec::with_capacity(work.len());
+                for ((alert_id, asked), keys) in work.iter().zip(&cooldown_keys) {
+                    let mut per_alert = Vec::with_capacity(asked.len());
+                    for (intent, key) in asked.iter().zip(keys) {
+                        let (rule, reason, detail) = match intent {
+                            Err((rule, reason, detail)) => (rule.as_str(), *reason, detail.clone()),
+                            Ok(admission) => match journal.admit(admission)? {
+                                Admitted::Started(run) => {
+                                    per_alert.push(Decided::Started(run));
+                                    continue;
+                                }
+                                Admitted::Duplicate { existing_run } => (
+                                    admission.rule.as_str(),
+                                    "duplicate",
+                                    format!("run {existing_run} already handles this firing episode"),
+                                ),
+                                Admitted::Cooldown { last_run, until } => (
+                                    admission.rule.as_str(),
+                                    "cooldown",
+                                    format!(
+                                        "cooldown for {key:?}: run {last_run} started recently; cools down until {}",
+                                        medic_compiler::units::format_time(until)
+                                    ),
+                                ),
+                                Admitted::Concurrency { running } => (
+                                    admission.rule.as_str(),
+                                    "concurrency",
+                                    format!(
+                                        "{running} runs of this rule already hold its concurrency key"
+                                    ),
+                                ),
+                            },
+                        };
+                        journal.suppress(*alert_id, rule, reason, &detail, at)?;
+                        per_alert.push(Decided::Suppressed { reason, detail });
+                    }
+                    if mark_processed {
+                        journal.processed(*alert_id)?;
+                    }
+                    decided.push(per_alert);
+                }
+                Ok(decided)
             })
-            .await
-        {
-            tracing::error!(%error, "could not journal a suppression");
+            .await;
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                let detail = format!("the journal refused the run: {error}");
+                tracing::error!(%detail, "the alerts will be matched again at the next start");
+                let dispatches = rules
+                    .into_iter()
+                    .map(|names| {
+                        names
+                            .into_iter()
+                            .map(|rule| {
+                                self.inner.metrics.suppressed("journal");
+                                Dispatch::Suppressed {
+                                    rule,
+                                    reason: "journal".into(),
+                                    detail: detail.clone(),
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                return (dispatches, false);
+            }
+        };
+        let mut dispatches = Vec::with_capacity(decided.len());
+        for ((per_alert, kept), names) in decided.into_iter().zip(candidates).zip(rules) {
+            let mut alert_dispatches = Vec::with_capacity(per_alert.len());
+            for ((decision, candidate), rule) in per_alert.into_iter().zip(kept).zip(names) {
+                match (decision, candidate) {
+                    (Decided::Started(run), Some(candidate)) => {
+                        let Candidate {
+                            admission,
+                            playbook,
+                            arguments,
+                            ..
+                        } = *candidate;
+                        tracing::info!(run, rule = %rule, playbook = %playbook.name, "run started");
+                        self.spawn_run(Resumable {
+                            run,
+                            rule: rule.clone(),
+                            playbook,
+                            arguments,
+                            prior: BTreeMap::new(),
+                            control: Control::default(),
+                            started_at: admission.at,
+                            fingerprint: admission.fingerprint,
+                            episode_starts_at: Some(admission.starts_at),
+                            performs_actions: admission.performs_actions,
+                        });
+                        alert_dispatches.push(Dispatch::Started { rule, run });
+                    }
+                    (Decided::Suppressed { reason, detail }, _) => {
+                        self.inner.metrics.suppressed(reason);
+                        tracing::info!(rule = %rule, reason, %detail, "suppressed");
+                        alert_dispatches.push(Dispatch::Suppressed {
+                            rule,
+                            reason: reason.into(),
+                            detail,
+                        });
+                    }
+                    (Decided::Started(run), None) => {
+                        // Not reachable: only an admission starts a run.
+                        tracing::error!(run, rule = %rule, "a run started without its playbook");
+                    }
+                }
+            }
+            dispatches.push(alert_dispatches);
         }
-        Dispatch::Suppressed {
-            rule: rule.into(),
-            reason: reason.into(),
-            detail,
-        }
+        (dispatches, true)
     }
 
-    pub(super) async fn admit(
+    /// What one matched rule asks for: a run to admit, or why not (no playbook, arguments
+    /// that do not evaluate, the kill switch).
+    fn intent(
         &self,
         plan: &Plan,
         rule: &plan::Rule,
         alert_id: i64,
         alert: &Alert,
         value: &Value,
-    ) -> Dispatch {
+    ) -> Intent {
+        let suppress = |reason: &'static str, detail: String| Intent::Suppress {
+            rule: rule.name.clone(),
+            reason,
+            detail,
+        };
         let Some(playbook) = plan.playbook(&rule.playbook) else {
-            let detail = format!("the plan has no playbook `{}`", rule.playbook);
-            return self
-                .suppress(alert_id, &rule.name, "no_playbook", detail)
-                .await;
+            return suppress(
+                "no_playbook",
+                format!("the plan has no playbook `{}`", rule.playbook),
+            );
         };
         let scope = AlertScope(value);
         let arguments = match arguments(rule, playbook, &scope) {
             Ok(arguments) => arguments,
-            Err(detail) => {
-                return self
-                    .suppress(alert_id, &rule.name, "bad_arguments", detail)
-                    .await;
-            }
+            Err(detail) => return suppress("bad_arguments", detail),
         };
         if rule.performs_actions && !self.inner.config.dry_run && self.kill_switch() {
-            let detail = format!(
-                "`{}` performs actions and the kill switch is on",
-                rule.playbook
+            return suppress(
+                "kill_switch",
+                format!(
+                    "`{}` performs actions and the kill switch is on",
+                    rule.playbook
+                ),
             );
-            return self
-                .suppress(alert_id, &rule.name, "kill_switch", detail)
-                .await;
         }
         let key = |limit: &plan::Limit| match &limit.key {
             None => Ok(String::new()),
@@ -128,79 +341,29 @@ impl Engine {
             keyed(rule.concurrency.as_ref(), "concurrency"),
         ) {
             (Ok(cooldown), Ok(concurrency)) => (cooldown, concurrency),
-            (Err(detail), _) | (_, Err(detail)) => {
-                return self
-                    .suppress(alert_id, &rule.name, "bad_arguments", detail)
-                    .await;
-            }
+            (Err(detail), _) | (_, Err(detail)) => return suppress("bad_arguments", detail),
         };
-        let admission = Admission {
-            rule: rule.name.clone(),
-            playbook: playbook.name.clone(),
-            alert_id,
-            fingerprint: alert.fingerprint.clone(),
-            starts_at: alert.starts_at,
-            cooldown: cooldown.clone(),
-            concurrency,
-            performs_actions: rule.performs_actions,
-            arguments: serde_json::to_string(&arguments).unwrap_or_default(),
-            definition: serde_json::to_string(playbook).unwrap_or_default(),
-            at: self.inner.clock.now_ms(),
-        };
-        let admitted = match self
-            .inner
-            .journal
-            .call(move |journal| journal.admit(&admission))
-            .await
-        {
-            Ok(admitted) => admitted,
-            Err(error) => {
-                let detail = format!("the journal refused the run: {error}");
-                tracing::error!(%detail);
-                return self.suppress(alert_id, &rule.name, "journal", detail).await;
-            }
-        };
-        match admitted {
-            Admitted::Started(run) => {
-                tracing::info!(run, rule = %rule.name, playbook = %playbook.name, "run started");
-                self.spawn_run(Resumable {
-                    run,
-                    rule: rule.name.clone(),
-                    playbook: playbook.clone(),
-                    arguments,
-                    prior: BTreeMap::new(),
-                    control: Control::default(),
-                    started_at: self.inner.clock.now_ms(),
-                    fingerprint: alert.fingerprint.clone(),
-                    episode_starts_at: Some(alert.starts_at),
-                    performs_actions: rule.performs_actions,
-                });
-                Dispatch::Started {
-                    rule: rule.name.clone(),
-                    run,
-                }
-            }
-            Admitted::Duplicate { existing_run } => {
-                let detail = format!("run {existing_run} already handles this firing episode");
-                self.suppress(alert_id, &rule.name, "duplicate", detail)
-                    .await
-            }
-            Admitted::Cooldown { last_run, until } => {
-                let key = cooldown.map(|(key, _)| key).unwrap_or_default();
-                let detail = format!(
-                    "cooldown for {key:?}: run {last_run} started recently; cools down until {}",
-                    medic_compiler::units::format_time(until)
-                );
-                self.suppress(alert_id, &rule.name, "cooldown", detail)
-                    .await
-            }
-            Admitted::Concurrency { running } => {
-                let detail =
-                    format!("{running} runs of this rule already hold its concurrency key");
-                self.suppress(alert_id, &rule.name, "concurrency", detail)
-                    .await
-            }
-        }
+        Intent::Admit(Box::new(Candidate {
+            cooldown_key: cooldown
+                .as_ref()
+                .map(|(key, _)| key.clone())
+                .unwrap_or_default(),
+            admission: Admission {
+                rule: rule.name.clone(),
+                playbook: playbook.name.clone(),
+                alert_id,
+                fingerprint: alert.fingerprint.clone(),
+                starts_at: alert.starts_at,
+                cooldown,
+                concurrency,
+                performs_actions: rule.performs_actions,
+                arguments: serde_json::to_string(&arguments).unwrap_or_default(),
+                definition: serde_json::to_string(playbook).unwrap_or_default(),
+                at: self.inner.clock.now_ms(),
+            },
+            playbook: playbook.clone(),
+            arguments,
+        }))
     }
 }
 

@@ -442,14 +442,23 @@ async fn prune_forever(engine: Engine, retention: i64) {
     }
 }
 
-/// Matches queued alerts in arrival order.
+/// Matches queued alerts in arrival order, as many as wait (up to [`admit::MATCH_BATCH`])
+/// at a time: their admissions and `processed` marks are one commit, so an alert storm
+/// costs a commit per batch, not per alert. After a crash, at most the batch being matched
+/// is matched again (admission is idempotent per episode).
 async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
-    while let Some(queued) = receiver.recv().await {
-        engine.inner.metrics.queue_depth.dec();
-        // Each alert is marked processed as soon as it is: after a crash, at most the one
-        // being matched is matched again.
-        engine.process(queued.alert_id, &queued.alert).await;
-        engine.inner.pending.fetch_sub(1, Ordering::SeqCst);
+    let mut batch = Vec::with_capacity(admit::MATCH_BATCH);
+    while receiver.recv_many(&mut batch, admit::MATCH_BATCH).await > 0 {
+        let count = batch.len();
+        let alerts: Vec<(i64, Alert)> = batch
+            .drain(..)
+            .map(|queued| (queued.alert_id, queued.alert))
+            .collect();
+        for _ in 0..count {
+            engine.inner.metrics.queue_depth.dec();
+        }
+        engine.process_batch(alerts).await;
+        engine.inner.pending.fetch_sub(count, Ordering::SeqCst);
         engine.inner.progress.notify_waiters();
     }
 }

@@ -1,0 +1,225 @@
+//! Firing throughput end to end, with the durable journal: `medic serve --dry-run`'s router
+//! and engine in this process, rules whose playbook is one action, and Alertmanager v4
+//! payloads of 100 alerts posted over 4 keep-alive connections, every other alert matching
+//! a rule. Timed from the first POST to the last run finished (`Engine::idle`), in rounds of
+//! the same size on the same store, so a per-run cost that grows with the journal shows as
+//! falling rounds.
+//!
+//! Run with `cargo bench -p medic-runtime --bench firing` (`-- ROUNDS EVENTS RULES` to change
+//! the defaults: 5 rounds of 20,000 events, 10 rules). The load generator shares the
+//! machine's cores with the server, so the figures are a lower bound.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "benchmark"
+)]
+
+use medic_runtime::adapters::{StandardToolbox, ToolboxConfig};
+use medic_runtime::engine::{Engine, EngineConfig};
+use medic_runtime::executor::Clock;
+use medic_runtime::journal::{Journal, JournalHandle};
+use medic_runtime::server::{Auth, Identities, ServerLimits, ServerState};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+const CONNECTIONS: usize = 4;
+const BATCH: usize = 100;
+
+/// `rules` rules, each matching its own alert name when the severity is critical, each
+/// running a one-action playbook.
+fn plan_source(rules: usize) -> String {
+    let mut source = String::from("import std.{http}\n\n");
+    for rule in 0..rules {
+        let _ = writeln!(
+            source,
+            "rule r{rule} {{\n  on alert \"A{rule}\"\n  when alert.severity >= critical\n  run act(fingerprint: alert.fingerprint)\n  cooldown 15m per alert.fingerprint\n}}\n"
+        );
+    }
+    source.push_str(
+        "playbook act(fingerprint: String) {\n  task call = http.post(url: \"http://127.0.0.1:9/{fingerprint}\", body: \"\")\n}\n",
+    );
+    source
+}
+
+/// One payload of `BATCH` alerts; alert `index` of the stream matches when it is even.
+fn payload(rules: usize, round: usize, first: usize) -> String {
+    let alerts: Vec<String> = (first..first + BATCH)
+        .map(|index| {
+            let severity = if index % 2 == 0 { "critical" } else { "warning" };
+            format!(
+                r#"{{"status":"firing","labels":{{"alertname":"A{}","service":"api","instance":"10.0.0.{}:8080","severity":"{severity}"}},"annotations":{{"value":"95%"}},"startsAt":"2026-11-27T12:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"r{round}e{index}"}}"#,
+                index % rules,
+                index % 250
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"receiver":"medic","status":"firing","alerts":[{}],"groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://am","version":"4","groupKey":"{{}}:{{}}","truncatedAlerts":0}}"#,
+        alerts.join(",")
+    )
+}
+
+/// Reads one HTTP/1.1 response from a keep-alive connection; returns its status.
+async fn read_response(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> u16 {
+    let mut status = 0;
+    let mut length = 0;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        stream.read_line(&mut line).await.unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(code) = line.strip_prefix("HTTP/1.1 ") {
+            status = code[..3].parse().unwrap();
+        } else if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.unwrap();
+    status
+}
+
+struct Round {
+    events_per_second: f64,
+    accepted_in: Duration,
+    finished_in: Duration,
+    p99: Duration,
+}
+
+async fn round(
+    address: std::net::SocketAddr,
+    engine: &Engine,
+    rules: usize,
+    round: usize,
+    events: usize,
+) -> Round {
+    let per_connection = events / BATCH / CONNECTIONS;
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|connection| {
+            let requests: Vec<Vec<u8>> = (0..per_connection)
+                .map(|request| {
+                    let first = (connection * per_connection + request) * BATCH;
+                    let body = payload(rules, round, first);
+                    format!(
+                        "POST /webhook/alertmanager HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer bench-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes()
+                })
+                .collect();
+            requests
+        })
+        .collect();
+    let started = Instant::now();
+    let handles: Vec<_> = clients
+        .into_iter()
+        .map(|requests| {
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut stream = tokio::io::BufReader::new(stream);
+                let mut latencies = Vec::new();
+                for request in requests {
+                    let sent = Instant::now();
+                    stream.get_mut().write_all(&request).await.unwrap();
+                    let status = read_response(&mut stream).await;
+                    assert!((200..300).contains(&status), "refused: {status}");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for handle in handles {
+        latencies.append(&mut handle.await.unwrap());
+    }
+    let accepted_in = started.elapsed();
+    engine.idle().await;
+    let finished_in = started.elapsed();
+    latencies.sort();
+    let p99 = latencies[((latencies.len() as f64 * 0.99) as usize).min(latencies.len() - 1)];
+    Round {
+        events_per_second: events as f64 / finished_in.as_secs_f64(),
+        accepted_in,
+        finished_in,
+        p99,
+    }
+}
+
+fn main() {
+    let arguments: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|argument| argument.parse().ok())
+        .collect();
+    let rounds = arguments.first().copied().unwrap_or(5);
+    let events = arguments.get(1).copied().unwrap_or(20_000);
+    let rules = arguments.get(2).copied().unwrap_or(10).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let directory = tempfile::Builder::new()
+            .prefix("medic-bench-firing-")
+            .tempdir()
+            .unwrap();
+        let source = plan_source(rules);
+        let analysis = medic_compiler::check(vec![medic_compiler::Source::new("bench.ops", &source)]);
+        let plan = medic_compiler::plan::lower(&analysis).unwrap();
+        let journal =
+            JournalHandle::spawn(Journal::open(&directory.path().join("medic.db")).unwrap())
+                .unwrap();
+        let toolbox = Arc::new(StandardToolbox::new(ToolboxConfig::default()).unwrap());
+        // `medic serve --dry-run`'s defaults, but a queue that holds a whole round.
+        let config = EngineConfig {
+            dry_run: true,
+            queue_capacity: 1_000_000,
+            actions_per_minute: Some(30),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::start(plan, journal, toolbox, Clock::system(), config)
+            .await
+            .unwrap();
+        let state = Arc::new(ServerState {
+            engine: engine.clone(),
+            auth: Auth {
+                identities: Identities::token("bench-token"),
+                signing: None,
+            },
+            limits: ServerLimits::default(),
+            reload: Arc::new(|| Err("no reload in the benchmark".into())),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(medic_runtime::server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        println!(
+            "firing end to end, durable journal, dry run: {rules} rules, {events} events a round ({} match), {BATCH} alerts a request over {CONNECTIONS} connections",
+            events / 2
+        );
+        for number in 0..rounds {
+            let figures = round(address, &engine, rules, number, events).await;
+            println!(
+                "  round {:>2} (store had {:>7} runs): {:>7.0} events/s end to end; accepted in {:>6.2} s, all runs finished in {:>6.2} s; accept p99 {:>7.2} ms",
+                number + 1,
+                number * events / 2,
+                figures.events_per_second,
+                figures.accepted_in.as_secs_f64(),
+                figures.finished_in.as_secs_f64(),
+                figures.p99.as_secs_f64() * 1000.0,
+            );
+        }
+        let _ = stop.send(());
+        let _ = server.await;
+    });
+}
