@@ -475,25 +475,34 @@ impl Journal {
             .savepoint()
             .map_err(write_error("starting a run"))?;
         let existing: Option<i64> = savepoint
-            .query_row(
+            .prepare_cached(
                 "SELECT run_id FROM episodes WHERE rule = ?1 AND fingerprint = ?2 AND starts_at = ?3",
-                params![admission.rule, admission.fingerprint, admission.starts_at],
-                |row| row.get(0),
             )
-            .optional()
+            .and_then(|mut statement| {
+                statement
+                    .query_row(
+                        params![admission.rule, admission.fingerprint, admission.starts_at],
+                        |row| row.get(0),
+                    )
+                    .optional()
+            })
             .map_err(write_error("starting a run"))?;
         if let Some(existing_run) = existing {
             return Ok(Admitted::Duplicate { existing_run });
         }
         if let Some((key, millis)) = &admission.cooldown {
             let last: Option<(i64, i64)> = savepoint
-                .query_row(
+                .prepare_cached(
                     "SELECT id, started_at FROM runs WHERE rule = ?1 AND cooldown_key = ?2
                      ORDER BY started_at DESC LIMIT 1",
-                    params![admission.rule, key],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
-                .optional()
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![admission.rule, key], |row| {
+                            Ok((row.get(0)?, row.get(1)?))
+                        })
+                        .optional()
+                })
                 .map_err(write_error("starting a run"))?;
             if let Some((last_run, started_at)) = last {
                 let until = started_at.saturating_add(*millis);
@@ -504,22 +513,24 @@ impl Journal {
         }
         if let Some((key, limit)) = &admission.concurrency {
             let running: i64 = savepoint
-                .query_row(
+                .prepare_cached(
                     "SELECT COUNT(*) FROM runs WHERE rule = ?1 AND concurrency_key = ?2 AND finished_at IS NULL",
-                    params![admission.rule, key],
-                    |row| row.get(0),
                 )
+                .and_then(|mut statement| {
+                    statement.query_row(params![admission.rule, key], |row| row.get(0))
+                })
                 .map_err(write_error("starting a run"))?;
             if running >= *limit {
                 return Ok(Admitted::Concurrency { running });
             }
         }
         savepoint
-            .execute(
+            .prepare_cached(
                 "INSERT INTO runs (rule, playbook, alert_id, fingerprint, cooldown_key, concurrency_key,
                                    performs_actions, arguments, definition, state, started_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)",
-                params![
+            )
+            .and_then(|mut statement| statement.execute(params![
                     admission.rule,
                     admission.playbook,
                     admission.alert_id,
@@ -530,15 +541,21 @@ impl Journal {
                     admission.arguments,
                     admission.definition,
                     admission.at
-                ],
-            )
+                ]))
             .map_err(write_error("starting a run"))?;
         let run_id = savepoint.last_insert_rowid();
         savepoint
-            .execute(
+            .prepare_cached(
                 "INSERT INTO episodes (rule, fingerprint, starts_at, run_id) VALUES (?1, ?2, ?3, ?4)",
-                params![admission.rule, admission.fingerprint, admission.starts_at, run_id],
             )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    admission.rule,
+                    admission.fingerprint,
+                    admission.starts_at,
+                    run_id
+                ])
+            })
             .map_err(write_error("starting a run"))?;
         savepoint.commit().map_err(write_error("starting a run"))?;
         Ok(Admitted::Started(run_id))
@@ -564,10 +581,8 @@ impl Journal {
     /// Sets the state of a run that goes on (`running`, `paused`).
     pub fn run_state(&mut self, run_id: i64, state: &str) -> Result<(), JournalError> {
         self.connection
-            .execute(
-                "UPDATE runs SET state = ?2 WHERE id = ?1 AND finished_at IS NULL",
-                params![run_id, state],
-            )
+            .prepare_cached("UPDATE runs SET state = ?2 WHERE id = ?1 AND finished_at IS NULL")
+            .and_then(|mut statement| statement.execute(params![run_id, state]))
             .map_err(write_error("changing a run's state"))?;
         Ok(())
     }
@@ -581,10 +596,10 @@ impl Journal {
         at: i64,
     ) -> Result<(), JournalError> {
         self.connection
-            .execute(
+            .prepare_cached(
                 "UPDATE runs SET state = ?2, report = ?3, finished_at = ?4 WHERE id = ?1",
-                params![run_id, state, report, at],
             )
+            .and_then(|mut statement| statement.execute(params![run_id, state, report, at]))
             .map_err(write_error("finishing a run"))?;
         Ok(())
     }

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub active_runs: Gauge,
     reverts: Family<Labels, Gauge>,
+    backlog: Family<Labels, Gauge>,
+    backlog_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -58,6 +60,18 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let active_runs = Gauge::default();
         let reverts = Family::<Labels, Gauge>::default();
+        let backlog = Family::<Labels, Gauge>::default();
+        let backlog_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "backlog",
+            "What waits: accepted alerts to match (kind=alerts) and admitted runs waiting for a slot (kind=runs); limits.queue bounds their sum",
+            backlog.clone(),
+        );
+        registry.register(
+            "backlog_oldest_seconds",
+            "How long the oldest alert or run of the backlog has waited (0 when nothing waits)",
+            backlog_age.clone(),
+        );
         registry.register(
             "alerts_received",
             "Alerts accepted into the journal, by source",
@@ -98,7 +112,20 @@ impl Metrics {
             queue_depth,
             active_runs,
             reverts,
+            backlog,
+            backlog_age,
         }
+    }
+
+    /// Sets the backlog gauges: alerts to match, runs waiting for a slot, and the age of
+    /// the oldest of them in milliseconds.
+    pub fn set_backlog(&self, alerts: usize, runs: usize, oldest_ms: i64) {
+        for (kind, count) in [("alerts", alerts), ("runs", runs)] {
+            self.backlog
+                .get_or_create(&vec![("kind".into(), kind.into())])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.backlog_age.set(oldest_ms as f64 / 1000.0);
     }
 
     /// Sets the revert gauges from the journal's counts; every known state is written, so a

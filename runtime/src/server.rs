@@ -660,6 +660,7 @@ async fn healthz() -> &'static str {
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, Failure> {
     state.engine.refresh_revert_metrics().await?;
+    state.engine.refresh_backlog_metrics();
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -88,8 +88,13 @@ impl Default for EngineConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("the ingest queue is full ({capacity} alerts wait to be matched); retry later")]
-    QueueFull { capacity: usize },
+    #[error(
+        "the backlog is full ({capacity} alerts and runs wait, the oldest for {oldest_seconds} s); retry later"
+    )]
+    QueueFull {
+        capacity: usize,
+        oldest_seconds: i64,
+    },
     #[error(
         "the payload has {count} alerts, more than the ingest queue holds ({capacity}); split it"
     )]
@@ -157,6 +162,30 @@ struct Queued {
     alert: Alert,
 }
 
+/// What waits, and since when (clock ms): accepted alerts not yet matched, by alert id, and
+/// admitted runs waiting for a slot, by run id. Ids grow with time, so the first entry of
+/// each is its oldest.
+#[derive(Default)]
+struct Backlog {
+    alerts: BTreeMap<i64, i64>,
+    runs: BTreeMap<i64, i64>,
+}
+
+impl Backlog {
+    fn len(&self) -> usize {
+        self.alerts.len() + self.runs.len()
+    }
+
+    /// When the oldest of it began to wait.
+    fn oldest(&self) -> Option<i64> {
+        let first = |waiting: &BTreeMap<i64, i64>| waiting.values().next().copied();
+        match (first(&self.alerts), first(&self.runs)) {
+            (Some(alert), Some(run)) => Some(alert.min(run)),
+            (alert, run) => alert.or(run),
+        }
+    }
+}
+
 struct Inner {
     plan: RwLock<Arc<Plan>>,
     journal: JournalHandle,
@@ -172,6 +201,8 @@ struct Inner {
     pending: std::sync::atomic::AtomicUsize,
     /// Woken whenever an alert is processed or a run finishes (see [`Engine::idle`]).
     progress: tokio::sync::Notify,
+    /// What waits; `queue_capacity` bounds it.
+    backlog: Mutex<Backlog>,
     metrics: Metrics,
 }
 
@@ -242,6 +273,7 @@ impl Engine {
                 queue,
                 pending: std::sync::atomic::AtomicUsize::new(0),
                 progress: tokio::sync::Notify::new(),
+                backlog: Mutex::new(Backlog::default()),
                 metrics: Metrics::new(),
             }),
         };
@@ -325,13 +357,21 @@ impl Engine {
                 capacity,
             });
         }
+        let full = || EngineError::QueueFull {
+            capacity: self.inner.config.queue_capacity,
+            oldest_seconds: self.backlog_age_ms().unwrap_or(0) / 1000,
+        };
+        // The limit is on everything that waits, alerts to match and runs for a slot: an
+        // alert storm is refused while the engine is behind, not queued for minutes.
+        let waiting = self.inner.backlog.lock().map_or(0, |backlog| backlog.len());
+        if waiting.saturating_add(alerts.len()) > capacity {
+            return Err(full());
+        }
         let permits = self
             .inner
             .queue
             .try_reserve_many(alerts.len())
-            .map_err(|_| EngineError::QueueFull {
-                capacity: self.inner.config.queue_capacity,
-            })?;
+            .map_err(|_| full())?;
         let accepted: Vec<AcceptedAlert> = alerts.iter().map(stored::accepted).collect();
         let received_at = self.inner.clock.now_ms();
         let ids = self
@@ -342,6 +382,11 @@ impl Engine {
         self.inner
             .metrics
             .alert_received(source, u64::try_from(ids.len()).unwrap_or(u64::MAX));
+        if let Ok(mut backlog) = self.inner.backlog.lock() {
+            for id in &ids {
+                backlog.alerts.insert(*id, received_at);
+            }
+        }
         for ((permit, alert), alert_id) in permits.zip(alerts).zip(ids.iter().copied()) {
             self.inner.metrics.queue_depth.inc();
             self.inner.pending.fetch_add(1, Ordering::SeqCst);
@@ -382,6 +427,24 @@ impl Engine {
         {
             tracing::error!(%error, "could not mark alerts processed; a restart will process them again");
         }
+    }
+
+    /// How long the oldest alert or run of the backlog has waited (clock ms); `None` when
+    /// nothing waits.
+    pub fn backlog_age_ms(&self) -> Option<i64> {
+        let oldest = self.inner.backlog.lock().ok()?.oldest()?;
+        Some(self.inner.clock.now_ms().saturating_sub(oldest).max(0))
+    }
+
+    /// Sets the backlog gauges (`GET /metrics`).
+    pub fn refresh_backlog_metrics(&self) {
+        let (alerts, runs) = self
+            .inner
+            .backlog
+            .lock()
+            .map_or((0, 0), |backlog| (backlog.alerts.len(), backlog.runs.len()));
+        let age = self.backlog_age_ms().unwrap_or(0);
+        self.inner.metrics.set_backlog(alerts, runs, age);
     }
 
     /// Waits until no alert waits in the queue and no run is in progress (`medic run`,
@@ -454,6 +517,11 @@ async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
             .drain(..)
             .map(|queued| (queued.alert_id, queued.alert))
             .collect();
+        if let Ok(mut backlog) = engine.inner.backlog.lock() {
+            for (alert_id, _) in &alerts {
+                backlog.alerts.remove(alert_id);
+            }
+        }
         for _ in 0..count {
             engine.inner.metrics.queue_depth.dec();
         }

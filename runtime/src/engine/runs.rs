@@ -75,11 +75,17 @@ impl Engine {
         let engine = self.clone();
         let span = tracing::info_span!("run", run, rule = %rule, playbook = %playbook.name);
         let slots = Arc::clone(&self.inner.run_slots);
+        if let Ok(mut backlog) = self.inner.backlog.lock() {
+            backlog.runs.insert(run, self.inner.clock.now_ms());
+        }
         tokio::spawn(
             async move {
                 // Beyond `max_runs`, a run waits here for a slot (the semaphore is fair, so
                 // in the order the runs were admitted). The slot is held until it ends.
                 let _slot = slots.acquire_owned().await;
+                if let Ok(mut backlog) = engine.inner.backlog.lock() {
+                    backlog.runs.remove(&run);
+                }
                 let report = executor::run_with(&playbook, arguments, context).await;
                 engine.finish(run, &playbook, &fingerprint, report).await;
             }

@@ -7,6 +7,7 @@
     reason = "tests"
 )]
 
+mod backlog;
 mod control;
 mod diagnose;
 mod elasticsearch;
