@@ -16,6 +16,7 @@
     reason = "benchmark"
 )]
 
+use common::read_response;
 use medic_runtime::adapters::{StandardToolbox, ToolboxConfig};
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::Clock;
@@ -23,7 +24,9 @@ use medic_runtime::journal::{Journal, JournalHandle};
 use medic_runtime::server::{Auth, Identities, ServerLimits, ServerState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+
+mod common;
 
 const PLAN: &str = r##"import std.{http}
 
@@ -51,28 +54,6 @@ fn payload(batch: usize, connection: usize, request: usize) -> String {
         r#"{{"receiver":"medic","status":"firing","alerts":[{}],"groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://am","version":"4","groupKey":"{{}}:{{}}","truncatedAlerts":0}}"#,
         alerts.join(",")
     )
-}
-
-/// Reads one HTTP/1.1 response from a keep-alive connection; returns its status.
-async fn read_response(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> u16 {
-    let mut status = 0;
-    let mut length = 0;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        stream.read_line(&mut line).await.unwrap();
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some(code) = line.strip_prefix("HTTP/1.1 ") {
-            status = code[..3].parse().unwrap();
-        } else if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).await.unwrap();
-    status
 }
 
 struct Figures {
