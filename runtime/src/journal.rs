@@ -1039,34 +1039,36 @@ impl Journal {
             .map_err(write_error("reading reverts"))
     }
 
-    fn begin(&mut self) -> Result<(), JournalError> {
+    /// Runs one statement of the group-commit protocol, prepared once (they run for every
+    /// write of every group).
+    fn control(&mut self, sql: &str) -> rusqlite::Result<()> {
         self.connection
-            .execute_batch("BEGIN IMMEDIATE")
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]).map(drop))
+    }
+
+    fn begin(&mut self) -> Result<(), JournalError> {
+        self.control("BEGIN IMMEDIATE")
             .map_err(|error| JournalError::Commit(error.to_string()))
     }
 
     fn commit(&mut self) -> Result<(), JournalError> {
-        self.connection
-            .execute_batch("COMMIT")
+        self.control("COMMIT")
             .map_err(|error| JournalError::Commit(error.to_string()))
     }
 
     /// Each write of a group runs inside its own savepoint: a write that fails leaves
     /// nothing behind, and the others still commit.
     fn write_begin(&mut self) -> bool {
-        self.connection
-            .execute_batch("SAVEPOINT medic_write")
-            .is_ok()
+        self.control("SAVEPOINT medic_write").is_ok()
     }
 
     fn write_end(&mut self, keep: bool) {
-        let sql = if keep {
-            "RELEASE medic_write"
-        } else {
-            "ROLLBACK TO medic_write; RELEASE medic_write"
-        };
         // A failure here surfaces at the group's COMMIT.
-        let _ = self.connection.execute_batch(sql);
+        if !keep {
+            let _ = self.control("ROLLBACK TO medic_write");
+        }
+        let _ = self.control("RELEASE medic_write");
     }
 
     fn rollback(&mut self) {
