@@ -59,7 +59,7 @@ fn expectation(incident: Incident) -> Expectation {
         Incident::DiskFull => Expectation {
             rule: "disk_full",
             alert: "Disk_Full",
-            cause: "logging-node's /var fills with old logs",
+            cause: "logging-node's /var/log fills with old logs",
             ending: "nothing more to do: the cleanup freed the disk",
         },
         Incident::InventoryDb => Expectation {
@@ -603,7 +603,10 @@ fn world_line(incident: Incident, snapshot: &Snapshot) -> String {
             describe("payment-gateway"),
             service(snapshot, "order-service").map_or(0.0, |state| state.p99_ms)
         ),
-        Incident::DiskFull => format!("logging-node: /var {:.0}% used", snapshot.disk_used * 100.0),
+        Incident::DiskFull => format!(
+            "logging-node: /var/log {:.0}% used",
+            snapshot.disk_used * 100.0
+        ),
         Incident::InventoryDb => {
             let database = snapshot.databases.get("inventory-db");
             format!(
@@ -639,7 +642,7 @@ fn effect_line(incident: Incident, during: &Snapshot, after: &Snapshot) -> Optio
             change("payment-gateway")
         )),
         Incident::DiskFull => Some(format!(
-            "logging-node: /var {:.0}% → {:.0}% used",
+            "logging-node: /var/log {:.0}% → {:.0}% used",
             during.disk_used * 100.0,
             after.disk_used * 100.0
         )),
@@ -814,7 +817,7 @@ fn event_line(event: &ShopEvent) -> String {
             to,
         } => format!("{deployment}: {from} → {to} replicas"),
         ShopEvent::DiskCleaned { from, to } => format!(
-            "logging-node: /var {:.0}% → {:.0}% used after a cleanup",
+            "logging-node: /var/log {:.0}% → {:.0}% used after a cleanup",
             from * 100.0,
             to * 100.0
         ),
