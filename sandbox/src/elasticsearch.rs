@@ -78,8 +78,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The largest `from + size` of a search (`index.max_result_window`'s default).
 const MAX_RESULT_WINDOW: u64 = 10_000;
@@ -206,19 +204,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Store> {
 pub struct ElasticsearchServer {
     shared: Shared,
     address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Drop for ElasticsearchServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
+    background: crate::serving::Background,
 }
 
 impl ElasticsearchServer {
@@ -234,23 +220,18 @@ impl ElasticsearchServer {
         let address = listener.local_addr()?;
         let shared: Shared = Arc::new(Mutex::new(Store::default()));
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "elasticsearch sandbox server failed");
-            }
-        });
+        let background =
+            crate::serving::Background::serve(listener, app, "elasticsearch sandbox server");
         Ok(ElasticsearchServer {
             shared,
             address,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            background,
         })
+    }
+
+    /// Stops accepting, lets open connections finish (at most five seconds) and returns.
+    pub async fn stop(mut self) {
+        self.background.stop().await;
     }
 
     /// `http://127.0.0.1:PORT`.

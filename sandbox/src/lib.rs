@@ -11,5 +11,6 @@ pub mod kubernetes;
 pub mod prometheus;
 pub mod promql;
 pub mod receiver;
+mod serving;
 pub mod shop;
 pub mod world;

@@ -81,8 +81,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Which query APIs the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,8 +198,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, ServerState> {
 pub struct JaegerServer {
     shared: Shared,
     address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    background: crate::serving::Background,
     feeder: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -218,22 +215,11 @@ impl JaegerServer {
         let address = listener.local_addr()?;
         let shared: Shared = Arc::new(Mutex::new(ServerState::default()));
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "jaeger sandbox server failed");
-            }
-        });
+        let background = crate::serving::Background::serve(listener, app, "jaeger sandbox server");
         Ok(JaegerServer {
             shared,
             address,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            background,
             feeder: Mutex::new(None),
         })
     }
@@ -362,18 +348,7 @@ impl JaegerServer {
 
     /// Stops accepting, lets open connections finish (at most five seconds) and returns.
     pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
+        self.background.stop().await;
     }
 }
 
@@ -384,13 +359,8 @@ impl Drop for JaegerServer {
         {
             feeder.abort();
         }
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            // A stalled request would hold the graceful shutdown open forever.
-            task.abort();
-        }
+        // A stalled request would hold a graceful shutdown open forever.
+        self.background.abort();
     }
 }
 

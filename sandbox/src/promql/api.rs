@@ -24,7 +24,6 @@
 //! (`medic doctor` evaluates `vector(1)` through the first).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,8 +31,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::store::{Labels, Series, SeriesStore};
 use super::{QueryError, QueryValue};
@@ -52,8 +49,7 @@ struct Shared {
 /// The running server. Dropping it shuts it down.
 pub struct PrometheusServer {
     address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    background: crate::serving::Background,
 }
 
 impl PrometheusServer {
@@ -89,21 +85,11 @@ impl PrometheusServer {
             .route("/-/healthy", get(healthy).fallback(method_not_allowed))
             .fallback(not_found)
             .with_state(Shared { store, clock });
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "prometheus sandbox server failed");
-            }
-        });
+        let background =
+            crate::serving::Background::serve(listener, app, "prometheus sandbox server");
         Ok(PrometheusServer {
             address,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            background,
         })
     }
 
@@ -114,29 +100,7 @@ impl PrometheusServer {
 
     /// Stops accepting, lets open connections finish (at most five seconds) and returns.
     pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for PrometheusServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.background.stop().await;
     }
 }
 

@@ -19,14 +19,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The running listener. Dropping it shuts it down.
 pub struct Server {
     pub address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    background: crate::serving::Background,
 }
 
 impl Server {
@@ -34,48 +31,15 @@ impl Server {
     pub fn serve(listener: tokio::net::TcpListener, inner: Arc<Inner>) -> std::io::Result<Server> {
         let address = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(inner);
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "shop services server failed");
-            }
-        });
+        let background = crate::serving::Background::serve(listener, app, "shop services server");
         Ok(Server {
             address,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            background,
         })
     }
 
     pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(std::time::Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.background.stop().await;
     }
 }
 
