@@ -124,7 +124,7 @@ impl Value {
             Value::String(value) => value.clone(),
             Value::Url(url) => url.href.clone(),
             Value::Duration(value) => units::format_duration(*value),
-            Value::Percent(value) => format!("{}%", format_float(*value)),
+            Value::Percent(value) => format!("{}%", format_percent(*value)),
             Value::Size(value) => units::format_size(*value),
             Value::Time(value) => units::format_time(*value),
             Value::Enum { name, .. } => name.clone(),
@@ -142,6 +142,21 @@ impl Value {
                 format!("{{{}}}", parts.join(", "))
             }
         }
+    }
+}
+
+/// Percent points for people: at most two decimals, trailing zeros dropped (`90`, `32.08`,
+/// `0.5`); a share computed as 32.075471698113205% reads 32.08%.
+fn format_percent(value: f64) -> String {
+    if !value.is_finite() {
+        return format_float(value);
+    }
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
     }
 }
 

@@ -376,3 +376,18 @@ fn dots_in_a_query_value_climb_nothing() {
         .unwrap();
     assert_eq!(url.to_text(), "https://login.example.com/start?next=/..");
 }
+
+#[test]
+fn percents_read_with_at_most_two_decimals_and_floats_exactly() {
+    let text = |value: plan::Value| value.to_text();
+    assert_eq!(text(plan::Value::Percent(32.075471698113205)), "32.08%");
+    assert_eq!(text(plan::Value::Percent(90.0)), "90%");
+    assert_eq!(text(plan::Value::Percent(0.5)), "0.5%");
+    assert_eq!(text(plan::Value::Percent(-0.001)), "0%");
+    assert_eq!(text(plan::Value::Percent(99.999)), "100%");
+    // A Float may go into PromQL or a URL: it keeps every digit.
+    assert_eq!(
+        text(plan::Value::Float(0.9106771209579299)),
+        "0.9106771209579299"
+    );
+}
