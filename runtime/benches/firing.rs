@@ -16,14 +16,9 @@
     reason = "benchmark"
 )]
 
-use common::read_response;
-use medic_runtime::adapters::{StandardToolbox, ToolboxConfig};
+use common::{Served, TOKEN, read_response};
 use medic_runtime::engine::{Engine, EngineConfig};
-use medic_runtime::executor::Clock;
-use medic_runtime::journal::{Journal, JournalHandle};
-use medic_runtime::server::{Auth, Identities, ServerLimits, ServerState};
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -88,7 +83,7 @@ async fn round(
                     let first = (connection * per_connection + request) * BATCH;
                     let body = payload(rules, round, first);
                     format!(
-                        "POST /webhook/alertmanager HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer bench-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        "POST /webhook/alertmanager HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                         body.len()
                     )
                     .into_bytes()
@@ -148,42 +143,19 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let directory = tempfile::Builder::new()
-            .prefix("medic-bench-firing-")
-            .tempdir()
-            .unwrap();
-        let source = plan_source(rules);
-        let analysis = medic_compiler::check(vec![medic_compiler::Source::new("bench.ops", &source)]);
-        let plan = medic_compiler::plan::lower(&analysis).unwrap();
-        let journal =
-            JournalHandle::spawn(Journal::open(&directory.path().join("medic.db")).unwrap())
-                .unwrap();
-        let toolbox = Arc::new(StandardToolbox::new(ToolboxConfig::default()).unwrap());
         // `medic serve --dry-run`'s defaults, but a queue that holds a whole round.
-        let config = EngineConfig {
-            dry_run: true,
-            queue_capacity: 1_000_000,
-            actions_per_minute: Some(30),
-            ..EngineConfig::default()
-        };
-        let engine = Engine::start(plan, journal, toolbox, Clock::system(), config)
-            .await
-            .unwrap();
-        let state = Arc::new(ServerState {
-            engine: engine.clone(),
-            auth: Auth {
-                identities: Identities::token("bench-token"),
-                signing: None,
+        let served = Served::start(
+            "medic-bench-firing-",
+            &plan_source(rules),
+            EngineConfig {
+                dry_run: true,
+                queue_capacity: 1_000_000,
+                actions_per_minute: Some(30),
+                ..EngineConfig::default()
             },
-            limits: ServerLimits::default(),
-            reload: Arc::new(|| Err("no reload in the benchmark".into())),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(medic_runtime::server::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
+        )
+        .await;
+        let (address, engine) = (served.address, served.engine.clone());
         println!(
             "firing end to end, durable journal, dry run: {rules} rules, {events} events a round ({} match), {BATCH} alerts a request over {CONNECTIONS} connections",
             events / 2
@@ -200,7 +172,6 @@ fn main() {
                 figures.p99.as_secs_f64() * 1000.0,
             );
         }
-        let _ = stop.send(());
-        let _ = server.await;
+        served.stop().await;
     });
 }

@@ -16,13 +16,8 @@
     reason = "benchmark"
 )]
 
-use common::read_response;
-use medic_runtime::adapters::{StandardToolbox, ToolboxConfig};
-use medic_runtime::engine::{Engine, EngineConfig};
-use medic_runtime::executor::Clock;
-use medic_runtime::journal::{Journal, JournalHandle};
-use medic_runtime::server::{Auth, Identities, ServerLimits, ServerState};
-use std::sync::Arc;
+use common::{Served, TOKEN, read_response};
+use medic_runtime::engine::EngineConfig;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -65,38 +60,17 @@ struct Figures {
 }
 
 async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figures {
-    // Deleted when dropped, at the end of the scenario (also when it panics).
-    let directory = tempfile::Builder::new()
-        .prefix(&format!("medic-bench-ingest-{connections}-{batch}-"))
-        .tempdir()
-        .unwrap();
-    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("bench.ops", PLAN)]);
-    let plan = medic_compiler::plan::lower(&analysis).unwrap();
-    let journal =
-        JournalHandle::spawn(Journal::open(&directory.path().join("medic.db")).unwrap()).unwrap();
-    let toolbox = Arc::new(StandardToolbox::new(ToolboxConfig::default()).unwrap());
-    let config = EngineConfig {
-        queue_capacity: 1_000_000,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(plan, journal, toolbox, Clock::system(), config)
-        .await
-        .unwrap();
-    let state = Arc::new(ServerState {
-        engine: engine.clone(),
-        auth: Auth {
-            identities: Identities::token("bench-token"),
-            signing: None,
+    // The journal's folder is deleted when `served` is dropped (also when it panics).
+    let served = Served::start(
+        &format!("medic-bench-ingest-{connections}-{batch}-"),
+        PLAN,
+        EngineConfig {
+            queue_capacity: 1_000_000,
+            ..EngineConfig::default()
         },
-        limits: ServerLimits::default(),
-        reload: Arc::new(|| Err("no reload in the benchmark".into())),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(medic_runtime::server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    )
+    .await;
+    let (address, engine) = (served.address, served.engine.clone());
     let requests_per_connection = total_alerts / batch / connections;
     let clients: Vec<_> = (0..connections)
         .map(|connection| {
@@ -105,7 +79,7 @@ async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figu
                     .map(|request| {
                         let body = payload(batch, connection, request);
                         format!(
-                            "POST /webhook/alertmanager HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer bench-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            "POST /webhook/alertmanager HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                             body.len()
                         )
                         .into_bytes()
@@ -144,8 +118,7 @@ async fn scenario(connections: usize, batch: usize, total_alerts: usize) -> Figu
         ended = Some(ended.map_or(last, |at| at.max(last)));
     }
     let elapsed = ended.unwrap() - started.unwrap();
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     latencies.sort();
     let percentile = |fraction: f64| {
         latencies[((latencies.len() as f64 * fraction) as usize).min(latencies.len() - 1)]

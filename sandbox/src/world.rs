@@ -6,6 +6,7 @@
 //! `medic-sandbox --world` (scripts/try-examples) and, later, `medic demo`.
 
 use crate::jaeger::TraceGenerator;
+use crate::shop::logs::POOL_TRACE;
 use serde_json::{Value as Json, json};
 use std::fmt::Write;
 use std::time::Duration;
@@ -362,11 +363,8 @@ impl World {
 }
 
 fn document(at_ms: i64, service: &str, level: &str, message: &str, trace: Option<&str>) -> Json {
-    let at = chrono::DateTime::from_timestamp_millis(at_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut document = json!({
-        "@timestamp": at,
+        "@timestamp": crate::shop::logs::rfc3339(at_ms),
         "service": {"name": service},
         "log": {"level": level},
         "message": message,
@@ -385,11 +383,6 @@ const TIMEOUT_TRACE: &str =
 \tat com.shop.payments.OrderClient.reserve(OrderClient.java:88)
 \tat com.shop.payments.PaymentService.authorize(PaymentService.java:141)
 \tat com.shop.payments.PaymentController.pay(PaymentController.java:52)";
-
-const POOL_TRACE: &str = "org.postgresql.util.PSQLException: FATAL: sorry, too many clients already
-\tat org.postgresql.core.v3.ConnectionFactoryImpl.doAuthentication(ConnectionFactoryImpl.java:693)
-\tat com.zaxxer.hikari.pool.HikariPool.createPoolEntry(HikariPool.java:477)
-\tat com.shop.inventory.StockRepository.reserve(StockRepository.java:64)";
 
 #[cfg(test)]
 mod tests {

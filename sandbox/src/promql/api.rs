@@ -120,10 +120,10 @@ impl Params {
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
         if form && matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
-            pairs.extend(decode_form(&String::from_utf8_lossy(body)));
+            pairs.extend(form_urlencoded::parse(body).into_owned());
         }
         if let Some(query) = uri.query() {
-            pairs.extend(decode_form(query));
+            pairs.extend(form_urlencoded::parse(query.as_bytes()).into_owned());
         }
         Params(pairs)
     }
@@ -135,43 +135,6 @@ impl Params {
             .find(|(key, _)| key == name)
             .map_or("", |(_, value)| value.as_str())
     }
-}
-
-fn decode_form(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) => (percent_decode(key), percent_decode(value)),
-            None => (percent_decode(pair), String::new()),
-        })
-        .collect()
-}
-
-/// `+` is a space and `%XX` a byte; a malformed escape stays as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while let Some(&byte) = bytes.get(index) {
-        match byte {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(index + 1..index + 3)
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-                if let Some(decoded) = hex {
-                    out.push(decoded);
-                    index += 3;
-                    continue;
-                }
-                out.push(byte);
-            }
-            other => out.push(other),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A refusal: Prometheus's error object with the status of its kind.

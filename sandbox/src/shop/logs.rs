@@ -204,7 +204,9 @@ const TIMEOUT_TRACE: &str =
 \tat com.shop.payments.PaymentService.authorize(PaymentService.java:141)
 \tat com.shop.payments.PaymentController.pay(PaymentController.java:52)";
 
-const POOL_TRACE: &str = "org.postgresql.util.PSQLException: FATAL: sorry, too many clients already
+/// A connection-pool failure's stack trace (also the static world's, `world.rs`).
+pub(crate) const POOL_TRACE: &str =
+    "org.postgresql.util.PSQLException: FATAL: sorry, too many clients already
 \tat org.postgresql.core.v3.ConnectionFactoryImpl.doAuthentication(ConnectionFactoryImpl.java:693)
 \tat com.zaxxer.hikari.pool.HikariPool.createPoolEntry(HikariPool.java:477)
 \tat com.shop.inventory.StockRepository.reserve(StockRepository.java:64)";

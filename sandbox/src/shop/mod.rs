@@ -26,7 +26,7 @@
 //!   filled analytically, and logs are a fixed sample of lines per tick.
 
 mod alerting;
-mod logs;
+pub(crate) mod logs;
 mod metrics;
 mod model;
 mod services;
