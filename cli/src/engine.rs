@@ -21,6 +21,7 @@ use medic_runtime::{ingest, report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tracing_subscriber::filter::Targets;
 
 /// The flags of `medic serve`; each overrides the config file.
 pub struct ServeFlags {
@@ -54,20 +55,37 @@ fn init_logs() {
     init_logs_at("info");
 }
 
-/// Logs as [`init_logs`] says, at `default` unless `MEDIC_LOG` says otherwise.
+/// Logs as [`init_logs`] says, at `default` unless `MEDIC_LOG` says otherwise. `MEDIC_LOG`
+/// takes `LEVEL` or `target=LEVEL` directives separated by commas (`info,medic_runtime=debug`);
+/// one it cannot read is reported and the default applies. (A target filter rather than
+/// tracing-subscriber's `EnvFilter`: that one's span-field matching pulls in a regex build
+/// mode that makes every regex in the process, PromQL matchers among them, slower to
+/// compile — see note 023.)
 pub(crate) fn init_logs_at(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDIC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    // One JSON object per line for log shippers; text for people.
-    let _ = if std::env::var("MEDIC_LOG_FORMAT").is_ok_and(|format| format == "json") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let fallback = || default.parse::<Targets>().unwrap_or_default();
+    let (filter, unreadable) = match std::env::var("MEDIC_LOG") {
+        Ok(text) => match text.parse::<Targets>() {
+            Ok(filter) => (filter, None),
+            Err(error) => (fallback(), Some(format!("MEDIC_LOG={text:?}: {error}"))),
+        },
+        Err(_) => (fallback(), None),
     };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    // One JSON object per line for log shippers; text for people.
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if std::env::var("MEDIC_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        registry.with(layer.json()).try_init()
+    } else {
+        registry.with(layer).try_init()
+    };
+    if let Some(unreadable) = unreadable {
+        tracing::warn!("{unreadable}; logging at {default}");
+    }
 }
 
 pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {

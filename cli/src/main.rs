@@ -6,6 +6,7 @@
 //! "something to look at that is not an error": `plan --diff` found changes, `run` matched
 //! no rule.
 
+mod check_cache;
 mod config;
 mod demo;
 mod doctor;
@@ -41,6 +42,10 @@ enum Command {
         /// Exit with 1 when there are warnings, not only errors.
         #[arg(long)]
         deny_warnings: bool,
+        /// Check everything again rather than reuse the result of an unchanged tree (kept in
+        /// MEDIC_CACHE_DIR, else $XDG_CACHE_HOME/medic or ~/.cache/medic).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Compile .ops files into an executable plan and print it, or compare it with an older plan.
     Plan {
@@ -280,7 +285,7 @@ pub enum PlanFormat {
     Mermaid,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Annotated source snippets for people.
     Human,
@@ -292,6 +297,11 @@ pub enum Format {
     Sarif,
 }
 
+/// mimalloc rather than the system allocator: a check allocates a syntax tree node by node,
+/// and it made `medic check` on 10,000 rules about a third faster (note 024).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -299,7 +309,8 @@ fn main() -> ExitCode {
             paths,
             format,
             deny_warnings,
-        } => check(&paths, format, deny_warnings),
+            no_cache,
+        } => check(&paths, format, deny_warnings, no_cache),
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Logs { action } => logs::run(action),
         Command::Plan {
@@ -429,13 +440,49 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(paths: &[PathBuf], format: Format, deny_warnings: bool) -> anyhow::Result<ExitCode> {
+fn check(
+    paths: &[PathBuf],
+    format: Format,
+    deny_warnings: bool,
+    no_cache: bool,
+) -> anyhow::Result<ExitCode> {
     let sources = sources::read(paths)?;
     let file_count = sources.len();
-    let analysis = medic_compiler::check(sources);
-    let rendered = output::render(&analysis, format, file_count);
-    print!("{rendered}");
-    let failed = analysis.errors() > 0 || (deny_warnings && analysis.warnings() > 0);
+    let cache = if no_cache {
+        None
+    } else {
+        check_cache::CheckCache::open()
+    };
+    let key = cache
+        .as_ref()
+        .map(|cache| cache.key(&format!("{format:?}"), &sources));
+    let found = cache
+        .as_ref()
+        .zip(key.as_ref())
+        .and_then(|(cache, key)| cache.get(key));
+    let result = match found {
+        Some(found) => found,
+        None => {
+            let analysis = medic_compiler::check(sources);
+            let result = check_cache::Cached {
+                output: output::render(&analysis, format, file_count),
+                errors: analysis.errors(),
+                warnings: analysis.warnings(),
+            };
+            // Human output with diagnostics depends on the terminal (see check_cache).
+            if (format != Format::Human || analysis.diagnostics.is_empty())
+                && let (Some(cache), Some(key)) = (&cache, &key)
+            {
+                cache.put(key, &result);
+            }
+            // The process ends here: freeing the whole tree's syntax and types node by node
+            // would only make the check slower.
+            std::mem::forget(analysis);
+            result
+        }
+    };
+    print!("{}", result.output);
+    let failed = result.errors > 0 || (deny_warnings && result.warnings > 0);
     Ok(if failed {
         ExitCode::from(1)
     } else {

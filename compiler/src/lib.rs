@@ -14,6 +14,7 @@ pub(crate) mod check;
 pub mod diagnostic;
 pub mod format;
 pub mod line_index;
+mod parallel;
 pub mod parser;
 pub mod plan;
 pub mod symbols;
@@ -117,26 +118,47 @@ pub fn check(sources: Vec<Source>) -> Analysis {
 /// [`check`], reusing the parses of items that did not change since the previous call with
 /// the same cache (the language server keeps one per workspace).
 pub fn check_cached(sources: Vec<Source>, cache: &mut parser::ParseCache) -> Analysis {
+    let inputs: Vec<(String, String, bool)> = STDLIB
+        .iter()
+        .map(|(name, text)| ((*name).to_string(), (*text).to_string(), true))
+        .chain(
+            sources
+                .into_iter()
+                .map(|source| (source.name, source.text, false)),
+        )
+        .collect();
+    let parse = |index: usize, text: &str, cache: &mut parser::ParseCache| {
+        let mut diagnostics = Vec::new();
+        let ast = parser::parse_cached(FileId(index as u32), text, &mut diagnostics, cache);
+        (ast, diagnostics)
+    };
+    // A cache (the language server's) is one per workspace and mostly hits: parse in order.
+    // Without one (`medic check`), the files are parsed on every core.
+    let parsed: Vec<(ast::File, Vec<Diagnostic>)> = if cache.is_enabled() {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(index, (_, text, _))| parse(index, text, cache))
+            .collect()
+    } else {
+        let indexed: Vec<(usize, &str)> = inputs
+            .iter()
+            .enumerate()
+            .map(|(index, (_, text, _))| (index, text.as_str()))
+            .collect();
+        parallel::map(&indexed, |(index, text)| {
+            parse(*index, text, &mut parser::ParseCache::default())
+        })
+    };
     let mut diagnostics = Vec::new();
-    let mut files = Vec::with_capacity(STDLIB.len() + sources.len());
-    for (name, text) in STDLIB {
-        let id = FileId(files.len() as u32);
-        let ast = parser::parse_cached(id, text, &mut diagnostics, cache);
+    let mut files = Vec::with_capacity(inputs.len());
+    for ((name, text, is_stdlib), (ast, mut found)) in inputs.into_iter().zip(parsed) {
+        diagnostics.append(&mut found);
         files.push(ParsedFile {
-            name: (*name).to_string(),
-            text: (*text).to_string(),
+            name,
+            text,
             ast,
-            is_stdlib: true,
-        });
-    }
-    for source in sources {
-        let id = FileId(files.len() as u32);
-        let ast = parser::parse_cached(id, &source.text, &mut diagnostics, cache);
-        files.push(ParsedFile {
-            name: source.name,
-            text: source.text,
-            ast,
-            is_stdlib: false,
+            is_stdlib,
         });
     }
     cache.sweep();

@@ -67,6 +67,11 @@ impl ParseCache {
         self.generation += 1;
     }
 
+    /// Whether parses are kept (a default cache keeps none).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

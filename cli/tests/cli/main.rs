@@ -21,9 +21,15 @@ mod world;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `medic check` keeps its cache here rather than in the user's ~/.cache.
+fn check_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("medic-check-cache")
+}
+
 fn medic(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(args)
+        .env("MEDIC_CACHE_DIR", check_cache_dir())
         .current_dir(repo_root())
         .output()
         .unwrap()
@@ -33,6 +39,7 @@ fn medic(args: &[&str]) -> Output {
 fn medic_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medic"))
         .args(args)
+        .env("MEDIC_CACHE_DIR", check_cache_dir())
         .envs(env.iter().copied())
         .current_dir(repo_root())
         .output()
@@ -122,6 +129,72 @@ fn examples_check_clean() {
     let output = medic(&["check", "examples/"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
     assert!(stdout(&output).contains("0 errors, 0 warnings"));
+}
+
+#[test]
+fn check_reuses_the_result_of_an_unchanged_tree_and_only_that() {
+    let dir = temp_dir("cache");
+    let cache = dir.join("cache");
+    let file = dir.join("clean.ops");
+    let clean = "rule a {\n  on alert \"A\"\n  run p()\n  cooldown 5m\n}\n\nplaybook p() {\n}\n";
+    std::fs::write(&file, clean).unwrap();
+    let cache_str = cache.to_str().unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        medic_with_env(&args, &[("MEDIC_CACHE_DIR", cache_str)])
+    };
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(cache.join("check"))
+            .map(|entries| entries.map(|entry| entry.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    let first = check(&[]);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    assert_eq!(entries().len(), 1, "a clean tree's result is stored");
+    let second = check(&[]);
+    assert_eq!(stdout(&second), stdout(&first));
+
+    // The stored entry is what a second run prints: proven by changing it.
+    let entry = entries().pop().unwrap();
+    std::fs::write(
+        &entry,
+        r#"{"output":"from the cache\n","errors":0,"warnings":0}"#,
+    )
+    .unwrap();
+    assert_eq!(stdout(&check(&[])), "from the cache\n");
+    assert_eq!(
+        stdout(&check(&["--no-cache"])),
+        stdout(&first),
+        "--no-cache checks"
+    );
+
+    // A changed file is a different tree: checked again, its error reported.
+    std::fs::write(&file, clean.replace("run p()", "run missing()")).unwrap();
+    let broken = check(&[]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(stdout(&broken).contains("missing"), "{}", stdout(&broken));
+    assert_eq!(
+        entries().len(),
+        1,
+        "human output with diagnostics is not stored"
+    );
+
+    // JSON is stored with its errors, and the exit code follows the stored counts.
+    let json = check(&["--format", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let again = check(&["--format", "json"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(stdout(&again), stdout(&json));
+    assert_eq!(entries().len(), 2);
+
+    // An entry that does not parse is a miss, not an answer.
+    for entry in entries() {
+        std::fs::write(entry, "not json").unwrap();
+    }
+    std::fs::write(&file, clean).unwrap();
+    assert_eq!(stdout(&check(&[])), stdout(&first));
 }
 
 #[test]

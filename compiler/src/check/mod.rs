@@ -82,6 +82,9 @@ pub(crate) struct Checker<'a> {
     current_playbook: String,
     /// Every resolved name: what the editor navigates with.
     pub(crate) references: Vec<Reference>,
+    /// PromQL literals found while checking, parsed together afterwards
+    /// ([`Checker::check_promql`]) on every core.
+    pub(super) promql: Vec<promql::PendingQuery>,
 }
 
 fn suggest<'n>(name: &str, candidates: impl IntoIterator<Item = &'n str>) -> Option<String> {
@@ -136,6 +139,7 @@ impl<'a> Checker<'a> {
             absent_reasons: BTreeMap::new(),
             current_playbook: String::new(),
             references: Vec::new(),
+            promql: Vec::new(),
         }
     }
 
@@ -324,6 +328,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        self.check_promql();
         program
     }
 

@@ -27,6 +27,16 @@ const FILLERS: &[&str] = &[
     "", "x", "1", "\"x\"", "[1m]", "x[1m]", "(x)", "()", "=\"x\"", "x=\"x\"", "1m",
 ];
 
+/// A PromQL literal without interpolations, waiting to be parsed.
+pub(crate) struct PendingQuery {
+    file: FileId,
+    /// The literal's span, quotes included.
+    span: Span,
+    style: ast::StrStyle,
+    /// The literal's value: the query.
+    text: String,
+}
+
 impl Checker<'_> {
     /// Checks the PromQL arguments of a `prom.query` or `prom.range` call (`args` in
     /// declaration order, defaults filled in); other calls are left alone.
@@ -58,32 +68,51 @@ impl Checker<'_> {
                 }
             }
         }
-        let Err(reason) = promql_parser::parser::parse(&text) else {
-            return;
-        };
-        let literal = self.text(query.span);
-        let offsets = source_offsets(literal, *style);
-        let at = |offset: usize| {
-            offsets
-                .get(offset)
-                .or(offsets.last())
-                .map_or(query.span.start as usize, |inside| {
-                    query.span.start as usize + inside
-                })
-        };
-        let (span, place) = match error_position(&text) {
-            Some((start, end)) if start >= text.len() => (
-                Span::new(at(start), at(end)),
-                "the query ends here".to_string(),
-            ),
-            Some((start, end)) => (Span::new(at(start), at(end)), "here".to_string()),
-            None => (query.span, "in this query".to_string()),
-        };
-        self.report(TypeError::PromqlSyntax {
-            span,
-            reason,
-            place,
+        self.promql.push(PendingQuery {
+            file: self.file,
+            span: query.span,
+            style: *style,
+            text,
         });
+    }
+
+    /// Parses the PromQL literals the check collected, on every core (promql-parser's work,
+    /// its regex compilation above all, is most of a check of a PromQL-heavy tree), and
+    /// reports the ones that do not parse.
+    pub(super) fn check_promql(&mut self) {
+        let pending = std::mem::take(&mut self.promql);
+        let refusals = crate::parallel::map(&pending, |query| {
+            promql_parser::parser::parse(&query.text).err()
+        });
+        for (query, refusal) in pending.iter().zip(refusals) {
+            let Some(reason) = refusal else {
+                continue;
+            };
+            self.file = query.file;
+            let literal = self.text(query.span);
+            let offsets = source_offsets(literal, query.style);
+            let at = |offset: usize| {
+                offsets
+                    .get(offset)
+                    .or(offsets.last())
+                    .map_or(query.span.start as usize, |inside| {
+                        query.span.start as usize + inside
+                    })
+            };
+            let (span, place) = match error_position(&query.text) {
+                Some((start, end)) if start >= query.text.len() => (
+                    Span::new(at(start), at(end)),
+                    "the query ends here".to_string(),
+                ),
+                Some((start, end)) => (Span::new(at(start), at(end)), "here".to_string()),
+                None => (query.span, "in this query".to_string()),
+            };
+            self.report(TypeError::PromqlSyntax {
+                span,
+                reason,
+                place,
+            });
+        }
     }
 
     fn promql_where(&mut self, labels: &typed::Expr) {
