@@ -141,13 +141,8 @@ pub fn check_cached(sources: Vec<Source>, cache: &mut parser::ParseCache) -> Ana
             .map(|(index, (_, text, _))| parse(index, text, cache))
             .collect()
     } else {
-        let indexed: Vec<(usize, &str)> = inputs
-            .iter()
-            .enumerate()
-            .map(|(index, (_, text, _))| (index, text.as_str()))
-            .collect();
-        parallel::map(&indexed, |(index, text)| {
-            parse(*index, text, &mut parser::ParseCache::default())
+        parallel::map(&inputs, |index, (_, text, _)| {
+            parse(index, text, &mut parser::ParseCache::default())
         })
     };
     let mut diagnostics = Vec::new();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// language server gives its threads as much.
 const STACK_BYTES: usize = 16 * 1024 * 1024;
 
-/// `work` applied to every item, by the calling thread and one helper per further core; each
+/// `work` applied to every item (with its index), by the calling thread and one helper per further core; each
 /// thread takes the next unclaimed item, so a few large items do not leave a core idle. A
 /// helper that cannot start only means fewer threads. A panic in `work` is resumed in the
 /// caller.
@@ -16,13 +16,17 @@ pub(crate) fn map<T, R, F>(items: &[T], work: F) -> Vec<R>
 where
     T: Sync,
     R: Send,
-    F: Fn(&T) -> R + Sync,
+    F: Fn(usize, &T) -> R + Sync,
 {
     let threads = std::thread::available_parallelism()
         .map_or(1, |cores| cores.get())
         .min(items.len());
     if threads <= 1 {
-        return items.iter().map(&work).collect();
+        return items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| work(index, item))
+            .collect();
     }
     let next = AtomicUsize::new(0);
     let claim = || {
@@ -32,7 +36,7 @@ where
             let Some(item) = items.get(index) else {
                 break;
             };
-            done.push((index, work(item)));
+            done.push((index, work(index, item)));
         }
         done
     };
@@ -63,7 +67,8 @@ where
     results
         .into_iter()
         .zip(items)
-        .map(|(result, item)| result.unwrap_or_else(|| work(item)))
+        .enumerate()
+        .map(|(index, (result, item))| result.unwrap_or_else(|| work(index, item)))
         .collect()
 }
 
@@ -74,12 +79,12 @@ mod tests {
     #[test]
     fn results_come_back_in_the_items_order() {
         let items: Vec<u64> = (0..1_000).collect();
-        let squares = map(&items, |item| item * item);
+        let squares = map(&items, |_, item| item * item);
         assert_eq!(
             squares,
             items.iter().map(|item| item * item).collect::<Vec<_>>()
         );
-        assert!(map(&[] as &[u64], |item| *item).is_empty());
-        assert_eq!(map(&[7u64], |item| item + 1), vec![8]);
+        assert!(map(&[] as &[u64], |_, item| *item).is_empty());
+        assert_eq!(map(&[7u64], |index, item| item + index as u64 + 1), vec![8]);
     }
 }

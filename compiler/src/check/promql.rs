@@ -81,7 +81,7 @@ impl Checker<'_> {
     /// reports the ones that do not parse.
     pub(super) fn check_promql(&mut self) {
         let pending = std::mem::take(&mut self.promql);
-        let refusals = crate::parallel::map(&pending, |query| {
+        let refusals = crate::parallel::map(&pending, |_, query| {
             promql_parser::parser::parse(&query.text).err()
         });
         for (query, refusal) in pending.iter().zip(refusals) {
