@@ -442,7 +442,7 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
             .call({
                 let accepted: Vec<_> = alerts
                     .iter()
-                    .map(medic_runtime::engine::stored::accepted)
+                    .map(|alert| medic_runtime::engine::stored::accepted(alert, false))
                     .collect();
                 move |journal| journal.accept(&accepted, 0)
             })

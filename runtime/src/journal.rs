@@ -21,7 +21,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `runs.definition` names a row of `definitions` (a playbook stored once per version)
+/// rather than holding the JSON itself; version 1 stores still read, their rows as they are.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,6 +54,10 @@ CREATE TABLE IF NOT EXISTS runs (
   finished_at INTEGER,
   report TEXT
 );
+-- A playbook as planned, stored once however many runs started with it: `runs.definition`
+-- is its key (`sha256:` and the SHA-256 of the JSON), or, in rows of schema version 1, the
+-- JSON itself.
+CREATE TABLE IF NOT EXISTS definitions (key TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS episodes (
   rule TEXT NOT NULL,
   fingerprint TEXT NOT NULL,
@@ -59,7 +65,7 @@ CREATE TABLE IF NOT EXISTS episodes (
   -- Not a foreign key: the episode key outlives its run when old runs are pruned.
   run_id INTEGER NOT NULL,
   PRIMARY KEY (rule, fingerprint, starts_at)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS task_events (
   run_id INTEGER NOT NULL REFERENCES runs(id),
   task TEXT NOT NULL,
@@ -94,6 +100,15 @@ CREATE INDEX IF NOT EXISTS runs_by_cooldown ON runs(rule, cooldown_key, started_
 CREATE INDEX IF NOT EXISTS task_events_by_run ON task_events(run_id);
 CREATE INDEX IF NOT EXISTS reverts_pending ON reverts(state, fingerprint);
 ";
+
+/// The writer's page cache, in KiB.
+const CACHE_KIB: i64 = 64 * 1024;
+/// WAL pages beyond which the writer checkpoints itself (the checkpointer usually has).
+const WAL_BACKSTOP_PAGES: i64 = 2 * 1024;
+/// The size the WAL file is truncated to after a checkpoint reset it, in bytes.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// How often the checkpointer copies committed pages into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -142,6 +157,9 @@ pub struct AcceptedAlert {
     pub fingerprint: String,
     pub starts_at: i64,
     pub payload: String,
+    /// Accepted with nothing left to do (no rule matches it): not processed again at a
+    /// restart.
+    pub processed: bool,
 }
 
 /// A stored alert, as read back for processing after a restart.
@@ -167,10 +185,37 @@ pub struct Admission {
     pub performs_actions: bool,
     /// The playbook's arguments, as JSON.
     pub arguments: String,
-    /// The playbook as planned, as JSON: a run continued after a restart or a reload runs
-    /// the definition it started with.
-    pub definition: String,
+    /// The playbook as planned: a run continued after a restart or a reload runs the
+    /// definition it started with. Stored once per version, whatever the number of runs.
+    pub definition: Definition,
     pub at: i64,
+}
+
+/// A playbook as planned, as JSON, and the key it is stored under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    key: std::sync::Arc<str>,
+    json: std::sync::Arc<str>,
+}
+
+impl Definition {
+    pub fn new(json: String) -> Definition {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(json.as_bytes());
+        let mut key = String::with_capacity(7 + 64);
+        key.push_str("sha256:");
+        for byte in digest {
+            key.push_str(&format!("{byte:02x}"));
+        }
+        Definition {
+            key: key.into(),
+            json: json.into(),
+        }
+    }
+
+    pub fn json(&self) -> &str {
+        &self.json
+    }
 }
 
 /// The answer to an [`Admission`].
@@ -366,6 +411,20 @@ impl Journal {
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(open_error)?;
+        // The indexes an admission looks up (episodes, cooldowns) are written at random
+        // places: a page cache that holds them saves reading them back on every group.
+        connection
+            .pragma_update(None, "cache_size", -CACHE_KIB)
+            .map_err(open_error)?;
+        // Checkpoints are the checkpointer thread's work (see `JournalHandle::spawn`); the
+        // writer only checkpoints when the WAL outgrows this, so it stays bounded even if
+        // that thread cannot keep up.
+        connection
+            .pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)
+            .map_err(open_error)?;
+        connection
+            .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(open_error)?;
         connection.execute_batch(SCHEMA).map_err(open_error)?;
         let found: Option<String> = connection
             .query_row(
@@ -384,6 +443,15 @@ impl Journal {
         match version {
             Some(version) if version > SCHEMA_VERSION => {
                 return Err(JournalError::NewerSchema { found: version });
+            }
+            Some(version) if version < SCHEMA_VERSION => {
+                // The tables a newer version adds were created above; old rows read as they are.
+                connection
+                    .execute(
+                        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                        params![SCHEMA_VERSION.to_string()],
+                    )
+                    .map_err(write_error("writing the schema version"))?;
             }
             Some(_) => {}
             None => {
@@ -412,8 +480,8 @@ impl Journal {
         {
             let mut insert = savepoint
                 .prepare_cached(
-                    "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(write_error("accepting alerts"))?;
             for alert in alerts {
@@ -425,7 +493,8 @@ impl Journal {
                         alert.status,
                         alert.fingerprint,
                         alert.starts_at,
-                        alert.payload
+                        alert.payload,
+                        alert.processed
                     ])
                     .map_err(write_error("accepting alerts"))?;
                 ids.push(savepoint.last_insert_rowid());
@@ -525,6 +594,15 @@ impl Journal {
             }
         }
         savepoint
+            .prepare_cached("INSERT OR IGNORE INTO definitions (key, body) VALUES (?1, ?2)")
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    admission.definition.key.as_ref(),
+                    admission.definition.json.as_ref()
+                ])
+            })
+            .map_err(write_error("starting a run"))?;
+        savepoint
             .prepare_cached(
                 "INSERT INTO runs (rule, playbook, alert_id, fingerprint, cooldown_key, concurrency_key,
                                    performs_actions, arguments, definition, state, started_at)
@@ -539,7 +617,7 @@ impl Journal {
                     admission.concurrency.as_ref().map(|(key, _)| key),
                     admission.performs_actions,
                     admission.arguments,
-                    admission.definition,
+                    admission.definition.key.as_ref(),
                     admission.at
                 ]))
             .map_err(write_error("starting a run"))?;
@@ -677,7 +755,8 @@ impl Journal {
     pub fn run_definition(&self, run_id: i64) -> Result<Option<String>, JournalError> {
         self.connection
             .query_row(
-                "SELECT definition FROM runs WHERE id = ?1",
+                "SELECT COALESCE(definitions.body, runs.definition) FROM runs
+                 LEFT JOIN definitions ON definitions.key = runs.definition WHERE runs.id = ?1",
                 [run_id],
                 |row| row.get(0),
             )
@@ -999,6 +1078,13 @@ impl Journal {
                 .execute(sql, [before])
                 .map_err(write_error("pruning"))?;
         }
+        // Playbook versions no remaining run started with.
+        savepoint
+            .execute(
+                "DELETE FROM definitions WHERE key NOT IN (SELECT definition FROM runs)",
+                [],
+            )
+            .map_err(write_error("pruning"))?;
         savepoint.commit().map_err(write_error("pruning"))?;
         Ok(removed)
     }
@@ -1083,30 +1169,104 @@ type Completion = Box<dyn FnOnce(Result<(), &JournalError>) + Send>;
 /// does its work and says whether it succeeded.
 type Command = Box<dyn FnOnce(Option<&mut Journal>) -> (Completion, bool) + Send>;
 
+/// A write, and whether it goes ahead of the queue ([`JournalHandle::call_urgent`]).
+struct Queued {
+    urgent: bool,
+    command: Command,
+}
+
 /// How many writes at most go into one group commit.
 const GROUP_LIMIT: usize = 4_096;
+/// How long a group's writes may run before it commits (the writes still queued go into
+/// the next group): a webhook waits at most about two of these, whatever the backlog.
+const GROUP_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long a group goes on with other writes once an urgent one is in it.
+const URGENT_SLACK: std::time::Duration = std::time::Duration::from_micros(300);
 
 /// The journal on its own thread, shared by the server's tasks; see the module docs.
 #[derive(Clone)]
 pub struct JournalHandle {
-    sender: std::sync::mpsc::Sender<Command>,
+    sender: std::sync::mpsc::Sender<Queued>,
+    /// Held while any handle lives; the checkpointer stops when it cannot be upgraded.
+    _alive: std::sync::Arc<()>,
 }
 
 impl JournalHandle {
     /// Moves the journal to a new thread that commits in groups.
+    ///
+    /// A journal on disk also gets a checkpointer: a thread with its own connection that
+    /// copies committed pages from the WAL into the database file every
+    /// [`CHECKPOINT_EVERY`] (a passive checkpoint, which never blocks the writer), so the
+    /// writer's commits do not wait for the database file's copy and its fsync.
     pub fn spawn(journal: Journal) -> Result<JournalHandle, JournalError> {
-        let (sender, receiver) = std::sync::mpsc::channel::<Command>();
+        let alive = std::sync::Arc::new(());
+        let path = journal
+            .connection
+            .path()
+            .filter(|path| !path.is_empty())
+            .map(std::path::PathBuf::from);
+        let (sender, receiver) = std::sync::mpsc::channel::<Queued>();
         std::thread::Builder::new()
             .name("medic-journal".into())
             .spawn(move || writer(journal, receiver))
             .map_err(|error| {
                 JournalError::Commit(format!("cannot start the journal thread: {error}"))
             })?;
-        Ok(JournalHandle { sender })
+        if let Some(path) = path {
+            let weak = std::sync::Arc::downgrade(&alive);
+            std::thread::Builder::new()
+                .name("medic-checkpoint".into())
+                .spawn(move || checkpointer(&path, &weak))
+                .map_err(|error| {
+                    JournalError::Commit(format!("cannot start the checkpoint thread: {error}"))
+                })?;
+        }
+        Ok(JournalHandle {
+            sender,
+            _alive: alive,
+        })
     }
 
     /// Runs `work` on the journal; answers once its group commit is durable.
     pub async fn call<T, F>(&self, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+    {
+        self.queue(false, work).await
+    }
+
+    /// As [`JournalHandle::call`], but ahead of every write not yet begun that is not urgent
+    /// itself: for a webhook's alerts, whose sender waits, and which nothing queued
+    /// before depends on. Urgent writes keep their order among themselves.
+    pub async fn call_urgent<T, F>(&self, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+    {
+        self.queue(true, work).await
+    }
+
+    async fn queue<T, F>(&self, urgent: bool, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+    {
+        self.enqueue(urgent, work)?.await
+    }
+
+    /// Queues `work` now, in the order of this call, and returns what answers once its
+    /// group commit is durable: a caller can queue its next write before hearing of this
+    /// one (the writes are run in the order they were queued).
+    pub fn submit<T, F>(&self, work: F) -> Result<Submitted<T>, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+    {
+        self.enqueue(false, work)
+    }
+
+    fn enqueue<T, F>(&self, urgent: bool, work: F) -> Result<Submitted<T>, JournalError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
@@ -1131,33 +1291,149 @@ impl JournalHandle {
             (completion, succeeded)
         });
         self.sender
-            .send(command)
+            .send(Queued { urgent, command })
             .map_err(|_| JournalError::Closed)?;
-        answer.await.map_err(|_| JournalError::Closed)?
+        Ok(Submitted { answer })
     }
 }
 
-fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Command>) {
-    while let Ok(first) = receiver.recv() {
-        let mut group = vec![first];
-        while group.len() < GROUP_LIMIT {
-            match receiver.try_recv() {
-                Ok(command) => group.push(command),
-                Err(_) => break,
+/// A queued write's answer ([`JournalHandle::submit`]).
+pub struct Submitted<T> {
+    answer: tokio::sync::oneshot::Receiver<Result<T, JournalError>>,
+}
+
+impl<T> std::future::Future for Submitted<T> {
+    type Output = Result<T, JournalError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.answer)
+            .poll(context)
+            .map(|answer| answer.map_err(|_| JournalError::Closed)?)
+    }
+}
+
+impl JournalHandle {
+    /// Queues `work` without waiting for its commit: for writes that need not be durable
+    /// before the caller goes on (a query's transitions, a dry run's). The queue is first in,
+    /// first out, so the write commits in the same group as, or an earlier one than, any
+    /// write queued after it: a caller that later awaits a [`JournalHandle::call`] knows both
+    /// are durable. A failure is logged, since nobody waits to hear it.
+    pub fn send<F>(&self, what: &'static str, work: F) -> Result<(), JournalError>
+    where
+        F: FnOnce(&mut Journal) -> Result<(), JournalError> + Send + 'static,
+    {
+        let command: Command = Box::new(move |journal: Option<&mut Journal>| {
+            let result = match journal {
+                Some(journal) => work(journal),
+                None => Err(JournalError::Commit(
+                    "the transaction could not begin".into(),
+                )),
+            };
+            let succeeded = result.is_ok();
+            let completion: Completion = Box::new(move |committed: Result<(), &JournalError>| {
+                let error = match (result, committed) {
+                    (Err(error), _) => error.to_string(),
+                    (Ok(()), Err(error)) => error.to_string(),
+                    (Ok(()), Ok(())) => return,
+                };
+                tracing::error!(%error, "could not journal {what}");
+            });
+            (completion, succeeded)
+        });
+        self.sender
+            .send(Queued {
+                urgent: false,
+                command,
+            })
+            .map_err(|_| JournalError::Closed)
+    }
+}
+
+/// Checkpoints the WAL of the journal at `path` until the last [`JournalHandle`] is gone.
+/// A failure is logged once and retried; the writer's own backstop checkpoint still bounds
+/// the WAL.
+fn checkpointer(path: &Path, alive: &std::sync::Weak<()>) {
+    let connection = match Connection::open(path) {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "no checkpointer: the writer checkpoints the journal itself");
+            return;
+        }
+    };
+    let _ = connection.busy_timeout(std::time::Duration::from_secs(1));
+    let mut failing = false;
+    while alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(0)
+        });
+        match result {
+            Ok(_) => failing = false,
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "the journal's checkpoint failed; retrying");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
+    // Writes received but not yet begun, urgent ones first, each lane in arrival order.
+    let mut urgent: std::collections::VecDeque<Command> = std::collections::VecDeque::new();
+    let mut waiting: std::collections::VecDeque<Command> = std::collections::VecDeque::new();
+    let take = |queued: Queued,
+                urgent: &mut std::collections::VecDeque<Command>,
+                waiting: &mut std::collections::VecDeque<Command>| {
+        if queued.urgent {
+            urgent.push_back(queued.command);
+        } else {
+            waiting.push_back(queued.command);
+        }
+    };
+    loop {
+        if urgent.is_empty() && waiting.is_empty() {
+            match receiver.recv() {
+                Ok(queued) => take(queued, &mut urgent, &mut waiting),
+                Err(_) => return,
             }
         }
         let began = journal.begin();
-        let completions: Vec<Completion> = group
-            .into_iter()
-            .map(|command| {
-                if began.is_err() || !journal.write_begin() {
-                    return command(None).0;
+        let mut deadline = std::time::Instant::now() + GROUP_BUDGET;
+        let mut completions: Vec<Completion> = Vec::new();
+        // Urgent writes first, also those that arrive while the group runs; the others until
+        // the budget is spent (at least one, so the queue always moves). Once an urgent write
+        // is in, the group commits soon after: its sender is waiting.
+        while completions.len() < GROUP_LIMIT {
+            while urgent.len() + waiting.len() < GROUP_LIMIT {
+                match receiver.try_recv() {
+                    Ok(queued) => take(queued, &mut urgent, &mut waiting),
+                    Err(_) => break,
                 }
-                let (completion, succeeded) = command(Some(&mut journal));
-                journal.write_end(succeeded);
-                completion
-            })
-            .collect();
+            }
+            let now = std::time::Instant::now();
+            let command = match urgent.pop_front() {
+                Some(command) => {
+                    deadline = deadline.min(now + URGENT_SLACK);
+                    command
+                }
+                None if completions.is_empty() || now < deadline => match waiting.pop_front() {
+                    Some(command) => command,
+                    None => break,
+                },
+                None => break,
+            };
+            if began.is_err() || !journal.write_begin() {
+                completions.push(command(None).0);
+                continue;
+            }
+            let (completion, succeeded) = command(Some(&mut journal));
+            journal.write_end(succeeded);
+            completions.push(completion);
+        }
         let committed = began.and_then(|()| journal.commit());
         if committed.is_err() {
             journal.rollback();

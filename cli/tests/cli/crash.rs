@@ -57,6 +57,45 @@ fn load(url: String, round: usize, load: Arc<Load>) -> Vec<std::thread::JoinHand
         .collect()
 }
 
+/// A storm beside it: payloads of 100 alerts that no rule matches, posted as fast as they
+/// are answered (these are journaled already processed, on the webhook's own commit). The
+/// fingerprints acknowledged go into `load.acknowledged` too.
+fn storm(url: String, round: usize, load: Arc<Load>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut index = 0;
+        while !load.stop.load(Ordering::SeqCst) {
+            let fingerprints: Vec<String> = (0..100)
+                .map(|offset| format!("r{round}s{}", index + offset))
+                .collect();
+            index += 100;
+            let alerts: Vec<String> = fingerprints
+                .iter()
+                .map(|fingerprint| {
+                    format!(
+                        r#"{{"status":"firing","labels":{{"alertname":"Unwatched","service":"api","severity":"critical"}},"annotations":{{}},"startsAt":"2026-11-27T12:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"{fingerprint}"}}"#
+                    )
+                })
+                .collect();
+            let payload = format!(
+                r#"{{"receiver":"medic","status":"firing","alerts":[{}],"groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://am","version":"4","groupKey":"{{}}:{{}}","truncatedAlerts":0}}"#,
+                alerts.join(",")
+            );
+            match http(
+                "POST",
+                &format!("{url}/webhook/alertmanager"),
+                &[],
+                payload.as_bytes(),
+            ) {
+                Ok((200, _)) => load.acknowledged.lock().unwrap().extend(fingerprints),
+                Ok(_) | Err(_) => {
+                    load.refused.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    })
+}
+
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !check() {
@@ -93,12 +132,13 @@ fn kill_9_under_load_loses_no_acknowledged_alert_and_repeats_no_action() {
         receiver.release();
         let mut server = Server::start_on(&dir, &config(""), None, port);
         let state = Arc::new(Load::default());
-        let threads = load(server.url.clone(), round, Arc::clone(&state));
+        let mut threads = load(server.url.clone(), round, Arc::clone(&state));
+        threads.push(storm(server.url.clone(), round, Arc::clone(&state)));
         // Let the load run and some actions complete, then hold the actions unanswered so
         // that the kill lands while some are in flight.
         let answered = receiver.answered();
         wait_until("alerts acknowledged and actions answered", || {
-            state.acknowledged.lock().unwrap().len() >= 20 && receiver.answered() >= answered + 5
+            state.acknowledged.lock().unwrap().len() >= 1_020 && receiver.answered() >= answered + 5
         });
         receiver.hold();
         wait_until("an action in flight", || !receiver.held().is_empty());
@@ -139,6 +179,7 @@ fn kill_9_under_load_loses_no_acknowledged_alert_and_repeats_no_action() {
         if unfinished == 0
             && acknowledged
                 .iter()
+                .filter(|fingerprint| !fingerprint.contains('s'))
                 .all(|fingerprint| started.contains(fingerprint))
         {
             break;
@@ -157,6 +198,25 @@ fn kill_9_under_load_loses_no_acknowledged_alert_and_repeats_no_action() {
         .filter(|fingerprint| !stored.contains(*fingerprint))
         .collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    // The storm's alerts, which no rule matches, started nothing and wait for nothing.
+    let connection = rusqlite::Connection::open(dir.join("medic.db")).unwrap();
+    let stormed: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM alerts WHERE name = 'Unwatched' AND processed = 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let acknowledged_storm = acknowledged
+        .iter()
+        .filter(|fingerprint| fingerprint.contains('s'))
+        .count();
+    assert!(
+        acknowledged_storm >= 1_000,
+        "the storm was too small to mean anything: {acknowledged_storm}"
+    );
+    assert!(stormed as usize >= acknowledged_storm);
+    drop(connection);
     // One run per episode, and no action performed twice.
     let runs = journal_fingerprints(&dir, "runs");
     let mut per_episode: BTreeMap<&String, usize> = BTreeMap::new();

@@ -6,7 +6,7 @@ use super::*;
 
 /// Alerts matched together: their admissions, suppressions and `processed` marks are one
 /// journal write (one commit), in arrival order.
-pub(super) const MATCH_BATCH: usize = 256;
+pub(super) const MATCH_BATCH: usize = 64;
 
 /// What matching decided for one matched rule, before the journal is asked.
 enum Intent {
@@ -31,6 +31,13 @@ struct Candidate {
 /// reason and detail.
 type Asked = Result<Admission, (String, &'static str, String)>;
 
+/// Alerts' decisions queued in the journal, and what starting their runs needs.
+pub(super) struct Deciding {
+    candidates: Vec<Vec<Option<Box<Candidate>>>>,
+    rules: Vec<Vec<String>>,
+    decided: Result<Submitted<Vec<Vec<Decided>>>, JournalError>,
+}
+
 /// What the journal made of an intent.
 enum Decided {
     Started(i64),
@@ -50,7 +57,7 @@ impl Engine {
             if alert.status == Status::Resolved {
                 journaled &= self.resolved(&alert.fingerprint, alert.starts_at).await;
             }
-            let intents = self.intents(&self.plan(), alert_id, alert);
+            let intents = self.intents(&self.planned(), alert_id, alert);
             let (mut dispatches, written) = self
                 .decide_in_journal(vec![(alert_id, intents)], false)
                 .await;
@@ -64,7 +71,7 @@ impl Engine {
     /// firing alerts are decided and marked processed in one journal write; a resolved
     /// alert first ends what its episode started, as [`Engine::dispatch`] does.
     pub(super) async fn process_batch(&self, alerts: Vec<(i64, Alert)>) {
-        let plan = self.plan();
+        let plan = self.planned();
         let mut segment: Vec<(i64, Vec<Intent>)> = Vec::new();
         for (alert_id, alert) in alerts {
             if alert.status == Status::Resolved {
@@ -88,7 +95,8 @@ impl Engine {
     }
 
     /// What the plan's rules ask for `alert`: one intent per matched rule.
-    fn intents(&self, plan: &Plan, alert_id: i64, alert: &Alert) -> Vec<Intent> {
+    fn intents(&self, planned: &Planned, alert_id: i64, alert: &Alert) -> Vec<Intent> {
+        let plan = &planned.plan;
         let value = alert.to_value();
         let outcome = plan.match_alert(&value);
         let mut intents = Vec::new();
@@ -105,7 +113,7 @@ impl Engine {
         }
         for rule_index in outcome.matched {
             if let Some(rule) = plan.rules.get(rule_index as usize) {
-                intents.push(self.intent(plan, rule, alert_id, alert, &value));
+                intents.push(self.intent(planned, rule, alert_id, alert, &value));
             }
         }
         intents
@@ -124,6 +132,25 @@ impl Engine {
         if alerts.is_empty() {
             return (Vec::new(), true);
         }
+        let deciding = self.submit_decisions(alerts, mark_processed);
+        self.complete_decisions(deciding).await
+    }
+
+    /// Matches firing alerts and queues their decisions in the journal (as
+    /// [`Engine::process_batch`] does), without waiting: what is returned starts their runs
+    /// once the journal has decided. The worker matches the next alerts meanwhile; the
+    /// journal decides them after these, in order, so they see these admissions.
+    pub(super) fn submit_firing(&self, alerts: Vec<(i64, Alert)>) -> Deciding {
+        let planned = self.planned();
+        let intents = alerts
+            .iter()
+            .map(|(alert_id, alert)| (*alert_id, self.intents(&planned, *alert_id, alert)))
+            .collect();
+        self.submit_decisions(intents, true)
+    }
+
+    /// The first half of [`Engine::decide_in_journal`]: the journal write, queued.
+    fn submit_decisions(&self, alerts: Vec<(i64, Vec<Intent>)>, mark_processed: bool) -> Deciding {
         let at = self.inner.clock.now_ms();
         let mut candidates: Vec<Vec<Option<Box<Candidate>>>> = Vec::new();
         let mut work: Vec<(i64, Vec<Asked>)> = Vec::new();
@@ -170,7 +197,7 @@ impl Engine {
         let decided = self
             .inner
             .journal
-            .call(move |journal| {
+            .submit(move |journal| {
                 let mut decided = Vec::with_capacity(work.len());
                 for ((alert_id, asked), keys) in work.iter().zip(&cooldown_keys) {
                     let mut per_alert = Vec::with_capacity(asked.len());
@@ -213,8 +240,29 @@ impl Engine {
                     decided.push(per_alert);
                 }
                 Ok(decided)
-            })
-            .await;
+            });
+        Deciding {
+            candidates,
+            rules,
+            decided,
+        }
+    }
+
+    /// The second half of [`Engine::decide_in_journal`]: hears the journal's decisions and
+    /// starts the admitted runs.
+    pub(super) async fn complete_decisions(
+        &self,
+        deciding: Deciding,
+    ) -> (Vec<Vec<Dispatch>>, bool) {
+        let Deciding {
+            candidates,
+            rules,
+            decided,
+        } = deciding;
+        let decided = match decided {
+            Ok(submitted) => submitted.await,
+            Err(error) => Err(error),
+        };
         let decided = match decided {
             Ok(decided) => decided,
             Err(error) => {
@@ -290,7 +338,7 @@ impl Engine {
     /// that do not evaluate, the kill switch).
     fn intent(
         &self,
-        plan: &Plan,
+        planned: &Planned,
         rule: &plan::Rule,
         alert_id: i64,
         alert: &Alert,
@@ -301,7 +349,10 @@ impl Engine {
             reason,
             detail,
         };
-        let Some(playbook) = plan.playbook(&rule.playbook) else {
+        let (Some(playbook), Some(definition)) = (
+            planned.plan.playbook(&rule.playbook),
+            planned.definitions.get(&rule.playbook),
+        ) else {
             return suppress(
                 "no_playbook",
                 format!("the plan has no playbook `{}`", rule.playbook),
@@ -358,7 +409,7 @@ impl Engine {
                 concurrency,
                 performs_actions: rule.performs_actions,
                 arguments: serde_json::to_string(&arguments).unwrap_or_default(),
-                definition: serde_json::to_string(playbook).unwrap_or_default(),
+                definition: definition.clone(),
                 at: self.inner.clock.now_ms(),
             },
             playbook: playbook.clone(),

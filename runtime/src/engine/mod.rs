@@ -19,8 +19,8 @@ use crate::executor::{
 use crate::guardrails::Guardrails;
 use crate::ingest::{Alert, Status};
 use crate::journal::{
-    AcceptedAlert, Admission, Admitted, Journal, JournalError, JournalHandle, RevertRow, RunRow,
-    TaskEventRow,
+    AcceptedAlert, Admission, Admitted, Definition, Journal, JournalError, JournalHandle,
+    RevertRow, RunRow, Submitted, TaskEventRow,
 };
 use crate::metrics::Metrics;
 use crate::normalize;
@@ -186,8 +186,32 @@ impl Backlog {
     }
 }
 
+/// The plan alerts are matched against, and each of its playbooks as the journal stores
+/// it (serialized once per plan, not once per run).
+pub(super) struct Planned {
+    pub(super) plan: Arc<Plan>,
+    pub(super) definitions: BTreeMap<String, Definition>,
+}
+
+impl Planned {
+    fn new(plan: Plan) -> Arc<Planned> {
+        let definitions = plan
+            .playbooks
+            .iter()
+            .map(|playbook| {
+                let json = serde_json::to_string(playbook).unwrap_or_default();
+                (playbook.name.clone(), Definition::new(json))
+            })
+            .collect();
+        Arc::new(Planned {
+            plan: Arc::new(plan),
+            definitions,
+        })
+    }
+}
+
 struct Inner {
-    plan: RwLock<Arc<Plan>>,
+    plan: RwLock<Arc<Planned>>,
     journal: JournalHandle,
     toolbox: Arc<dyn Toolbox>,
     clock: Clock,
@@ -262,7 +286,7 @@ impl Engine {
         });
         let engine = Engine {
             inner: Arc::new(Inner {
-                plan: RwLock::new(Arc::new(plan)),
+                plan: RwLock::new(Planned::new(plan)),
                 journal,
                 toolbox,
                 clock,
@@ -304,8 +328,12 @@ impl Engine {
     }
 
     pub fn plan(&self) -> Arc<Plan> {
+        Arc::clone(&self.planned().plan)
+    }
+
+    pub(super) fn planned(&self) -> Arc<Planned> {
         match self.inner.plan.read() {
-            Ok(plan) => Arc::clone(&plan),
+            Ok(planned) => Arc::clone(&planned),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
@@ -313,7 +341,7 @@ impl Engine {
     /// Replaces the plan for alerts matched from now on; runs in progress keep the
     /// definition they started with.
     pub fn replace_plan(&self, plan: Plan) {
-        let plan = Arc::new(plan);
+        let plan = Planned::new(plan);
         match self.inner.plan.write() {
             Ok(mut current) => *current = plan,
             Err(poisoned) => *poisoned.into_inner() = plan,
@@ -367,27 +395,52 @@ impl Engine {
         if waiting.saturating_add(alerts.len()) > capacity {
             return Err(full());
         }
+        // A firing alert that no rule matches (nor fails to evaluate on) has nothing to
+        // wait for: it is journaled as processed and never queued, so the part of a storm
+        // no runbook is about costs one insert. It is matched against the plan in force
+        // when it arrives, as a queued alert is against the plan when its turn comes.
+        let planned = self.planned();
+        let to_match: Vec<bool> = alerts
+            .iter()
+            .map(|alert| {
+                alert.status != Status::Firing || {
+                    let outcome = planned.plan.match_alert(&alert.to_value());
+                    !outcome.matched.is_empty() || !outcome.errors.is_empty()
+                }
+            })
+            .collect();
+        let queued = to_match.iter().filter(|queued| **queued).count();
         let permits = self
             .inner
             .queue
-            .try_reserve_many(alerts.len())
+            .try_reserve_many(queued)
             .map_err(|_| full())?;
-        let accepted: Vec<AcceptedAlert> = alerts.iter().map(stored::accepted).collect();
+        let accepted: Vec<AcceptedAlert> = alerts
+            .iter()
+            .zip(&to_match)
+            .map(|(alert, queued)| stored::accepted(alert, !queued))
+            .collect();
         let received_at = self.inner.clock.now_ms();
         let ids = self
             .inner
             .journal
-            .call(move |journal| journal.accept(&accepted, received_at))
+            .call_urgent(move |journal| journal.accept(&accepted, received_at))
             .await?;
         self.inner
             .metrics
             .alert_received(source, u64::try_from(ids.len()).unwrap_or(u64::MAX));
+        let matched: Vec<(Alert, i64)> = alerts
+            .into_iter()
+            .zip(ids.iter().copied())
+            .zip(to_match)
+            .filter_map(|(matched, queued)| queued.then_some(matched))
+            .collect();
         if let Ok(mut backlog) = self.inner.backlog.lock() {
-            for id in &ids {
+            for (_, id) in &matched {
                 backlog.alerts.insert(*id, received_at);
             }
         }
-        for ((permit, alert), alert_id) in permits.zip(alerts).zip(ids.iter().copied()) {
+        for (permit, (alert, alert_id)) in permits.zip(matched) {
             self.inner.metrics.queue_depth.inc();
             self.inner.pending.fetch_add(1, Ordering::SeqCst);
             permit.send(Queued { alert_id, alert });
@@ -506,12 +559,31 @@ async fn prune_forever(engine: Engine, retention: i64) {
 }
 
 /// Matches queued alerts in arrival order, as many as wait (up to [`admit::MATCH_BATCH`])
-/// at a time: their admissions and `processed` marks are one commit, so an alert storm
-/// costs a commit per batch, not per alert. After a crash, at most the batch being matched
-/// is matched again (admission is idempotent per episode).
+/// at a time: their admissions and `processed` marks are one journal write, so an alert
+/// storm costs a write per batch, not per alert. Up to [`MATCH_PIPELINE`] batches of firing
+/// alerts are in the journal at once: the next is matched while the journal decides the
+/// last, and their runs start in arrival order. A batch with a resolved alert waits for
+/// those before it. After a crash, at most the batches in the journal are matched again
+/// (admission is idempotent per episode).
 async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(admit::MATCH_BATCH);
-    while receiver.recv_many(&mut batch, admit::MATCH_BATCH).await > 0 {
+    let mut in_flight: VecDeque<(usize, admit::Deciding)> = VecDeque::new();
+    let done = |count: usize| {
+        engine.inner.pending.fetch_sub(count, Ordering::SeqCst);
+        engine.inner.progress.notify_waiters();
+    };
+    loop {
+        // Nothing more to match now: start the runs of what the journal has decided.
+        if (receiver.is_empty() || in_flight.len() >= MATCH_PIPELINE)
+            && let Some((count, deciding)) = in_flight.pop_front()
+        {
+            engine.complete_decisions(deciding).await;
+            done(count);
+            continue;
+        }
+        if receiver.recv_many(&mut batch, admit::MATCH_BATCH).await == 0 {
+            break;
+        }
         let count = batch.len();
         let alerts: Vec<(i64, Alert)> = batch
             .drain(..)
@@ -525,11 +597,28 @@ async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
         for _ in 0..count {
             engine.inner.metrics.queue_depth.dec();
         }
-        engine.process_batch(alerts).await;
-        engine.inner.pending.fetch_sub(count, Ordering::SeqCst);
-        engine.inner.progress.notify_waiters();
+        if alerts
+            .iter()
+            .any(|(_, alert)| alert.status == Status::Resolved)
+        {
+            while let Some((count, deciding)) = in_flight.pop_front() {
+                engine.complete_decisions(deciding).await;
+                done(count);
+            }
+            engine.process_batch(alerts).await;
+            done(count);
+        } else {
+            in_flight.push_back((count, engine.submit_firing(alerts)));
+        }
+    }
+    while let Some((count, deciding)) = in_flight.pop_front() {
+        engine.complete_decisions(deciding).await;
+        done(count);
     }
 }
+
+/// How many batches of alerts the matching worker has in the journal at most.
+const MATCH_PIPELINE: usize = 4;
 
 /// Opens a journal in memory for one-shot runs (`medic run`).
 pub fn memory_journal() -> Result<JournalHandle, JournalError> {

@@ -58,6 +58,16 @@ impl Engine {
                 .map(|task| (task.id.clone(), task.function.clone()))
                 .collect(),
             first_attempt: Mutex::new(BTreeMap::new()),
+            durable_first: if self.inner.config.dry_run {
+                BTreeSet::new()
+            } else {
+                playbook
+                    .tasks
+                    .iter()
+                    .filter(|task| task.effect == Effect::Action)
+                    .map(|task| task.id.clone())
+                    .collect()
+            },
         });
         let context = RunContext {
             toolbox: Arc::clone(&self.inner.toolbox),
@@ -82,11 +92,14 @@ impl Engine {
             async move {
                 // Beyond `max_runs`, a run waits here for a slot (the semaphore is fair, so
                 // in the order the runs were admitted). The slot is held until it ends.
-                let _slot = slots.acquire_owned().await;
+                let slot = slots.acquire_owned().await;
                 if let Ok(mut backlog) = engine.inner.backlog.lock() {
                     backlog.runs.remove(&run);
                 }
                 let report = executor::run_with(&playbook, arguments, context).await;
+                // The slot bounds the runs that execute; one whose report is on its way to
+                // the disk executes nothing more, and the next may start.
+                drop(slot);
                 engine.finish(run, &playbook, &fingerprint, report).await;
             }
             .instrument(span),
@@ -256,13 +269,22 @@ impl Engine {
     }
 }
 
-/// Journals a run's transitions (each awaited, so "started" is durable before an action
-/// is called), keeps the list of tasks awaiting approval, and times tasks for metrics.
+/// Journals a run's transitions, keeps the list of tasks awaiting approval, and times tasks
+/// for metrics.
+///
+/// An action's transitions (outside a dry run) and a pending approval are awaited: an
+/// action's `started` is durable before it is called, and its outcome before anything
+/// depends on it. A query's transitions, and all of a dry run's, are queued without waiting
+/// for their commit: the journal's queue keeps them in order, ahead of the run's next
+/// awaited write and of its end, and a crash before they commit only means a query is
+/// asked again when the run resumes.
 struct RunObserver {
     run: i64,
     engine: Engine,
     functions: BTreeMap<String, String>,
     first_attempt: Mutex<BTreeMap<String, i64>>,
+    /// The tasks whose transitions are awaited until durable.
+    durable_first: BTreeSet<String>,
 }
 
 impl Observer for RunObserver {
@@ -315,6 +337,22 @@ impl Observer for RunObserver {
                 )
             }
         };
+        let awaited = matches!(transition, Transition::AwaitingApproval { .. })
+            || self.durable_first.contains(&task);
+        if !awaited {
+            let queued = engine
+                .inner
+                .journal
+                .send("a task transition", move |journal| {
+                    journal.task_event(run, &task, &state, &detail, at_ms)
+                });
+            return Box::pin(async move {
+                queued.map_err(|error| {
+                    tracing::error!(%error, run, "could not journal a task transition");
+                    error.to_string()
+                })
+            });
+        }
         Box::pin(async move {
             let result = engine
                 .inner

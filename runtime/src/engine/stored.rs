@@ -23,9 +23,11 @@ struct Form {
     source: String,
 }
 
-/// The journal row of an alert: its identity and this journaled form.
-pub fn accepted(alert: &Alert) -> AcceptedAlert {
+/// The journal row of an alert: its identity and this journaled form; `processed` when
+/// there is nothing to match it for.
+pub fn accepted(alert: &Alert, processed: bool) -> AcceptedAlert {
     AcceptedAlert {
+        processed,
         source: alert.source.clone(),
         name: alert.name.clone(),
         status: alert.status.as_str().into(),

@@ -1542,7 +1542,7 @@ async fn an_alert_accepted_but_never_matched_is_matched_on_start() {
         // The server accepted the alert, then died before matching it.
         let mut journal = Journal::open(&path).unwrap();
         journal
-            .accept(&[engine::stored::accepted(&alert)], CLOCK_START)
+            .accept(&[engine::stored::accepted(&alert, false)], CLOCK_START)
             .unwrap();
     }
     let harness = start_on(
@@ -2045,7 +2045,7 @@ async fn an_alert_journaled_with_an_unknown_status_is_refused_not_taken_as_firin
     {
         let mut journal = Journal::open(&path).unwrap();
         journal
-            .accept(&[engine::stored::accepted(&alert)], CLOCK_START)
+            .accept(&[engine::stored::accepted(&alert, false)], CLOCK_START)
             .unwrap();
     }
     corrupt(

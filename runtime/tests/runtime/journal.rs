@@ -2,7 +2,7 @@
 //! firing episode, unfinished runs found again, and clear errors.
 
 use medic_runtime::journal::{
-    AcceptedAlert, Admission, Admitted, Journal, JournalError, JournalHandle,
+    AcceptedAlert, Admission, Admitted, Definition, Journal, JournalError, JournalHandle,
 };
 
 fn alert(fingerprint: &str, starts_at: i64) -> AcceptedAlert {
@@ -13,6 +13,7 @@ fn alert(fingerprint: &str, starts_at: i64) -> AcceptedAlert {
         fingerprint: fingerprint.into(),
         starts_at,
         payload: "{}".into(),
+        processed: false,
     }
 }
 
@@ -36,7 +37,7 @@ fn admission(rule: &str, alert_id: i64, fingerprint: &str, starts_at: i64, at: i
         concurrency: None,
         performs_actions: true,
         arguments: "{}".into(),
-        definition: "{}".into(),
+        definition: Definition::new("{}".into()),
         at,
     }
 }
@@ -397,4 +398,129 @@ fn a_revert_whose_episode_resolved_before_a_crash_is_found_again() {
     assert_eq!(journal.reverts_already_resolved().unwrap(), [revert]);
     assert!(journal.claim_revert(revert).unwrap().is_some());
     assert!(journal.reverts_already_resolved().unwrap().is_empty());
+}
+
+#[test]
+fn an_alert_accepted_with_nothing_to_match_is_not_processed_again() {
+    let mut journal = Journal::in_memory().unwrap();
+    let ids = journal
+        .accept(
+            &[
+                AcceptedAlert {
+                    processed: true,
+                    ..alert("nobody", 1)
+                },
+                alert("somebody", 1),
+            ],
+            100,
+        )
+        .unwrap();
+    let unprocessed = journal.unprocessed_alerts().unwrap();
+    assert_eq!(
+        unprocessed
+            .iter()
+            .map(|stored| stored.id)
+            .collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+}
+
+#[test]
+fn a_playbook_is_stored_once_however_many_runs_start_with_it() {
+    let directory = temp_directory("definitions");
+    let path = directory.path().join("journal.db");
+    let mut journal = Journal::open(&path).unwrap();
+    let ids = journal
+        .accept(&[alert("a", 1), alert("b", 1), alert("c", 1)], 100)
+        .unwrap();
+    let version_one = Definition::new(r#"{"name":"p","tasks":[1]}"#.into());
+    let version_two = Definition::new(r#"{"name":"p","tasks":[2]}"#.into());
+    let mut runs = Vec::new();
+    for ((id, fingerprint), definition) in
+        ids.iter()
+            .zip(["a", "b", "c"])
+            .zip([&version_one, &version_one, &version_two])
+    {
+        let Admitted::Started(run) = journal
+            .admit(&Admission {
+                definition: definition.clone(),
+                ..admission("r", *id, fingerprint, 1, 101)
+            })
+            .unwrap()
+        else {
+            panic!("each episode starts a run");
+        };
+        runs.push(run);
+    }
+    for (run, definition) in runs.iter().zip([&version_one, &version_one, &version_two]) {
+        assert_eq!(
+            journal.run_definition(*run).unwrap().as_deref(),
+            Some(definition.json())
+        );
+    }
+    drop(journal);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let stored: i64 = connection
+        .query_row("SELECT COUNT(*) FROM definitions", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(stored, 2, "one row per version, not per run");
+    // A run journaled by schema version 1 holds its playbook's JSON itself; it still reads.
+    connection
+        .execute(
+            "UPDATE runs SET definition = '{\"name\":\"old\"}' WHERE id = ?1",
+            [runs[0]],
+        )
+        .unwrap();
+    connection
+        .execute(
+            "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    drop(connection);
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(
+        journal.run_definition(runs[0]).unwrap().as_deref(),
+        Some(r#"{"name":"old"}"#)
+    );
+    assert_eq!(
+        journal.run_definition(runs[1]).unwrap().as_deref(),
+        Some(version_one.json())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhooks_write_goes_ahead_of_the_queue_and_queued_writes_keep_their_order() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let handle = JournalHandle::spawn(Journal::in_memory().unwrap()).unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // 1,000 slow writes queued without waiting: a second's work for the journal.
+    for index in 0..1_000 {
+        let (done, order) = (Arc::clone(&done), Arc::clone(&order));
+        handle
+            .send("a slow write", move |_journal| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                order.lock().unwrap().push(index);
+                done.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .unwrap();
+    }
+    let ids = handle
+        .call_urgent(|journal| journal.accept(&[alert("urgent", 1)], 1))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    let before = done.load(Ordering::SeqCst);
+    assert!(
+        before < 500,
+        "the urgent write waited for {before} of the 1,000 queued before it"
+    );
+    // A write awaited after the queued ones is answered after all of them, in order.
+    let count = handle.call(|journal| journal.alert_count()).await.unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(done.load(Ordering::SeqCst), 1_000);
+    assert_eq!(*order.lock().unwrap(), (0..1_000).collect::<Vec<_>>());
 }
