@@ -327,6 +327,119 @@ fn revert_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RevertRow> {
 
 pub struct Journal {
     connection: Connection,
+    /// Definition keys known to be in `definitions` (committed, or written in the open
+    /// transaction): an admission of a known version skips its insert. Forgotten on any
+    /// rollback and on pruning, which may remove rows.
+    stored_definitions: std::collections::HashSet<std::sync::Arc<str>>,
+    /// Inside a [`JournalHandle`] write, which is in its own savepoint.
+    in_write: bool,
+}
+
+/// [`Journal::admit`]'s work, on a connection whose caller makes it atomic.
+fn admit_on(
+    connection: &Connection,
+    stored_definitions: &mut std::collections::HashSet<std::sync::Arc<str>>,
+    admission: &Admission,
+) -> Result<Admitted, JournalError> {
+    let existing: Option<i64> = connection
+        .prepare_cached(
+            "SELECT run_id FROM episodes WHERE rule = ?1 AND fingerprint = ?2 AND starts_at = ?3",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row(
+                    params![admission.rule, admission.fingerprint, admission.starts_at],
+                    |row| row.get(0),
+                )
+                .optional()
+        })
+        .map_err(write_error("starting a run"))?;
+    if let Some(existing_run) = existing {
+        return Ok(Admitted::Duplicate { existing_run });
+    }
+    if let Some((key, millis)) = &admission.cooldown {
+        let last: Option<(i64, i64)> = connection
+            .prepare_cached(
+                "SELECT id, started_at FROM runs WHERE rule = ?1 AND cooldown_key = ?2
+                 ORDER BY started_at DESC LIMIT 1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![admission.rule, key], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()
+            })
+            .map_err(write_error("starting a run"))?;
+        if let Some((last_run, started_at)) = last {
+            let until = started_at.saturating_add(*millis);
+            if admission.at < until {
+                return Ok(Admitted::Cooldown { last_run, until });
+            }
+        }
+    }
+    if let Some((key, limit)) = &admission.concurrency {
+        let running: i64 = connection
+            .prepare_cached(
+                "SELECT COUNT(*) FROM runs WHERE rule = ?1 AND concurrency_key = ?2 AND finished_at IS NULL",
+            )
+            .and_then(|mut statement| {
+                statement.query_row(params![admission.rule, key], |row| row.get(0))
+            })
+            .map_err(write_error("starting a run"))?;
+        if running >= *limit {
+            return Ok(Admitted::Concurrency { running });
+        }
+    }
+    let known = stored_definitions.contains(&admission.definition.key);
+    if !known {
+        connection
+            .prepare_cached("INSERT OR IGNORE INTO definitions (key, body) VALUES (?1, ?2)")
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    admission.definition.key.as_ref(),
+                    admission.definition.json.as_ref()
+                ])
+            })
+            .map_err(write_error("starting a run"))?;
+    }
+    connection
+        .prepare_cached(
+            "INSERT INTO runs (rule, playbook, alert_id, fingerprint, cooldown_key, concurrency_key,
+                               performs_actions, arguments, definition, state, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)",
+        )
+        .and_then(|mut statement| statement.execute(params![
+                admission.rule,
+                admission.playbook,
+                admission.alert_id,
+                admission.fingerprint,
+                admission.cooldown.as_ref().map(|(key, _)| key),
+                admission.concurrency.as_ref().map(|(key, _)| key),
+                admission.performs_actions,
+                admission.arguments,
+                admission.definition.key.as_ref(),
+                admission.at
+            ]))
+        .map_err(write_error("starting a run"))?;
+    let run_id = connection.last_insert_rowid();
+    connection
+        .prepare_cached(
+            "INSERT INTO episodes (rule, fingerprint, starts_at, run_id) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                admission.rule,
+                admission.fingerprint,
+                admission.starts_at,
+                run_id
+            ])
+        })
+        .map_err(write_error("starting a run"))?;
+    if !known {
+        stored_definitions.insert(std::sync::Arc::clone(&admission.definition.key));
+    }
+    Ok(Admitted::Started(run_id))
 }
 
 /// Gives `path` mode 0600, creating it first when `create` (else a missing file is left
@@ -463,7 +576,11 @@ impl Journal {
                     .map_err(write_error("writing the schema version"))?;
             }
         }
-        Ok(Journal { connection })
+        Ok(Journal {
+            connection,
+            stored_definitions: std::collections::HashSet::new(),
+            in_write: false,
+        })
     }
 
     /// Makes a batch of alerts durable at once; returns their ids in order.
@@ -472,40 +589,56 @@ impl Journal {
         alerts: &[AcceptedAlert],
         received_at: i64,
     ) -> Result<Vec<i64>, JournalError> {
+        if self.in_write {
+            // The handle's write is in its own savepoint already.
+            return accept_on(&self.connection, alerts, received_at);
+        }
         let savepoint = self
             .connection
             .savepoint()
             .map_err(write_error("accepting alerts"))?;
-        let mut ids = Vec::with_capacity(alerts.len());
-        {
-            let mut insert = savepoint
-                .prepare_cached(
-                    "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(write_error("accepting alerts"))?;
-            for alert in alerts {
-                insert
-                    .execute(params![
-                        received_at,
-                        alert.source,
-                        alert.name,
-                        alert.status,
-                        alert.fingerprint,
-                        alert.starts_at,
-                        alert.payload,
-                        alert.processed
-                    ])
-                    .map_err(write_error("accepting alerts"))?;
-                ids.push(savepoint.last_insert_rowid());
-            }
-        }
+        let ids = accept_on(&savepoint, alerts, received_at)?;
         savepoint
             .commit()
             .map_err(write_error("accepting alerts"))?;
         Ok(ids)
     }
+}
 
+/// [`Journal::accept`]'s work, on a connection whose caller makes it atomic.
+fn accept_on(
+    connection: &Connection,
+    alerts: &[AcceptedAlert],
+    received_at: i64,
+) -> Result<Vec<i64>, JournalError> {
+    let mut ids = Vec::with_capacity(alerts.len());
+    {
+        let mut insert = connection
+                .prepare_cached(
+                    "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(write_error("accepting alerts"))?;
+        for alert in alerts {
+            insert
+                .execute(params![
+                    received_at,
+                    alert.source,
+                    alert.name,
+                    alert.status,
+                    alert.fingerprint,
+                    alert.starts_at,
+                    alert.payload,
+                    alert.processed
+                ])
+                .map_err(write_error("accepting alerts"))?;
+            ids.push(connection.last_insert_rowid());
+        }
+    }
+    Ok(ids)
+}
+
+impl Journal {
     /// Marks an alert as matched and acted upon: a restart does not process it again.
     pub fn processed(&mut self, alert_id: i64) -> Result<(), JournalError> {
         self.connection
@@ -538,105 +671,23 @@ impl Journal {
 
     /// Starts a run of a rule for an alert, unless its firing episode already started one,
     /// its cooldown key is cooling down, or its concurrency key is taken.
+    ///
+    /// Atomic on its own: in its own savepoint, or, inside a [`JournalHandle`]'s write,
+    /// in that write's.
     pub fn admit(&mut self, admission: &Admission) -> Result<Admitted, JournalError> {
+        if self.in_write {
+            return admit_on(&self.connection, &mut self.stored_definitions, admission);
+        }
         let savepoint = self
             .connection
             .savepoint()
             .map_err(write_error("starting a run"))?;
-        let existing: Option<i64> = savepoint
-            .prepare_cached(
-                "SELECT run_id FROM episodes WHERE rule = ?1 AND fingerprint = ?2 AND starts_at = ?3",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row(
-                        params![admission.rule, admission.fingerprint, admission.starts_at],
-                        |row| row.get(0),
-                    )
-                    .optional()
-            })
-            .map_err(write_error("starting a run"))?;
-        if let Some(existing_run) = existing {
-            return Ok(Admitted::Duplicate { existing_run });
+        let admitted = admit_on(&savepoint, &mut self.stored_definitions, admission)?;
+        if let Err(error) = savepoint.commit() {
+            self.stored_definitions.clear();
+            return Err(write_error("starting a run")(error));
         }
-        if let Some((key, millis)) = &admission.cooldown {
-            let last: Option<(i64, i64)> = savepoint
-                .prepare_cached(
-                    "SELECT id, started_at FROM runs WHERE rule = ?1 AND cooldown_key = ?2
-                     ORDER BY started_at DESC LIMIT 1",
-                )
-                .and_then(|mut statement| {
-                    statement
-                        .query_row(params![admission.rule, key], |row| {
-                            Ok((row.get(0)?, row.get(1)?))
-                        })
-                        .optional()
-                })
-                .map_err(write_error("starting a run"))?;
-            if let Some((last_run, started_at)) = last {
-                let until = started_at.saturating_add(*millis);
-                if admission.at < until {
-                    return Ok(Admitted::Cooldown { last_run, until });
-                }
-            }
-        }
-        if let Some((key, limit)) = &admission.concurrency {
-            let running: i64 = savepoint
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM runs WHERE rule = ?1 AND concurrency_key = ?2 AND finished_at IS NULL",
-                )
-                .and_then(|mut statement| {
-                    statement.query_row(params![admission.rule, key], |row| row.get(0))
-                })
-                .map_err(write_error("starting a run"))?;
-            if running >= *limit {
-                return Ok(Admitted::Concurrency { running });
-            }
-        }
-        savepoint
-            .prepare_cached("INSERT OR IGNORE INTO definitions (key, body) VALUES (?1, ?2)")
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    admission.definition.key.as_ref(),
-                    admission.definition.json.as_ref()
-                ])
-            })
-            .map_err(write_error("starting a run"))?;
-        savepoint
-            .prepare_cached(
-                "INSERT INTO runs (rule, playbook, alert_id, fingerprint, cooldown_key, concurrency_key,
-                                   performs_actions, arguments, definition, state, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10)",
-            )
-            .and_then(|mut statement| statement.execute(params![
-                    admission.rule,
-                    admission.playbook,
-                    admission.alert_id,
-                    admission.fingerprint,
-                    admission.cooldown.as_ref().map(|(key, _)| key),
-                    admission.concurrency.as_ref().map(|(key, _)| key),
-                    admission.performs_actions,
-                    admission.arguments,
-                    admission.definition.key.as_ref(),
-                    admission.at
-                ]))
-            .map_err(write_error("starting a run"))?;
-        let run_id = savepoint.last_insert_rowid();
-        savepoint
-            .prepare_cached(
-                "INSERT INTO episodes (rule, fingerprint, starts_at, run_id) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![
-                    admission.rule,
-                    admission.fingerprint,
-                    admission.starts_at,
-                    run_id
-                ])
-            })
-            .map_err(write_error("starting a run"))?;
-        savepoint.commit().map_err(write_error("starting a run"))?;
-        Ok(Admitted::Started(run_id))
+        Ok(admitted)
     }
 
     pub fn task_event(
@@ -1079,6 +1130,7 @@ impl Journal {
                 .map_err(write_error("pruning"))?;
         }
         // Playbook versions no remaining run started with.
+        self.stored_definitions.clear();
         savepoint
             .execute(
                 "DELETE FROM definitions WHERE key NOT IN (SELECT definition FROM runs)",
@@ -1146,18 +1198,22 @@ impl Journal {
     /// Each write of a group runs inside its own savepoint: a write that fails leaves
     /// nothing behind, and the others still commit.
     fn write_begin(&mut self) -> bool {
-        self.control("SAVEPOINT medic_write").is_ok()
+        self.in_write = self.control("SAVEPOINT medic_write").is_ok();
+        self.in_write
     }
 
     fn write_end(&mut self, keep: bool) {
+        self.in_write = false;
         // A failure here surfaces at the group's COMMIT.
         if !keep {
+            self.stored_definitions.clear();
             let _ = self.control("ROLLBACK TO medic_write");
         }
         let _ = self.control("RELEASE medic_write");
     }
 
     fn rollback(&mut self) {
+        self.stored_definitions.clear();
         // Nothing more can be done if even the rollback fails: the next BEGIN will say so.
         let _ = self.connection.execute_batch("ROLLBACK");
     }
@@ -1172,6 +1228,9 @@ type Command = Box<dyn FnOnce(Option<&mut Journal>) -> (Completion, bool) + Send
 /// A write, and whether it goes ahead of the queue ([`JournalHandle::call_urgent`]).
 struct Queued {
     urgent: bool,
+    /// In a savepoint of its own; a write of one statement needs none (SQLite undoes a
+    /// failed statement), and a savepoint costs a copy of each page it first touches.
+    guarded: bool,
     command: Command,
 }
 
@@ -1291,7 +1350,11 @@ impl JournalHandle {
             (completion, succeeded)
         });
         self.sender
-            .send(Queued { urgent, command })
+            .send(Queued {
+                urgent,
+                guarded: true,
+                command,
+            })
             .map_err(|_| JournalError::Closed)?;
         Ok(Submitted { answer })
     }
@@ -1320,7 +1383,8 @@ impl JournalHandle {
     /// before the caller goes on (a query's transitions, a dry run's). The queue is first in,
     /// first out, so the write commits in the same group as, or an earlier one than, any
     /// write queued after it: a caller that later awaits a [`JournalHandle::call`] knows both
-    /// are durable. A failure is logged, since nobody waits to hear it.
+    /// are durable. A failure is logged, since nobody waits to hear it. `work` must be
+    /// atomic by itself (one statement): no savepoint surrounds it.
     pub fn send<F>(&self, what: &'static str, work: F) -> Result<(), JournalError>
     where
         F: FnOnce(&mut Journal) -> Result<(), JournalError> + Send + 'static,
@@ -1346,6 +1410,7 @@ impl JournalHandle {
         self.sender
             .send(Queued {
                 urgent: false,
+                guarded: false,
                 command,
             })
             .map_err(|_| JournalError::Closed)
@@ -1383,15 +1448,16 @@ fn checkpointer(path: &Path, alive: &std::sync::Weak<()>) {
 
 fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
     // Writes received but not yet begun, urgent ones first, each lane in arrival order.
-    let mut urgent: std::collections::VecDeque<Command> = std::collections::VecDeque::new();
-    let mut waiting: std::collections::VecDeque<Command> = std::collections::VecDeque::new();
+    let mut urgent: std::collections::VecDeque<(bool, Command)> = std::collections::VecDeque::new();
+    let mut waiting: std::collections::VecDeque<(bool, Command)> =
+        std::collections::VecDeque::new();
     let take = |queued: Queued,
-                urgent: &mut std::collections::VecDeque<Command>,
-                waiting: &mut std::collections::VecDeque<Command>| {
+                urgent: &mut std::collections::VecDeque<(bool, Command)>,
+                waiting: &mut std::collections::VecDeque<(bool, Command)>| {
         if queued.urgent {
-            urgent.push_back(queued.command);
+            urgent.push_back((queued.guarded, queued.command));
         } else {
-            waiting.push_back(queued.command);
+            waiting.push_back((queued.guarded, queued.command));
         }
     };
     loop {
@@ -1415,7 +1481,7 @@ fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
                 }
             }
             let now = std::time::Instant::now();
-            let command = match urgent.pop_front() {
+            let (guarded, command) = match urgent.pop_front() {
                 Some(command) => {
                     deadline = deadline.min(now + URGENT_SLACK);
                     command
@@ -1426,12 +1492,14 @@ fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
                 },
                 None => break,
             };
-            if began.is_err() || !journal.write_begin() {
+            if began.is_err() || (guarded && !journal.write_begin()) {
                 completions.push(command(None).0);
                 continue;
             }
             let (completion, succeeded) = command(Some(&mut journal));
-            journal.write_end(succeeded);
+            if guarded {
+                journal.write_end(succeeded);
+            }
             completions.push(completion);
         }
         let committed = began.and_then(|()| journal.commit());

@@ -96,9 +96,21 @@ impl Engine {
 
     /// What the plan's rules ask for `alert`: one intent per matched rule.
     fn intents(&self, planned: &Planned, alert_id: i64, alert: &Alert) -> Vec<Intent> {
-        let plan = &planned.plan;
         let value = alert.to_value();
-        let outcome = plan.match_alert(&value);
+        let outcome = planned.plan.match_alert(&value);
+        self.intents_of(planned, alert_id, alert, &value, outcome)
+    }
+
+    /// The intents of an alert whose record is `value` and whose match is `outcome`.
+    fn intents_of(
+        &self,
+        planned: &Planned,
+        alert_id: i64,
+        alert: &Alert,
+        value: &Value,
+        outcome: plan::MatchOutcome,
+    ) -> Vec<Intent> {
+        let plan = &planned.plan;
         let mut intents = Vec::new();
         for (rule_index, error) in &outcome.errors {
             if let Some(rule) = plan.rules.get(*rule_index as usize) {
@@ -113,7 +125,7 @@ impl Engine {
         }
         for rule_index in outcome.matched {
             if let Some(rule) = plan.rules.get(rule_index as usize) {
-                intents.push(self.intent(planned, rule, alert_id, alert, &value));
+                intents.push(self.intent(planned, rule, alert_id, alert, value));
             }
         }
         intents
@@ -140,11 +152,20 @@ impl Engine {
     /// [`Engine::process_batch`] does), without waiting: what is returned starts their runs
     /// once the journal has decided. The worker matches the next alerts meanwhile; the
     /// journal decides them after these, in order, so they see these admissions.
-    pub(super) fn submit_firing(&self, alerts: Vec<(i64, Alert)>) -> Deciding {
+    /// An alert the webhook matched against the current plan is not matched again.
+    pub(super) fn submit_firing(&self, alerts: Vec<(i64, Alert, Option<Matched>)>) -> Deciding {
         let planned = self.planned();
         let intents = alerts
-            .iter()
-            .map(|(alert_id, alert)| (*alert_id, self.intents(&planned, *alert_id, alert)))
+            .into_iter()
+            .map(|(alert_id, alert, matched)| {
+                let intents = match matched {
+                    Some(matched) if Arc::ptr_eq(&matched.planned, &planned) => {
+                        self.intents_of(&planned, alert_id, &alert, &matched.value, matched.outcome)
+                    }
+                    _ => self.intents(&planned, alert_id, &alert),
+                };
+                (alert_id, intents)
+            })
             .collect();
         self.submit_decisions(intents, true)
     }

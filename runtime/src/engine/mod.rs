@@ -160,6 +160,15 @@ struct Active {
 struct Queued {
     alert_id: i64,
     alert: Alert,
+    /// How the webhook matched it: the matching worker reuses it under the same plan.
+    matched: Option<Matched>,
+}
+
+/// An alert matched against a plan: its record and the outcome.
+pub(super) struct Matched {
+    pub(super) planned: Arc<Planned>,
+    pub(super) value: Value,
+    pub(super) outcome: plan::MatchOutcome,
 }
 
 /// What waits, and since when (clock ms): accepted alerts not yet matched, by alert id, and
@@ -400,13 +409,23 @@ impl Engine {
         // no runbook is about costs one insert. It is matched against the plan in force
         // when it arrives, as a queued alert is against the plan when its turn comes.
         let planned = self.planned();
+        let mut matches: Vec<Option<Matched>> = Vec::with_capacity(alerts.len());
         let to_match: Vec<bool> = alerts
             .iter()
             .map(|alert| {
-                alert.status != Status::Firing || {
-                    let outcome = planned.plan.match_alert(&alert.to_value());
-                    !outcome.matched.is_empty() || !outcome.errors.is_empty()
+                if alert.status != Status::Firing {
+                    matches.push(None);
+                    return true;
                 }
+                let value = alert.to_value();
+                let outcome = planned.plan.match_alert(&value);
+                let queued = !outcome.matched.is_empty() || !outcome.errors.is_empty();
+                matches.push(queued.then(|| Matched {
+                    planned: Arc::clone(&planned),
+                    value,
+                    outcome,
+                }));
+                queued
             })
             .collect();
         let queued = to_match.iter().filter(|queued| **queued).count();
@@ -429,21 +448,26 @@ impl Engine {
         self.inner
             .metrics
             .alert_received(source, u64::try_from(ids.len()).unwrap_or(u64::MAX));
-        let matched: Vec<(Alert, i64)> = alerts
+        let matched: Vec<((Alert, i64), Option<Matched>)> = alerts
             .into_iter()
             .zip(ids.iter().copied())
+            .zip(matches)
             .zip(to_match)
             .filter_map(|(matched, queued)| queued.then_some(matched))
             .collect();
         if let Ok(mut backlog) = self.inner.backlog.lock() {
-            for (_, id) in &matched {
+            for ((_, id), _) in &matched {
                 backlog.alerts.insert(*id, received_at);
             }
         }
-        for (permit, (alert, alert_id)) in permits.zip(matched) {
+        for (permit, ((alert, alert_id), matched)) in permits.zip(matched) {
             self.inner.metrics.queue_depth.inc();
             self.inner.pending.fetch_add(1, Ordering::SeqCst);
-            permit.send(Queued { alert_id, alert });
+            permit.send(Queued {
+                alert_id,
+                alert,
+                matched,
+            });
         }
         Ok(ids)
     }
@@ -585,12 +609,12 @@ async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
             break;
         }
         let count = batch.len();
-        let alerts: Vec<(i64, Alert)> = batch
+        let alerts: Vec<(i64, Alert, Option<Matched>)> = batch
             .drain(..)
-            .map(|queued| (queued.alert_id, queued.alert))
+            .map(|queued| (queued.alert_id, queued.alert, queued.matched))
             .collect();
         if let Ok(mut backlog) = engine.inner.backlog.lock() {
-            for (alert_id, _) in &alerts {
+            for (alert_id, _, _) in &alerts {
                 backlog.alerts.remove(alert_id);
             }
         }
@@ -599,13 +623,20 @@ async fn worker(engine: Engine, mut receiver: mpsc::Receiver<Queued>) {
         }
         if alerts
             .iter()
-            .any(|(_, alert)| alert.status == Status::Resolved)
+            .any(|(_, alert, _)| alert.status == Status::Resolved)
         {
             while let Some((count, deciding)) = in_flight.pop_front() {
                 engine.complete_decisions(deciding).await;
                 done(count);
             }
-            engine.process_batch(alerts).await;
+            engine
+                .process_batch(
+                    alerts
+                        .into_iter()
+                        .map(|(alert_id, alert, _)| (alert_id, alert))
+                        .collect(),
+                )
+                .await;
             done(count);
         } else {
             in_flight.push_back((count, engine.submit_firing(alerts)));
