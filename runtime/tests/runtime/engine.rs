@@ -2239,3 +2239,62 @@ fn a_pending_revert_that_nothing_would_ever_perform_needs_attention() {
         assert!(harness.toolbox.reverts().is_empty());
     });
 }
+
+/// A storm through the pipelined matching worker: batches decided while the next ones are
+/// matched still see each other's admissions, so one cooldown key starts one run, and the
+/// alerts no rule matches are stored processed without a suppression.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_episodes_under_one_cooldown_starts_one_run() {
+    let harness = start(Recorder::new(), EngineConfig::default()).await;
+    let episode = |index: usize| {
+        let starts_at = format!("2026-11-27T11:{:02}:{:02}Z", index / 60, index % 60);
+        alerts(&payload("High_CPU_Usage", "firing", &starts_at))
+    };
+    let mut unmatched = Vec::new();
+    for request in 0..10 {
+        let mut storm: Vec<Alert> = (0..100)
+            .flat_map(|offset| episode(request * 100 + offset))
+            .collect();
+        storm.extend(alerts(&payload(
+            "Unwatched",
+            "firing",
+            &format!("2026-11-27T10:00:{request:02}Z"),
+        )));
+        let ids = harness.engine.ingest("alertmanager", storm).await.unwrap();
+        unmatched.push(*ids.last().unwrap());
+    }
+    settle(&harness.engine).await;
+    let runs = harness.engine.runs(2_000).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].rule, "cpu");
+    let first = harness
+        .engine
+        .journal()
+        .call(|journal| journal.alert(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.id, runs[0].alert_id,
+        "the first episode in arrival order ran"
+    );
+    let suppressions = harness
+        .engine
+        .journal()
+        .call(|journal| journal.suppressions(2_000))
+        .await
+        .unwrap();
+    assert_eq!(suppressions.len(), 999);
+    assert!(
+        suppressions
+            .iter()
+            .all(|suppression| suppression.reason == "cooldown"),
+        "{:?}",
+        suppressions.iter().find(|s| s.reason != "cooldown")
+    );
+    assert!(
+        suppressions
+            .iter()
+            .all(|suppression| !unmatched.contains(&suppression.alert_id))
+    );
+}
