@@ -18,7 +18,7 @@ use medic_runtime::executor::{Clock, RunReport};
 use medic_runtime::journal::{Journal, JournalHandle};
 use medic_runtime::server::{self, Auth, ServerState, Signing};
 use medic_runtime::{ingest, report};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::filter::Targets;
@@ -372,6 +372,82 @@ fn detect_source(value: &serde_json::Value) -> &'static str {
     }
 }
 
+/// Reads an alert payload file: its source (given, or guessed from its fields) and its
+/// alerts, normalized as the server's webhook does.
+fn read_alerts(path: &Path, source: Option<&str>) -> anyhow::Result<(String, Vec<ingest::Alert>)> {
+    let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let source = match source {
+        Some(source) => source.to_string(),
+        None => {
+            let value: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|error| anyhow!("{}: not JSON: {error}", path.display()))?;
+            detect_source(&value).to_string()
+        }
+    };
+    let alerts = match source.as_str() {
+        "alertmanager" => ingest::alertmanager(&body),
+        "grafana" => ingest::grafana(&body),
+        "zabbix" => ingest::zabbix(&body),
+        "generic" => ingest::generic(&body),
+        other => bail!("unknown source {other:?}: use alertmanager, grafana, zabbix or generic"),
+    }
+    .map_err(|error| anyhow!("{}: {error}", path.display()))?;
+    Ok((source, alerts))
+}
+
+/// `medic explain`: for each alert of a payload, every rule in matching order with why it
+/// matched or not. Exits 0 when some rule matched an alert, 1 when none matched any.
+pub fn explain(
+    alert: &Path,
+    source: Option<&str>,
+    plans: &[PathBuf],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let plans = if plans.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        plans.to_vec()
+    };
+    let plan = match compile(&plans) {
+        Ok(plan) => plan,
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (source, alerts) = read_alerts(alert, source)?;
+    let explanations: Vec<medic_compiler::plan::explain::Explanation> = alerts
+        .iter()
+        .map(|alert| medic_compiler::plan::explain::explain(&plan, &alert.to_value()))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&explanations).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{} alert{} from {source}, {} rule{} in matching order",
+            alerts.len(),
+            if alerts.len() == 1 { "" } else { "s" },
+            plan.rules.len(),
+            if plan.rules.len() == 1 { "" } else { "s" },
+        );
+        for explanation in &explanations {
+            print!("{}", medic_compiler::plan::explain::text(explanation));
+        }
+    }
+    let any = explanations.iter().any(|explanation| {
+        explanation.rules.iter().any(|rule| {
+            matches!(
+                rule.verdict,
+                medic_compiler::plan::explain::Verdict::Matched { .. }
+            )
+        })
+    });
+    Ok(ExitCode::from(if any { 0 } else { 1 }))
+}
+
 pub struct RunFlags {
     /// `[http]`, `[notify]` and `[limits]` are read from it, as `medic serve` does.
     pub config: Option<PathBuf>,
@@ -395,24 +471,7 @@ pub fn run(flags: RunFlags) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let body = std::fs::read(&flags.alert)
-        .with_context(|| format!("cannot read {}", flags.alert.display()))?;
-    let source = match flags.source.as_deref() {
-        Some(source) => source.to_string(),
-        None => {
-            let value: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|error| anyhow!("{}: not JSON: {error}", flags.alert.display()))?;
-            detect_source(&value).to_string()
-        }
-    };
-    let alerts = match source.as_str() {
-        "alertmanager" => ingest::alertmanager(&body),
-        "grafana" => ingest::grafana(&body),
-        "zabbix" => ingest::zabbix(&body),
-        "generic" => ingest::generic(&body),
-        other => bail!("unknown source {other:?}: use alertmanager, grafana, zabbix or generic"),
-    }
-    .map_err(|error| anyhow!("{}: {error}", flags.alert.display()))?;
+    let (source, alerts) = read_alerts(&flags.alert, flags.source.as_deref())?;
     let dry_run = flags.dry_run;
     let (config, base) = read_config(flags.config.as_deref())?;
     let mut toolbox_config = toolbox_config(&config, &base)?;

@@ -108,21 +108,24 @@ enum Command {
     },
     /// Run one alert payload through the engine and print the report of each run.
     Run {
-        /// An alert payload (Alertmanager, Grafana, Zabbix or generic JSON).
-        #[arg(long, value_name = "FILE")]
-        alert: PathBuf,
-        /// The payload's source; guessed from its fields when left out.
-        #[arg(long)]
-        source: Option<String>,
-        /// .ops files or directories (default: the current directory).
-        #[arg(long = "plans", value_name = "PATH")]
-        plans: Vec<PathBuf>,
+        #[command(flatten)]
+        payload: PayloadArgs,
         /// Run queries but perform no action; say what would have been done.
         #[arg(long)]
         dry_run: bool,
         /// The configuration file: `[http]`, `[notify]` and `[limits]` apply (docs/serve.md).
         #[arg(long, value_name = "medic.toml")]
         config: Option<PathBuf>,
+    },
+    /// Explain how the plan routes an alert payload: for each alert, every rule in matching
+    /// order with why it matched or not (each `and`-ed part of `when` with the values it
+    /// saw). Exits 0 when a rule matched, 1 when none did, 2 when the plan does not check.
+    Explain {
+        #[command(flatten)]
+        payload: PayloadArgs,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// List recent runs of a server, or show one.
     Runs {
@@ -242,6 +245,20 @@ enum RevertAction {
     },
 }
 
+/// An alert payload and the plans it is matched against (`medic run`, `medic explain`).
+#[derive(clap::Args)]
+struct PayloadArgs {
+    /// An alert payload (Alertmanager, Grafana, Zabbix or generic JSON).
+    #[arg(long, value_name = "FILE")]
+    alert: PathBuf,
+    /// The payload's source; guessed from its fields when left out.
+    #[arg(long)]
+    source: Option<String>,
+    /// .ops files or directories (default: the current directory).
+    #[arg(long = "plans", value_name = "PATH")]
+    plans: Vec<PathBuf>,
+}
+
 #[derive(clap::Args)]
 struct RemoteArgs {
     /// The server (default: $MEDIC_SERVER, else http://127.0.0.1:8080).
@@ -353,18 +370,22 @@ fn main() -> ExitCode {
             dry_run,
         }),
         Command::Run {
-            alert,
-            source,
-            plans,
+            payload,
             dry_run,
             config,
         } => engine::run(engine::RunFlags {
             config,
-            alert,
-            source,
-            plans,
+            alert: payload.alert,
+            source: payload.source,
+            plans: payload.plans,
             dry_run,
         }),
+        Command::Explain { payload, json } => engine::explain(
+            &payload.alert,
+            payload.source.as_deref(),
+            &payload.plans,
+            json,
+        ),
         Command::Doctor {
             config,
             plans,

@@ -471,3 +471,66 @@ fn plan_refuses_programs_with_errors() {
     assert!(output.stdout.is_empty());
     assert!(String::from_utf8_lossy(&output.stderr).contains("3 errors"));
 }
+
+#[test]
+fn explain_routes_an_example_payload_and_says_why_a_rule_did_not_match() {
+    let output = medic(&[
+        "explain",
+        "--alert",
+        "examples/alerts/disk_full.json",
+        "--plans",
+        "examples/",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout
+            .contains("1. rule disk_full (examples/disk_full.ops:5): MATCHED; matching stops here"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("when alert.value > 85%: true (alert.value = 91%)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rule order_cpu (examples/order_cpu.ops:5): no: it is for \"High_CPU_Usage\", and the alert is \"Disk_Full\""),
+        "{stdout}"
+    );
+    // The same alert below the threshold: no rule matches, and the part that failed is named.
+    let dir = temp_dir("explain");
+    let text = std::fs::read_to_string(repo_root().join("examples/alerts/disk_full.json"))
+        .unwrap()
+        .replace("91%", "50%");
+    let payload = dir.join("alert.json");
+    std::fs::write(&payload, text).unwrap();
+    let output = medic(&[
+        "explain",
+        "--alert",
+        payload.to_str().unwrap(),
+        "--plans",
+        "examples/",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let explanations: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let disk = &explanations[0]["rules"][0];
+    assert_eq!(disk["rule"], "disk_full");
+    assert_eq!(disk["verdict"]["kind"], "not_matched");
+    assert_eq!(disk["verdict"]["reason"], "`alert.value > 85%` is false");
+    assert_eq!(disk["parts"][1]["operands"][0]["value"]["value"], "50%");
+    // A payload that is not JSON is a clear error.
+    std::fs::write(&payload, "not json").unwrap();
+    let output = medic(&[
+        "explain",
+        "--alert",
+        payload.to_str().unwrap(),
+        "--plans",
+        "examples/",
+    ]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not JSON"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

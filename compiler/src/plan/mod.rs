@@ -8,6 +8,7 @@
 //! content hash over the rest.
 
 pub mod diff;
+pub mod explain;
 pub mod ir;
 mod lower;
 pub mod render;

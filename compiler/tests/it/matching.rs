@@ -318,3 +318,145 @@ fn plan_diff_sees_defaults_and_small_numbers() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn explain_gives_each_rule_its_verdict_and_each_part_its_values() {
+    use medic_compiler::plan::explain::{self, Verdict};
+    let plan = plan(RULES);
+    let slow = alert(
+        "Latency",
+        "payment",
+        WARNING,
+        QuantityValue::Duration(750),
+        "firing",
+    );
+    let explanation = explain::explain(&plan, &slow);
+    let verdicts: Vec<(&str, &Verdict)> = explanation
+        .rules
+        .iter()
+        .map(|rule| (rule.rule.as_str(), &rule.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("audit", &Verdict::Matched { stops: false }),
+            (
+                "payment",
+                &Verdict::NotMatched {
+                    reason: "`alert.severity >= critical` is false".into()
+                }
+            ),
+            (
+                "order",
+                &Verdict::NotMatched {
+                    reason: "`alert.service =~ \"^order-\"` is false".into()
+                }
+            ),
+            (
+                "resolved",
+                &Verdict::NotMatched {
+                    reason: "it is for resolved alerts, and the alert is firing".into()
+                }
+            ),
+        ]
+    );
+    // Every part is evaluated, also after one failed, with its operands' values and units.
+    let payment = &explanation.rules[1];
+    let results: Vec<(&str, Result<bool, String>)> = payment
+        .parts
+        .iter()
+        .map(|part| (part.text.as_str(), part.result.clone()))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("alert.service == \"payment\"", Ok(true)),
+            ("alert.severity >= critical", Ok(false)),
+            ("alert.value > 500ms", Ok(true)),
+        ]
+    );
+    let text = explain::text(&explanation);
+    assert!(
+        text.contains("       when alert.value > 500ms: true (alert.value = 750ms)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("       when alert.severity >= critical: false (alert.severity = warning)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runs tell(text: \"audit Latency\")"),
+        "{text}"
+    );
+    // The verdicts are the matcher's own.
+    let outcome = plan.match_alert(&slow);
+    let matched: Vec<String> = explanation
+        .rules
+        .iter()
+        .filter(|rule| matches!(rule.verdict, Verdict::Matched { .. }))
+        .map(|rule| rule.rule.clone())
+        .collect();
+    assert_eq!(matched, names(&plan, &outcome));
+}
+
+#[test]
+fn explain_says_which_rule_stopped_the_matching() {
+    use medic_compiler::plan::explain::{self, Verdict};
+    let plan = plan(
+        r##"import std.{notify}
+
+rule first {
+  on alert "Latency"
+  run tell(text: "first")
+  cooldown 5m
+}
+
+rule second {
+  on alert "Latency"
+  when alert.value > 1s
+  run tell(text: "second")
+  cooldown 5m
+}
+
+rule other {
+  on alert "Disk_Full"
+  run tell(text: "other")
+  cooldown 5m
+}
+
+playbook tell(text: String) {
+  task send = notify.slack(channel: "#oncall", text: text)
+}
+"##,
+    );
+    let explanation = explain::explain(
+        &plan,
+        &alert(
+            "Latency",
+            "payment",
+            CRITICAL,
+            QuantityValue::Duration(2_000),
+            "firing",
+        ),
+    );
+    assert_eq!(
+        explanation.rules[0].verdict,
+        Verdict::Matched { stops: true }
+    );
+    assert_eq!(
+        explanation.rules[1].verdict,
+        Verdict::NotReached { by: "first".into() }
+    );
+    assert_eq!(
+        explanation.rules[2].verdict,
+        Verdict::NotMatched {
+            reason: "it is for \"Disk_Full\", and the alert is \"Latency\"".into()
+        }
+    );
+    let text = explain::text(&explanation);
+    assert!(
+        text.contains("not reached: rule first matched first and does not `continue`"),
+        "{text}"
+    );
+    assert!(text.ends_with("  1 rule matched (cooldowns, concurrency and duplicates are decided by the server's journal, not here)\n"), "{text}");
+}
