@@ -1474,11 +1474,10 @@ fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
         // the budget is spent (at least one, so the queue always moves). Once an urgent write
         // is in, the group commits soon after: its sender is waiting.
         while completions.len() < GROUP_LIMIT {
-            while urgent.len() + waiting.len() < GROUP_LIMIT {
-                match receiver.try_recv() {
-                    Ok(queued) => take(queued, &mut urgent, &mut waiting),
-                    Err(_) => break,
-                }
+            // Everything that arrived, however much: an urgent write must not wait in the
+            // channel behind the writes ahead of it there.
+            while let Ok(queued) = receiver.try_recv() {
+                take(queued, &mut urgent, &mut waiting);
             }
             let now = std::time::Instant::now();
             let (guarded, command) = match urgent.pop_front() {
