@@ -335,6 +335,39 @@ pub struct Journal {
     in_write: bool,
 }
 
+/// [`Journal::accept`]'s work, on a connection whose caller makes it atomic.
+fn accept_on(
+    connection: &Connection,
+    alerts: &[AcceptedAlert],
+    received_at: i64,
+) -> Result<Vec<i64>, JournalError> {
+    let mut ids = Vec::with_capacity(alerts.len());
+    {
+        let mut insert = connection
+                .prepare_cached(
+                    "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(write_error("accepting alerts"))?;
+        for alert in alerts {
+            insert
+                .execute(params![
+                    received_at,
+                    alert.source,
+                    alert.name,
+                    alert.status,
+                    alert.fingerprint,
+                    alert.starts_at,
+                    alert.payload,
+                    alert.processed
+                ])
+                .map_err(write_error("accepting alerts"))?;
+            ids.push(connection.last_insert_rowid());
+        }
+    }
+    Ok(ids)
+}
+
 /// [`Journal::admit`]'s work, on a connection whose caller makes it atomic.
 fn admit_on(
     connection: &Connection,
@@ -589,56 +622,35 @@ impl Journal {
         alerts: &[AcceptedAlert],
         received_at: i64,
     ) -> Result<Vec<i64>, JournalError> {
+        self.atomically("accepting alerts", |connection, _| {
+            accept_on(connection, alerts, received_at)
+        })
+    }
+
+    /// Runs `work` atomically: in a savepoint of its own, or, inside a [`JournalHandle`]'s
+    /// write, in that write's (a second one would only copy the pages it touches again).
+    fn atomically<T>(
+        &mut self,
+        operation: &'static str,
+        work: impl FnOnce(
+            &Connection,
+            &mut std::collections::HashSet<std::sync::Arc<str>>,
+        ) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
         if self.in_write {
-            // The handle's write is in its own savepoint already.
-            return accept_on(&self.connection, alerts, received_at);
+            return work(&self.connection, &mut self.stored_definitions);
         }
         let savepoint = self
             .connection
             .savepoint()
-            .map_err(write_error("accepting alerts"))?;
-        let ids = accept_on(&savepoint, alerts, received_at)?;
-        savepoint
-            .commit()
-            .map_err(write_error("accepting alerts"))?;
-        Ok(ids)
-    }
-}
-
-/// [`Journal::accept`]'s work, on a connection whose caller makes it atomic.
-fn accept_on(
-    connection: &Connection,
-    alerts: &[AcceptedAlert],
-    received_at: i64,
-) -> Result<Vec<i64>, JournalError> {
-    let mut ids = Vec::with_capacity(alerts.len());
-    {
-        let mut insert = connection
-                .prepare_cached(
-                    "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(write_error("accepting alerts"))?;
-        for alert in alerts {
-            insert
-                .execute(params![
-                    received_at,
-                    alert.source,
-                    alert.name,
-                    alert.status,
-                    alert.fingerprint,
-                    alert.starts_at,
-                    alert.payload,
-                    alert.processed
-                ])
-                .map_err(write_error("accepting alerts"))?;
-            ids.push(connection.last_insert_rowid());
+            .map_err(write_error(operation))?;
+        let result = work(&savepoint, &mut self.stored_definitions)?;
+        if let Err(error) = savepoint.commit() {
+            self.stored_definitions.clear();
+            return Err(write_error(operation)(error));
         }
+        Ok(result)
     }
-    Ok(ids)
-}
-
-impl Journal {
     /// Marks an alert as matched and acted upon: a restart does not process it again.
     pub fn processed(&mut self, alert_id: i64) -> Result<(), JournalError> {
         self.connection
@@ -675,19 +687,9 @@ impl Journal {
     /// Atomic on its own: in its own savepoint, or, inside a [`JournalHandle`]'s write,
     /// in that write's.
     pub fn admit(&mut self, admission: &Admission) -> Result<Admitted, JournalError> {
-        if self.in_write {
-            return admit_on(&self.connection, &mut self.stored_definitions, admission);
-        }
-        let savepoint = self
-            .connection
-            .savepoint()
-            .map_err(write_error("starting a run"))?;
-        let admitted = admit_on(&savepoint, &mut self.stored_definitions, admission)?;
-        if let Err(error) = savepoint.commit() {
-            self.stored_definitions.clear();
-            return Err(write_error("starting a run")(error));
-        }
-        Ok(admitted)
+        self.atomically("starting a run", |connection, stored_definitions| {
+            admit_on(connection, stored_definitions, admission)
+        })
     }
 
     pub fn task_event(
@@ -1331,23 +1333,9 @@ impl JournalHandle {
         F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let command: Command = Box::new(move |journal: Option<&mut Journal>| {
-            let result = match journal {
-                Some(journal) => work(journal),
-                None => Err(JournalError::Commit(
-                    "the transaction could not begin".into(),
-                )),
-            };
-            let succeeded = result.is_ok();
-            let completion: Completion = Box::new(move |committed: Result<(), &JournalError>| {
-                let result = match committed {
-                    Ok(()) => result,
-                    Err(error) => Err(JournalError::Commit(error.to_string())),
-                };
-                // The caller may have gone away (a client hung up); the write stands.
-                let _ = reply.send(result);
-            });
-            (completion, succeeded)
+        let command = command(work, move |result| {
+            // The caller may have gone away (a client hung up); the write stands.
+            let _ = reply.send(result);
         });
         self.sender
             .send(Queued {
@@ -1357,6 +1345,30 @@ impl JournalHandle {
             })
             .map_err(|_| JournalError::Closed)?;
         Ok(Submitted { answer })
+    }
+
+    /// Queues `work` without waiting for its commit: for writes that need not be durable
+    /// before the caller goes on (a query's transitions, a dry run's). The queue is first in,
+    /// first out, so the write commits in the same group as, or an earlier one than, any
+    /// write queued after it: a caller that later awaits a [`JournalHandle::call`] knows both
+    /// are durable. A failure is logged, since nobody waits to hear it. `work` must be
+    /// atomic by itself (one statement): no savepoint surrounds it.
+    pub fn send<F>(&self, what: &'static str, work: F) -> Result<(), JournalError>
+    where
+        F: FnOnce(&mut Journal) -> Result<(), JournalError> + Send + 'static,
+    {
+        let command = command(work, move |result| {
+            if let Err(error) = result {
+                tracing::error!(%error, "could not journal {what}");
+            }
+        });
+        self.sender
+            .send(Queued {
+                urgent: false,
+                guarded: false,
+                command,
+            })
+            .map_err(|_| JournalError::Closed)
     }
 }
 
@@ -1378,43 +1390,29 @@ impl<T> std::future::Future for Submitted<T> {
     }
 }
 
-impl JournalHandle {
-    /// Queues `work` without waiting for its commit: for writes that need not be durable
-    /// before the caller goes on (a query's transitions, a dry run's). The queue is first in,
-    /// first out, so the write commits in the same group as, or an earlier one than, any
-    /// write queued after it: a caller that later awaits a [`JournalHandle::call`] knows both
-    /// are durable. A failure is logged, since nobody waits to hear it. `work` must be
-    /// atomic by itself (one statement): no savepoint surrounds it.
-    pub fn send<F>(&self, what: &'static str, work: F) -> Result<(), JournalError>
-    where
-        F: FnOnce(&mut Journal) -> Result<(), JournalError> + Send + 'static,
-    {
-        let command: Command = Box::new(move |journal: Option<&mut Journal>| {
-            let result = match journal {
-                Some(journal) => work(journal),
-                None => Err(JournalError::Commit(
-                    "the transaction could not begin".into(),
-                )),
-            };
-            let succeeded = result.is_ok();
-            let completion: Completion = Box::new(move |committed: Result<(), &JournalError>| {
-                let error = match (result, committed) {
-                    (Err(error), _) => error.to_string(),
-                    (Ok(()), Err(error)) => error.to_string(),
-                    (Ok(()), Ok(())) => return,
-                };
-                tracing::error!(%error, "could not journal {what}");
+/// A write of `work` for the writer thread; `then` hears its result once its group committed
+/// (or failed to).
+fn command<T, F>(work: F, then: impl FnOnce(Result<T, JournalError>) + Send + 'static) -> Command
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+{
+    Box::new(move |journal: Option<&mut Journal>| {
+        let result = match journal {
+            Some(journal) => work(journal),
+            None => Err(JournalError::Commit(
+                "the transaction could not begin".into(),
+            )),
+        };
+        let succeeded = result.is_ok();
+        let completion: Completion = Box::new(move |committed: Result<(), &JournalError>| {
+            then(match committed {
+                Ok(()) => result,
+                Err(error) => Err(JournalError::Commit(error.to_string())),
             });
-            (completion, succeeded)
         });
-        self.sender
-            .send(Queued {
-                urgent: false,
-                guarded: false,
-                command,
-            })
-            .map_err(|_| JournalError::Closed)
-    }
+        (completion, succeeded)
+    })
 }
 
 /// Checkpoints the WAL of the journal at `path` until the last [`JournalHandle`] is gone.

@@ -255,21 +255,24 @@ fn explain_part(part: &Ir, scope: &AlertScope<'_>) -> Part {
 }
 
 fn run_of(plan: &Plan, rule: &Rule, scope: &AlertScope<'_>) -> Run {
-    let empty: BTreeMap<String, Value> = BTreeMap::new();
-    let mut arguments = BTreeMap::new();
-    if let Some(playbook) = plan.playbook(&rule.playbook) {
-        for param in &playbook.params {
-            let value = match (rule.args.get(&param.name), &param.default) {
-                (Some(expression), _) => value_of(expression, scope),
-                (None, Some(default)) => default
-                    .eval(&empty)
-                    .map(|value| render::value_text(&value))
-                    .map_err(|error| error.to_string()),
-                (None, None) => Err("no value".into()),
-            };
-            arguments.insert(param.name.clone(), value);
-        }
-    }
+    let arguments = plan
+        .playbook(&rule.playbook)
+        .map(|playbook| {
+            playbook
+                .params
+                .iter()
+                .map(|param| {
+                    let value = match rule.argument(param, scope) {
+                        Some(value) => value
+                            .map(|value| render::value_text(&value))
+                            .map_err(|error| error.to_string()),
+                        None => Err("no value".into()),
+                    };
+                    (param.name.clone(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Run {
         playbook: rule.playbook.clone(),
         arguments,

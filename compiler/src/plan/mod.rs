@@ -94,6 +94,19 @@ pub struct Rule {
     pub performs_actions: bool,
 }
 
+impl Rule {
+    /// The value this rule gives a parameter of its playbook for an alert (`vars` holds
+    /// `alert`): its argument, else the parameter's (constant) default; `None` when it has
+    /// neither.
+    pub fn argument(&self, param: &Param, vars: &dyn Vars) -> Option<Result<Value, EvalError>> {
+        match (self.args.get(&param.name), &param.default) {
+            (Some(expression), _) => Some(expression.eval(vars)),
+            (None, Some(default)) => Some(default.eval(&BTreeMap::<String, Value>::new())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// A cooldown (milliseconds) or a concurrency limit (runs), kept per key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limit {

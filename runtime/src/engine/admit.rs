@@ -455,15 +455,10 @@ fn arguments(
     playbook: &plan::Playbook,
     scope: &AlertScope<'_>,
 ) -> Result<BTreeMap<String, Value>, String> {
-    let empty: BTreeMap<String, Value> = BTreeMap::new();
     let mut arguments = BTreeMap::new();
     for param in &playbook.params {
-        let value = match (rule.args.get(&param.name), &param.default) {
-            (Some(expression), _) => expression.eval(scope),
-            (None, Some(default)) => default.eval(&empty),
-            (None, None) => {
-                return Err(format!("no value for the parameter `{}`", param.name));
-            }
+        let Some(value) = rule.argument(param, scope) else {
+            return Err(format!("no value for the parameter `{}`", param.name));
         };
         let value = value.map_err(|error| {
             format!(
