@@ -191,6 +191,9 @@ impl Engine {
             }
             Err(error) => tracing::error!(%error, run, "could not journal the end of the run"),
         }
+        // Counted before it leaves the active runs: whoever sees it gone (`idle`) sees it
+        // counted.
+        self.inner.metrics.run_finished(&playbook.name, outcome);
         let was_active = self
             .inner
             .active
@@ -199,7 +202,6 @@ impl Engine {
         if was_active {
             self.inner.metrics.active_runs.dec();
         }
-        self.inner.metrics.run_finished(&playbook.name, outcome);
         if matches!(
             report.outcome,
             executor::RunOutcome::Escalated | executor::RunOutcome::Interrupted

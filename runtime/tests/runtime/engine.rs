@@ -451,13 +451,10 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     panic!("gave up waiting until {what}");
 }
 
-/// Waits until every accepted alert was matched and no run is in progress.
-///
-/// `Engine::idle` does not do this: it looks at the queue and at the runs in progress, and an
-/// alert the worker has taken off the queue but not yet admitted is in neither (see
-/// `idle_waits_for_an_alert_taken_off_the_queue` below); it also polls with 5ms sleeps on the
-/// paused clock, so virtual time runs on while the journal works. The journal marks an alert
-/// processed only after its runs were started, so asking it closes the gap.
+/// Waits until every accepted alert was matched and no run is in progress: first until the
+/// journal holds no unprocessed alert and no run is active (real time passes while the
+/// journal answers, virtual time stands still), then [`Engine::idle`], which also covers
+/// the runs of a batch whose admission committed but that the worker has not started yet.
 async fn settle(engine: &Engine) {
     eventually(
         "every alert was matched and every run finished",
@@ -471,6 +468,10 @@ async fn settle(engine: &Engine) {
         },
     )
     .await;
+    // An alert is marked processed in the journal write that admits its runs, and the
+    // matching worker starts them once it hears of that commit: `idle` waits for the
+    // worker to be done with every alert, and for the runs it started.
+    engine.idle().await;
 }
 
 /// Ingests a payload and waits until it started a run of some rule; returns the run's id.
