@@ -1247,9 +1247,18 @@ const URGENT_SLACK: std::time::Duration = std::time::Duration::from_micros(300);
 /// The journal on its own thread, shared by the server's tasks; see the module docs.
 #[derive(Clone)]
 pub struct JournalHandle {
-    sender: std::sync::mpsc::Sender<Queued>,
+    transport: Transport,
     /// Held while any handle lives; the checkpointer stops when it cannot be upgraded.
     _alive: std::sync::Arc<()>,
+}
+
+/// How a handle's writes reach the journal.
+#[derive(Clone)]
+enum Transport {
+    /// To the writer thread, which commits in groups.
+    Thread(std::sync::mpsc::Sender<Queued>),
+    /// Run on the caller's thread as they are queued ([`JournalHandle::inline`]).
+    Inline(std::sync::Arc<std::sync::Mutex<Journal>>),
 }
 
 impl JournalHandle {
@@ -1283,9 +1292,42 @@ impl JournalHandle {
                 })?;
         }
         Ok(JournalHandle {
-            sender,
+            transport: Transport::Thread(sender),
             _alive: alive,
         })
+    }
+
+    /// A handle that runs each write on the caller's thread the moment it is queued, in
+    /// its own transaction, so every answer is ready at once: for an in-memory journal under
+    /// tokio's paused clock (`medic test`, docs/notes/026-medic-test-design.md). With the
+    /// writer on its own thread, tokio cannot see that a commit is under way and moves a
+    /// paused clock to the next timer while the engine waits for it; inline, nothing waits.
+    /// The writes keep their order, their savepoints and their answers; there are no
+    /// groups and no checkpointer.
+    pub fn inline(journal: Journal) -> JournalHandle {
+        JournalHandle {
+            transport: Transport::Inline(std::sync::Arc::new(std::sync::Mutex::new(journal))),
+            _alive: std::sync::Arc::new(()),
+        }
+    }
+
+    /// Hands a write to the journal.
+    fn post(&self, queued: Queued) -> Result<(), JournalError> {
+        match &self.transport {
+            Transport::Thread(sender) => sender.send(queued).map_err(|_| JournalError::Closed),
+            Transport::Inline(journal) => {
+                // A panic while the lock was held leaves no half-done write (SQLite rolls
+                // back an open transaction); the journal stays usable.
+                let mut journal = journal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let began = journal.begin();
+                let completion =
+                    perform(&mut journal, began.is_ok(), queued.guarded, queued.command);
+                finish_group(&mut journal, began, vec![completion]);
+                Ok(())
+            }
+        }
     }
 
     /// Runs `work` on the journal; answers once its group commit is durable.
@@ -1337,13 +1379,11 @@ impl JournalHandle {
             // The caller may have gone away (a client hung up); the write stands.
             let _ = reply.send(result);
         });
-        self.sender
-            .send(Queued {
-                urgent,
-                guarded: true,
-                command,
-            })
-            .map_err(|_| JournalError::Closed)?;
+        self.post(Queued {
+            urgent,
+            guarded: true,
+            command,
+        })?;
         Ok(Submitted { answer })
     }
 
@@ -1362,13 +1402,11 @@ impl JournalHandle {
                 tracing::error!(%error, "could not journal {what}");
             }
         });
-        self.sender
-            .send(Queued {
-                urgent: false,
-                guarded: false,
-                command,
-            })
-            .map_err(|_| JournalError::Closed)
+        self.post(Queued {
+            urgent: false,
+            guarded: false,
+            command,
+        })
     }
 }
 
@@ -1489,22 +1527,36 @@ fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
                 },
                 None => break,
             };
-            if began.is_err() || (guarded && !journal.write_begin()) {
-                completions.push(command(None).0);
-                continue;
-            }
-            let (completion, succeeded) = command(Some(&mut journal));
-            if guarded {
-                journal.write_end(succeeded);
-            }
-            completions.push(completion);
+            completions.push(perform(&mut journal, began.is_ok(), guarded, command));
         }
-        let committed = began.and_then(|()| journal.commit());
-        if committed.is_err() {
-            journal.rollback();
-        }
-        for completion in completions {
-            completion(committed.as_ref().map(|_| ()));
-        }
+        finish_group(&mut journal, began, completions);
+    }
+}
+
+/// Runs one write in the group's open transaction (`began`: whether it opened), in a
+/// savepoint of its own when `guarded`; returns what tells its caller once the group ends.
+fn perform(journal: &mut Journal, began: bool, guarded: bool, command: Command) -> Completion {
+    if !began || (guarded && !journal.write_begin()) {
+        return command(None).0;
+    }
+    let (completion, succeeded) = command(Some(journal));
+    if guarded {
+        journal.write_end(succeeded);
+    }
+    completion
+}
+
+/// Commits a group (or rolls it back when it cannot) and tells each write's caller.
+fn finish_group(
+    journal: &mut Journal,
+    began: Result<(), JournalError>,
+    completions: Vec<Completion>,
+) {
+    let committed = began.and_then(|()| journal.commit());
+    if committed.is_err() {
+        journal.rollback();
+    }
+    for completion in completions {
+        completion(committed.as_ref().map(|_| ()));
     }
 }

@@ -932,6 +932,47 @@ async fn a_temporary_action_is_reverted_on_time_with_its_output() {
     );
 }
 
+/// With an inline journal, tokio's paused clock is a virtual clock (what `medic test` needs):
+/// no ticker, no polling in real time; the clock moves only when every task waits for a
+/// timer, so the run finishes at the time it started and the revert fires at its minute.
+#[tokio::test(start_paused = true)]
+async fn on_an_inline_journal_the_paused_clock_moves_only_to_due_timers() {
+    let journal = JournalHandle::inline(Journal::in_memory().unwrap());
+    let harness = start_on(
+        journal,
+        Recorder::new(),
+        EngineConfig::default(),
+        CLOCK_START,
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    harness
+        .engine
+        .ingest(
+            "alertmanager",
+            alerts(&payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z")),
+        )
+        .await
+        .unwrap();
+    harness.engine.idle().await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no timer fired on the way"
+    );
+    let runs = harness.engine.runs(10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(runs[0].finished_at, Some(CLOCK_START));
+    let pending = reverts(&harness.engine, "pending").await;
+    assert_eq!(pending[0].due_at, Some(CLOCK_START + 30 * 60_000));
+    tokio::time::sleep(Duration::from_secs(30 * 60 - 1)).await;
+    assert!(harness.toolbox.reverts().is_empty(), "not a second early");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(harness.toolbox.reverts().len(), 1);
+    assert_eq!(reverts(&harness.engine, "reverted").await.len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_resolved_alert_reverts_at_once_and_the_timer_does_not_revert_again() {
     let _ticker = Ticker::start();
