@@ -122,8 +122,9 @@ impl Clock {
         let elapsed = self
             .origin
             .elapsed()
-            .as_millis()
-            .saturating_mul(u128::from(self.speed));
+            .as_nanos()
+            .saturating_mul(u128::from(self.speed))
+            / 1_000_000;
         self.origin_wall_ms
             .saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX))
     }

@@ -679,7 +679,7 @@ async fn the_sandbox_answers_as_the_real_prometheus_does() -> anyhow::Result<()>
         .await?
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     let store = store_of(&series);
-    let clock = SimClock::starting_at(start_s * 1000, Instant::now(), 1.0);
+    let clock = SimClock::starting_at(start_s * 1000, Instant::now(), 1);
     let sandbox = PrometheusServer::start(store, clock).await?;
     let client = reqwest::Client::new();
     let urls = (real.url(), sandbox.url());

@@ -111,7 +111,7 @@ async fn run(flags: DemoFlags, incidents: Vec<Incident>) -> anyhow::Result<bool>
     let origin_ms = clock_origin(&store)?;
     let origin = tokio::time::Instant::now();
     let clock = Clock::scaled(origin_ms, origin, speed);
-    let world_clock = SimClock::starting_at(origin_ms, origin.into_std(), f64::from(speed));
+    let world_clock = SimClock::starting_at(origin_ms, origin.into_std(), speed);
 
     let receiver = Receiver::start()
         .await

@@ -37,6 +37,18 @@ impl SeriesStore {
         }
     }
 
+    /// Records that the series reads `value` from `at_ms` on: a new sample, or, when a
+    /// sample at or after `at_ms` is already stored (a scrape that raced the change), that
+    /// sample now reads `value`.
+    pub fn overwrite(&self, labels: &Labels, at_ms: i64, value: f64) {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let samples = series.entry(labels.clone()).or_default();
+        match samples.last_mut() {
+            Some((last, stored)) if *last >= at_ms => *stored = value,
+            _ => samples.push((at_ms, value)),
+        }
+    }
+
     /// Drops samples older than `before_ms`, and series left empty.
     pub fn retain_since(&self, before_ms: i64) {
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);

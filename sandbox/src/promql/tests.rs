@@ -532,7 +532,7 @@ async fn get(url: &str) -> (u16, String) {
 async fn the_http_api_answers_in_prometheus_shapes() {
     let s = store(&[(labels("g", &[("i", "1")]), &[(0, 0.5)])]);
     // The clock reads T + 60 s: a query without `time` is evaluated then.
-    let clock = crate::clock::SimClock::starting_at(T + 60_000, std::time::Instant::now(), 1.0);
+    let clock = crate::clock::SimClock::starting_at(T + 60_000, std::time::Instant::now(), 1);
     let server = PrometheusServer::start(s, clock).await.unwrap();
     let url = server.url();
 

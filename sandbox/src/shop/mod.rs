@@ -537,7 +537,8 @@ impl Inner {
         let ended = world.incidents.remove(&Incident::DiskFull).is_some();
         // The node exporter would show the freed disk at its next scrape; the sample is
         // written now so a check right after the cleanup sees it.
-        self.store.append(&world.scraper.disk_labels(), now, after);
+        self.store
+            .overwrite(&world.scraper.disk_labels(), now, after);
         let freed_bytes = ((before - after) * model::DISK_BYTES).max(0.0).round();
         let freed_gib = freed_bytes / (1024.0 * 1024.0 * 1024.0);
         world.pending_logs.push(logs::event(

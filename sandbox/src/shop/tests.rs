@@ -19,7 +19,7 @@ use std::time::Instant;
 
 /// 2030-03-17T17:46:40Z: far from the wall clock, so a wall timestamp would show.
 const ORIGIN_MS: i64 = 1_900_000_000_000;
-const SPEED: f64 = 600.0;
+const SPEED: u32 = 600;
 
 fn clock() -> SimClock {
     SimClock::starting_at(ORIGIN_MS, Instant::now(), SPEED)

@@ -261,7 +261,7 @@ mod tests {
     /// The outcome of one notification sent by [`run`] to `url`, on a clock fast enough
     /// for the backoffs (35 virtual seconds) to take 35 ms.
     async fn outcome_of(url: &str, token: Option<&str>) -> Result<(), SendError> {
-        let clock = SimClock::starting_at(0, Instant::now(), 1000.0);
+        let clock = SimClock::starting_at(0, Instant::now(), 1000);
         let (_keep, target) = watch::channel(Some(Target {
             url: url.to_string(),
             token: token.map(str::to_owned),
