@@ -153,6 +153,7 @@ pub enum Item {
     Import(Import),
     Rule(Rule),
     Playbook(Playbook),
+    Test(Test),
     Module(ModuleDecl),
     Record(RecordDecl),
     Enum(EnumDecl),
@@ -167,6 +168,7 @@ impl Item {
             Item::Import(import) => import.span,
             Item::Rule(rule) => rule.span,
             Item::Playbook(playbook) => playbook.span,
+            Item::Test(test) => test.span,
             Item::Module(module) => module.span,
             Item::Record(record) => record.span,
             Item::Enum(decl) => decl.span,
@@ -226,6 +228,91 @@ impl RuleClause {
             RuleClause::Continue(_) => "continue",
         }
     }
+}
+
+/// `test "name" { ... }`: a timeline, mocks and expectations (docs/notes/026).
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub name: StrLit,
+    pub steps: Vec<TestStep>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum TestStep {
+    /// Something that happens at `at` (a Duration expression; the test's start when absent).
+    Event {
+        at: Option<Expr>,
+        event: TestEvent,
+        span: Span,
+    },
+    Mock(Mock),
+    Expect(Expectation),
+}
+
+#[derive(Debug, Clone)]
+pub enum TestEvent {
+    /// `fire NAME = ALERT`, `fire ALERT` or `fire NAME` (the named alert again).
+    Fire { name: Option<Ident>, alert: Expr },
+    /// `resolve NAME`.
+    Resolve(Ident),
+    /// `approve TASK` (true) or `reject TASK` (false).
+    Decide { task: Ident, approve: bool },
+}
+
+/// `mock module.function(args)? = answer (then answer)*`.
+#[derive(Debug, Clone)]
+pub struct Mock {
+    pub module: Ident,
+    pub function: Ident,
+    /// The arguments a call must have for this mock to answer it; `None` answers any call.
+    pub args: Option<Vec<Arg>>,
+    pub answers: Vec<MockAnswer>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum MockAnswer {
+    Value(Expr),
+    /// `fail` or `fail "why"`.
+    Fail(Option<StrLit>, Span),
+}
+
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub kind: ExpectKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExpectKind {
+    NoMatch,
+    /// Every rule matched over the timeline, in order.
+    Matched(Vec<Ident>),
+    Suppressed {
+        rule: Ident,
+        reason: Option<Ident>,
+    },
+    Runs(i64, Span),
+    Run {
+        playbook: Ident,
+        args: Option<Vec<Arg>>,
+    },
+    Task {
+        task: Ident,
+        state: Ident,
+    },
+    Action {
+        module: Ident,
+        function: Ident,
+        args: Option<Vec<Arg>>,
+        negated: bool,
+    },
+    Outcome(Ident),
+    Revert {
+        task: Ident,
+        at: Option<Expr>,
+    },
 }
 
 /// Which states of an alert a rule reacts to.
@@ -701,7 +788,83 @@ impl Shift for Item {
                 function.returns.shift(delta);
                 function.span.shift(delta);
             }
+            Item::Test(test) => {
+                test.name.span.shift(delta);
+                test.steps.shift(delta);
+                test.span.shift(delta);
+            }
             Item::Error(span) => span.shift(delta),
+        }
+    }
+}
+
+impl Shift for TestStep {
+    fn shift(&mut self, delta: i64) {
+        match self {
+            TestStep::Event { at, event, span } => {
+                at.shift(delta);
+                match event {
+                    TestEvent::Fire { name, alert } => {
+                        name.shift(delta);
+                        alert.shift(delta);
+                    }
+                    TestEvent::Resolve(name) => name.shift(delta),
+                    TestEvent::Decide { task, .. } => task.shift(delta),
+                }
+                span.shift(delta);
+            }
+            TestStep::Mock(mock) => {
+                mock.module.shift(delta);
+                mock.function.shift(delta);
+                mock.args.shift(delta);
+                for answer in &mut mock.answers {
+                    match answer {
+                        MockAnswer::Value(expr) => expr.shift(delta),
+                        MockAnswer::Fail(why, span) => {
+                            if let Some(why) = why {
+                                why.span.shift(delta);
+                            }
+                            span.shift(delta);
+                        }
+                    }
+                }
+                mock.span.shift(delta);
+            }
+            TestStep::Expect(expectation) => {
+                match &mut expectation.kind {
+                    ExpectKind::NoMatch => {}
+                    ExpectKind::Matched(rules) => rules.shift(delta),
+                    ExpectKind::Suppressed { rule, reason } => {
+                        rule.shift(delta);
+                        reason.shift(delta);
+                    }
+                    ExpectKind::Runs(_, span) => span.shift(delta),
+                    ExpectKind::Run { playbook, args } => {
+                        playbook.shift(delta);
+                        args.shift(delta);
+                    }
+                    ExpectKind::Task { task, state } => {
+                        task.shift(delta);
+                        state.shift(delta);
+                    }
+                    ExpectKind::Action {
+                        module,
+                        function,
+                        args,
+                        ..
+                    } => {
+                        module.shift(delta);
+                        function.shift(delta);
+                        args.shift(delta);
+                    }
+                    ExpectKind::Outcome(outcome) => outcome.shift(delta),
+                    ExpectKind::Revert { task, at } => {
+                        task.shift(delta);
+                        at.shift(delta);
+                    }
+                }
+                expectation.span.shift(delta);
+            }
         }
     }
 }

@@ -29,7 +29,7 @@ pub const MAX_EXPR_DEPTH: u32 = 128;
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 
 const TOP_LEVEL_KEYWORDS: &[&str] = &[
-    "import", "rule", "playbook", "module", "record", "enum", "query", "action",
+    "import", "rule", "playbook", "test", "module", "record", "enum", "query", "action",
 ];
 
 /// Parses of top-level items, reused when the same item text appears again (at any
@@ -423,9 +423,12 @@ fn starts_item(bytes: &[u8], index: usize) -> bool {
             blanks += 1;
         }
         blanks > 0
-            && bytes
-                .get(after)
-                .is_some_and(|byte| byte.is_ascii_alphabetic() || *byte == b'_')
+            && bytes.get(after).is_some_and(|byte| {
+                byte.is_ascii_alphabetic()
+                        || *byte == b'_'
+                        // A test is named by a string.
+                        || (*keyword == "test" && *byte == b'"')
+            })
     })
 }
 
@@ -702,6 +705,20 @@ fn is_keyword_token(token: Rule) -> bool {
             | Rule::k_enum
             | Rule::k_fn
             | Rule::k_within
+            | Rule::k_test
+            | Rule::k_at
+            | Rule::k_fire
+            | Rule::k_mock
+            | Rule::k_then
+            | Rule::k_fail
+            | Rule::k_expect
+            | Rule::k_no
+            | Rule::k_match
+            | Rule::k_action
+            | Rule::k_matched
+            | Rule::k_suppressed
+            | Rule::k_runs
+            | Rule::k_outcome
     )
 }
 
@@ -761,6 +778,7 @@ impl Builder<'_> {
                     Rule::import => self.import(pair),
                     Rule::rule => self.rule(pair),
                     Rule::playbook => self.playbook(pair),
+                    Rule::test_decl => self.test(pair),
                     Rule::module_decl => self.module_decl(pair),
                     Rule::record_decl => self.record_decl(pair),
                     Rule::enum_decl => self.enum_decl(pair),
@@ -915,6 +933,201 @@ impl Builder<'_> {
             params,
             body,
             span,
+        })
+    }
+
+    fn test(&mut self, pair: Pair<'_, Rule>) -> ast::Item {
+        let span = self.span(&pair);
+        let mut inner = children(pair);
+        let Some(name) = inner.next().map(|name| self.plain_string(name)) else {
+            return ast::Item::Error(span);
+        };
+        let mut steps = Vec::new();
+        for step in inner {
+            let step_span = self.span(&step);
+            let built = match step.as_rule() {
+                Rule::test_event => {
+                    let mut at = None;
+                    let mut event = None;
+                    for part in children(step) {
+                        match part.as_rule() {
+                            Rule::at_offset => at = Some(self.first_expr(part)),
+                            Rule::fire_event => {
+                                let mut name = None;
+                                let mut alert = error_expr(step_span);
+                                for child in children(part) {
+                                    match child.as_rule() {
+                                        Rule::ident => name = Some(self.ident(child)),
+                                        Rule::expr => alert = self.expr_any(child),
+                                        _ => {}
+                                    }
+                                }
+                                event = Some(ast::TestEvent::Fire { name, alert });
+                            }
+                            Rule::resolve_event => {
+                                event = children(part)
+                                    .next()
+                                    .map(|name| ast::TestEvent::Resolve(self.ident(name)));
+                            }
+                            Rule::decide_event => {
+                                let mut approve = true;
+                                let mut task = None;
+                                for child in children(part) {
+                                    match child.as_rule() {
+                                        Rule::decision => approve = child.as_str() == "approve",
+                                        Rule::ident => task = Some(self.ident(child)),
+                                        _ => {}
+                                    }
+                                }
+                                event = task.map(|task| ast::TestEvent::Decide { task, approve });
+                            }
+                            _ => {}
+                        }
+                    }
+                    let Some(event) = event else { continue };
+                    ast::TestStep::Event {
+                        at,
+                        event,
+                        span: step_span,
+                    }
+                }
+                Rule::mock_stmt => {
+                    let mut path = None;
+                    let mut args = None;
+                    let mut answers = Vec::new();
+                    for child in children(step) {
+                        match child.as_rule() {
+                            Rule::fn_path => path = Some(self.fn_path(child)),
+                            Rule::call_args => {
+                                args = Some(
+                                    child
+                                        .into_inner()
+                                        .next()
+                                        .map(|args| self.args(args))
+                                        .unwrap_or_default(),
+                                );
+                            }
+                            Rule::mock_answer => {
+                                let answer_span = self.span(&child);
+                                let Some(answer) = child.into_inner().next() else {
+                                    continue;
+                                };
+                                answers.push(match answer.as_rule() {
+                                    Rule::mock_fail => ast::MockAnswer::Fail(
+                                        children(answer).next().map(|why| self.plain_string(why)),
+                                        answer_span,
+                                    ),
+                                    _ => ast::MockAnswer::Value(self.expr_any(answer)),
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                    let Some((module, function)) = path else {
+                        continue;
+                    };
+                    ast::TestStep::Mock(ast::Mock {
+                        module,
+                        function,
+                        args,
+                        answers,
+                        span: step_span,
+                    })
+                }
+                Rule::expect_stmt => {
+                    let Some(kind) = children(step)
+                        .next()
+                        .and_then(|what| self.expectation(what))
+                    else {
+                        continue;
+                    };
+                    ast::TestStep::Expect(ast::Expectation {
+                        kind,
+                        span: step_span,
+                    })
+                }
+                _ => continue,
+            };
+            steps.push(built);
+        }
+        ast::Item::Test(ast::Test { name, steps, span })
+    }
+
+    fn fn_path(&mut self, pair: Pair<'_, Rule>) -> (ast::Ident, ast::Ident) {
+        let span = self.span(&pair);
+        let mut names = pair.into_inner().map(|ident| self.ident(ident));
+        let missing = || ast::Ident {
+            name: String::new(),
+            span,
+        };
+        let module = names.next().unwrap_or_else(missing);
+        let function = names.next().unwrap_or_else(missing);
+        (module, function)
+    }
+
+    fn expectation(&mut self, pair: Pair<'_, Rule>) -> Option<ast::ExpectKind> {
+        let which = pair.as_rule();
+        let parts: Vec<Pair<'_, Rule>> = children(pair).collect();
+        let mut idents = Vec::new();
+        let mut path = None;
+        let mut args = None;
+        let mut expr = None;
+        let mut count = None;
+        for part in parts {
+            match part.as_rule() {
+                Rule::ident => idents.push(self.ident(part)),
+                Rule::fn_path => path = Some(self.fn_path(part)),
+                Rule::call_args => {
+                    args = Some(
+                        part.into_inner()
+                            .next()
+                            .map(|args| self.args(args))
+                            .unwrap_or_default(),
+                    );
+                }
+                Rule::expr_unit => expr = Some(self.expr_any(part)),
+                Rule::int_lit => {
+                    let span = self.span(&part);
+                    count = Some((part.as_str().parse::<i64>().ok()?, span));
+                }
+                _ => {}
+            }
+        }
+        let mut idents = idents.into_iter();
+        Some(match which {
+            Rule::expect_no_match => ast::ExpectKind::NoMatch,
+            Rule::expect_matched => ast::ExpectKind::Matched(idents.collect()),
+            Rule::expect_suppressed => ast::ExpectKind::Suppressed {
+                rule: idents.next()?,
+                reason: idents.next(),
+            },
+            Rule::expect_runs => {
+                let (count, span) = count?;
+                ast::ExpectKind::Runs(count, span)
+            }
+            Rule::expect_run => ast::ExpectKind::Run {
+                playbook: idents.next()?,
+                args,
+            },
+            Rule::expect_task => ast::ExpectKind::Task {
+                task: idents.next()?,
+                state: idents.next()?,
+            },
+            Rule::expect_action | Rule::expect_no_action => {
+                let (module, function) = path?;
+                ast::ExpectKind::Action {
+                    module,
+                    function,
+                    args,
+                    negated: which == Rule::expect_no_action,
+                }
+            }
+            Rule::expect_outcome => ast::ExpectKind::Outcome(idents.next()?),
+            Rule::expect_revert => ast::ExpectKind::Revert {
+                task: idents.next()?,
+                at: expr,
+            },
+            _ => return None,
         })
     }
 

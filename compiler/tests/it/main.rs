@@ -17,3 +17,4 @@ mod plans;
 mod robustness;
 mod stdlib;
 mod support;
+mod tests_syntax;
