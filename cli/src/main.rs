@@ -14,6 +14,7 @@ mod engine;
 mod logs;
 mod output;
 mod sources;
+mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -116,6 +117,28 @@ enum Command {
         /// The configuration file: `[http]`, `[notify]` and `[limits]` apply (docs/serve.md).
         #[arg(long, value_name = "medic.toml")]
         config: Option<PathBuf>,
+    },
+    /// Run the `test` blocks of .ops files on the engine, with mocks and a virtual clock.
+    /// Exits 0 when all passed, 1 when one failed or the files do not check, 2 for a usage
+    /// error.
+    Test {
+        /// Files or directories (searched recursively for *.ops). Default: the current directory.
+        paths: Vec<PathBuf>,
+        /// Only the tests whose name contains this text.
+        #[arg(long, value_name = "PATTERN")]
+        run: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = test::TestFormat::Human)]
+        format: test::TestFormat,
+        /// Fail when a path named holds no test (or none that --run selects).
+        #[arg(long)]
+        deny_empty: bool,
+        /// Tests run at once (default: one per core).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Show what happened in passing tests too.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Explain how the plan routes an alert payload: for each alert, every rule in matching
     /// order with why it matched or not (each `and`-ed part of `when` with the values it
@@ -379,6 +402,21 @@ fn main() -> ExitCode {
             source: payload.source,
             plans: payload.plans,
             dry_run,
+        }),
+        Command::Test {
+            paths,
+            run,
+            format,
+            deny_empty,
+            jobs,
+            verbose,
+        } => test::test(test::TestFlags {
+            paths,
+            run,
+            format,
+            deny_empty,
+            jobs,
+            verbose,
         }),
         Command::Explain { payload, json } => engine::explain(
             &payload.alert,

@@ -119,6 +119,76 @@ pub enum CompileError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lint(#[from] Lint),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Test(#[from] TestError),
+}
+
+/// Problems in `test` blocks (docs/language.md, "Tests").
+#[derive(Debug, Clone, Error, MietteDiagnostic)]
+pub enum TestError {
+    #[error("missing field `{field}` in {ty}")]
+    #[diagnostic(
+        code("ops::test::missing_field"),
+        help("a mock answers with the whole output record: add `{field}: {field_type}`")
+    )]
+    MissingField {
+        #[label("this {ty} has no `{field}`")]
+        span: Span,
+        field: String,
+        field_type: String,
+        ty: String,
+    },
+    #[error("unknown {kind} `{name}`")]
+    #[diagnostic(code("ops::test::unknown_name"))]
+    UnknownName {
+        #[label("no {kind} with this name")]
+        span: Span,
+        kind: String,
+        name: String,
+        #[help]
+        help: Option<String>,
+    },
+    #[error("`{name}` is not {expected}")]
+    #[diagnostic(code("ops::test::unknown_word"))]
+    UnknownWord {
+        #[label("expected {expected}")]
+        span: Span,
+        name: String,
+        expected: String,
+        #[help]
+        help: Option<String>,
+    },
+    #[error("an event before the one above it: the timeline runs forwards")]
+    #[diagnostic(
+        code("ops::test::time_goes_back"),
+        help("write the events in the order they happen; `at +5m` counts from the test's start")
+    )]
+    TimeGoesBack {
+        #[label("at {at}, before {previous}")]
+        span: Span,
+        at: String,
+        previous: String,
+    },
+    #[error("test \"{name}\" is defined more than once")]
+    #[diagnostic(code("ops::test::duplicate"), help("rename one of them"))]
+    Duplicate {
+        #[label("defined again here")]
+        span: Span,
+        #[label("first defined here")]
+        first: Span,
+        name: String,
+    },
+    #[error("test \"{name}\" fires no alert")]
+    #[diagnostic(
+        code("ops::test::no_alert"),
+        help("add `fire {{ name: \"...\" }}`: a test follows what the engine does with alerts")
+    )]
+    NoAlert {
+        #[label("no `fire` in this test")]
+        span: Span,
+        name: String,
+    },
 }
 
 /// Problems found while reading the text.

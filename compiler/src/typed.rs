@@ -13,6 +13,8 @@ pub type Expr = ast::Expr<Type>;
 pub struct Program {
     pub rules: Vec<Rule>,
     pub playbooks: Vec<Playbook>,
+    /// The `test` blocks, in source order (docs/notes/026).
+    pub tests: Vec<Test>,
     /// Position of each playbook by name, kept by [`Program::add_playbook`].
     playbook_index: std::collections::HashMap<String, usize>,
 }
@@ -127,4 +129,94 @@ pub struct Approval {
     pub by: Option<String>,
     /// Milliseconds.
     pub timeout: Option<i64>,
+}
+
+/// A checked `test` block: its events in time order, its mocks and its expectations.
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub name: String,
+    pub file: FileId,
+    pub span: Span,
+    pub name_span: Span,
+    pub events: Vec<TestEvent>,
+    pub mocks: Vec<Mock>,
+    pub expects: Vec<Expect>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestEvent {
+    /// Milliseconds after the test's start.
+    pub at: i64,
+    pub kind: TestEventKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum TestEventKind {
+    /// An alert fires: `alert` names it (for `resolve` and firing it again); `fields` are
+    /// the `alert.Alert` fields the test gives (a record expression).
+    Fire {
+        alert: String,
+        fields: Expr,
+    },
+    Resolve {
+        alert: String,
+    },
+    Decide {
+        task: String,
+        approve: bool,
+    },
+}
+
+/// `mock f(args) = answer then answer`: the arguments are those the test lists.
+#[derive(Debug, Clone)]
+pub struct Mock {
+    pub function: String,
+    pub args: Vec<(String, Expr)>,
+    pub answers: Vec<MockAnswer>,
+    /// The function's output type, to fill in the optional fields an answer leaves out.
+    pub returns: Type,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum MockAnswer {
+    Value(Expr),
+    Fail(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Expect {
+    pub kind: ExpectKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExpectKind {
+    NoMatch,
+    Matched(Vec<String>),
+    Suppressed {
+        rule: String,
+        reason: Option<String>,
+    },
+    Runs(i64),
+    Run {
+        playbook: String,
+        args: Vec<(String, Expr)>,
+    },
+    Task {
+        task: String,
+        state: String,
+    },
+    Action {
+        function: String,
+        args: Vec<(String, Expr)>,
+        negated: bool,
+    },
+    Outcome(String),
+    /// Milliseconds after the test's start that the revert is due.
+    Revert {
+        task: String,
+        at: Option<i64>,
+    },
 }

@@ -29,6 +29,7 @@ mod operators;
 mod playbook;
 mod promql;
 mod rule;
+pub(crate) mod test;
 
 /// Limits that keep automation sane; values outside are almost certainly typos.
 const MAX_RETRIES: i64 = 20;
@@ -312,6 +313,7 @@ impl<'a> Checker<'a> {
         }
 
         self.rule_lints(&program);
+        self.tests(&mut program);
 
         for (file, file_imports) in imports {
             self.file = file;

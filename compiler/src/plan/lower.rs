@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum LowerError {
     #[error("the program has {0} errors; fix them before planning")]
     HasErrors(usize),
+    #[error("test \"{test}\": {message}")]
+    Test { test: String, message: String },
 }
 
 /// Compiles an error-free analysis into a plan.
@@ -22,15 +24,7 @@ pub fn lower(analysis: &Analysis) -> Result<Plan, LowerError> {
     if analysis.errors() > 0 {
         return Err(LowerError::HasErrors(analysis.errors()));
     }
-    let lowerer = Lowerer {
-        analysis,
-        env: &analysis.env,
-        line_indexes: analysis
-            .files
-            .iter()
-            .map(|file| LineIndex::new(&file.text))
-            .collect(),
-    };
+    let lowerer = Lowerer::new(analysis);
     let sources = analysis
         .user_files()
         .filter_map(|file| analysis.file(file).map(|parsed| parsed.name.clone()))
@@ -69,14 +63,26 @@ pub fn lower(analysis: &Analysis) -> Result<Plan, LowerError> {
     Ok(plan)
 }
 
-struct Lowerer<'a> {
+pub(super) struct Lowerer<'a> {
     analysis: &'a Analysis,
     env: &'a Env,
     line_indexes: Vec<LineIndex>,
 }
 
-impl Lowerer<'_> {
-    fn loc(&self, file: FileId, span: Span) -> Loc {
+impl<'a> Lowerer<'a> {
+    pub(super) fn new(analysis: &'a Analysis) -> Lowerer<'a> {
+        Lowerer {
+            analysis,
+            env: &analysis.env,
+            line_indexes: analysis
+                .files
+                .iter()
+                .map(|file| LineIndex::new(&file.text))
+                .collect(),
+        }
+    }
+
+    pub(super) fn loc(&self, file: FileId, span: Span) -> Loc {
         let parsed = self.analysis.file(file);
         let (name, text) = parsed.map_or(("", ""), |parsed| {
             (parsed.name.as_str(), parsed.text.as_str())
@@ -253,7 +259,7 @@ impl Lowerer<'_> {
 
     /// Typed expression to IR. Enum variants were marked by the checker, so every remaining
     /// bare name is a variable.
-    fn expr(&self, expr: &typed::Expr) -> Ir {
+    pub(super) fn expr(&self, expr: &typed::Expr) -> Ir {
         match &expr.kind {
             ExprKind::Int(value) => constant(Value::Int(*value)),
             ExprKind::Float(value) => constant(Value::Float(*value)),

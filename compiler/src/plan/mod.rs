@@ -12,6 +12,7 @@ pub mod explain;
 pub mod ir;
 mod lower;
 pub mod render;
+pub mod suite;
 
 pub use ir::{EvalError, Ir, UrlValue, Value, Vars};
 pub use lower::{LowerError, lower};

@@ -11,7 +11,19 @@ fn every_example_checks_clean() {
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let analysis = medic_compiler::check(vec![Source::new(name.clone(), text.clone())]);
+        // A `*_test.ops` file tests the file beside it: the two check together.
+        let mut alone = vec![Source::new(name.clone(), text.clone())];
+        if let Some(tested) = name.strip_suffix("_test.ops") {
+            let beside = path.with_file_name(format!("{tested}.ops"));
+            alone.insert(
+                0,
+                Source::new(
+                    format!("{tested}.ops"),
+                    std::fs::read_to_string(beside).unwrap(),
+                ),
+            );
+        }
+        let analysis = medic_compiler::check(alone);
         assert!(
             analysis.diagnostics.is_empty(),
             "{name}:\n{}",

@@ -1,0 +1,91 @@
+//! `medic test`: the `test` blocks of `.ops` files, run on the real engine (matching,
+//! admission, execution, journal) with the standard library's calls answered by the
+//! tests' mocks and time moved by the tests' timelines on a paused clock
+//! (docs/notes/026-medic-test-design.md).
+//!
+//! - [`mock`]: the toolbox of mocks and the log of calls;
+//! - [`drive`]: one test on its own runtime, and what the engine did;
+//! - [`expect`]: the expectations against it;
+//! - [`render`]: human, JSON and JUnit output.
+
+pub mod drive;
+pub mod expect;
+pub mod mock;
+pub mod render;
+
+use medic_compiler::plan::Plan;
+use medic_compiler::plan::suite::TestCase;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+pub use expect::Failure;
+
+/// What became of one test.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestResult {
+    pub file: String,
+    pub name: String,
+    pub line: u32,
+    pub passed: bool,
+    pub failures: Vec<Failure>,
+    /// What the engine did, one line each: runs with their tasks, suppressions, calls.
+    pub trace: Vec<String>,
+    /// Wall time the test took.
+    pub millis: f64,
+}
+
+/// Runs one test.
+pub fn run_case(plan: Arc<Plan>, case: &TestCase) -> TestResult {
+    let started = Instant::now();
+    let (failures, trace) = match drive::observe(plan, case) {
+        Ok(observed) => (expect::failures(case, &observed), render::trace(&observed)),
+        Err(error) => (
+            vec![Failure {
+                line: None,
+                message: error,
+            }],
+            Vec::new(),
+        ),
+    };
+    TestResult {
+        file: case.source.file.clone(),
+        name: case.name.clone(),
+        line: case.source.line,
+        passed: failures.is_empty(),
+        failures,
+        trace,
+        millis: started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+/// Runs tests on `jobs` threads (each test on its own runtime); results in the order given.
+pub fn run_all(plan: Arc<Plan>, cases: &[TestCase], jobs: usize) -> Vec<TestResult> {
+    let next = AtomicUsize::new(0);
+    let jobs = jobs.clamp(1, cases.len().max(1));
+    let mut results: Vec<(usize, TestResult)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                let plan = plan.clone();
+                let next = &next;
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(case) = cases.get(index) else {
+                            break;
+                        };
+                        done.push((index, run_case(plan.clone(), case)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
+}
