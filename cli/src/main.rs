@@ -139,6 +139,12 @@ enum Command {
         /// Show what happened in passing tests too.
         #[arg(long, short)]
         verbose: bool,
+        /// Report which rules, `when`s and tasks the tests exercised, per file.
+        #[arg(long)]
+        coverage: bool,
+        /// Fail when coverage is below this percentage (implies --coverage).
+        #[arg(long, value_name = "PERCENT")]
+        coverage_min: Option<f64>,
     },
     /// Explain how the plan routes an alert payload: for each alert, every rule in matching
     /// order with why it matched or not (each `and`-ed part of `when` with the values it
@@ -410,6 +416,8 @@ fn main() -> ExitCode {
             deny_empty,
             jobs,
             verbose,
+            coverage,
+            coverage_min,
         } => test::test(test::TestFlags {
             paths,
             run,
@@ -417,6 +425,8 @@ fn main() -> ExitCode {
             deny_empty,
             jobs,
             verbose,
+            coverage,
+            coverage_min,
         }),
         Command::Explain { payload, json } => engine::explain(
             &payload.alert,

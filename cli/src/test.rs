@@ -25,6 +25,8 @@ pub struct TestFlags {
     pub deny_empty: bool,
     pub jobs: Option<usize>,
     pub verbose: bool,
+    pub coverage: bool,
+    pub coverage_min: Option<f64>,
 }
 
 pub fn test(flags: TestFlags) -> anyhow::Result<ExitCode> {
@@ -89,13 +91,35 @@ pub fn test(flags: TestFlags) -> anyhow::Result<ExitCode> {
     let jobs = flags.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let results = medic_tester::run_all(Arc::new(plan), &tests, jobs);
+    let plan = Arc::new(plan);
+    let results = medic_tester::run_all(plan.clone(), &tests, jobs);
+    let coverage = (flags.coverage || flags.coverage_min.is_some()).then(|| {
+        medic_tester::coverage::coverage(
+            &plan,
+            results.iter().filter_map(|result| result.observed.as_ref()),
+        )
+    });
     match flags.format {
-        TestFormat::Human => print!("{}", render::human(&results, flags.verbose)),
-        TestFormat::Json => println!("{}", render::json(&results)),
+        TestFormat::Human => {
+            print!("{}", render::human(&results, flags.verbose));
+            if let Some(coverage) = &coverage {
+                print!("{}", medic_tester::coverage::text(coverage));
+            }
+        }
+        TestFormat::Json => println!("{}", render::json(&results, coverage.as_ref())),
         TestFormat::Junit => print!("{}", render::junit(&results)),
     }
-    Ok(if results.iter().all(|result| result.passed) {
+    let mut passed = results.iter().all(|result| result.passed);
+    if let (Some(minimum), Some(coverage)) = (flags.coverage_min, &coverage)
+        && coverage.percent < minimum
+    {
+        eprintln!(
+            "error: coverage {:.1}% is below --coverage-min {minimum}",
+            coverage.percent
+        );
+        passed = false;
+    }
+    Ok(if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

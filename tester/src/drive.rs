@@ -52,6 +52,8 @@ pub struct Observed {
     pub calls: Vec<Call>,
     /// Events of the timeline the engine could not take (an approval nobody waited for).
     pub problems: Vec<String>,
+    /// Every alert the timeline sent, as rules see it (`alert.Alert`), for coverage.
+    pub alerts: Vec<Value>,
 }
 
 /// Runs one test on its own current-thread runtime with a paused clock.
@@ -75,11 +77,12 @@ async fn drive(plan: Arc<Plan>, case: &TestCase) -> Result<Observed, String> {
         .await
         .map_err(|error| format!("the engine did not start: {error}"))?;
     let mut alerts: BTreeMap<String, Alert> = BTreeMap::new();
+    let mut sent: Vec<Value> = Vec::new();
     let mut problems = Vec::new();
     for event in &case.events {
         clock.sleep_until(START_MS + event.at_ms).await;
         let now = clock.now_ms();
-        let at = format!("line {}, at {}", event.source.line, offset(now - START_MS));
+        let at = format!("line {}, at {}", event.source.line, offset(event.at_ms));
         match &event.kind {
             EventKind::Fire {
                 alert,
@@ -95,6 +98,7 @@ async fn drive(plan: Arc<Plan>, case: &TestCase) -> Result<Observed, String> {
                     _ => alert_of(fields, now),
                 };
                 alerts.insert(alert.clone(), fired.clone());
+                sent.push(fired.to_value());
                 if let Err(error) = engine.ingest("test", vec![fired]).await {
                     problems.push(format!("{at}: the alert was refused: {error}"));
                 }
@@ -106,6 +110,7 @@ async fn drive(plan: Arc<Plan>, case: &TestCase) -> Result<Observed, String> {
                         ends_at: Some(now),
                         ..firing.clone()
                     };
+                    sent.push(resolved.to_value());
                     if let Err(error) = engine.ingest("test", vec![resolved]).await {
                         problems.push(format!("{at}: the alert was refused: {error}"));
                     }
@@ -175,7 +180,9 @@ async fn drive(plan: Arc<Plan>, case: &TestCase) -> Result<Observed, String> {
         }
         let _ = tokio::time::timeout(Duration::from_millis(left as u64), engine.idle()).await;
     }
-    collect(&engine, &plan, toolbox.calls(), problems).await
+    let mut observed = collect(&engine, &plan, toolbox.calls(), problems).await?;
+    observed.alerts = sent;
+    Ok(observed)
 }
 
 /// Lets everything the last event set off at this instant happen: the clock moves only
@@ -239,6 +246,7 @@ async fn collect(
         matched: matched.into_iter().map(|(_, _, rule)| rule).collect(),
         calls,
         problems,
+        alerts: Vec::new(),
     })
 }
 

@@ -6,8 +6,10 @@
 //! - [`mock`]: the toolbox of mocks and the log of calls;
 //! - [`drive`]: one test on its own runtime, and what the engine did;
 //! - [`expect`]: the expectations against it;
+//! - [`coverage`]: which rules, `when`s and tasks the tests exercised;
 //! - [`render`]: human, JSON and JUnit output.
 
+pub mod coverage;
 pub mod drive;
 pub mod expect;
 pub mod mock;
@@ -33,19 +35,27 @@ pub struct TestResult {
     pub trace: Vec<String>,
     /// Wall time the test took.
     pub millis: f64,
+    /// What the engine did, for coverage; `None` when the test could not run.
+    #[serde(skip)]
+    pub observed: Option<drive::Observed>,
 }
 
 /// Runs one test.
 pub fn run_case(plan: Arc<Plan>, case: &TestCase) -> TestResult {
     let started = Instant::now();
-    let (failures, trace) = match drive::observe(plan, case) {
-        Ok(observed) => (expect::failures(case, &observed), render::trace(&observed)),
+    let (failures, trace, observed) = match drive::observe(plan, case) {
+        Ok(observed) => (
+            expect::failures(case, &observed),
+            render::trace(&observed),
+            Some(observed),
+        ),
         Err(error) => (
             vec![Failure {
                 line: None,
                 message: error,
             }],
             Vec::new(),
+            None,
         ),
     };
     TestResult {
@@ -56,6 +66,7 @@ pub fn run_case(plan: Arc<Plan>, case: &TestCase) -> TestResult {
         failures,
         trace,
         millis: started.elapsed().as_secs_f64() * 1000.0,
+        observed,
     }
 }
 

@@ -122,13 +122,19 @@ pub fn summary(results: &[TestResult]) -> String {
     )
 }
 
-pub fn json(results: &[TestResult]) -> String {
+pub fn json(results: &[TestResult], coverage: Option<&crate::coverage::Coverage>) -> String {
     let failed = results.iter().filter(|result| !result.passed).count();
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "tests": results,
         "passed": results.len() - failed,
         "failed": failed,
     });
+    if let (Some(coverage), Some(object)) = (coverage, value.as_object_mut()) {
+        object.insert(
+            "coverage".into(),
+            serde_json::to_value(coverage).unwrap_or_default(),
+        );
+    }
     serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 

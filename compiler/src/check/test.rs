@@ -529,8 +529,10 @@ impl<'a> Checker<'a> {
                     return typed_error(expr.span);
                 };
                 let mut typed_entries = Vec::new();
+                let mut misspelt = false;
                 for entry in entries {
                     let Some(field) = record.field(&entry.key.name) else {
+                        misspelt = true;
                         let suggestion = suggest(
                             &entry.key.name,
                             record.fields.iter().map(|field| field.name.as_str()),
@@ -571,7 +573,8 @@ impl<'a> Checker<'a> {
                         value,
                     });
                 }
-                if complete {
+                // A misspelt field is most likely the one missing: it is reported once.
+                if complete && !misspelt {
                     for field in &record.fields {
                         if !field.ty.is_optional()
                             && !entries.iter().any(|entry| entry.key.name == field.name)
