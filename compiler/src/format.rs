@@ -239,8 +239,8 @@ impl Printer<'_> {
                 self.line(&text);
                 self.trailing(function.span.end as usize);
             }
-            // WIP: tests are printed as written until the formatter learns them.
-            ast::Item::Test(ast::Test { span, .. }) | ast::Item::Error(span) => {
+            ast::Item::Test(test) => self.test(test),
+            ast::Item::Error(span) => {
                 // Not reached for files without syntax errors; print the text unchanged.
                 let text = self
                     .source
@@ -250,6 +250,164 @@ impl Printer<'_> {
                     .to_string();
                 self.out.push_str(&text);
                 self.out.push('\n');
+            }
+        }
+    }
+
+    /// `test "name" { ... }`: one statement per line, blank lines and comments kept.
+    fn test(&mut self, test: &ast::Test) {
+        let name = self.source.get(test.name.span.range()).unwrap_or("\"\"");
+        self.open(&format!("test {name} {{"));
+        for step in &test.steps {
+            let span = match step {
+                ast::TestStep::Event { span, .. } => *span,
+                ast::TestStep::Mock(mock) => mock.span,
+                ast::TestStep::Expect(expectation) => expectation.span,
+            };
+            self.leading(span.start as usize, true);
+            let text = self.test_step(step);
+            let fits = self.indent * INDENT.len() + text.len() <= MAX_WIDTH;
+            match step {
+                // A long mock puts each later answer on a line of its own.
+                ast::TestStep::Mock(mock) if !fits && mock.answers.len() > 1 => {
+                    let mut answers = text.split(" then ");
+                    self.line(answers.next().unwrap_or(""));
+                    self.indent += 1;
+                    for answer in answers {
+                        self.line(&format!("then {answer}"));
+                    }
+                    self.indent -= 1;
+                }
+                // A long expected call breaks like a call.
+                ast::TestStep::Expect(ast::Expectation {
+                    kind:
+                        ast::ExpectKind::Action {
+                            module,
+                            function,
+                            args: Some(args),
+                            negated,
+                        },
+                    ..
+                }) if !fits => {
+                    let no = if *negated { "no " } else { "" };
+                    let prefix = format!("expect {no}action {}.{}", module.name, function.name);
+                    self.call_line(&prefix, args, "");
+                }
+                ast::TestStep::Expect(ast::Expectation {
+                    kind:
+                        ast::ExpectKind::Run {
+                            playbook,
+                            args: Some(args),
+                        },
+                    ..
+                }) if !fits => {
+                    self.call_line(&format!("expect run {}", playbook.name), args, "");
+                }
+                _ => self.line(&text),
+            }
+            self.trailing(span.end as usize);
+        }
+        self.close(test.span.end as usize);
+    }
+
+    fn test_step(&self, step: &ast::TestStep) -> String {
+        let source = self.source;
+        let args = |args: &Option<Vec<ast::Arg>>| match args {
+            Some(args) => format!(
+                "({})",
+                args.iter()
+                    .map(|arg| arg_text(arg, source))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
+        match step {
+            ast::TestStep::Event { at, event, .. } => {
+                let at = at.as_ref().map_or(String::new(), |at| {
+                    format!("at +{} ", expr_text(at, source))
+                });
+                let event = match event {
+                    ast::TestEvent::Fire {
+                        name: Some(name),
+                        alert,
+                    } => format!("fire {} = {}", name.name, expr_text(alert, source)),
+                    ast::TestEvent::Fire { name: None, alert } => {
+                        format!("fire {}", expr_text(alert, source))
+                    }
+                    ast::TestEvent::Resolve(name) => format!("resolve {}", name.name),
+                    ast::TestEvent::Decide { task, approve } => format!(
+                        "{} {}",
+                        if *approve { "approve" } else { "reject" },
+                        task.name
+                    ),
+                };
+                format!("{at}{event}")
+            }
+            ast::TestStep::Mock(mock) => {
+                let answers: Vec<String> = mock
+                    .answers
+                    .iter()
+                    .map(|answer| match answer {
+                        ast::MockAnswer::Value(expr) => expr_text(expr, source),
+                        ast::MockAnswer::Fail(Some(why), _) => {
+                            format!("fail {}", source.get(why.span.range()).unwrap_or("\"\""))
+                        }
+                        ast::MockAnswer::Fail(None, _) => "fail".to_string(),
+                    })
+                    .collect();
+                format!(
+                    "mock {}.{}{} = {}",
+                    mock.module.name,
+                    mock.function.name,
+                    args(&mock.args),
+                    answers.join(" then ")
+                )
+            }
+            ast::TestStep::Expect(expectation) => {
+                let what = match &expectation.kind {
+                    ast::ExpectKind::NoMatch => "no match".to_string(),
+                    ast::ExpectKind::Matched(rules) => format!(
+                        "matched {}",
+                        rules
+                            .iter()
+                            .map(|rule| rule.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    ast::ExpectKind::Suppressed { rule, reason } => match reason {
+                        Some(reason) => format!("suppressed {} by {}", rule.name, reason.name),
+                        None => format!("suppressed {}", rule.name),
+                    },
+                    ast::ExpectKind::Runs(count, _) => format!("runs {count}"),
+                    ast::ExpectKind::Run {
+                        playbook,
+                        args: given,
+                    } => {
+                        format!("run {}{}", playbook.name, args(given))
+                    }
+                    ast::ExpectKind::Task { task, state } => {
+                        format!("task {} {}", task.name, state.name)
+                    }
+                    ast::ExpectKind::Action {
+                        module,
+                        function,
+                        args: given,
+                        negated,
+                    } => format!(
+                        "{}action {}.{}{}",
+                        if *negated { "no " } else { "" },
+                        module.name,
+                        function.name,
+                        args(given)
+                    ),
+                    ast::ExpectKind::Outcome(outcome) => format!("outcome {}", outcome.name),
+                    ast::ExpectKind::Revert { task, at } => match at {
+                        Some(at) => format!("revert {} at +{}", task.name, expr_text(at, source)),
+                        None => format!("revert {}", task.name),
+                    },
+                };
+                format!("expect {what}")
             }
         }
     }

@@ -216,18 +216,56 @@ fn check(expectation: &Expectation, observed: &Observed) -> Option<String> {
             let Some(at) = at_ms else {
                 return None;
             };
-            let due = |revert: &medic_runtime::journal::RevertRow| {
-                revert.due_at.map(|due| due - crate::drive::START_MS)
+            // When a revert was performed (`revert on resolve`, or its due time come), that
+            // is its time; until then, its due time.
+            let times = |revert: &medic_runtime::journal::RevertRow| -> (Option<i64>, Option<i64>) {
+                let due = revert.due_at.map(|due| due - crate::drive::START_MS);
+                let args: BTreeMap<String, Value> =
+                    serde_json::from_str(&revert.arguments).unwrap_or_default();
+                let performed = observed
+                    .calls
+                    .iter()
+                    .filter(|call| {
+                        call.revert
+                            && call.function == revert.function
+                            && includes(&call.args, &args)
+                    })
+                    .map(|call| call.at_ms)
+                    .find(|performed| *performed == *at)
+                    .or_else(|| {
+                        observed
+                            .calls
+                            .iter()
+                            .find(|call| {
+                                call.revert
+                                    && call.function == revert.function
+                                    && includes(&call.args, &args)
+                            })
+                            .map(|call| call.at_ms)
+                    });
+                (due, performed)
             };
-            (!reverts.iter().any(|revert| due(revert) == Some(*at))).then(|| {
+            let fits = |revert: &&medic_runtime::journal::RevertRow| match times(revert) {
+                (_, Some(performed)) => performed == *at,
+                (due, None) => due == Some(*at),
+            };
+            (!reverts.iter().any(fits)).then(|| {
                 format!(
                     "expected a revert of {task} at {}, got {}",
                     offset(*at),
                     reverts
                         .iter()
-                        .map(|revert| match due(revert) {
-                            Some(due) => format!("one due at {} ({})", offset(due), revert.state),
-                            None => format!("one on resolve ({})", revert.state),
+                        .map(|revert| {
+                            let (due, performed) = times(revert);
+                            let due = due.map_or("on resolve".to_string(), |due| {
+                                format!("due at {}", offset(due))
+                            });
+                            match performed {
+                                Some(performed) => {
+                                    format!("one {} at {} ({due})", revert.state, offset(performed))
+                                }
+                                None => format!("one {due} ({})", revert.state),
+                            }
                         })
                         .collect::<Vec<_>>()
                         .join(", ")

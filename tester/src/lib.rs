@@ -40,10 +40,38 @@ pub struct TestResult {
     pub observed: Option<drive::Observed>,
 }
 
-/// Runs one test.
+/// Runs one test with a journal of its own.
 pub fn run_case(plan: Arc<Plan>, case: &TestCase) -> TestResult {
+    match drive::journal() {
+        Ok(journal) => run_with(plan, case, &journal),
+        Err(error) => failed(case, error),
+    }
+}
+
+fn failed(case: &TestCase, error: String) -> TestResult {
+    TestResult {
+        file: case.source.file.clone(),
+        name: case.name.clone(),
+        line: case.source.line,
+        passed: false,
+        failures: vec![Failure {
+            line: None,
+            message: error,
+        }],
+        trace: Vec::new(),
+        millis: 0.0,
+        observed: None,
+    }
+}
+
+/// Runs one test on a journal (cleared first) that the thread reuses.
+fn run_with(
+    plan: Arc<Plan>,
+    case: &TestCase,
+    journal: &medic_runtime::journal::JournalHandle,
+) -> TestResult {
     let started = Instant::now();
-    let (failures, trace, observed) = match drive::observe(plan, case) {
+    let (failures, trace, observed) = match drive::observe(plan, case, journal) {
         Ok(observed) => (
             expect::failures(case, &observed),
             render::trace(&observed),
@@ -81,12 +109,17 @@ pub fn run_all(plan: Arc<Plan>, cases: &[TestCase], jobs: usize) -> Vec<TestResu
                 let next = &next;
                 scope.spawn(move || {
                     let mut done = Vec::new();
+                    let journal = drive::journal();
                     loop {
                         let index = next.fetch_add(1, Ordering::SeqCst);
                         let Some(case) = cases.get(index) else {
                             break;
                         };
-                        done.push((index, run_case(plan.clone(), case)));
+                        let result = match &journal {
+                            Ok(journal) => run_with(plan.clone(), case, journal),
+                            Err(error) => failed(case, error.clone()),
+                        };
+                        done.push((index, result));
                     }
                     done
                 })

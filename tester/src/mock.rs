@@ -133,6 +133,8 @@ pub fn same(got: &Value, want: &Value) -> bool {
         (Value::Url(url), Value::String(text)) | (Value::String(text), Value::Url(url)) => {
             url.href == *text
         }
+        // Where the host came from is the engine's business, not the test's.
+        (Value::Url(a), Value::Url(b)) => a.href == b.href,
         (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
         (Value::List(a), Value::List(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))

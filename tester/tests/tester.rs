@@ -136,7 +136,7 @@ test "wrong expectations" {
         "expect runs 2: expected 2 runs, got 1 (run 1 of scale_up by cpu at +0s: succeeded)",
         "expect action k8s.scale(by: 2): expected action k8s.scale with by: 2, got by: 1",
         "expect no action notify.slack: expected no action notify.slack, got",
-        "expect revert scale at +20m: expected a revert of scale at +20m, got one due at +30m (reverted)",
+        "expect revert scale at +20m: expected a revert of scale at +20m, got one reverted at +30m (due at +30m)",
         "expect task tell skipped: expected task tell skipped, got succeeded in run 1",
         "expect outcome failed: expected outcome failed, got succeeded (run 1 of scale_up)",
         "expect suppressed cpu: expected cpu suppressed, got no suppression",
