@@ -16,6 +16,7 @@ mod logs;
 mod neovim;
 mod serve;
 mod smtp;
+mod test;
 mod world;
 
 use std::path::{Path, PathBuf};
