@@ -375,9 +375,130 @@ const TOP_KEYWORDS: &[&str] = &["import std.", "rule", "playbook"];
 
 /// The item the cursor is in, found from the text (so it works while the file is broken):
 /// the nearest line above that starts with `rule NAME` or `playbook NAME`.
+/// Inside a `test` block: the statements, what follows `expect`, and the names each
+/// statement takes (rules, playbooks, tasks, states, outcomes, reasons, modules). `None`
+/// where the general completion applies (`k8s.|`, arguments).
+fn test_completion(snapshot: &Snapshot, prefix: &str) -> Option<Vec<CompletionItem>> {
+    use medic_compiler::plan::suite::{
+        EXPECTATIONS, RUN_OUTCOMES, STATEMENTS, SUPPRESSION_REASONS, TASK_STATES,
+    };
+    let program = &snapshot.analysis.program;
+    let words = |words: &[&str], kind| -> Vec<CompletionItem> {
+        words
+            .iter()
+            .map(|word| item(word, kind, None, None))
+            .collect()
+    };
+    let rules = || -> Vec<CompletionItem> {
+        program
+            .rules
+            .iter()
+            .map(|rule| {
+                item(
+                    &rule.name,
+                    CompletionItemKind::FUNCTION,
+                    Some("rule".into()),
+                    rule.doc.clone(),
+                )
+            })
+            .collect()
+    };
+    let tasks = |filter: &dyn Fn(&medic_compiler::typed::Task) -> bool| -> Vec<CompletionItem> {
+        program
+            .playbooks
+            .iter()
+            .flat_map(|playbook| {
+                playbook
+                    .tasks
+                    .iter()
+                    .filter(|task| filter(task))
+                    .map(|task| {
+                        item(
+                            &task.name,
+                            CompletionItemKind::VARIABLE,
+                            Some(format!("task of {}", playbook.name)),
+                            None,
+                        )
+                    })
+            })
+            .collect()
+    };
+    let modules = || -> Vec<CompletionItem> {
+        snapshot
+            .analysis
+            .env
+            .modules
+            .iter()
+            .filter(|(_, module)| !module.functions.is_empty())
+            .map(|(name, module)| {
+                item(
+                    name,
+                    CompletionItemKind::MODULE,
+                    Some(format!("std.{name}")),
+                    module.doc.clone(),
+                )
+            })
+            .collect()
+    };
+    let line = prefix.trim_start();
+    // `at +5m fire ...` is completed as `fire ...`.
+    let line = match line.strip_prefix("at ") {
+        Some(rest) => rest
+            .split_once(' ')
+            .map_or("", |(_, statement)| statement.trim_start()),
+        None => line,
+    };
+    let words_of: Vec<&str> = line.split_whitespace().collect();
+    let typing = !line.ends_with(' ');
+    // The words before the one being typed.
+    let done: &[&str] = if typing {
+        words_of.split_last().map_or(&[], |(_, rest)| rest)
+    } else {
+        &words_of
+    };
+    if line.contains('.') || line.contains('(') || line.contains('{') || line.contains('=') {
+        return None;
+    }
+    Some(match done {
+        [] => words(STATEMENTS, CompletionItemKind::KEYWORD),
+        ["expect"] => words(EXPECTATIONS, CompletionItemKind::KEYWORD),
+        ["expect", "matched", ..] | ["expect", "suppressed"] => rules(),
+        ["expect", "suppressed", _] => words(&["by"], CompletionItemKind::KEYWORD),
+        ["expect", "suppressed", _, "by"] => {
+            words(SUPPRESSION_REASONS, CompletionItemKind::ENUM_MEMBER)
+        }
+        ["expect", "task"] => tasks(&|_| true),
+        ["expect", "task", _] => words(TASK_STATES, CompletionItemKind::ENUM_MEMBER),
+        ["expect", "outcome"] => words(RUN_OUTCOMES, CompletionItemKind::ENUM_MEMBER),
+        ["expect", "revert"] => {
+            tasks(&|task| task.revert_after.is_some() || task.revert_on_resolve)
+        }
+        ["expect", "run"] => program
+            .playbooks
+            .iter()
+            .map(|playbook| {
+                item(
+                    &playbook.name,
+                    CompletionItemKind::FUNCTION,
+                    Some("playbook".into()),
+                    playbook.doc.clone(),
+                )
+            })
+            .collect(),
+        ["approve" | "reject"] => tasks(&|task| task.approval.is_some()),
+        ["mock"] | ["expect", "action"] | ["expect", "no", "action"] => modules(),
+        ["expect", "no"] => words(&["match", "action"], CompletionItemKind::KEYWORD),
+        _ => return None,
+    })
+}
+
 fn enclosing_item(text: &str, cursor: usize) -> Option<(&'static str, String)> {
     let before = text.get(..cursor)?;
     for line in before.lines().rev() {
+        if let Some(rest) = line.strip_prefix("test \"") {
+            let name: String = rest.chars().take_while(|c| *c != '"').collect();
+            return Some(("test", name));
+        }
         for keyword in ["rule", "playbook"] {
             if let Some(rest) = line
                 .strip_prefix(keyword)
@@ -506,6 +627,11 @@ pub fn completion(snapshot: &Snapshot, document: Lines<'_>, at: Position) -> Vec
         enclosing_task(text, cursor).as_deref(),
     );
 
+    if matches!(enclosing, Some(("test", _)))
+        && let Some(items) = test_completion(snapshot, prefix)
+    {
+        return items;
+    }
     // `after a, |` — task names.
     if let Some(rest) = prefix.trim_start().strip_prefix("after ")
         && rest

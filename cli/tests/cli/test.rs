@@ -45,7 +45,10 @@ fn passing_tests_exit_0_and_coverage_is_reported() {
     let output = medic(&["test", &path(&dir), "--coverage"]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(text.contains("PASS") && text.contains("api down is told"), "{text}");
+    assert!(
+        text.contains("PASS") && text.contains("api down is told"),
+        "{text}"
+    );
     assert!(text.contains("2 tests: 2 passed, 0 failed"), "{text}");
     assert!(text.contains("total 100.0% (3 of 3)"), "{text}");
 }
@@ -57,7 +60,9 @@ fn a_failing_test_exits_1_and_says_what_differs() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("expected action notify.slack with text: \"api is up\", got text: \"api is down\""),
+        text.contains(
+            "expected action notify.slack with text: \"api is up\", got text: \"api is down\""
+        ),
         "{text}"
     );
     assert!(text.contains("what happened:"), "{text}");
@@ -106,7 +111,11 @@ fn files_that_do_not_check_exit_1_and_a_missing_path_exits_2() {
 
 #[test]
 fn coverage_below_the_minimum_fails() {
-    let dir = folder(&TESTS.replace("service: \"web\"", "service: \"api\"").replace("expect no match", ""));
+    let dir = folder(
+        &TESTS
+            .replace("service: \"web\"", "service: \"api\"")
+            .replace("expect no match", ""),
+    );
     let output = medic(&["test", &path(&dir), "--coverage-min", "90"]);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("below --coverage-min 90"));

@@ -5,12 +5,7 @@
 use super::*;
 use crate::diagnostic::TestError;
 
-/// What `expect task T STATE` may say, as the run report names task outcomes.
-pub const TASK_STATES: &[&str] = &["succeeded", "failed", "skipped", "cancelled", "not_run"];
-/// What `expect outcome O` may say, as the run report names run outcomes.
-pub const RUN_OUTCOMES: &[&str] = &["succeeded", "failed", "escalated", "cancelled"];
-/// Why a matched rule did not run (`expect suppressed R by REASON`).
-pub const SUPPRESSION_REASONS: &[&str] = &["cooldown", "concurrency", "duplicate", "unevaluable"];
+use crate::plan::suite::{RUN_OUTCOMES, SUPPRESSION_REASONS, TASK_STATES};
 
 impl<'a> Checker<'a> {
     /// Checks every test of the program once rules and playbooks are known.

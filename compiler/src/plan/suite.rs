@@ -11,6 +11,30 @@ use crate::{Analysis, typed};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// What `expect task T STATE` may say, as the run report names task outcomes.
+pub const TASK_STATES: &[&str] = &["succeeded", "failed", "skipped", "cancelled", "not_run"];
+/// What `expect outcome O` may say, as the run report names run outcomes.
+pub const RUN_OUTCOMES: &[&str] = &["succeeded", "failed", "escalated", "cancelled"];
+/// Why a matched rule did not run (`expect suppressed R by REASON`).
+pub const SUPPRESSION_REASONS: &[&str] = &["cooldown", "concurrency", "duplicate", "unevaluable"];
+/// What may follow `expect`.
+pub const EXPECTATIONS: &[&str] = &[
+    "matched",
+    "no match",
+    "suppressed",
+    "runs",
+    "run",
+    "task",
+    "action",
+    "no action",
+    "outcome",
+    "revert",
+];
+/// The statements of a test.
+pub const STATEMENTS: &[&str] = &[
+    "fire", "resolve", "approve", "reject", "at +", "mock", "expect",
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Suite {
     pub tests: Vec<TestCase>,
