@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod normalize;
 pub mod report;
 pub mod server;
+pub mod web;

@@ -69,6 +69,11 @@ impl Role {
         }
     }
 
+    /// Whether it may read runs (the API's `GET`s, the web page).
+    pub fn reads(self) -> bool {
+        self.allows(Need::Read)
+    }
+
     fn allows(self, need: Need) -> bool {
         match (self, need) {
             (Role::Operator, _) | (Role::Viewer, Need::Read) | (Role::Sender, Need::Send) => true,
@@ -303,7 +308,7 @@ pub struct ServerState {
 }
 
 /// A JSON error answer.
-struct Failure(StatusCode, String);
+pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -390,6 +395,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
                 ))
                 .layer(tower::timeout::TimeoutLayer::new(limits.request_timeout)),
         )
+        .merge(crate::web::routes())
         // Added after the limits, so they do not apply to it.
         .route("/healthz", get(healthz))
         .with_state(state)
@@ -447,6 +453,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The identity a request's credential names, or why it names none.
 fn identify(identities: &Identities, headers: &HeaderMap) -> Result<Identity, Failure> {
+    identify_token(identities, bearer(headers))
+}
+
+/// The identity a token names (the bearer token of the API, the cookie of the web page).
+pub(crate) fn identify_token(
+    identities: &Identities,
+    token: Option<&str>,
+) -> Result<Identity, Failure> {
     let unauthorized = || {
         Failure(
             StatusCode::UNAUTHORIZED,
@@ -460,7 +474,7 @@ fn identify(identities: &Identities, headers: &HeaderMap) -> Result<Identity, Fa
             groups: ApprovalGroups::Unenforced,
         }),
         Identities::Token { sha256: expected } => {
-            let given = sha256(bearer(headers).ok_or_else(unauthorized)?);
+            let given = sha256(token.ok_or_else(unauthorized)?);
             if constant_time_equal(&given, expected) {
                 Ok(Identity {
                     name: "token".into(),
@@ -472,7 +486,7 @@ fn identify(identities: &Identities, headers: &HeaderMap) -> Result<Identity, Fa
             }
         }
         Identities::Users(users) => {
-            let given = sha256(bearer(headers).ok_or_else(unauthorized)?);
+            let given = sha256(token.ok_or_else(unauthorized)?);
             // Every hash is compared, so the time taken does not say which user came close.
             let mut found = None;
             for user in users {

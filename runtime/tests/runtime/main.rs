@@ -22,3 +22,4 @@ mod prometheus;
 mod server;
 mod smtp;
 mod support;
+mod web;

@@ -724,3 +724,139 @@ async fn reverts_are_finished_through_the_api_by_operators_only() {
         "{text}"
     );
 }
+
+/// A client that does not follow redirects, with the page's cookie once `login` is called.
+struct Browser {
+    client: reqwest::Client,
+    url: String,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(served: &Served) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            url: served.url.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn login(&mut self, token: &str) -> reqwest::Response {
+        let response = self
+            .client
+            .post(format!("{}/ui/login", self.url))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+            .await
+            .unwrap();
+        self.cookie = response.headers().get("set-cookie").map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string()
+        });
+        response
+    }
+
+    async fn get(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let mut request = self.client.get(format!("{}{path}", self.url));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("Cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, response.text().await.unwrap(), headers)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_need_a_login_and_show_the_run_waiting_for_approval_with_its_graph() {
+    let served = serve(Setup::new(users())).await;
+    let run = served.gated_run(Some("sam-token"), "fp-page").await;
+    let mut browser = Browser::new(&served);
+    let (status, _, headers) = browser.get("/ui/runs").await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/ui/login");
+    assert_eq!(browser.login("wrong-token").await.status().as_u16(), 401);
+    let response = browser.login("victor-token").await;
+    assert_eq!(response.status().as_u16(), 303);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let (status, html, headers) = browser.get("/ui/runs").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(html.contains("Waiting for a human"), "{html}");
+    assert!(html.contains(&format!("href=\"/ui/runs/{run}\"")), "{html}");
+    assert!(html.contains("approval of tell"), "{html}");
+    let (status, html, _) = browser.get(&format!("/ui/runs/{run}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<svg"), "{html}");
+    assert!(html.contains("class=\"task waiting\""), "{html}");
+    assert!(html.contains("Waiting for approval: tell"), "{html}");
+    // A sender does not read runs, on the page as in the API.
+    let mut sender = Browser::new(&served);
+    sender.login("sam-token").await;
+    let (status, html, _) = sender.get("/ui/runs").await;
+    assert_eq!(status, 403, "{html}");
+    assert!(html.contains("sam has the role sender"), "{html}");
+    // The page's cookie is not a credential for the API.
+    let cookie_only = browser
+        .client
+        .get(format!("{}/api/runs", served.url))
+        .header("Cookie", browser.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cookie_only.status().as_u16(), 401);
+    let (status, _, _) = browser.get("/ui/runs/not-a-number").await;
+    assert_eq!(status, 400);
+    let (status, _, _) = browser.get("/ui/runs/999999").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_alert_data_is_shown_as_text() {
+    let served = serve(Setup::new(Identities::Open)).await;
+    let hostile = r#"<script>alert(1)</script>\" onmouseover=\"x"#;
+    let alert = format!(
+        r#"{{"name":"Gated","service":"{hostile}","starts_at":"2026-11-27T12:00:00Z","fingerprint":"fp-hostile"}}"#
+    );
+    let (status, body) = served.post("/webhook/generic", None, &alert).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        if let Some(run) = served.engine.runs(10).await.unwrap().first() {
+            break run.id;
+        }
+        assert!(Instant::now() < deadline, "no run started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let browser = Browser::new(&served);
+    let (status, html, _) = browser.get(&format!("/ui/runs/{run}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("\" onmouseover"), "{html}");
+}

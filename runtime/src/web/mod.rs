@@ -1,0 +1,416 @@
+//! The web page of `medic serve` for the on-call engineer (`/ui`): the runs, newest first,
+//! with the runs waiting for a human on top, and a run with its DAG drawn as SVG, its
+//! tasks' arguments, outcomes and errors, its events and its reverts. HTML is written with
+//! maud, which escapes every interpolated value, so alert data is always text. Pages read
+//! without JavaScript.
+//!
+//! With a token configured, the pages need a login: the token (or a user's token) posted to
+//! `/ui/login` is kept in an HttpOnly, SameSite=Strict cookie and checked as the API checks
+//! a bearer token. The cookie is honoured by the pages only, never by the API, so a forged
+//! cross-site request cannot act through it.
+
+pub mod dag;
+
+use crate::executor::{RunReport, TaskOutcome};
+use crate::server::{Failure, ServerState, identify_token};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, html};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The cookie that holds the page's credential (hex of the token).
+const COOKIE: &str = "medic_token";
+/// Runs on one page of the list.
+const PAGE: usize = 50;
+/// How many of the newest runs the list filters (a first version: no query by column).
+const WINDOW: u32 = 5_000;
+
+pub fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::to("/ui/runs") }))
+        .route("/ui/login", get(login_form).post(login))
+        .route("/ui/runs", get(runs_page))
+        .route("/ui/runs/{id}", get(run_page))
+}
+
+/// The token of the page's cookie.
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .and_then(|(_, value)| hex::decode(value).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// The caller, or the login page's address.
+fn viewer(state: &ServerState, headers: &HeaderMap) -> Result<crate::server::Identity, Redirect> {
+    identify_token(&state.auth.identities, cookie_token(headers).as_deref())
+        .map_err(|_| Redirect::to("/ui/login"))
+}
+
+fn page(title: &str, body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Medic" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header { a href="/ui/runs" { "Medic" } " · " (title) }
+                main { (body) }
+            }
+        }
+    };
+    let mut response = markup.into_response();
+    let headers = response.headers_mut();
+    // No script, style or frame from anywhere else; the page is not to be framed.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn forbidden(identity: &crate::server::Identity) -> Response {
+    let mut response = page(
+        "not allowed",
+        html! {
+            p.error { (identity.name) " has the role " (identity.role.as_str())
+                ", which does not read runs: the page needs the viewer or operator role." }
+            a href="/ui/login" { "Log in as someone else" }
+        },
+    );
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+async fn login_form() -> Response {
+    page(
+        "log in",
+        html! {
+            form method="post" action="/ui/login" {
+                label { "Token " input type="password" name="token" autocomplete="current-password" autofocus; }
+                " " button type="submit" { "Log in" }
+            }
+        },
+    )
+}
+
+async fn login(State(state): State<Arc<ServerState>>, body: String) -> Response {
+    let token = form_urlencoded::parse(body.as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    if identify_token(&state.auth.identities, Some(&token)).is_err() {
+        let mut response = page(
+            "log in",
+            html! {
+                p.error { "That token is not known." }
+                a href="/ui/login" { "Try again" }
+            },
+        );
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return response;
+    }
+    let mut response = Redirect::to("/ui/runs").into_response();
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui",
+        hex::encode(token.as_bytes())
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The filters of the runs list, from its query string.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RunFilter {
+    pub state: Option<String>,
+    pub rule: Option<String>,
+    pub playbook: Option<String>,
+    /// A run id.
+    pub id: Option<i64>,
+    /// 0-based.
+    pub page: Option<usize>,
+}
+
+impl RunFilter {
+    fn keeps(&self, run: &crate::journal::RunRow) -> bool {
+        fn given(filter: &Option<String>) -> Option<&str> {
+            filter.as_deref().filter(|text| !text.is_empty())
+        }
+        given(&self.state).is_none_or(|state| run.state == state)
+            && given(&self.rule).is_none_or(|rule| run.rule == rule)
+            && given(&self.playbook).is_none_or(|playbook| run.playbook == playbook)
+            && self.id.is_none_or(|id| run.id == id)
+    }
+}
+
+async fn runs_page(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Query(filter): Query<RunFilter>,
+) -> Response {
+    match viewer(&state, &headers) {
+        Err(login) => return login.into_response(),
+        Ok(identity) if !identity.role.reads() => return forbidden(&identity),
+        Ok(_) => {}
+    }
+    let engine = &state.engine;
+    let runs = match engine.runs(WINDOW).await {
+        Ok(runs) => runs,
+        Err(error) => return Failure::from(error).into_response(),
+    };
+    // Waiting for a human: approvals of the runs in progress.
+    let mut waiting: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for run in engine.active_runs() {
+        if let Ok(detail) = engine.run(run).await
+            && !detail.awaiting_approval.is_empty()
+        {
+            waiting.insert(run, detail.awaiting_approval);
+        }
+    }
+    let page_index = filter.page.unwrap_or(0);
+    let kept: Vec<&crate::journal::RunRow> = runs.iter().filter(|run| filter.keeps(run)).collect();
+    let pinned: Vec<&crate::journal::RunRow> = runs
+        .iter()
+        .filter(|run| {
+            waiting.contains_key(&run.id)
+                || matches!(run.state.as_str(), "escalated" | "interrupted")
+        })
+        .take(PAGE)
+        .collect();
+    let shown: Vec<&&crate::journal::RunRow> =
+        kept.iter().skip(page_index * PAGE).take(PAGE).collect();
+    let value = |text: &Option<String>| text.clone().unwrap_or_default();
+    page(
+        "runs",
+        html! {
+            form.filters method="get" action="/ui/runs" {
+                label { "state " input name="state" value=(value(&filter.state)) size="10"; }
+                label { " rule " input name="rule" value=(value(&filter.rule)) size="14"; }
+                label { " playbook " input name="playbook" value=(value(&filter.playbook)) size="14"; }
+                label { " run " input name="id" value=(filter.id.map(|id| id.to_string()).unwrap_or_default()) size="6"; }
+                " " button type="submit" { "Filter" }
+            }
+            @if !pinned.is_empty() {
+                h2 { "Waiting for a human" }
+                (runs_table(&pinned.iter().collect::<Vec<_>>(), &waiting))
+            }
+            h2 { "Runs" }
+            @if shown.is_empty() {
+                p { "No run." }
+            } @else {
+                (runs_table(&shown, &waiting))
+            }
+            nav {
+                @if page_index > 0 {
+                    a href={ "/ui/runs?" (query(&filter, page_index - 1)) } { "newer" } " "
+                }
+                @if kept.len() > (page_index + 1) * PAGE {
+                    a href={ "/ui/runs?" (query(&filter, page_index + 1)) } { "older" }
+                }
+            }
+        },
+    )
+}
+
+/// The query string of the list with `filter` at `page`.
+fn query(filter: &RunFilter, page: usize) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("state", &filter.state),
+        ("rule", &filter.rule),
+        ("playbook", &filter.playbook),
+    ] {
+        if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
+            out.append_pair(name, value);
+        }
+    }
+    out.append_pair("page", &page.to_string());
+    out.finish()
+}
+
+fn runs_table(runs: &[&&crate::journal::RunRow], waiting: &BTreeMap<i64, Vec<String>>) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "run" } th { "state" } th { "rule" } th { "playbook" } th { "started" } th { "finished" } } }
+            tbody {
+                @for run in runs {
+                    tr {
+                        td { a href={ "/ui/runs/" (run.id) } { (run.id) } }
+                        td {
+                            span class={ "state " (dag::state_class(&run.state)) } { (run.state) }
+                            @if let Some(tasks) = waiting.get(&run.id) {
+                                " · approval of " (tasks.join(", "))
+                            }
+                        }
+                        td { (run.rule) }
+                        td { (run.playbook) }
+                        td { (time(run.started_at)) }
+                        td { (run.finished_at.map(time).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn run_page(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match viewer(&state, &headers) {
+        Err(login) => return login.into_response(),
+        Ok(identity) if !identity.role.reads() => return forbidden(&identity),
+        Ok(_) => {}
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return Failure(StatusCode::BAD_REQUEST, format!("{id:?} is not a run id")).into_response();
+    };
+    let detail = match state.engine.run(id).await {
+        Ok(detail) => detail,
+        Err(error) => return Failure::from(error).into_response(),
+    };
+    let report: Option<RunReport> = detail
+        .run
+        .report
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok());
+    let arguments: BTreeMap<String, medic_compiler::plan::Value> =
+        serde_json::from_str(&detail.run.arguments).unwrap_or_default();
+    // Each task's state: the report's when the run ended, else its last event.
+    let mut states: BTreeMap<String, String> = BTreeMap::new();
+    for event in &detail.events {
+        states.insert(event.task.clone(), event.state.clone());
+    }
+    if let Some(report) = &report {
+        for task in &report.tasks {
+            states.insert(task.id.clone(), task.outcome.state().to_string());
+        }
+    }
+    for task in &detail.awaiting_approval {
+        states.insert(task.clone(), "awaiting_approval".into());
+    }
+    let run = &detail.run;
+    page(
+        &format!("run {id}"),
+        html! {
+            h1 { "Run " (id) ": " span class={ "state " (dag::state_class(&run.state)) } { (run.state) } }
+            p {
+                "Rule " strong { (run.rule) } " ran playbook " strong { (run.playbook) }
+                " at " (time(run.started_at))
+                @if let Some(finished) = run.finished_at { ", ended " (time(finished)) }
+                "."
+            }
+            @if !detail.awaiting_approval.is_empty() {
+                p.waiting { "Waiting for approval: " (detail.awaiting_approval.join(", ")) ". Decide with "
+                    code { "medic approve " (id) } " or " code { "medic reject " (id) } "." }
+            }
+            @if let Some(stopped) = report.as_ref().and_then(|report| report.stopped.as_ref()) {
+                p.error { "Stopped: " (stopped) }
+            }
+            h2 { "Arguments" }
+            dl { @for (name, value) in &arguments { dt { (name) } dd { (value.to_text()) } } }
+            @if let Some(definition) = &detail.definition {
+                h2 { "Tasks" }
+                div.graph { (dag::svg(definition, &states)) }
+            }
+            @if let Some(report) = &report {
+                table {
+                    thead { tr { th { "task" } th { "function" } th { "outcome" } th { "attempts" } th { "arguments" } th { "output or reason" } } }
+                    tbody {
+                        @for task in &report.tasks {
+                            tr {
+                                td { (task.id) }
+                                td { (task.function) }
+                                td { span class={ "state " (dag::state_class(task.outcome.state())) } { (task.outcome.state()) } }
+                                td { (task.attempts) }
+                                td { @if let Some(arguments) = &task.arguments {
+                                    @for (name, value) in arguments { div { (name) ": " (value.to_text()) } }
+                                } }
+                                td.output { (outcome_text(&task.outcome)) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Events" }
+            table {
+                thead { tr { th { "time" } th { "task" } th { "state" } th { "detail" } } }
+                tbody { @for event in &detail.events {
+                    tr { td { (time(event.at)) } td { (event.task) } td { (event.state) } td.output { (event.detail) } }
+                } }
+            }
+            @if !detail.reverts.is_empty() {
+                h2 { "Reverts" }
+                table {
+                    thead { tr { th { "task" } th { "function" } th { "due" } th { "state" } th { "detail" } } }
+                    tbody { @for revert in &detail.reverts {
+                        tr {
+                            td { (revert.task) } td { (revert.function) }
+                            td { (revert.due_at.map(time).unwrap_or_else(|| "on resolve".into())) }
+                            td { (revert.state) } td.output { (revert.detail) }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+}
+
+fn outcome_text(outcome: &TaskOutcome) -> String {
+    match outcome {
+        TaskOutcome::Succeeded { output } => output.to_text(),
+        TaskOutcome::Skipped { reason }
+        | TaskOutcome::Failed { reason }
+        | TaskOutcome::Cancelled { reason } => reason.clone(),
+        TaskOutcome::WouldRun { args, .. } => format!("would run with {} arguments", args.len()),
+        TaskOutcome::NotRun => String::new(),
+    }
+}
+
+const STYLE: &str = "
+body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1b1f24; }
+header { background: #1b1f24; color: #fff; padding: 8px 16px; }
+header a { color: #fff; font-weight: 600; text-decoration: none; }
+main { padding: 8px 16px; }
+table { border-collapse: collapse; margin: 8px 0; }
+th, td { border-bottom: 1px solid #d8dee4; padding: 4px 8px; text-align: left; vertical-align: top; }
+td.output { max-width: 40em; overflow-wrap: anywhere; white-space: pre-wrap; }
+.state { border-radius: 4px; padding: 0 6px; }
+.ok { background: #dafbe1; } .failed { background: #ffebe9; } .skipped { background: #eaeef2; }
+.running { background: #ddf4ff; } .waiting { background: #fff8c5; } .pending { background: #f6f8fa; }
+.error { color: #cf222e; }
+.filters label { margin-right: 8px; }
+svg.dag .edge { stroke: #8c959f; stroke-width: 1.5; }
+svg.dag rect { stroke: #57606a; }
+svg.dag .ok rect { fill: #dafbe1; } svg.dag .failed rect { fill: #ffebe9; }
+svg.dag .skipped rect { fill: #eaeef2; } svg.dag .running rect { fill: #ddf4ff; }
+svg.dag .waiting rect { fill: #fff8c5; } svg.dag .pending rect { fill: #ffffff; }
+svg.dag text { font-size: 12px; } svg.dag text.detail { fill: #57606a; font-size: 11px; }
+";
