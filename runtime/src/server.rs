@@ -136,7 +136,7 @@ pub fn parse_token_sha256(user: &str, hex_text: &str) -> Result<[u8; 32], UsersE
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| bad())
 }
 
-fn sha256(text: &str) -> [u8; 32] {
+pub(crate) fn sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
@@ -438,7 +438,7 @@ pub async fn serve(
         .await
 }
 
-fn constant_time_equal(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn constant_time_equal(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && bool::from(given.ct_eq(expected))
 }
 

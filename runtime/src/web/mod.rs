@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +35,202 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/runs", get(runs_page))
         .route("/ui/runs/{id}", get(run_page))
+        .route("/ui/runs/{id}/confirm", post(confirm))
+        .route("/ui/runs/{id}/act", post(act))
+}
+
+/// The form field that proves a POST comes from a page Medic served to this browser: a
+/// hash of the cookie's token and a secret of this process, which another site can neither
+/// read nor compute (also when no token is configured and the token is empty).
+fn csrf_of(token: &str) -> String {
+    hex::encode(crate::server::sha256(&format!(
+        "medic-csrf:{}:{token}",
+        process_secret()
+    )))
+}
+
+/// 128 random bits drawn once per process (from the standard library's randomly keyed
+/// hasher, which the OS seeds).
+fn process_secret() -> &'static str {
+    use std::hash::{BuildHasher, Hasher};
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| {
+        let draw = || {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        format!("{:016x}{:016x}", draw(), draw())
+    })
+}
+
+/// The fields of a control form.
+#[derive(Debug, Default)]
+struct ControlForm {
+    csrf: String,
+    action: String,
+    task: Option<String>,
+    reason: Option<String>,
+}
+
+fn control_form(body: &str) -> ControlForm {
+    let mut form = ControlForm::default();
+    for (name, value) in form_urlencoded::parse(body.as_bytes()) {
+        let value = value.into_owned();
+        match name.as_ref() {
+            "csrf" => form.csrf = value,
+            "action" => form.action = value,
+            "task" if !value.is_empty() => form.task = Some(value),
+            "reason" if !value.trim().is_empty() => form.reason = Some(value),
+            _ => {}
+        }
+    }
+    form
+}
+
+/// The operator a control form comes from, or the answer that refuses it.
+fn operator(
+    state: &ServerState,
+    headers: &HeaderMap,
+    form: &ControlForm,
+) -> Result<crate::server::Identity, Box<Response>> {
+    let token = cookie_token(headers);
+    let identity = identify_token(&state.auth.identities, token.as_deref())
+        .map_err(|_| Box::new(Redirect::to("/ui/login").into_response()))?;
+    let expected = csrf_of(token.as_deref().unwrap_or(""));
+    if !crate::server::constant_time_equal(form.csrf.as_bytes(), expected.as_bytes()) {
+        return Err(Box::new(refusal(
+            StatusCode::FORBIDDEN,
+            "The form did not come from this page (its CSRF token is missing or wrong): reload the run and try again.",
+        )));
+    }
+    if identity.role != crate::server::Role::Operator {
+        return Err(Box::new(refusal(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{} has the role {}: only an operator acts on runs.",
+                identity.name,
+                identity.role.as_str()
+            ),
+        )));
+    }
+    Ok(identity)
+}
+
+fn refusal(status: StatusCode, message: &str) -> Response {
+    let mut response = page("refused", html! { p.error { (message) } });
+    *response.status_mut() = status;
+    response
+}
+
+/// What an action will do, in words, or why there is no such action.
+fn describe_action(id: i64, form: &ControlForm) -> Result<String, String> {
+    let task = form.task.as_deref();
+    Ok(match (form.action.as_str(), task) {
+        ("approve", Some(task)) => {
+            format!("Approve task `{task}` of run {id}: the task then runs.")
+        }
+        ("reject", Some(task)) => format!(
+            "Reject task `{task}` of run {id} ({}): the task does not run, and its failure policy applies.",
+            form.reason.as_deref().unwrap_or("no reason given")
+        ),
+        ("pause", None) => format!("Pause run {id}: no new task starts; running tasks finish."),
+        ("resume", None) => format!("Resume run {id}."),
+        ("cancel", None) => format!(
+            "Cancel run {id}: running tasks are stopped and no other task starts; reverts it scheduled still happen."
+        ),
+        (action, _) => {
+            return Err(format!(
+                "no action {action:?} here: approve or reject name one task, pause, resume and cancel none"
+            ));
+        }
+    })
+}
+
+/// The confirmation page: what exactly will happen, and a button that does it.
+async fn confirm(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: String,
+) -> Response {
+    let form = control_form(&body);
+    if let Err(refused) = operator(&state, &headers, &form) {
+        return *refused;
+    }
+    let what = match describe_action(id, &form) {
+        Ok(what) => what,
+        Err(why) => return refusal(StatusCode::BAD_REQUEST, &why),
+    };
+    page(
+        "confirm",
+        html! {
+            p { (what) }
+            form method="post" action={ "/ui/runs/" (id) "/act" } {
+                input type="hidden" name="csrf" value=(form.csrf);
+                input type="hidden" name="action" value=(form.action);
+                @if let Some(task) = &form.task { input type="hidden" name="task" value=(task); }
+                @if let Some(reason) = &form.reason { input type="hidden" name="reason" value=(reason); }
+                button type="submit" { "Yes: " (form.action) }
+                " " a href={ "/ui/runs/" (id) } { "No, back to run " (id) }
+            }
+        },
+    )
+}
+
+/// Does what the confirmation page said, as the logged-in operator, then shows the run.
+async fn act(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: String,
+) -> Response {
+    let form = control_form(&body);
+    let identity = match operator(&state, &headers, &form) {
+        Ok(identity) => identity,
+        Err(refused) => return *refused,
+    };
+    if let Err(why) = describe_action(id, &form) {
+        return refusal(StatusCode::BAD_REQUEST, &why);
+    }
+    let engine = &state.engine;
+    let by = identity.name.clone();
+    let done = match form.action.as_str() {
+        "approve" => engine
+            .decide(
+                id,
+                form.task.clone(),
+                crate::executor::Decision::Approved { by },
+                &identity.groups,
+            )
+            .await
+            .map(|_| ()),
+        "reject" => engine
+            .decide(
+                id,
+                form.task.clone(),
+                crate::executor::Decision::Rejected {
+                    by,
+                    reason: form
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "no reason given".into()),
+                },
+                &identity.groups,
+            )
+            .await
+            .map(|_| ()),
+        "pause" => engine.pause(id, true, &by).await,
+        "resume" => engine.pause(id, false, &by).await,
+        _ => engine.cancel(id, &by).await,
+    };
+    match done {
+        Ok(()) => Redirect::to(&format!("/ui/runs/{id}")).into_response(),
+        Err(error) => {
+            let failure = Failure::from(error);
+            refusal(failure.0, &failure.1)
+        }
+    }
 }
 
 /// The token of the page's cookie.
@@ -284,11 +480,14 @@ async fn run_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match viewer(&state, &headers) {
+    let identity = match viewer(&state, &headers) {
         Err(login) => return login.into_response(),
         Ok(identity) if !identity.role.reads() => return forbidden(&identity),
-        Ok(_) => {}
-    }
+        Ok(identity) => identity,
+    };
+    // Operators get the controls, with the form field that proves they come from here.
+    let csrf = (identity.role == crate::server::Role::Operator)
+        .then(|| csrf_of(cookie_token(&headers).as_deref().unwrap_or("")));
     let Ok(id) = id.parse::<i64>() else {
         return Failure(StatusCode::BAD_REQUEST, format!("{id:?} is not a run id")).into_response();
     };
@@ -328,8 +527,28 @@ async fn run_page(
                 "."
             }
             @if !detail.awaiting_approval.is_empty() {
-                p.waiting { "Waiting for approval: " (detail.awaiting_approval.join(", ")) ". Decide with "
-                    code { "medic approve " (id) } " or " code { "medic reject " (id) } "." }
+                p.waiting { "Waiting for approval: " (detail.awaiting_approval.join(", ")) "." }
+            }
+            @if let Some(csrf) = &csrf {
+                @for task in &detail.awaiting_approval {
+                    form.control method="post" action={ "/ui/runs/" (id) "/confirm" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="task" value=(task);
+                        (task) ": "
+                        button type="submit" name="action" value="approve" { "Approve" }
+                        " or reason " input name="reason" size="30";
+                        " " button type="submit" name="action" value="reject" { "Reject" }
+                    }
+                }
+                @if state.engine.active_runs().contains(&id) {
+                    form.control method="post" action={ "/ui/runs/" (id) "/confirm" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        "Run " (id) ": "
+                        button type="submit" name="action" value="pause" { "Pause" } " "
+                        button type="submit" name="action" value="resume" { "Resume" } " "
+                        button type="submit" name="action" value="cancel" { "Cancel" }
+                    }
+                }
             }
             @if let Some(stopped) = report.as_ref().and_then(|report| report.stopped.as_ref()) {
                 p.error { "Stopped: " (stopped) }

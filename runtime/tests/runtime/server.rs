@@ -860,3 +860,103 @@ async fn hostile_alert_data_is_shown_as_text() {
     );
     assert!(!html.contains("\" onmouseover"), "{html}");
 }
+
+impl Browser {
+    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let body = form_urlencoded_body(fields);
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("Cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+fn form_urlencoded_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(name, value)| {
+            let encode = |text: &str| {
+                text.bytes()
+                    .map(|byte| match byte {
+                        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                            (byte as char).to_string()
+                        }
+                        other => format!("%{other:02X}"),
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", encode(name), encode(value))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of the first `name="csrf"` field of a page.
+fn csrf_in(html: &str) -> String {
+    let start = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf field")
+        + 19;
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_approves_from_the_page_after_a_confirmation_and_a_viewer_cannot() {
+    let served = serve(Setup::new(users())).await;
+    let run = served.gated_run(Some("sam-token"), "fp-approve-page").await;
+    let mut alice = Browser::new(&served);
+    alice.login("alice-token").await;
+    let (_, html, _) = alice.get(&format!("/ui/runs/{run}")).await;
+    assert!(html.contains("value=\"approve\""), "{html}");
+    let csrf = csrf_in(&html);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("action", "approve"),
+        ("task", "tell"),
+    ];
+    let (status, confirmation) = alice
+        .post_form(&format!("/ui/runs/{run}/confirm"), &fields)
+        .await;
+    assert_eq!(status, 200, "{confirmation}");
+    assert!(
+        confirmation.contains(&format!(
+            "Approve task `tell` of run {run}: the task then runs."
+        )),
+        "{confirmation}"
+    );
+    // A forged form, without the page's CSRF field, is refused.
+    let forged = [("csrf", "0000"), ("action", "approve"), ("task", "tell")];
+    let (status, _) = alice
+        .post_form(&format!("/ui/runs/{run}/act"), &forged)
+        .await;
+    assert_eq!(status, 403);
+    // A viewer sees no controls and cannot act, whatever it posts.
+    let mut victor = Browser::new(&served);
+    victor.login("victor-token").await;
+    let (_, html, _) = victor.get(&format!("/ui/runs/{run}")).await;
+    assert!(!html.contains("name=\"csrf\""), "{html}");
+    let (status, refused) = victor
+        .post_form(&format!("/ui/runs/{run}/act"), &fields)
+        .await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(served.toolbox.calls.lock().unwrap().is_empty());
+    // The operator confirms: the task runs, and the journal says who approved.
+    let (status, _) = alice
+        .post_form(&format!("/ui/runs/{run}/act"), &fields)
+        .await;
+    assert_eq!(status, 303);
+    served.wait_for_state(run, "succeeded").await;
+    let events = served.events(run).await;
+    assert!(
+        events.iter().any(|(task, state, detail)| task == "tell"
+            && state == "approved"
+            && detail.contains("alice")),
+        "{events:?}"
+    );
+}
