@@ -37,6 +37,125 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/ui/runs/{id}", get(run_page))
         .route("/ui/runs/{id}/confirm", post(confirm))
         .route("/ui/runs/{id}/act", post(act))
+        .route("/ui/live", get(live))
+        .route("/ui/live.js", get(live_script))
+}
+
+/// `/ui/live?run=ID` (or without `run`, for the list).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LiveQuery {
+    pub run: Option<i64>,
+}
+
+/// What the page shows changes when this text does: the run's state, events and reverts, or
+/// for the list the newest run and the state of every run in progress.
+async fn version(engine: &crate::engine::Engine, run: Option<i64>) -> String {
+    match run {
+        Some(run) => match engine.run(run).await {
+            Ok(detail) => format!(
+                "{}:{}:{}:{}",
+                detail.run.state,
+                detail.events.len(),
+                detail.awaiting_approval.join(","),
+                detail
+                    .reverts
+                    .iter()
+                    .map(|revert| revert.state.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Err(error) => format!("error: {error}"),
+        },
+        None => {
+            let newest = engine
+                .runs(1)
+                .await
+                .ok()
+                .and_then(|runs| runs.first().map(|run| format!("{}:{}", run.id, run.state)))
+                .unwrap_or_default();
+            let mut active = Vec::new();
+            for run in engine.active_runs() {
+                if let Ok(detail) = engine.run(run).await {
+                    active.push(format!(
+                        "{run}:{}:{}",
+                        detail.events.len(),
+                        detail.awaiting_approval.len()
+                    ));
+                }
+            }
+            format!("{newest}|{}", active.join(","))
+        }
+    }
+}
+
+/// Server-sent events: a `change` event with the page's version when it first connects and
+/// whenever the version changes (checked twice a second). A browser's EventSource reconnects
+/// by itself and is told the version again, so a change while it was away is not missed.
+async fn live(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Query(query): Query<LiveQuery>,
+) -> Response {
+    match viewer(&state, &headers) {
+        Err(login) => return login.into_response(),
+        Ok(identity) if !identity.role.reads() => return forbidden(&identity),
+        Ok(_) => {}
+    }
+    let engine = state.engine.clone();
+    let stream =
+        futures::stream::unfold((engine, None::<String>), move |(engine, last)| async move {
+            loop {
+                let now = version(&engine, query.run).await;
+                if last.as_ref() != Some(&now) {
+                    let event = axum::response::sse::Event::default()
+                        .event("change")
+                        .data(now.clone());
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (engine, Some(now)),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+    axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response()
+}
+
+/// The page's only script: on a `change` event with a new version, the page is fetched
+/// again and its `main` replaced (not while a field of it has the focus). Without it the
+/// page still reads; it just does not move.
+const LIVE_SCRIPT: &str = r#"(function () {
+  var main = document.querySelector("main[data-live]");
+  if (!main || !window.EventSource || !window.fetch) { return; }
+  var last = null;
+  var source = new EventSource(main.getAttribute("data-live"));
+  source.addEventListener("change", function (event) {
+    if (last === null) { last = event.data; return; }
+    if (event.data === last) { return; }
+    var focused = document.activeElement;
+    if (focused && main.contains(focused) && focused.tagName === "INPUT") { return; }
+    last = event.data;
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (answer) { return answer.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+        if (fresh) { main.innerHTML = fresh.innerHTML; }
+      });
+  });
+})();
+"#;
+
+async fn live_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        LIVE_SCRIPT,
+    )
+        .into_response()
 }
 
 /// The form field that proves a POST comes from a page Medic served to this browser: a
@@ -253,6 +372,11 @@ fn viewer(state: &ServerState, headers: &HeaderMap) -> Result<crate::server::Ide
 }
 
 fn page(title: &str, body: Markup) -> Response {
+    live_page(title, None, body)
+}
+
+/// A page whose `main` follows the server-sent events of `live` (`/ui/live?...`).
+fn live_page(title: &str, live: Option<&str>, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -261,10 +385,11 @@ fn page(title: &str, body: Markup) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Medic" }
                 style { (maud::PreEscaped(STYLE)) }
+                @if live.is_some() { script src="/ui/live.js" defer {} }
             }
             body {
                 header { a href="/ui/runs" { "Medic" } " · " (title) }
-                main { (body) }
+                main data-live=[live] { (body) }
             }
         }
     };
@@ -273,7 +398,7 @@ fn page(title: &str, body: Markup) -> Response {
     // No script, style or frame from anywhere else; the page is not to be framed.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
+        HeaderValue::from_static("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -396,8 +521,9 @@ async fn runs_page(
     let shown: Vec<&&crate::journal::RunRow> =
         kept.iter().skip(page_index * PAGE).take(PAGE).collect();
     let value = |text: &Option<String>| text.clone().unwrap_or_default();
-    page(
+    live_page(
         "runs",
+        Some("/ui/live"),
         html! {
             form.filters method="get" action="/ui/runs" {
                 label { "state " input name="state" value=(value(&filter.state)) size="10"; }
@@ -516,8 +642,10 @@ async fn run_page(
         states.insert(task.clone(), "awaiting_approval".into());
     }
     let run = &detail.run;
-    page(
+    let live = format!("/ui/live?run={id}");
+    live_page(
         &format!("run {id}"),
+        Some(&live),
         html! {
             h1 { "Run " (id) ": " span class={ "state " (dag::state_class(&run.state)) } { (run.state) } }
             p {

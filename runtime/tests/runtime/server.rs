@@ -960,3 +960,82 @@ async fn an_operator_approves_from_the_page_after_a_confirmation_and_a_viewer_ca
         "{events:?}"
     );
 }
+
+/// The `data:` lines of server-sent `change` events, read from a live stream until `until`
+/// holds for one of them (or 10 s pass).
+async fn change_until(
+    response: &mut reqwest::Response,
+    until: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut buffer = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the stream went quiet")
+            .unwrap()
+            .expect("the stream ended");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) {
+                seen.push(data.to_string());
+                if until(data) {
+                    return seen;
+                }
+            }
+        }
+    }
+    panic!("no change event matched: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_page_hears_of_changes_as_they_happen() {
+    let served = serve(Setup::new(users())).await;
+    let run = served.gated_run(Some("sam-token"), "fp-live").await;
+    let mut victor = Browser::new(&served);
+    victor.login("victor-token").await;
+    let (_, html, headers) = victor.get(&format!("/ui/runs/{run}")).await;
+    assert!(
+        html.contains(&format!("data-live=\"/ui/live?run={run}\"")),
+        "{html}"
+    );
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let (status, script, _) = victor.get("/ui/live.js").await;
+    assert_eq!(status, 200);
+    assert!(script.contains("EventSource"), "{script}");
+    let mut stream = victor
+        .client
+        .get(format!("{}/ui/live?run={run}", served.url))
+        .header("Cookie", victor.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let first = change_until(&mut stream, |_| true).await;
+    assert!(
+        first[0].starts_with("running:") && first[0].contains(":tell:"),
+        "{first:?}"
+    );
+    let (status, body) = served
+        .post(
+            &format!("/api/runs/{run}/approve"),
+            Some("alice-token"),
+            "{}",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let seen = change_until(&mut stream, |data| data.starts_with("succeeded:")).await;
+    assert!(seen.last().unwrap().starts_with("succeeded:"), "{seen:?}");
+    // Without a login, no stream.
+    let (status, _, _) = Browser::new(&served)
+        .get(&format!("/ui/live?run={run}"))
+        .await;
+    assert_eq!(status, 303);
+}
