@@ -35,8 +35,8 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/runs", get(runs_page))
         .route("/ui/runs/{id}", get(run_page))
-        .route("/ui/runs/{id}/confirm", post(confirm))
-        .route("/ui/runs/{id}/act", post(act))
+        .route("/ui/confirm", post(confirm))
+        .route("/ui/act", post(act))
         .route("/ui/live", get(live))
         .route("/ui/live.js", get(live_script))
 }
@@ -183,11 +183,13 @@ fn process_secret() -> &'static str {
     })
 }
 
-/// The fields of a control form.
+/// The fields of a control form: the action, and the run or revert it is about.
 #[derive(Debug, Default)]
 struct ControlForm {
     csrf: String,
     action: String,
+    run: Option<i64>,
+    revert: Option<i64>,
     task: Option<String>,
     reason: Option<String>,
 }
@@ -200,6 +202,8 @@ fn control_form(body: &str) -> ControlForm {
             "csrf" => form.csrf = value,
             "action" => form.action = value,
             "task" if !value.is_empty() => form.task = Some(value),
+            "run" => form.run = value.parse().ok(),
+            "revert" => form.revert = value.parse().ok(),
             "reason" if !value.trim().is_empty() => form.reason = Some(value),
             _ => {}
         }
@@ -243,41 +247,62 @@ fn refusal(status: StatusCode, message: &str) -> Response {
 }
 
 /// What an action will do, in words, or why there is no such action.
-fn describe_action(id: i64, form: &ControlForm) -> Result<String, String> {
+fn describe_action(form: &ControlForm) -> Result<String, String> {
     let task = form.task.as_deref();
-    Ok(match (form.action.as_str(), task) {
-        ("approve", Some(task)) => {
-            format!("Approve task `{task}` of run {id}: the task then runs.")
+    let reason = form.reason.as_deref();
+    Ok(match (form.action.as_str(), form.run, form.revert, task) {
+        ("approve", Some(run), None, Some(task)) => {
+            format!("Approve task `{task}` of run {run}: the task then runs.")
         }
-        ("reject", Some(task)) => format!(
-            "Reject task `{task}` of run {id} ({}): the task does not run, and its failure policy applies.",
-            form.reason.as_deref().unwrap_or("no reason given")
+        ("reject", Some(run), None, Some(task)) => format!(
+            "Reject task `{task}` of run {run} ({}): the task does not run, and its failure policy applies.",
+            reason.unwrap_or("no reason given")
         ),
-        ("pause", None) => format!("Pause run {id}: no new task starts; running tasks finish."),
-        ("resume", None) => format!("Resume run {id}."),
-        ("cancel", None) => format!(
-            "Cancel run {id}: running tasks are stopped and no other task starts; reverts it scheduled still happen."
+        ("pause", Some(run), None, None) => {
+            format!("Pause run {run}: no new task starts; running tasks finish.")
+        }
+        ("resume", Some(run), None, None) => format!("Resume run {run}."),
+        ("cancel", Some(run), None, None) => format!(
+            "Cancel run {run}: running tasks are stopped and no other task starts; reverts it scheduled still happen."
         ),
-        (action, _) => {
+        ("kill_on", None, None, None) => "Turn the kill switch on: every action of every run is refused from now on (queries still run), until it is turned off; it stays on across restarts.".to_string(),
+        ("kill_off", None, None, None) => "Turn the kill switch off: actions are performed again.".to_string(),
+        ("retry_revert", None, Some(revert), None) => {
+            format!("Retry revert {revert}: its undo is called again now.")
+        }
+        ("ack_revert", None, Some(revert), None) => match reason {
+            Some(reason) => format!(
+                "Acknowledge revert {revert} ({reason}): it ends acknowledged and is not tried again."
+            ),
+            None => return Err("acknowledging a revert needs a reason".into()),
+        },
+        (action, ..) => {
             return Err(format!(
-                "no action {action:?} here: approve or reject name one task, pause, resume and cancel none"
+                "no action {action:?} with these fields: approve and reject name a run and a task; pause, resume and cancel a run; retry_revert and ack_revert a revert; kill_on and kill_off nothing"
             ));
         }
     })
+}
+
+/// Where the page goes after an action: the run, else the list.
+fn back_to(form: &ControlForm) -> String {
+    match form.run {
+        Some(run) => format!("/ui/runs/{run}"),
+        None => "/ui/runs".to_string(),
+    }
 }
 
 /// The confirmation page: what exactly will happen, and a button that does it.
 async fn confirm(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
     body: String,
 ) -> Response {
     let form = control_form(&body);
     if let Err(refused) = operator(&state, &headers, &form) {
         return *refused;
     }
-    let what = match describe_action(id, &form) {
+    let what = match describe_action(&form) {
         Ok(what) => what,
         Err(why) => return refusal(StatusCode::BAD_REQUEST, &why),
     };
@@ -285,39 +310,42 @@ async fn confirm(
         "confirm",
         html! {
             p { (what) }
-            form method="post" action={ "/ui/runs/" (id) "/act" } {
+            form method="post" action="/ui/act" {
                 input type="hidden" name="csrf" value=(form.csrf);
                 input type="hidden" name="action" value=(form.action);
+                @if let Some(run) = form.run { input type="hidden" name="run" value=(run); }
+                @if let Some(revert) = form.revert { input type="hidden" name="revert" value=(revert); }
                 @if let Some(task) = &form.task { input type="hidden" name="task" value=(task); }
                 @if let Some(reason) = &form.reason { input type="hidden" name="reason" value=(reason); }
-                button type="submit" { "Yes: " (form.action) }
-                " " a href={ "/ui/runs/" (id) } { "No, back to run " (id) }
+                button type="submit" { "Yes" }
+                " " a href=(back_to(&form)) { "No, go back" }
             }
         },
     )
 }
 
-/// Does what the confirmation page said, as the logged-in operator, then shows the run.
-async fn act(
-    State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-    body: String,
-) -> Response {
+/// Does what the confirmation page said, as the logged-in operator, then goes back.
+async fn act(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: String) -> Response {
     let form = control_form(&body);
     let identity = match operator(&state, &headers, &form) {
         Ok(identity) => identity,
         Err(refused) => return *refused,
     };
-    if let Err(why) = describe_action(id, &form) {
+    if let Err(why) = describe_action(&form) {
         return refusal(StatusCode::BAD_REQUEST, &why);
     }
     let engine = &state.engine;
     let by = identity.name.clone();
+    let run = form.run.unwrap_or_default();
+    let revert = form.revert.unwrap_or_default();
+    let reason = form
+        .reason
+        .clone()
+        .unwrap_or_else(|| "no reason given".into());
     let done = match form.action.as_str() {
         "approve" => engine
             .decide(
-                id,
+                run,
                 form.task.clone(),
                 crate::executor::Decision::Approved { by },
                 &identity.groups,
@@ -326,25 +354,29 @@ async fn act(
             .map(|_| ()),
         "reject" => engine
             .decide(
-                id,
+                run,
                 form.task.clone(),
-                crate::executor::Decision::Rejected {
-                    by,
-                    reason: form
-                        .reason
-                        .clone()
-                        .unwrap_or_else(|| "no reason given".into()),
-                },
+                crate::executor::Decision::Rejected { by, reason },
                 &identity.groups,
             )
             .await
             .map(|_| ()),
-        "pause" => engine.pause(id, true, &by).await,
-        "resume" => engine.pause(id, false, &by).await,
-        _ => engine.cancel(id, &by).await,
+        "pause" => engine.pause(run, true, &by).await,
+        "resume" => engine.pause(run, false, &by).await,
+        "cancel" => engine.cancel(run, &by).await,
+        "kill_on" => engine.set_kill_switch(true).await,
+        "kill_off" => engine.set_kill_switch(false).await,
+        "retry_revert" => engine.retry_revert(revert, &by).await.map(|_| ()),
+        _ => engine
+            .acknowledge_revert(revert, &by, &reason)
+            .await
+            .map(|_| ()),
     };
+    if matches!(form.action.as_str(), "kill_on" | "kill_off") && done.is_ok() {
+        tracing::warn!(by = %identity.name, on = form.action == "kill_on", "kill switch set from the web page");
+    }
     match done {
-        Ok(()) => Redirect::to(&format!("/ui/runs/{id}")).into_response(),
+        Ok(()) => Redirect::to(&back_to(&form)).into_response(),
         Err(error) => {
             let failure = Failure::from(error);
             refusal(failure.0, &failure.1)
@@ -489,12 +521,22 @@ async fn runs_page(
     headers: HeaderMap,
     Query(filter): Query<RunFilter>,
 ) -> Response {
-    match viewer(&state, &headers) {
+    let identity = match viewer(&state, &headers) {
         Err(login) => return login.into_response(),
         Ok(identity) if !identity.role.reads() => return forbidden(&identity),
-        Ok(_) => {}
-    }
+        Ok(identity) => identity,
+    };
+    let csrf = (identity.role == crate::server::Role::Operator)
+        .then(|| csrf_of(cookie_token(&headers).as_deref().unwrap_or("")));
     let engine = &state.engine;
+    let mut open_reverts = Vec::new();
+    for revert_state in ["failed", "needs_attention"] {
+        match engine.reverts(revert_state.into()).await {
+            Ok(rows) => open_reverts.extend(rows),
+            Err(error) => return Failure::from(error).into_response(),
+        }
+    }
+    let kill_switch = engine.kill_switch();
     let runs = match engine.runs(WINDOW).await {
         Ok(runs) => runs,
         Err(error) => return Failure::from(error).into_response(),
@@ -525,6 +567,44 @@ async fn runs_page(
         "runs",
         Some("/ui/live"),
         html! {
+            p {
+                "Kill switch: "
+                @if kill_switch { strong.error { "on — every action is refused" } } @else { "off" }
+                @if let Some(csrf) = &csrf {
+                    form.control method="post" action="/ui/confirm" style="display: inline" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        @if kill_switch {
+                            " " button type="submit" name="action" value="kill_off" { "Turn off" }
+                        } @else {
+                            " " button type="submit" name="action" value="kill_on" { "Turn on" }
+                        }
+                    }
+                }
+            }
+            @if !open_reverts.is_empty() {
+                h2 { "Reverts that need a human" }
+                table {
+                    thead { tr { th { "revert" } th { "run" } th { "task" } th { "state" } th { "detail" } th {} } }
+                    tbody { @for revert in &open_reverts {
+                        tr {
+                            td { (revert.id) }
+                            td { a href={ "/ui/runs/" (revert.run_id) } { (revert.run_id) } }
+                            td { (revert.task) " (" (revert.function) ")" }
+                            td { span class={ "state " (dag::state_class(&revert.state)) } { (revert.state) } }
+                            td.output { (revert.detail) }
+                            td { @if let Some(csrf) = &csrf {
+                                form.control method="post" action="/ui/confirm" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="revert" value=(revert.id);
+                                    button type="submit" name="action" value="retry_revert" { "Retry" }
+                                    " or reason " input name="reason" size="20";
+                                    " " button type="submit" name="action" value="ack_revert" { "Acknowledge" }
+                                }
+                            } }
+                        }
+                    } }
+                }
+            }
             form.filters method="get" action="/ui/runs" {
                 label { "state " input name="state" value=(value(&filter.state)) size="10"; }
                 label { " rule " input name="rule" value=(value(&filter.rule)) size="14"; }
@@ -659,8 +739,9 @@ async fn run_page(
             }
             @if let Some(csrf) = &csrf {
                 @for task in &detail.awaiting_approval {
-                    form.control method="post" action={ "/ui/runs/" (id) "/confirm" } {
+                    form.control method="post" action="/ui/confirm" {
                         input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="run" value=(id);
                         input type="hidden" name="task" value=(task);
                         (task) ": "
                         button type="submit" name="action" value="approve" { "Approve" }
@@ -669,8 +750,9 @@ async fn run_page(
                     }
                 }
                 @if state.engine.active_runs().contains(&id) {
-                    form.control method="post" action={ "/ui/runs/" (id) "/confirm" } {
+                    form.control method="post" action="/ui/confirm" {
                         input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="run" value=(id);
                         "Run " (id) ": "
                         button type="submit" name="action" value="pause" { "Pause" } " "
                         button type="submit" name="action" value="resume" { "Resume" } " "

@@ -915,14 +915,14 @@ async fn an_operator_approves_from_the_page_after_a_confirmation_and_a_viewer_ca
     let (_, html, _) = alice.get(&format!("/ui/runs/{run}")).await;
     assert!(html.contains("value=\"approve\""), "{html}");
     let csrf = csrf_in(&html);
+    let run_text = run.to_string();
     let fields = [
         ("csrf", csrf.as_str()),
         ("action", "approve"),
+        ("run", run_text.as_str()),
         ("task", "tell"),
     ];
-    let (status, confirmation) = alice
-        .post_form(&format!("/ui/runs/{run}/confirm"), &fields)
-        .await;
+    let (status, confirmation) = alice.post_form("/ui/confirm", &fields).await;
     assert_eq!(status, 200, "{confirmation}");
     assert!(
         confirmation.contains(&format!(
@@ -931,25 +931,24 @@ async fn an_operator_approves_from_the_page_after_a_confirmation_and_a_viewer_ca
         "{confirmation}"
     );
     // A forged form, without the page's CSRF field, is refused.
-    let forged = [("csrf", "0000"), ("action", "approve"), ("task", "tell")];
-    let (status, _) = alice
-        .post_form(&format!("/ui/runs/{run}/act"), &forged)
-        .await;
+    let forged = [
+        ("csrf", "0000"),
+        ("action", "approve"),
+        ("run", run_text.as_str()),
+        ("task", "tell"),
+    ];
+    let (status, _) = alice.post_form("/ui/act", &forged).await;
     assert_eq!(status, 403);
     // A viewer sees no controls and cannot act, whatever it posts.
     let mut victor = Browser::new(&served);
     victor.login("victor-token").await;
     let (_, html, _) = victor.get(&format!("/ui/runs/{run}")).await;
     assert!(!html.contains("name=\"csrf\""), "{html}");
-    let (status, refused) = victor
-        .post_form(&format!("/ui/runs/{run}/act"), &fields)
-        .await;
+    let (status, refused) = victor.post_form("/ui/act", &fields).await;
     assert_eq!(status, 403, "{refused}");
     assert!(served.toolbox.calls.lock().unwrap().is_empty());
     // The operator confirms: the task runs, and the journal says who approved.
-    let (status, _) = alice
-        .post_form(&format!("/ui/runs/{run}/act"), &fields)
-        .await;
+    let (status, _) = alice.post_form("/ui/act", &fields).await;
     assert_eq!(status, 303);
     served.wait_for_state(run, "succeeded").await;
     let events = served.events(run).await;
@@ -1038,4 +1037,31 @@ async fn the_run_page_hears_of_changes_as_they_happen() {
         .get(&format!("/ui/live?run={run}"))
         .await;
     assert_eq!(status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_turns_the_kill_switch_on_from_the_list() {
+    let served = serve(Setup::new(users())).await;
+    let mut alice = Browser::new(&served);
+    alice.login("alice-token").await;
+    let (_, html, _) = alice.get("/ui/runs").await;
+    assert!(html.contains("Kill switch: off"), "{html}");
+    let csrf = csrf_in(&html);
+    let fields = [("csrf", csrf.as_str()), ("action", "kill_on")];
+    let (status, confirmation) = alice.post_form("/ui/confirm", &fields).await;
+    assert_eq!(status, 200);
+    assert!(
+        confirmation.contains("Turn the kill switch on: every action of every run is refused"),
+        "{confirmation}"
+    );
+    assert!(!served.engine.kill_switch());
+    // An action that does not fit its fields is refused and does nothing.
+    let wrong = [("csrf", csrf.as_str()), ("action", "approve")];
+    let (status, _) = alice.post_form("/ui/act", &wrong).await;
+    assert_eq!(status, 400);
+    let (status, _) = alice.post_form("/ui/act", &fields).await;
+    assert_eq!(status, 303);
+    assert!(served.engine.kill_switch());
+    let (_, html, _) = alice.get("/ui/runs").await;
+    assert!(html.contains("every action is refused"), "{html}");
 }
