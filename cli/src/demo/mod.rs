@@ -206,6 +206,11 @@ async fn run(flags: DemoFlags, incidents: Vec<Incident>) -> anyhow::Result<bool>
             medic.token
         );
         println!(
+            "  open {}/ui in a browser and log in with the token {}",
+            medic.url(),
+            medic.token
+        );
+        println!(
             "  medic demo trigger payment-latency --world http://{}",
             shop.services_address()
         );
