@@ -722,6 +722,22 @@ async fn run_page(
         states.insert(task.clone(), "awaiting_approval".into());
     }
     let run = &detail.run;
+    // The alert that started it, and why its rule matches it (with the plan served now).
+    let alert_id = run.alert_id;
+    let alert = state
+        .engine
+        .journal()
+        .call(move |journal| journal.alert(alert_id))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|stored| crate::engine::stored::from_json(&stored.payload).ok());
+    let why = alert.as_ref().and_then(|alert| {
+        medic_compiler::plan::explain::explain(&state.engine.plan(), &alert.to_value())
+            .rules
+            .into_iter()
+            .find(|rule| rule.rule == run.rule)
+    });
     let live = format!("/ui/live?run={id}");
     live_page(
         &format!("run {id}"),
@@ -762,6 +778,39 @@ async fn run_page(
             }
             @if let Some(stopped) = report.as_ref().and_then(|report| report.stopped.as_ref()) {
                 p.error { "Stopped: " (stopped) }
+            }
+            @if let Some(alert) = &alert {
+                h2 { "Alert" }
+                dl.alert {
+                    dt { "name" } dd { (alert.name) " (" (alert.status.as_str()) ", " (alert.severity.as_str()) ")" }
+                    @if !alert.service.is_empty() { dt { "service" } dd { (alert.service) } }
+                    @if !alert.instance.is_empty() { dt { "instance" } dd { (alert.instance) } }
+                    @if !alert.namespace.is_empty() { dt { "namespace" } dd { (alert.namespace) } }
+                    dt { "value" } dd { @match &alert.value { Ok(value) => (medic_compiler::plan::Value::Quantity((*value).into()).to_text()), Err(why) => (why.to_string()) } }
+                    @if !alert.summary.is_empty() { dt { "summary" } dd { (alert.summary) } }
+                    dt { "started" } dd { (time(alert.starts_at)) }
+                    dt { "labels" } dd { @for (name, value) in &alert.labels { span.label { (name) "=" (value) } " " } }
+                    dt { "source" } dd { (alert.source) ", fingerprint " (alert.fingerprint) }
+                }
+            }
+            @if let Some(why) = &why {
+                h2 { "Why rule " (run.rule) " matches it" }
+                ul.why {
+                    li { "on alert " @if why.names.is_empty() { "*" } @else { (why.names.join(", ")) }
+                        ": " (if why.name_matches { "yes" } else { "no" }) }
+                    li { "lifecycle " (why.lifecycle) ": " (if why.lifecycle_matches { "yes" } else { "no" }) }
+                    @for part in &why.parts {
+                        li {
+                            code { (part.text) } ": "
+                            @match &part.result { Ok(true) => "true", Ok(false) => "false", Err(error) => (error) }
+                            @for operand in &part.operands {
+                                " · " code { (operand.text) } " = "
+                                @match &operand.value { Ok(value) => (value), Err(error) => (error) }
+                            }
+                        }
+                    }
+                }
+                p.note { "(with the plan the server runs now)" }
             }
             h2 { "Arguments" }
             dl { @for (name, value) in &arguments { dt { (name) } dd { (value.to_text()) } } }

@@ -812,6 +812,8 @@ async fn the_pages_need_a_login_and_show_the_run_waiting_for_approval_with_its_g
     assert!(html.contains("<svg"), "{html}");
     assert!(html.contains("class=\"task waiting\""), "{html}");
     assert!(html.contains("Waiting for approval: tell"), "{html}");
+    assert!(html.contains("<dd>Gated (firing, warning)</dd>"), "{html}");
+    assert!(html.contains("Why rule gated matches it"), "{html}");
     // A sender does not read runs, on the page as in the API.
     let mut sender = Browser::new(&served);
     sender.login("sam-token").await;
