@@ -96,10 +96,8 @@ async fn live(
     headers: HeaderMap,
     Query(query): Query<LiveQuery>,
 ) -> Response {
-    match viewer(&state, &headers) {
-        Err(login) => return login.into_response(),
-        Ok(identity) if !identity.role.reads() => return forbidden(&identity),
-        Ok(_) => {}
+    if let Err(refused) = reader(&state, &headers) {
+        return *refused;
     }
     let engine = state.engine.clone();
     let stream =
@@ -397,10 +395,17 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
-/// The caller, or the login page's address.
-fn viewer(state: &ServerState, headers: &HeaderMap) -> Result<crate::server::Identity, Redirect> {
-    identify_token(&state.auth.identities, cookie_token(headers).as_deref())
-        .map_err(|_| Redirect::to("/ui/login"))
+/// Who may read the page: for an operator, with the CSRF field its control forms carry.
+/// Otherwise the answer: the login page, or 403 for a role that does not read runs.
+fn reader(state: &ServerState, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    let token = cookie_token(headers);
+    let identity = identify_token(&state.auth.identities, token.as_deref())
+        .map_err(|_| Box::new(Redirect::to("/ui/login").into_response()))?;
+    if !identity.role.reads() {
+        return Err(Box::new(forbidden(&identity)));
+    }
+    Ok((identity.role == crate::server::Role::Operator)
+        .then(|| csrf_of(token.as_deref().unwrap_or(""))))
 }
 
 fn page(title: &str, body: Markup) -> Response {
@@ -521,13 +526,10 @@ async fn runs_page(
     headers: HeaderMap,
     Query(filter): Query<RunFilter>,
 ) -> Response {
-    let identity = match viewer(&state, &headers) {
-        Err(login) => return login.into_response(),
-        Ok(identity) if !identity.role.reads() => return forbidden(&identity),
-        Ok(identity) => identity,
+    let csrf = match reader(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(refused) => return *refused,
     };
-    let csrf = (identity.role == crate::server::Role::Operator)
-        .then(|| csrf_of(cookie_token(&headers).as_deref().unwrap_or("")));
     let engine = &state.engine;
     let mut open_reverts = Vec::new();
     for revert_state in ["failed", "needs_attention"] {
@@ -686,14 +688,11 @@ async fn run_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let identity = match viewer(&state, &headers) {
-        Err(login) => return login.into_response(),
-        Ok(identity) if !identity.role.reads() => return forbidden(&identity),
-        Ok(identity) => identity,
-    };
     // Operators get the controls, with the form field that proves they come from here.
-    let csrf = (identity.role == crate::server::Role::Operator)
-        .then(|| csrf_of(cookie_token(&headers).as_deref().unwrap_or("")));
+    let csrf = match reader(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(refused) => return *refused,
+    };
     let Ok(id) = id.parse::<i64>() else {
         return Failure(StatusCode::BAD_REQUEST, format!("{id:?} is not a run id")).into_response();
     };
