@@ -1,0 +1,384 @@
+//! The runs list (`/ui/runs`) and a run (`/ui/runs/{id}`).
+
+use super::{dag, live_page, reader, time};
+use crate::executor::{RunReport, TaskOutcome};
+use crate::server::{Failure, ServerState};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Runs on one page of the list.
+const PAGE: usize = 50;
+/// How many of the newest runs the list filters (a first version: no query by column).
+const WINDOW: u32 = 5_000;
+
+/// The filters of the runs list, from its query string.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct RunFilter {
+    pub state: Option<String>,
+    pub rule: Option<String>,
+    pub playbook: Option<String>,
+    /// A run id.
+    pub id: Option<i64>,
+    /// 0-based.
+    pub page: Option<usize>,
+}
+
+impl RunFilter {
+    fn keeps(&self, run: &crate::journal::RunRow) -> bool {
+        fn given(filter: &Option<String>) -> Option<&str> {
+            filter.as_deref().filter(|text| !text.is_empty())
+        }
+        given(&self.state).is_none_or(|state| run.state == state)
+            && given(&self.rule).is_none_or(|rule| run.rule == rule)
+            && given(&self.playbook).is_none_or(|playbook| run.playbook == playbook)
+            && self.id.is_none_or(|id| run.id == id)
+    }
+}
+
+pub(super) async fn runs_page(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Query(filter): Query<RunFilter>,
+) -> Response {
+    let csrf = match reader(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(refused) => return *refused,
+    };
+    let engine = &state.engine;
+    let mut open_reverts = Vec::new();
+    for revert_state in ["failed", "needs_attention"] {
+        match engine.reverts(revert_state.into()).await {
+            Ok(rows) => open_reverts.extend(rows),
+            Err(error) => return Failure::from(error).into_response(),
+        }
+    }
+    let kill_switch = engine.kill_switch();
+    let runs = match engine.runs(WINDOW).await {
+        Ok(runs) => runs,
+        Err(error) => return Failure::from(error).into_response(),
+    };
+    // Waiting for a human: approvals of the runs in progress.
+    let mut waiting: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for run in engine.active_runs() {
+        if let Ok(detail) = engine.run(run).await
+            && !detail.awaiting_approval.is_empty()
+        {
+            waiting.insert(run, detail.awaiting_approval);
+        }
+    }
+    let page_index = filter.page.unwrap_or(0);
+    let kept: Vec<&crate::journal::RunRow> = runs.iter().filter(|run| filter.keeps(run)).collect();
+    let pinned: Vec<&crate::journal::RunRow> = runs
+        .iter()
+        .filter(|run| {
+            waiting.contains_key(&run.id)
+                || matches!(run.state.as_str(), "escalated" | "interrupted")
+        })
+        .take(PAGE)
+        .collect();
+    let shown: Vec<&&crate::journal::RunRow> =
+        kept.iter().skip(page_index * PAGE).take(PAGE).collect();
+    let value = |text: &Option<String>| text.clone().unwrap_or_default();
+    live_page(
+        "runs",
+        Some("/ui/live"),
+        html! {
+            p {
+                "Kill switch: "
+                @if kill_switch { strong.error { "on — every action is refused" } } @else { "off" }
+                @if let Some(csrf) = &csrf {
+                    form.control method="post" action="/ui/confirm" style="display: inline" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        @if kill_switch {
+                            " " button type="submit" name="action" value="kill_off" { "Turn off" }
+                        } @else {
+                            " " button type="submit" name="action" value="kill_on" { "Turn on" }
+                        }
+                    }
+                }
+            }
+            @if !open_reverts.is_empty() {
+                h2 { "Reverts that need a human" }
+                table {
+                    thead { tr { th { "revert" } th { "run" } th { "task" } th { "state" } th { "detail" } th {} } }
+                    tbody { @for revert in &open_reverts {
+                        tr {
+                            td { (revert.id) }
+                            td { a href={ "/ui/runs/" (revert.run_id) } { (revert.run_id) } }
+                            td { (revert.task) " (" (revert.function) ")" }
+                            td { span class={ "state " (dag::state_class(&revert.state)) } { (revert.state) } }
+                            td.output { (revert.detail) }
+                            td { @if let Some(csrf) = &csrf {
+                                form.control method="post" action="/ui/confirm" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="revert" value=(revert.id);
+                                    button type="submit" name="action" value="retry_revert" { "Retry" }
+                                    " or reason " input name="reason" size="20";
+                                    " " button type="submit" name="action" value="ack_revert" { "Acknowledge" }
+                                }
+                            } }
+                        }
+                    } }
+                }
+            }
+            form.filters method="get" action="/ui/runs" {
+                label { "state " input name="state" value=(value(&filter.state)) size="10"; }
+                label { " rule " input name="rule" value=(value(&filter.rule)) size="14"; }
+                label { " playbook " input name="playbook" value=(value(&filter.playbook)) size="14"; }
+                label { " run " input name="id" value=(filter.id.map(|id| id.to_string()).unwrap_or_default()) size="6"; }
+                " " button type="submit" { "Filter" }
+            }
+            @if !pinned.is_empty() {
+                h2 { "Waiting for a human" }
+                (runs_table(&pinned.iter().collect::<Vec<_>>(), &waiting))
+            }
+            h2 { "Runs" }
+            @if shown.is_empty() {
+                p { "No run." }
+            } @else {
+                (runs_table(&shown, &waiting))
+            }
+            nav {
+                @if page_index > 0 {
+                    a href={ "/ui/runs?" (query(&filter, page_index - 1)) } { "newer" } " "
+                }
+                @if kept.len() > (page_index + 1) * PAGE {
+                    a href={ "/ui/runs?" (query(&filter, page_index + 1)) } { "older" }
+                }
+            }
+        },
+    )
+}
+
+/// The query string of the list with `filter` at `page`.
+fn query(filter: &RunFilter, page: usize) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("state", &filter.state),
+        ("rule", &filter.rule),
+        ("playbook", &filter.playbook),
+    ] {
+        if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
+            out.append_pair(name, value);
+        }
+    }
+    out.append_pair("page", &page.to_string());
+    out.finish()
+}
+
+fn runs_table(runs: &[&&crate::journal::RunRow], waiting: &BTreeMap<i64, Vec<String>>) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "run" } th { "state" } th { "rule" } th { "playbook" } th { "started" } th { "finished" } } }
+            tbody {
+                @for run in runs {
+                    tr {
+                        td { a href={ "/ui/runs/" (run.id) } { (run.id) } }
+                        td {
+                            span class={ "state " (dag::state_class(&run.state)) } { (run.state) }
+                            @if let Some(tasks) = waiting.get(&run.id) {
+                                " · approval of " (tasks.join(", "))
+                            }
+                        }
+                        td { (run.rule) }
+                        td { (run.playbook) }
+                        td { (time(run.started_at)) }
+                        td { (run.finished_at.map(time).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn run_page(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    // Operators get the controls, with the form field that proves they come from here.
+    let csrf = match reader(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(refused) => return *refused,
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return Failure(StatusCode::BAD_REQUEST, format!("{id:?} is not a run id")).into_response();
+    };
+    let detail = match state.engine.run(id).await {
+        Ok(detail) => detail,
+        Err(error) => return Failure::from(error).into_response(),
+    };
+    let report: Option<RunReport> = detail
+        .run
+        .report
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok());
+    let arguments: BTreeMap<String, medic_compiler::plan::Value> =
+        serde_json::from_str(&detail.run.arguments).unwrap_or_default();
+    // Each task's state: the report's when the run ended, else its last event.
+    let mut states: BTreeMap<String, String> = BTreeMap::new();
+    for event in &detail.events {
+        states.insert(event.task.clone(), event.state.clone());
+    }
+    if let Some(report) = &report {
+        for task in &report.tasks {
+            states.insert(task.id.clone(), task.outcome.state().to_string());
+        }
+    }
+    for task in &detail.awaiting_approval {
+        states.insert(task.clone(), "awaiting_approval".into());
+    }
+    let run = &detail.run;
+    // The alert that started it, and why its rule matches it (with the plan served now).
+    let alert_id = run.alert_id;
+    let alert = state
+        .engine
+        .journal()
+        .call(move |journal| journal.alert(alert_id))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|stored| crate::engine::stored::from_json(&stored.payload).ok());
+    let why = alert.as_ref().and_then(|alert| {
+        medic_compiler::plan::explain::explain(&state.engine.plan(), &alert.to_value())
+            .rules
+            .into_iter()
+            .find(|rule| rule.rule == run.rule)
+    });
+    let live = format!("/ui/live?run={id}");
+    live_page(
+        &format!("run {id}"),
+        Some(&live),
+        html! {
+            h1 { "Run " (id) ": " span class={ "state " (dag::state_class(&run.state)) } { (run.state) } }
+            p {
+                "Rule " strong { (run.rule) } " ran playbook " strong { (run.playbook) }
+                " at " (time(run.started_at))
+                @if let Some(finished) = run.finished_at { ", ended " (time(finished)) }
+                "."
+            }
+            @if !detail.awaiting_approval.is_empty() {
+                p.waiting { "Waiting for approval: " (detail.awaiting_approval.join(", ")) "." }
+            }
+            @if let Some(csrf) = &csrf {
+                @for task in &detail.awaiting_approval {
+                    form.control method="post" action="/ui/confirm" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="run" value=(id);
+                        input type="hidden" name="task" value=(task);
+                        (task) ": "
+                        button type="submit" name="action" value="approve" { "Approve" }
+                        " or reason " input name="reason" size="30";
+                        " " button type="submit" name="action" value="reject" { "Reject" }
+                    }
+                }
+                @if state.engine.active_runs().contains(&id) {
+                    form.control method="post" action="/ui/confirm" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="run" value=(id);
+                        "Run " (id) ": "
+                        button type="submit" name="action" value="pause" { "Pause" } " "
+                        button type="submit" name="action" value="resume" { "Resume" } " "
+                        button type="submit" name="action" value="cancel" { "Cancel" }
+                    }
+                }
+            }
+            @if let Some(stopped) = report.as_ref().and_then(|report| report.stopped.as_ref()) {
+                p.error { "Stopped: " (stopped) }
+            }
+            @if let Some(alert) = &alert {
+                h2 { "Alert" }
+                dl.alert {
+                    dt { "name" } dd { (alert.name) " (" (alert.status.as_str()) ", " (alert.severity.as_str()) ")" }
+                    @if !alert.service.is_empty() { dt { "service" } dd { (alert.service) } }
+                    @if !alert.instance.is_empty() { dt { "instance" } dd { (alert.instance) } }
+                    @if !alert.namespace.is_empty() { dt { "namespace" } dd { (alert.namespace) } }
+                    dt { "value" } dd { @match &alert.value { Ok(value) => (medic_compiler::plan::Value::Quantity((*value).into()).to_text()), Err(why) => (why.to_string()) } }
+                    @if !alert.summary.is_empty() { dt { "summary" } dd { (alert.summary) } }
+                    dt { "started" } dd { (time(alert.starts_at)) }
+                    dt { "labels" } dd { @for (name, value) in &alert.labels { span.label { (name) "=" (value) } " " } }
+                    dt { "source" } dd { (alert.source) ", fingerprint " (alert.fingerprint) }
+                }
+            }
+            @if let Some(why) = &why {
+                h2 { "Why rule " (run.rule) " matches it" }
+                ul.why {
+                    li { "on alert " @if why.names.is_empty() { "*" } @else { (why.names.join(", ")) }
+                        ": " (if why.name_matches { "yes" } else { "no" }) }
+                    li { "lifecycle " (why.lifecycle) ": " (if why.lifecycle_matches { "yes" } else { "no" }) }
+                    @for part in &why.parts {
+                        li {
+                            code { (part.text) } ": "
+                            @match &part.result { Ok(true) => "true", Ok(false) => "false", Err(error) => (error) }
+                            @for operand in &part.operands {
+                                " · " code { (operand.text) } " = "
+                                @match &operand.value { Ok(value) => (value), Err(error) => (error) }
+                            }
+                        }
+                    }
+                }
+                p.note { "(with the plan the server runs now)" }
+            }
+            h2 { "Arguments" }
+            dl { @for (name, value) in &arguments { dt { (name) } dd { (value.to_text()) } } }
+            @if let Some(definition) = &detail.definition {
+                h2 { "Tasks" }
+                div.graph { (dag::svg(definition, &states)) }
+            }
+            @if let Some(report) = &report {
+                table {
+                    thead { tr { th { "task" } th { "function" } th { "outcome" } th { "attempts" } th { "arguments" } th { "output or reason" } } }
+                    tbody {
+                        @for task in &report.tasks {
+                            tr {
+                                td { (task.id) }
+                                td { (task.function) }
+                                td { span class={ "state " (dag::state_class(task.outcome.state())) } { (task.outcome.state()) } }
+                                td { (task.attempts) }
+                                td { @if let Some(arguments) = &task.arguments {
+                                    @for (name, value) in arguments { div { (name) ": " (value.to_text()) } }
+                                } }
+                                td.output { (outcome_text(&task.outcome)) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Events" }
+            table {
+                thead { tr { th { "time" } th { "task" } th { "state" } th { "detail" } } }
+                tbody { @for event in &detail.events {
+                    tr { td { (time(event.at)) } td { (event.task) } td { (event.state) } td.output { (event.detail) } }
+                } }
+            }
+            @if !detail.reverts.is_empty() {
+                h2 { "Reverts" }
+                table {
+                    thead { tr { th { "task" } th { "function" } th { "due" } th { "state" } th { "detail" } } }
+                    tbody { @for revert in &detail.reverts {
+                        tr {
+                            td { (revert.task) } td { (revert.function) }
+                            td { (revert.due_at.map(time).unwrap_or_else(|| "on resolve".into())) }
+                            td { (revert.state) } td.output { (revert.detail) }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+}
+
+fn outcome_text(outcome: &TaskOutcome) -> String {
+    match outcome {
+        TaskOutcome::Succeeded { output } => output.to_text(),
+        TaskOutcome::Skipped { reason }
+        | TaskOutcome::Failed { reason }
+        | TaskOutcome::Cancelled { reason } => reason.clone(),
+        TaskOutcome::WouldRun { args, .. } => format!("would run with {} arguments", args.len()),
+        TaskOutcome::NotRun => String::new(),
+    }
+}
