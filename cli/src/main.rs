@@ -7,6 +7,7 @@
 //! no rule.
 
 mod check_cache;
+mod client;
 mod config;
 mod demo;
 mod doctor;
@@ -299,8 +300,8 @@ struct RemoteArgs {
 }
 
 impl RemoteArgs {
-    fn remote(self) -> engine::Remote {
-        engine::Remote {
+    fn remote(self) -> client::Remote {
+        client::Remote {
             server: self.server,
             token: self.token,
         }
@@ -443,8 +444,8 @@ fn main() -> ExitCode {
             plans,
             namespaces,
         }),
-        Command::Runs { id, json, remote } => engine::runs(&remote.remote(), id, json),
-        Command::Approve { id, task, remote } => engine::act(
+        Command::Runs { id, json, remote } => client::runs(&remote.remote(), id, json),
+        Command::Approve { id, task, remote } => client::act(
             &remote.remote(),
             id,
             "approve",
@@ -455,31 +456,31 @@ fn main() -> ExitCode {
             task,
             reason,
             remote,
-        } => engine::act(
+        } => client::act(
             &remote.remote(),
             id,
             "reject",
             serde_json::json!({ "task": task, "reason": reason }),
         ),
         Command::Pause { id, remote } => {
-            engine::act(&remote.remote(), id, "pause", serde_json::json!({}))
+            client::act(&remote.remote(), id, "pause", serde_json::json!({}))
         }
         Command::Resume { id, remote } => {
-            engine::act(&remote.remote(), id, "resume", serde_json::json!({}))
+            client::act(&remote.remote(), id, "resume", serde_json::json!({}))
         }
         Command::Cancel { id, remote } => {
-            engine::act(&remote.remote(), id, "cancel", serde_json::json!({}))
+            client::act(&remote.remote(), id, "cancel", serde_json::json!({}))
         }
         Command::Reverts {
             state,
             json,
             remote,
-        } => engine::reverts(&remote.remote(), state.as_deref(), json),
+        } => client::reverts(&remote.remote(), state.as_deref(), json),
         Command::Revert { action } => match action {
             RevertAction::Retry { id, remote } => {
-                engine::act_on_revert(&remote.remote(), id, "retry", serde_json::json!({}))
+                client::act_on_revert(&remote.remote(), id, "retry", serde_json::json!({}))
             }
-            RevertAction::Ack { id, reason, remote } => engine::act_on_revert(
+            RevertAction::Ack { id, reason, remote } => client::act_on_revert(
                 &remote.remote(),
                 id,
                 "ack",
@@ -487,7 +488,7 @@ fn main() -> ExitCode {
             ),
         },
         Command::KillSwitch { state, remote } => {
-            engine::kill_switch(&remote.remote(), state.map(|state| state == "on"))
+            client::kill_switch(&remote.remote(), state.map(|state| state == "on"))
         }
     };
     match result {
