@@ -71,9 +71,27 @@ impl Remote {
     }
 }
 
-pub fn runs(remote: &Remote, id: Option<i64>, json: bool) -> anyhow::Result<ExitCode> {
+/// A query string of `pairs`, escaped.
+fn query_string(pairs: &[(&str, String)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        out.append_pair(name, value);
+    }
+    out.finish()
+}
+
+pub fn runs(
+    remote: &Remote,
+    id: Option<i64>,
+    filter: &[(&str, String)],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let Some(id) = id else {
-        let value = remote.request(reqwest::Method::GET, "/api/runs?limit=50", None)?;
+        let value = remote.request(
+            reqwest::Method::GET,
+            &format!("/api/runs?{}", query_string(filter)),
+            None,
+        )?;
         if json {
             println!("{}", serde_json::to_string_pretty(&value)?);
             return Ok(ExitCode::SUCCESS);
@@ -255,5 +273,82 @@ pub fn kill_switch(remote: &Remote, on: Option<bool>) -> anyhow::Result<ExitCode
         None => remote.request(reqwest::Method::GET, "/api/kill-switch", None)?,
     };
     println!("{}", serde_json::to_string(&value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `medic stats`: a table per playbook, then time to resolve per alert name.
+pub fn stats(remote: &Remote, since: &str, within: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let path = format!(
+        "/api/stats?{}",
+        query_string(&[("since", since.to_string()), ("within", within.to_string())])
+    );
+    let value = remote.request(reqwest::Method::GET, &path, None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stats: medic_runtime::stats::Stats = serde_json::from_value(value)
+        .map_err(|error| anyhow!("the server's statistics do not read: {error}"))?;
+    print!("{}", medic_runtime::stats::text(&stats));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `medic audit`: one line per action, newest first.
+pub fn audit(
+    remote: &Remote,
+    run: Option<i64>,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut pairs = vec![("limit", limit.to_string())];
+    if let Some(run) = run {
+        pairs.push(("run", run.to_string()));
+    }
+    let value = remote.request(
+        reqwest::Method::GET,
+        &format!("/api/audit?{}", query_string(&pairs)),
+        None,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let entries = value
+        .get("entries")
+        .and_then(|entries| entries.as_array())
+        .ok_or_else(|| anyhow!("the server's answer has no `entries` list"))?;
+    if entries.is_empty() {
+        println!("no operator action");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for entry in entries {
+        let text = |name: &str| match entry.get(name) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let at = entry
+            .get("at")
+            .and_then(serde_json::Value::as_i64)
+            .map(medic_compiler::units::format_time)
+            .unwrap_or_default();
+        let on = match (text("run_id"), text("revert_id")) {
+            (run, _) if !run.is_empty() => format!("run {run}"),
+            (_, revert) if !revert.is_empty() => format!("revert {revert}"),
+            _ => String::new(),
+        };
+        let outcome = match text("error") {
+            error if error.is_empty() => "done".to_string(),
+            error => format!("refused: {error}"),
+        };
+        println!(
+            "{at}  {:<16} {:<4} {:<12} {:<10} {}  {outcome}",
+            format!("{} ({})", text("actor"), text("role")),
+            text("via"),
+            text("action"),
+            on,
+            text("detail"),
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

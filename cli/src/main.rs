@@ -157,9 +157,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List recent runs of a server, or show one.
+    /// List recent runs of a server, newest first, or show one.
     Runs {
         id: Option<i64>,
+        #[command(flatten)]
+        filter: RunFilterArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Each playbook's and rule's effectiveness, from the server's journal: runs by outcome,
+    /// run time, how often the alert resolved after the run, actions and reverts, approvals,
+    /// operators' answers, and time to resolve with a run against without.
+    Stats {
+        /// Runs started in this last stretch of time.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// How soon after a run its alert must resolve to count as resolved.
+        #[arg(long, default_value = "30m")]
+        within: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Answer "did this run fix it?" about a run (journaled with who answered, counted in
+    /// `medic stats`).
+    Feedback {
+        id: i64,
+        #[arg(value_parser = ["yes", "no", "partly"])]
+        verdict: String,
+        /// What you saw.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// The audit log of operators' actions on a server, done and refused, newest first.
+    Audit {
+        /// Only the actions on this run.
+        #[arg(long)]
+        run: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -287,6 +328,52 @@ struct PayloadArgs {
     /// .ops files or directories (default: the current directory).
     #[arg(long = "plans", value_name = "PATH")]
     plans: Vec<PathBuf>,
+}
+
+/// The filters of `medic runs` (as `GET /api/runs` takes them).
+#[derive(clap::Args)]
+struct RunFilterArgs {
+    /// running, paused, succeeded, failed, escalated, cancelled or interrupted.
+    #[arg(long)]
+    state: Option<String>,
+    #[arg(long)]
+    rule: Option<String>,
+    #[arg(long)]
+    playbook: Option<String>,
+    /// The name of the alert that started the run.
+    #[arg(long)]
+    alert: Option<String>,
+    /// A label of that alert: name=value.
+    #[arg(long)]
+    label: Option<String>,
+    /// Started at or after: 2026-12-01 10:00 (UTC), RFC 3339, or a duration ago (2h).
+    #[arg(long)]
+    from: Option<String>,
+    /// Started before; as --from.
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+impl RunFilterArgs {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![("limit", self.limit.to_string())];
+        for (name, value) in [
+            ("state", &self.state),
+            ("rule", &self.rule),
+            ("playbook", &self.playbook),
+            ("alert", &self.alert),
+            ("label", &self.label),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if let Some(value) = value {
+                pairs.push((name, value.clone()));
+            }
+        }
+        pairs
+    }
 }
 
 #[derive(clap::Args)]
@@ -444,7 +531,35 @@ fn main() -> ExitCode {
             plans,
             namespaces,
         }),
-        Command::Runs { id, json, remote } => client::runs(&remote.remote(), id, json),
+        Command::Runs {
+            id,
+            filter,
+            json,
+            remote,
+        } => client::runs(&remote.remote(), id, &filter.query(), json),
+        Command::Stats {
+            since,
+            within,
+            json,
+            remote,
+        } => client::stats(&remote.remote(), &since, &within, json),
+        Command::Feedback {
+            id,
+            verdict,
+            note,
+            remote,
+        } => client::act(
+            &remote.remote(),
+            id,
+            "feedback",
+            serde_json::json!({ "verdict": verdict, "note": note }),
+        ),
+        Command::Audit {
+            run,
+            limit,
+            json,
+            remote,
+        } => client::audit(&remote.remote(), run, limit, json),
         Command::Approve { id, task, remote } => client::act(
             &remote.remote(),
             id,

@@ -8,7 +8,8 @@
 //! resolved alerts, reverts and crash recovery; `executor` runs one playbook's DAG behind the
 //! `Toolbox`, `Observer` and `ActionGate` traits; `journal` is the SQLite store with group
 //! commit; `adapters` holds the built-in toolbox (HTTP, webhook notifications); `report`
-//! renders a run for people; `metrics` is the Prometheus registry.
+//! renders a run for people; `metrics` is the Prometheus registry; `stats` computes each
+//! playbook's effectiveness from the journal's history; `web` is the on-call page.
 
 pub mod adapters;
 pub mod engine;
@@ -19,5 +20,7 @@ pub mod journal;
 pub mod metrics;
 pub mod normalize;
 pub mod report;
+pub mod run_filter;
 pub mod server;
+pub mod stats;
 pub mod web;

@@ -1,7 +1,9 @@
 //! The server's Prometheus metrics (`GET /metrics`, text exposition format): alerts received
 //! by source, runs by playbook and outcome, task durations by function, suppressions by
 //! reason, the ingest queue's depth, the runs in progress, and the reverts by state (read
-//! from the journal at each scrape, so a revert stuck for a human pages after a restart too).
+//! from the journal at each scrape, so a revert stuck for a human pages after a restart too),
+//! and each playbook's effectiveness over the last 7 days (`crate::stats`, computed again at
+//! most once a minute).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -40,7 +42,20 @@ pub struct Metrics {
     reverts: Family<Labels, Gauge>,
     backlog: Family<Labels, Gauge>,
     backlog_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    after_runs: Family<Labels, Gauge>,
+    resolved_ratio: Family<Labels, FloatGauge>,
+    run_seconds: Family<Labels, FloatGauge>,
+    feedback: Family<Labels, Gauge>,
+    mttr: Family<Labels, FloatGauge>,
+    /// When the effectiveness gauges were last set (monotonic), to compute them at most
+    /// once per [`STATS_EVERY`].
+    stats_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// How often the effectiveness gauges are computed again, at most.
+pub const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -103,8 +118,44 @@ impl Metrics {
             "Reverts in the journal, by state (failed and needs_attention wait for a human)",
             reverts.clone(),
         );
+        let after_runs = Family::<Labels, Gauge>::default();
+        let resolved_ratio = Family::<Labels, FloatGauge>::default();
+        let run_seconds = Family::<Labels, FloatGauge>::default();
+        let feedback = Family::<Labels, Gauge>::default();
+        let mttr = Family::<Labels, FloatGauge>::default();
+        registry.register(
+            "playbook_runs_after",
+            "Runs started in the last 7 days, by playbook and what their alert did after (resolved, fired_again, kept_firing, open)",
+            after_runs.clone(),
+        );
+        registry.register(
+            "playbook_resolved_ratio",
+            "Of the runs of the last 7 days whose effect is known, the share after which the alert resolved within 30 minutes",
+            resolved_ratio.clone(),
+        );
+        registry.register(
+            "playbook_run_seconds",
+            "Median (quantile=0.5) and p90 (quantile=0.9) run time over the last 7 days, by playbook",
+            run_seconds.clone(),
+        );
+        registry.register(
+            "playbook_feedback",
+            "Operators' answers to \"did this run fix it?\" about runs of the last 7 days, by playbook and verdict",
+            feedback.clone(),
+        );
+        registry.register(
+            "alert_mttr_seconds",
+            "Mean time to resolve over the last 7 days, by alert name, for episodes with a run (run=yes) and without (run=no)",
+            mttr.clone(),
+        );
         Metrics {
             registry,
+            after_runs,
+            resolved_ratio,
+            run_seconds,
+            feedback,
+            mttr,
+            stats_at: std::sync::Mutex::new(None),
             alerts,
             runs,
             tasks,
@@ -169,6 +220,82 @@ impl Metrics {
         self.suppressions
             .get_or_create(&vec![("reason".into(), reason.into())])
             .inc();
+    }
+
+    /// Whether the effectiveness gauges are due to be computed again (and if so, marks
+    /// them as computed now).
+    pub fn stats_due(&self) -> bool {
+        let Ok(mut at) = self.stats_at.lock() else {
+            return false;
+        };
+        let due = at.is_none_or(|at| at.elapsed() >= STATS_EVERY);
+        if due {
+            *at = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Sets the effectiveness gauges from `stats`; playbooks and alerts no longer in the
+    /// window go.
+    pub fn set_stats(&self, stats: &crate::stats::Stats) {
+        self.after_runs.clear();
+        self.resolved_ratio.clear();
+        self.run_seconds.clear();
+        self.feedback.clear();
+        self.mttr.clear();
+        let labels = |pairs: &[(&str, &str)]| -> Labels {
+            pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_string(), (*value).to_string()))
+                .collect()
+        };
+        let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        for playbook in &stats.playbooks {
+            let name = playbook.name.as_str();
+            for (after, value) in [
+                ("resolved", playbook.after.resolved),
+                ("fired_again", playbook.after.fired_again),
+                ("kept_firing", playbook.after.kept_firing),
+                ("open", playbook.after.open),
+            ] {
+                self.after_runs
+                    .get_or_create(&labels(&[("playbook", name), ("after", after)]))
+                    .set(count(value));
+            }
+            if let Some(ratio) = playbook.resolved_ratio {
+                self.resolved_ratio
+                    .get_or_create(&labels(&[("playbook", name)]))
+                    .set(ratio);
+            }
+            for (quantile, value) in [
+                ("0.5", playbook.run_seconds_median),
+                ("0.9", playbook.run_seconds_p90),
+            ] {
+                if let Some(value) = value {
+                    self.run_seconds
+                        .get_or_create(&labels(&[("playbook", name), ("quantile", quantile)]))
+                        .set(value);
+                }
+            }
+            for (verdict, value) in [
+                ("yes", playbook.feedback.yes),
+                ("partly", playbook.feedback.partly),
+                ("no", playbook.feedback.no),
+            ] {
+                self.feedback
+                    .get_or_create(&labels(&[("playbook", name), ("verdict", verdict)]))
+                    .set(count(value));
+            }
+        }
+        for alert in &stats.alerts {
+            for (ran, resolution) in [("yes", &alert.with_run), ("no", &alert.without_run)] {
+                if let Some(mttr) = resolution.mttr_seconds {
+                    self.mttr
+                        .get_or_create(&labels(&[("alert", &alert.alert), ("run", ran)]))
+                        .set(mttr);
+                }
+            }
+        }
     }
 
     /// The exposition text.

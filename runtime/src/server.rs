@@ -21,8 +21,7 @@
 //! queueing it without bound. `/healthz` is outside the limits, so a liveness probe does not
 //! fail because the server is busy.
 
-use crate::engine::{ApprovalGroups, Engine, EngineError};
-use crate::executor::Decision;
+use crate::engine::{Actor, ApprovalGroups, Done, Engine, EngineError, Operation};
 use crate::ingest::{self, IngestError};
 use axum::Json;
 use axum::Router;
@@ -216,6 +215,18 @@ pub struct Identity {
     pub groups: ApprovalGroups,
 }
 
+impl Identity {
+    /// The identity as the engine's audit log records it, acting through `via`.
+    pub fn actor(&self, via: &'static str) -> Actor {
+        Actor {
+            name: self.name.clone(),
+            role: self.role.as_str(),
+            groups: self.groups.clone(),
+            via,
+        }
+    }
+}
+
 /// The default of [`Signing::tolerance`] (`auth.hmac_tolerance_seconds`): 5 minutes.
 pub const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -338,6 +349,8 @@ impl From<EngineError> for Failure {
             EngineError::RevertNotOpen { .. } => StatusCode::CONFLICT,
             EngineError::NotActive(_) | EngineError::NoApproval { .. } => StatusCode::CONFLICT,
             EngineError::NotInGroup { .. } => StatusCode::FORBIDDEN,
+            EngineError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            EngineError::Stopped(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(%error, "request failed");
@@ -366,6 +379,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
             gate(Need::Read, get(list_suppressions)),
         )
         .route("/api/reverts", gate(Need::Read, get(list_reverts)))
+        .route("/api/audit", gate(Need::Read, get(audit_log)))
+        .route("/api/stats", gate(Need::Read, get(stats)))
         .route(
             "/api/reverts/{id}/{action}",
             gate(Need::Operate, post(act_on_revert)),
@@ -517,18 +532,30 @@ async fn authorize(
         Err(failure) => return failure.into_response(),
     };
     if !identity.role.allows(need) {
-        return Failure(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} has the role {} and may not {} {}: it needs {}",
-                identity.name,
-                identity.role.as_str(),
-                request.method(),
-                request.uri().path(),
-                need.description()
-            ),
-        )
-        .into_response();
+        let refusal = format!(
+            "{} has the role {} and may not {} {}: it needs {}",
+            identity.name,
+            identity.role.as_str(),
+            request.method(),
+            request.uri().path(),
+            need.description()
+        );
+        // An attempt to act without the right is an operator action too: audited, refused.
+        if need == Need::Operate {
+            let attempted = format!("{} {}", request.method(), request.uri().path());
+            state
+                .engine
+                .audit(
+                    &identity.actor("api"),
+                    "denied",
+                    None,
+                    None,
+                    attempted,
+                    Some(refusal.clone()),
+                )
+                .await;
+        }
+        return Failure(StatusCode::FORBIDDEN, refusal).into_response();
     }
     request.extensions_mut().insert(identity);
     next.run(request).await
@@ -675,6 +702,13 @@ async fn healthz() -> &'static str {
 async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, Failure> {
     state.engine.refresh_revert_metrics().await?;
     state.engine.refresh_backlog_metrics();
+    if state.engine.metrics().stats_due() {
+        let stats = state
+            .engine
+            .stats(STATS_SINCE_MS, crate::stats::DEFAULT_WITHIN_MS)
+            .await?;
+        state.engine.metrics().set_stats(&stats);
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -748,11 +782,16 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
+/// `GET /api/runs`: newest first, filtered as `crate::run_filter::RunFilter` says.
 async fn list_runs(
     State(state): State<Arc<ServerState>>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    filter: Result<Query<crate::run_filter::RunFilter>, QueryRejection>,
 ) -> Result<Response, Failure> {
-    let runs = state.engine.runs(list_limit(query)?).await?;
+    let filter = query(filter)?;
+    let run_query = filter
+        .to_query(state.engine.clock().now_ms(), 50)
+        .map_err(|why| Failure(StatusCode::BAD_REQUEST, why))?;
+    let runs = state.engine.runs_page(run_query).await?;
     let none = std::collections::BTreeMap::new();
     let runs: Vec<serde_json::Value> = runs.iter().map(|run| run_json(run, &none)).collect();
     Ok(Json(json!({ "runs": runs })).into_response())
@@ -799,38 +838,14 @@ async fn act_on_revert(
     id_and_action: Result<Path<(i64, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let (id, action) = path(id_and_action)?;
+    let (revert, action) = path(id_and_action)?;
     let body: RevertActionBody = object_body(&body_bytes(&state, body)?)?;
-    let row = match action.as_str() {
-        "retry" => {
-            // On its own task: a client that hangs up, or the request timeout, must not drop
-            // a revert halfway (claimed, not finished), which no human could retry then.
-            let engine = state.engine.clone();
-            let by = identity.name.clone();
-            tokio::spawn(async move { engine.retry_revert(id, &by).await })
-                .await
-                .map_err(|error| {
-                    Failure(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("the retry stopped: {error}"),
-                    )
-                })??
-        }
-        "ack" => {
-            let reason = body
-                .reason
-                .filter(|reason| !reason.trim().is_empty())
-                .ok_or_else(|| {
-                    Failure(
-                        StatusCode::BAD_REQUEST,
-                        "acknowledging a revert needs a `reason`: what was done instead".into(),
-                    )
-                })?;
-            state
-                .engine
-                .acknowledge_revert(id, &identity.name, &reason)
-                .await?
-        }
+    let operation = match action.as_str() {
+        "retry" => Operation::RetryRevert { revert },
+        "ack" => Operation::AcknowledgeRevert {
+            revert,
+            reason: body.reason.unwrap_or_default(),
+        },
         other => {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
@@ -838,7 +853,88 @@ async fn act_on_revert(
             ));
         }
     };
+    let row = match state
+        .engine
+        .operate(&identity.actor("api"), operation)
+        .await?
+    {
+        Done::Revert(row) => Some(row),
+        Done::Decided(_) | Done::Other => None,
+    };
     Ok(Json(json!({ "revert": row })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+    /// Entries older than this entry id (paging).
+    before: Option<i64>,
+    run: Option<i64>,
+}
+
+/// `GET /api/audit`: operators' actions, done and refused, newest first.
+async fn audit_log(
+    State(state): State<Arc<ServerState>>,
+    audit_query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let query = query(audit_query)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
+    let entries = state
+        .engine
+        .audit_log(limit, query.before, query.run)
+        .await?;
+    Ok(Json(json!({ "entries": entries })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    /// How far back: `7d`, `24h`, ... (default 7 days).
+    since: Option<String>,
+    /// How soon after a run its alert must resolve to count (default 30 minutes).
+    within: Option<String>,
+}
+
+/// A duration parameter (`7d`, `30m`), or `default` when absent.
+pub(crate) fn duration_parameter(
+    name: &str,
+    text: Option<&str>,
+    default: i64,
+) -> Result<i64, Failure> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match medic_compiler::units::parse_duration(text) {
+        Ok(ms) if ms > 0 => Ok(ms),
+        Ok(_) => Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!("`{name}` must be longer than 0"),
+        )),
+        Err(why) => Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!("`{name}` is not a duration ({why}): write 7d, 24h, 30m, ..."),
+        )),
+    }
+}
+
+/// The default of `since` for the statistics: 7 days.
+pub const STATS_SINCE_MS: i64 = 7 * 24 * 3_600 * 1_000;
+
+/// `GET /api/stats`: each playbook's and rule's effectiveness (`crate::stats`).
+async fn stats(
+    State(state): State<Arc<ServerState>>,
+    stats_query: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let query = query(stats_query)?;
+    let since = duration_parameter("since", query.since.as_deref(), STATS_SINCE_MS)?;
+    let within = duration_parameter(
+        "within",
+        query.within.as_deref(),
+        crate::stats::DEFAULT_WITHIN_MS,
+    )?;
+    let stats = state.engine.stats(since, within).await?;
+    Ok(Json(stats).into_response())
 }
 
 async fn list_suppressions(
@@ -890,15 +986,20 @@ struct ActionBody {
     by: Option<serde::de::IgnoredAny>,
     task: Option<String>,
     reason: Option<String>,
+    /// `feedback`: yes, no or partly.
+    verdict: Option<String>,
+    /// `feedback`: what the operator saw.
+    note: Option<String>,
 }
 
+/// `POST /api/runs/{id}/{approve|reject|pause|resume|cancel|feedback}`.
 async fn act_on_run(
     State(state): State<Arc<ServerState>>,
     Extension(identity): Extension<Identity>,
     id_and_action: Result<Path<(i64, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let (id, action) = path(id_and_action)?;
+    let (run, action) = path(id_and_action)?;
     let body: ActionBody = object_body(&body_bytes(&state, body)?)?;
     if body.by.is_some() {
         return Err(Failure(
@@ -909,43 +1010,59 @@ async fn act_on_run(
             ),
         ));
     }
-    let by = identity.name.clone();
-    let groups = &identity.groups;
-    let engine = &state.engine;
-    let answer = match action.as_str() {
-        "approve" => {
-            let tasks = engine
-                .decide(id, body.task, Decision::Approved { by }, groups)
-                .await?;
-            json!({ "run": id, "approved": tasks })
-        }
-        "reject" => {
-            let reason = body.reason.unwrap_or_else(|| "no reason given".into());
-            let tasks = engine
-                .decide(id, body.task, Decision::Rejected { by, reason }, groups)
-                .await?;
-            json!({ "run": id, "rejected": tasks })
-        }
-        "pause" => {
-            engine.pause(id, true, &by).await?;
-            json!({ "run": id, "state": "paused" })
-        }
-        "resume" => {
-            engine.pause(id, false, &by).await?;
-            json!({ "run": id, "state": "running" })
-        }
-        "cancel" => {
-            engine.cancel(id, &by).await?;
-            json!({ "run": id, "state": "cancelling" })
-        }
+    let (operation, answer) = match action.as_str() {
+        "approve" => (
+            Operation::Approve {
+                run,
+                task: body.task,
+            },
+            "approved",
+        ),
+        "reject" => (
+            Operation::Reject {
+                run,
+                task: body.task,
+                reason: body.reason.unwrap_or_else(|| "no reason given".into()),
+            },
+            "rejected",
+        ),
+        "pause" => (Operation::Pause { run }, "paused"),
+        "resume" => (Operation::Resume { run }, "running"),
+        "cancel" => (Operation::Cancel { run }, "cancelling"),
+        "feedback" => (
+            Operation::Feedback {
+                run,
+                verdict: body.verdict.ok_or_else(|| {
+                    Failure(
+                        StatusCode::BAD_REQUEST,
+                        "feedback needs a `verdict`: yes, no or partly".into(),
+                    )
+                })?,
+                note: body.note.unwrap_or_default(),
+            },
+            "recorded",
+        ),
         other => {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
-                format!("no action {other:?}: use approve, reject, pause, resume or cancel"),
+                format!(
+                    "no action {other:?}: use approve, reject, pause, resume, cancel or feedback"
+                ),
             ));
         }
     };
-    Ok(Json(answer).into_response())
+    let done = state
+        .engine
+        .operate(&identity.actor("api"), operation)
+        .await?;
+    Ok(Json(match done {
+        Done::Decided(tasks) => json!({ "run": run, answer: tasks }),
+        Done::Revert(_) | Done::Other if answer == "recorded" => {
+            json!({ "run": run, "feedback": "recorded" })
+        }
+        Done::Revert(_) | Done::Other => json!({ "run": run, "state": answer }),
+    })
+    .into_response())
 }
 
 async fn reload(
@@ -963,14 +1080,40 @@ async fn reload(
                 "playbooks": plan.playbooks.len(),
                 "content_hash": plan.content_hash,
             });
+            let detail = format!(
+                "{} rules, {} playbooks, {}",
+                plan.rules.len(),
+                plan.playbooks.len(),
+                plan.content_hash
+            );
             state.engine.replace_plan(plan);
             tracing::info!(by = %identity.name, "plans reloaded");
+            let actor = identity.actor("api");
+            state
+                .engine
+                .audit(&actor, "reload", None, None, detail, None)
+                .await;
             Ok(Json(answer).into_response())
         }
-        Err(diagnostics) => Err(Failure(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the plans do not compile; the running plan is kept:\n{diagnostics}"),
-        )),
+        Err(diagnostics) => {
+            let actor = identity.actor("api");
+            let error = "the plans do not compile; the running plan is kept".to_string();
+            state
+                .engine
+                .audit(
+                    &actor,
+                    "reload",
+                    None,
+                    None,
+                    String::new(),
+                    Some(error.clone()),
+                )
+                .await;
+            Err(Failure(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{error}:\n{diagnostics}"),
+            ))
+        }
     }
 }
 
@@ -997,7 +1140,12 @@ async fn set_kill_switch(
                 format!("expected {{\"on\": true|false}}: {error}"),
             )
         })?;
-    state.engine.set_kill_switch(body.on).await?;
-    tracing::info!(by = %identity.name, on = body.on, "kill switch set through the API");
+    state
+        .engine
+        .operate(
+            &identity.actor("api"),
+            Operation::KillSwitch { on: body.on },
+        )
+        .await?;
     Ok(Json(json!({ "on": body.on })).into_response())
 }

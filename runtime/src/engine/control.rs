@@ -149,6 +149,21 @@ impl Engine {
         Ok(())
     }
 
+    /// The runs in progress that wait for a human's approval, with the tasks that wait.
+    pub fn awaiting_approvals(&self) -> BTreeMap<i64, Vec<String>> {
+        self.inner
+            .active
+            .lock()
+            .map(|active| {
+                active
+                    .iter()
+                    .filter(|(_, entry)| !entry.awaiting.is_empty())
+                    .map(|(run, entry)| (*run, entry.awaiting.iter().cloned().collect()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The ids of the runs in progress.
     pub fn active_runs(&self) -> Vec<i64> {
         self.inner
@@ -180,6 +195,61 @@ impl Engine {
             .await?)
     }
 
+    /// The runs a list's filters select (`crate::run_filter`), newest first.
+    pub async fn runs_page(
+        &self,
+        query: crate::journal::RunQuery,
+    ) -> Result<Vec<RunRow>, EngineError> {
+        Ok(self
+            .inner
+            .journal
+            .call(move |journal| journal.runs_page(&query))
+            .await?)
+    }
+
+    /// The newest alerts with what became of each (`Journal::alert_summaries`).
+    pub async fn alert_summaries(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+        name: Option<String>,
+    ) -> Result<Vec<crate::journal::AlertSummary>, EngineError> {
+        Ok(self
+            .inner
+            .journal
+            .call(move |journal| journal.alert_summaries(limit, before, name.as_deref()))
+            .await?)
+    }
+
+    /// How the alert of a run fared after it (`crate::stats::effect_of`), and when its
+    /// episode resolved.
+    pub async fn effect_of_run(
+        &self,
+        run: &RunRow,
+        within_ms: i64,
+    ) -> Result<(crate::stats::Effect, Option<i64>), EngineError> {
+        let fact = crate::stats::RunFact {
+            id: run.id,
+            fingerprint: run.fingerprint.clone(),
+            episode_starts_at: run.episode_starts_at.unwrap_or_default(),
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            ..crate::stats::RunFact::default()
+        };
+        let (fingerprint, starts_at) = (fact.fingerprint.clone(), fact.episode_starts_at);
+        let episode = self
+            .inner
+            .journal
+            .call(move |journal| journal.episode(&fingerprint, starts_at))
+            .await?;
+        let now = self.inner.clock.now_ms();
+        let resolved = episode.as_ref().and_then(|episode| episode.resolved_at);
+        Ok((
+            crate::stats::effect_of(&fact, episode.as_ref(), now, within_ms),
+            resolved,
+        ))
+    }
+
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRow>, EngineError> {
         Ok(self
             .inner
@@ -189,7 +259,7 @@ impl Engine {
     }
 
     pub async fn run(&self, run: i64) -> Result<RunDetail, EngineError> {
-        let (row, events, reverts, definition) = self
+        let (row, events, reverts, definition, feedback) = self
             .inner
             .journal
             .call(move |journal| {
@@ -198,6 +268,7 @@ impl Engine {
                     journal.task_events(run)?,
                     journal.reverts_of_run(run)?,
                     journal.run_definition(run)?,
+                    journal.feedback_of_run(run)?,
                 ))
             })
             .await?;
@@ -230,6 +301,7 @@ impl Engine {
             awaiting_approval,
             events,
             reverts,
+            feedback,
             definition,
             unreadable,
         })

@@ -34,10 +34,13 @@ use tracing::Instrument;
 
 mod admit;
 mod control;
+mod operate;
 mod recover;
 mod reverts;
 mod runs;
 pub mod stored;
+
+pub use operate::{Actor, Done, Operation};
 
 /// Why a run is cancelled when its alert resolves (journaled; read back after a restart).
 const RESOLVED: &str = "the alert resolved";
@@ -128,6 +131,13 @@ pub enum EngineError {
         group: String,
         who: String,
     },
+    /// The request is malformed in a way only the engine can tell (an unknown answer, an
+    /// empty reason).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Work the engine handed to a task of its own stopped before it finished.
+    #[error("the operation stopped: {0}")]
+    Stopped(String),
 }
 
 /// The approval groups of whoever decides an approval, as the server authenticated them.
@@ -268,6 +278,8 @@ pub struct RunDetail {
     pub events: Vec<TaskEventRow>,
     /// The reverts the run scheduled and what became of them.
     pub reverts: Vec<RevertRow>,
+    /// Operators' answers to "did this run fix it?", oldest first.
+    pub feedback: Vec<crate::journal::FeedbackRow>,
     /// The playbook as the run ran it; `None` when it cannot be read back (see `unreadable`).
     pub definition: Option<plan::Playbook>,
     /// Stored fields that do not read, with why (`definition` here; the server adds

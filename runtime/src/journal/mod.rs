@@ -22,7 +22,8 @@ use std::path::Path;
 
 /// 2: `runs.definition` names a row of `definitions` (a playbook stored once per version)
 /// rather than holding the JSON itself; version 1 stores still read, their rows as they are.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: the `audit` log of operators' actions and their `feedback` on runs (new tables only).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,6 +94,34 @@ CREATE TABLE IF NOT EXISTS reverts (
   detail TEXT NOT NULL DEFAULT '',
   done_at INTEGER
 );
+-- Every operator action, done or refused: who, through what (api, web), on what.
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  role TEXT NOT NULL,
+  via TEXT NOT NULL,
+  action TEXT NOT NULL,
+  run_id INTEGER,
+  revert_id INTEGER,
+  detail TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  error TEXT
+);
+-- Did this run fix it? yes, no or partly, with a note.
+CREATE TABLE IF NOT EXISTS feedback (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  at INTEGER NOT NULL,
+  by TEXT NOT NULL,
+  verdict TEXT NOT NULL,
+  note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback(run_id);
+-- What became of an alert (the alerts page): its runs and its suppressions.
+CREATE INDEX IF NOT EXISTS runs_by_alert ON runs(alert_id);
+CREATE INDEX IF NOT EXISTS suppressions_by_alert ON suppressions(alert_id);
+CREATE INDEX IF NOT EXISTS audit_by_run ON audit(run_id) WHERE run_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS alerts_unprocessed ON alerts(processed) WHERE processed = 0;
 CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(finished_at) WHERE finished_at IS NULL;
 CREATE INDEX IF NOT EXISTS runs_by_cooldown ON runs(rule, cooldown_key, started_at);
@@ -303,6 +332,16 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         finished_at: row.get(9)?,
         report: row.get(10)?,
         episode_starts_at: row.get(11)?,
+    })
+}
+
+fn suppression_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SuppressionRow> {
+    Ok(SuppressionRow {
+        alert_id: row.get(0)?,
+        rule: row.get(1)?,
+        reason: row.get(2)?,
+        detail: row.get(3)?,
+        at: row.get(4)?,
     })
 }
 
@@ -760,15 +799,7 @@ impl Journal {
             )
             .map_err(write_error("reading suppressions"))?;
         let rows = statement
-            .query_map([i64::from(limit)], |row| {
-                Ok(SuppressionRow {
-                    alert_id: row.get(0)?,
-                    rule: row.get(1)?,
-                    reason: row.get(2)?,
-                    detail: row.get(3)?,
-                    at: row.get(4)?,
-                })
-            })
+            .query_map([i64::from(limit)], suppression_row)
             .map_err(write_error("reading suppressions"))?;
         rows.collect::<Result<_, _>>()
             .map_err(write_error("reading suppressions"))
@@ -891,11 +922,15 @@ impl Journal {
             "DELETE FROM task_events WHERE run_id IN
                (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1
                 AND id NOT IN (SELECT run_id FROM reverts WHERE state IN ('pending', 'reverting')))",
+            "DELETE FROM feedback WHERE run_id IN
+               (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1
+                AND id NOT IN (SELECT run_id FROM reverts WHERE state IN ('pending', 'reverting')))",
             "DELETE FROM reverts WHERE state NOT IN ('pending', 'reverting') AND run_id IN
                (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1)",
             "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?1
                AND id NOT IN (SELECT run_id FROM reverts)",
             "DELETE FROM suppressions WHERE at < ?1",
+            "DELETE FROM audit WHERE at < ?1",
             "DELETE FROM alerts WHERE processed = 1 AND received_at < ?1
                AND id NOT IN (SELECT alert_id FROM runs)
                AND id NOT IN (SELECT alert_id FROM suppressions)",
@@ -923,6 +958,7 @@ impl Journal {
             .execute_batch(
                 "SAVEPOINT clear;
                  DELETE FROM task_events; DELETE FROM suppressions; DELETE FROM reverts;
+                 DELETE FROM feedback; DELETE FROM audit;
                  DELETE FROM episodes; DELETE FROM runs; DELETE FROM definitions;
                  DELETE FROM alerts; DELETE FROM meta WHERE key != 'schema_version';
                  RELEASE clear;",
@@ -955,6 +991,8 @@ impl Journal {
 }
 
 mod handle;
+mod history;
 mod reverts;
 
 pub use handle::{JournalHandle, Submitted};
+pub use history::{AlertSummary, AuditEntry, FeedbackRow, NewAuditEntry, RunQuery};

@@ -3,6 +3,7 @@
 //! is in the audit log) as the logged-in operator.
 
 use super::{cookie_token, csrf_of, page, refusal};
+use crate::engine::Operation;
 use crate::server::{Failure, ServerState, identify_token};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,6 +20,10 @@ struct ControlForm {
     revert: Option<i64>,
     task: Option<String>,
     reason: Option<String>,
+    /// `feedback`: yes, no or partly.
+    verdict: Option<String>,
+    /// `feedback`: what the operator saw.
+    note: Option<String>,
 }
 
 fn control_form(body: &str) -> ControlForm {
@@ -32,6 +37,8 @@ fn control_form(body: &str) -> ControlForm {
             "run" => form.run = value.parse().ok(),
             "revert" => form.revert = value.parse().ok(),
             "reason" if !value.trim().is_empty() => form.reason = Some(value),
+            "verdict" if !value.is_empty() => form.verdict = Some(value),
+            "note" if !value.trim().is_empty() => form.note = Some(value),
             _ => {}
         }
     }
@@ -97,9 +104,21 @@ fn describe_action(form: &ControlForm) -> Result<String, String> {
             ),
             None => return Err("acknowledging a revert needs a reason".into()),
         },
+        ("feedback", Some(run), None, None) => {
+            let verdict = match form.verdict.as_deref() {
+                Some("yes") => "it fixed the problem",
+                Some("no") => "it did not fix the problem",
+                Some("partly") => "it partly fixed the problem",
+                _ => return Err("feedback needs an answer: yes, no or partly".into()),
+            };
+            match form.note.as_deref() {
+                Some(note) => format!("Record that run {run}: {verdict} (\"{note}\")."),
+                None => format!("Record that run {run}: {verdict}."),
+            }
+        }
         (action, ..) => {
             return Err(format!(
-                "no action {action:?} with these fields: approve and reject name a run and a task; pause, resume and cancel a run; retry_revert and ack_revert a revert; kill_on and kill_off nothing"
+                "no action {action:?} with these fields: approve and reject name a run and a task; pause, resume, cancel and feedback a run; retry_revert and ack_revert a revert; kill_on and kill_off nothing"
             ));
         }
     })
@@ -138,6 +157,8 @@ pub(super) async fn confirm(
                 @if let Some(revert) = form.revert { input type="hidden" name="revert" value=(revert); }
                 @if let Some(task) = &form.task { input type="hidden" name="task" value=(task); }
                 @if let Some(reason) = &form.reason { input type="hidden" name="reason" value=(reason); }
+                @if let Some(verdict) = &form.verdict { input type="hidden" name="verdict" value=(verdict); }
+                @if let Some(note) = &form.note { input type="hidden" name="note" value=(note); }
                 button type="submit" { "Yes" }
                 " " a href=(back_to(&form)) { "No, go back" }
             }
@@ -154,54 +175,69 @@ pub(super) async fn act(
     let form = control_form(&body);
     let identity = match operator(&state, &headers, &form) {
         Ok(identity) => identity,
-        Err(refused) => return *refused,
+        Err(refused) => {
+            // Someone logged in without the operator role tried to act: audited, refused.
+            let token = cookie_token(&headers);
+            if let Ok(identity) = identify_token(&state.auth.identities, token.as_deref())
+                && identity.role != crate::server::Role::Operator
+            {
+                state
+                    .engine
+                    .audit(
+                        &identity.actor("web"),
+                        "denied",
+                        form.run,
+                        form.revert,
+                        format!("{} from the page", form.action),
+                        Some(format!(
+                            "{} has the role {}: only an operator acts",
+                            identity.name,
+                            identity.role.as_str()
+                        )),
+                    )
+                    .await;
+            }
+            return *refused;
+        }
     };
     if let Err(why) = describe_action(&form) {
         return refusal(StatusCode::BAD_REQUEST, &why);
     }
-    let engine = &state.engine;
-    let by = identity.name.clone();
     let run = form.run.unwrap_or_default();
     let revert = form.revert.unwrap_or_default();
     let reason = form
         .reason
         .clone()
         .unwrap_or_else(|| "no reason given".into());
-    let done = match form.action.as_str() {
-        "approve" => engine
-            .decide(
-                run,
-                form.task.clone(),
-                crate::executor::Decision::Approved { by },
-                &identity.groups,
-            )
-            .await
-            .map(|_| ()),
-        "reject" => engine
-            .decide(
-                run,
-                form.task.clone(),
-                crate::executor::Decision::Rejected { by, reason },
-                &identity.groups,
-            )
-            .await
-            .map(|_| ()),
-        "pause" => engine.pause(run, true, &by).await,
-        "resume" => engine.pause(run, false, &by).await,
-        "cancel" => engine.cancel(run, &by).await,
-        "kill_on" => engine.set_kill_switch(true).await,
-        "kill_off" => engine.set_kill_switch(false).await,
-        "retry_revert" => engine.retry_revert(revert, &by).await.map(|_| ()),
-        _ => engine
-            .acknowledge_revert(revert, &by, &reason)
-            .await
-            .map(|_| ()),
+    let operation = match form.action.as_str() {
+        "approve" => Operation::Approve {
+            run,
+            task: form.task.clone(),
+        },
+        "reject" => Operation::Reject {
+            run,
+            task: form.task.clone(),
+            reason,
+        },
+        "pause" => Operation::Pause { run },
+        "resume" => Operation::Resume { run },
+        "cancel" => Operation::Cancel { run },
+        "kill_on" => Operation::KillSwitch { on: true },
+        "kill_off" => Operation::KillSwitch { on: false },
+        "retry_revert" => Operation::RetryRevert { revert },
+        "feedback" => Operation::Feedback {
+            run,
+            verdict: form.verdict.clone().unwrap_or_default(),
+            note: form.note.clone().unwrap_or_default(),
+        },
+        _ => Operation::AcknowledgeRevert { revert, reason },
     };
-    if matches!(form.action.as_str(), "kill_on" | "kill_off") && done.is_ok() {
-        tracing::warn!(by = %identity.name, on = form.action == "kill_on", "kill switch set from the web page");
-    }
+    let done = state
+        .engine
+        .operate(&identity.actor("web"), operation)
+        .await;
     match done {
-        Ok(()) => Redirect::to(&back_to(&form)).into_response(),
+        Ok(_) => Redirect::to(&back_to(&form)).into_response(),
         Err(error) => {
             let failure = Failure::from(error);
             refusal(failure.0, &failure.1)

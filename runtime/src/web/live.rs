@@ -40,17 +40,14 @@ async fn version(engine: &crate::engine::Engine, run: Option<i64>) -> String {
                 .ok()
                 .and_then(|runs| runs.first().map(|run| format!("{}:{}", run.id, run.state)))
                 .unwrap_or_default();
-            let mut active = Vec::new();
-            for run in engine.active_runs() {
-                if let Ok(detail) = engine.run(run).await {
-                    active.push(format!(
-                        "{run}:{}:{}",
-                        detail.events.len(),
-                        detail.awaiting_approval.len()
-                    ));
-                }
-            }
-            format!("{newest}|{}", active.join(","))
+            // Runs start, end and begin or stop waiting; paused runs are shown on their
+            // own page only. Cheap: no journal read per run in progress.
+            let mut active = engine.active_runs();
+            active.sort_unstable();
+            let active: Vec<String> = active.iter().map(ToString::to_string).collect();
+            let waiting = format!("{:?}", engine.awaiting_approvals());
+            let kill = engine.kill_switch();
+            format!("{newest}|{}|{waiting}|{kill}", active.join(","))
         }
     }
 }

@@ -11,11 +11,11 @@
 
 mod controls;
 pub mod dag;
+mod history;
 mod live;
 mod runs;
 
 pub use live::LiveQuery;
-pub use runs::RunFilter;
 
 use crate::server::{ServerState, identify_token};
 use axum::Router;
@@ -35,6 +35,10 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/runs", get(runs::runs_page))
         .route("/ui/runs/{id}", get(runs::run_page))
+        .route("/ui/alerts", get(history::alerts_page))
+        .route("/ui/suppressions", get(history::suppressions_page))
+        .route("/ui/audit", get(history::audit_page))
+        .route("/ui/stats", get(history::stats_page))
         .route("/ui/confirm", post(controls::confirm))
         .route("/ui/act", post(controls::act))
         .route("/ui/live", get(live::live))
@@ -115,7 +119,15 @@ fn live_page(title: &str, live: Option<&str>, body: Markup) -> Response {
                 @if live.is_some() { script src="/ui/live.js" defer {} }
             }
             body {
-                header { a href="/ui/runs" { "Medic" } " · " (title) }
+                header {
+                    a.brand href="/ui/runs" { "Medic" }
+                    nav {
+                        a href="/ui/runs" { "Runs" } a href="/ui/alerts" { "Alerts" }
+                        a href="/ui/suppressions" { "Suppressions" } a href="/ui/stats" { "Effectiveness" }
+                        a href="/ui/audit" { "Audit" }
+                    }
+                    span.title { (title) }
+                }
                 main data-live=[live] { (body) }
             }
         }
@@ -196,7 +208,10 @@ fn time(ms: i64) -> String {
 const STYLE: &str = "
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1b1f24; }
 header { background: #1b1f24; color: #fff; padding: 8px 16px; }
-header a { color: #fff; font-weight: 600; text-decoration: none; }
+header a { color: #fff; text-decoration: none; }
+header a.brand { font-weight: 600; margin-right: 16px; }
+header nav { display: inline; } header nav a { margin-right: 12px; opacity: 0.85; }
+header .title { float: right; opacity: 0.7; }
 main { padding: 8px 16px; }
 table { border-collapse: collapse; margin: 8px 0; }
 th, td { border-bottom: 1px solid #d8dee4; padding: 4px 8px; text-align: left; vertical-align: top; }

@@ -2,7 +2,9 @@
 
 use super::{dag, live_page, reader, time};
 use crate::executor::{RunReport, TaskOutcome};
+use crate::run_filter::RunFilter;
 use crate::server::{Failure, ServerState};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,43 +14,29 @@ use std::sync::Arc;
 
 /// Runs on one page of the list.
 const PAGE: usize = 50;
-/// How many of the newest runs the list filters (a first version: no query by column).
-const WINDOW: u32 = 5_000;
 
-/// The filters of the runs list, from its query string.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct RunFilter {
-    pub state: Option<String>,
-    pub rule: Option<String>,
-    pub playbook: Option<String>,
-    /// A run id.
-    pub id: Option<i64>,
-    /// 0-based.
-    pub page: Option<usize>,
-}
-
-impl RunFilter {
-    fn keeps(&self, run: &crate::journal::RunRow) -> bool {
-        fn given(filter: &Option<String>) -> Option<&str> {
-            filter.as_deref().filter(|text| !text.is_empty())
-        }
-        given(&self.state).is_none_or(|state| run.state == state)
-            && given(&self.rule).is_none_or(|rule| run.rule == rule)
-            && given(&self.playbook).is_none_or(|playbook| run.playbook == playbook)
-            && self.id.is_none_or(|id| run.id == id)
-    }
-}
+/// How long an escalated or interrupted run stays pinned on top of the list.
+const PINNED_FOR_MS: i64 = 24 * 3_600 * 1_000;
 
 pub(super) async fn runs_page(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    Query(filter): Query<RunFilter>,
+    filter: Result<Query<RunFilter>, QueryRejection>,
 ) -> Response {
     let csrf = match reader(&state, &headers) {
         Ok(csrf) => csrf,
         Err(refused) => return *refused,
     };
     let engine = &state.engine;
+    let now = engine.clock().now_ms();
+    let (filter, problem) = match filter {
+        Ok(Query(filter)) => (filter, None),
+        Err(rejection) => (RunFilter::default(), Some(rejection.body_text())),
+    };
+    let (run_query, problem) = match (problem, filter.to_query(now, PAGE as u32 + 1)) {
+        (None, Ok(query)) => (Some(query), None),
+        (Some(problem), _) | (None, Err(problem)) => (None, Some(problem)),
+    };
     let mut open_reverts = Vec::new();
     for revert_state in ["failed", "needs_attention"] {
         match engine.reverts(revert_state.into()).await {
@@ -57,31 +45,44 @@ pub(super) async fn runs_page(
         }
     }
     let kill_switch = engine.kill_switch();
-    let runs = match engine.runs(WINDOW).await {
-        Ok(runs) => runs,
-        Err(error) => return Failure::from(error).into_response(),
+    // One more than a page: whether there is an older page.
+    let mut runs = match run_query {
+        Some(mut query) => {
+            query.limit = PAGE as u32 + 1;
+            query.offset = filter.page.unwrap_or(0).saturating_mul(PAGE as u32);
+            match engine.runs_page(query).await {
+                Ok(runs) => runs,
+                Err(error) => return Failure::from(error).into_response(),
+            }
+        }
+        None => Vec::new(),
     };
-    // Waiting for a human: approvals of the runs in progress.
-    let mut waiting: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for run in engine.active_runs() {
-        if let Ok(detail) = engine.run(run).await
-            && !detail.awaiting_approval.is_empty()
-        {
-            waiting.insert(run, detail.awaiting_approval);
+    let older = runs.len() > PAGE;
+    runs.truncate(PAGE);
+    // Waiting for a human: approvals of the runs in progress, and runs escalated or
+    // interrupted in the last day.
+    let waiting = engine.awaiting_approvals();
+    let mut pinned = Vec::new();
+    for run in waiting.keys() {
+        if let Ok(detail) = engine.run(*run).await {
+            pinned.push(detail.run);
         }
     }
+    for pinned_state in ["escalated", "interrupted"] {
+        let query = crate::journal::RunQuery {
+            state: Some(pinned_state.into()),
+            from: Some(now.saturating_sub(PINNED_FOR_MS)),
+            limit: PAGE as u32,
+            ..crate::journal::RunQuery::default()
+        };
+        match engine.runs_page(query).await {
+            Ok(rows) => pinned.extend(rows),
+            Err(error) => return Failure::from(error).into_response(),
+        }
+    }
+    pinned.sort_by_key(|run| std::cmp::Reverse(run.id));
+    pinned.truncate(PAGE);
     let page_index = filter.page.unwrap_or(0);
-    let kept: Vec<&crate::journal::RunRow> = runs.iter().filter(|run| filter.keeps(run)).collect();
-    let pinned: Vec<&crate::journal::RunRow> = runs
-        .iter()
-        .filter(|run| {
-            waiting.contains_key(&run.id)
-                || matches!(run.state.as_str(), "escalated" | "interrupted")
-        })
-        .take(PAGE)
-        .collect();
-    let shown: Vec<&&crate::journal::RunRow> =
-        kept.iter().skip(page_index * PAGE).take(PAGE).collect();
     let value = |text: &Option<String>| text.clone().unwrap_or_default();
     live_page(
         "runs",
@@ -126,27 +127,36 @@ pub(super) async fn runs_page(
                 }
             }
             form.filters method="get" action="/ui/runs" {
-                label { "state " input name="state" value=(value(&filter.state)) size="10"; }
+                label { "state " input name="state" value=(value(&filter.state)) size="10" list="run-states"; }
+                datalist id="run-states" { @for name in crate::run_filter::RUN_STATES { option value=(name) {} } }
                 label { " rule " input name="rule" value=(value(&filter.rule)) size="14"; }
                 label { " playbook " input name="playbook" value=(value(&filter.playbook)) size="14"; }
-                label { " run " input name="id" value=(filter.id.map(|id| id.to_string()).unwrap_or_default()) size="6"; }
+                label { " alert " input name="alert" value=(value(&filter.alert)) size="14"; }
+                label { " label " input name="label" value=(value(&filter.label)) size="14" placeholder="name=value"; }
+                label { " from " input name="from" value=(value(&filter.from)) size="16" placeholder="2h or 2026-12-01 10:00"; }
+                label { " to " input name="to" value=(value(&filter.to)) size="16"; }
+                label { " run " input name="id" value=(value(&filter.id)) size="6"; }
+                label { " alert id " input name="alert_id" value=(value(&filter.alert_id)) size="6"; }
                 " " button type="submit" { "Filter" }
+            }
+            @if let Some(problem) = &problem {
+                p.error { (problem) }
             }
             @if !pinned.is_empty() {
                 h2 { "Waiting for a human" }
-                (runs_table(&pinned.iter().collect::<Vec<_>>(), &waiting))
+                (runs_table(&pinned, &waiting))
             }
             h2 { "Runs" }
-            @if shown.is_empty() {
+            @if runs.is_empty() {
                 p { "No run." }
             } @else {
-                (runs_table(&shown, &waiting))
+                (runs_table(&runs, &waiting))
             }
             nav {
                 @if page_index > 0 {
                     a href={ "/ui/runs?" (query(&filter, page_index - 1)) } { "newer" } " "
                 }
-                @if kept.len() > (page_index + 1) * PAGE {
+                @if older {
                     a href={ "/ui/runs?" (query(&filter, page_index + 1)) } { "older" }
                 }
             }
@@ -155,12 +165,18 @@ pub(super) async fn runs_page(
 }
 
 /// The query string of the list with `filter` at `page`.
-fn query(filter: &RunFilter, page: usize) -> String {
+fn query(filter: &RunFilter, page: u32) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
     for (name, value) in [
         ("state", &filter.state),
         ("rule", &filter.rule),
         ("playbook", &filter.playbook),
+        ("alert", &filter.alert),
+        ("label", &filter.label),
+        ("from", &filter.from),
+        ("to", &filter.to),
+        ("id", &filter.id),
+        ("alert_id", &filter.alert_id),
     ] {
         if let Some(value) = value.as_deref().filter(|value| !value.is_empty()) {
             out.append_pair(name, value);
@@ -170,7 +186,7 @@ fn query(filter: &RunFilter, page: usize) -> String {
     out.finish()
 }
 
-fn runs_table(runs: &[&&crate::journal::RunRow], waiting: &BTreeMap<i64, Vec<String>>) -> Markup {
+fn runs_table(runs: &[crate::journal::RunRow], waiting: &BTreeMap<i64, Vec<String>>) -> Markup {
     html! {
         table {
             thead { tr { th { "run" } th { "state" } th { "rule" } th { "playbook" } th { "started" } th { "finished" } } }
@@ -249,6 +265,17 @@ pub(super) async fn run_page(
             .into_iter()
             .find(|rule| rule.rule == run.rule)
     });
+    let feedback = &detail.feedback;
+    let audit = state
+        .engine
+        .audit_log(50, None, Some(id))
+        .await
+        .unwrap_or_default();
+    let effect = state
+        .engine
+        .effect_of_run(run, crate::stats::DEFAULT_WITHIN_MS)
+        .await
+        .ok();
     let live = format!("/ui/live?run={id}");
     live_page(
         &format!("run {id}"),
@@ -348,6 +375,28 @@ pub(super) async fn run_page(
                     }
                 }
             }
+            h2 { "Did this run fix it?" }
+            @if let Some((effect, resolved)) = &effect {
+                p { "Its alert: " (effect_text(*effect, *resolved, run.finished_at)) }
+            }
+            @if !feedback.is_empty() {
+                ul.feedback { @for answer in feedback {
+                    li { (time(answer.at)) " · " strong { (answer.by) } ": " (answer.verdict)
+                        @if !answer.note.is_empty() { " — " (answer.note) } }
+                } }
+            }
+            @if let Some(csrf) = &csrf {
+                form.control method="post" action="/ui/confirm" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="run" value=(id);
+                    input type="hidden" name="action" value="feedback";
+                    label { input type="radio" name="verdict" value="yes"; " yes" } " "
+                    label { input type="radio" name="verdict" value="partly"; " partly" } " "
+                    label { input type="radio" name="verdict" value="no"; " no" } " "
+                    " note " input name="note" size="40";
+                    " " button type="submit" { "Answer" }
+                }
+            }
             h2 { "Events" }
             table {
                 thead { tr { th { "time" } th { "task" } th { "state" } th { "detail" } } }
@@ -368,8 +417,43 @@ pub(super) async fn run_page(
                     } }
                 }
             }
+            @if !audit.is_empty() {
+                h2 { "Operators' actions" }
+                (super::history::audit_table(&audit))
+            }
         },
     )
+}
+
+/// How a run's alert fared after it, in words.
+fn effect_text(
+    effect: crate::stats::Effect,
+    resolved: Option<i64>,
+    finished: Option<i64>,
+) -> String {
+    use crate::stats::Effect;
+    let window = medic_compiler::units::format_duration(crate::stats::DEFAULT_WITHIN_MS);
+    let when = resolved.map(time).unwrap_or_default();
+    match (effect, finished) {
+        (Effect::Open, None) => "the run is still going.".to_string(),
+        (Effect::Open, Some(_)) if resolved.is_some() => {
+            format!(
+                "resolved at {when}; it counts as fixed if it does not fire again within {window}."
+            )
+        }
+        (Effect::Open, Some(_)) => {
+            format!("still firing; it has {window} after the run to resolve.")
+        }
+        (Effect::Resolved, _) => {
+            format!("resolved at {when}, and did not fire again within {window}.")
+        }
+        (Effect::FiredAgain, _) => {
+            format!("resolved at {when}, then fired again within {window}.")
+        }
+        (Effect::KeptFiring, _) => {
+            format!("kept firing: no resolve within {window} after the run.")
+        }
+    }
 }
 
 fn outcome_text(outcome: &TaskOutcome) -> String {
