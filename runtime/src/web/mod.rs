@@ -220,7 +220,7 @@ td.output { max-width: 40em; overflow-wrap: anywhere; white-space: pre-wrap; }
 .ok { background: #dafbe1; } .failed { background: #ffebe9; } .skipped { background: #eaeef2; }
 .running { background: #ddf4ff; } .waiting { background: #fff8c5; } .pending { background: #f6f8fa; }
 .error { color: #cf222e; }
-.filters label { margin-right: 8px; }
+.filters label { margin-right: 8px; white-space: nowrap; display: inline-block; }
 svg.dag .edge { stroke: #8c959f; stroke-width: 1.5; }
 svg.dag rect { stroke: #57606a; }
 svg.dag .ok rect { fill: #dafbe1; } svg.dag .failed rect { fill: #ffebe9; }

@@ -8,6 +8,7 @@
 )]
 
 mod backlog;
+mod browser;
 mod control;
 mod diagnose;
 mod elasticsearch;
