@@ -226,5 +226,6 @@ svg.dag rect { stroke: #57606a; }
 svg.dag .ok rect { fill: #dafbe1; } svg.dag .failed rect { fill: #ffebe9; }
 svg.dag .skipped rect { fill: #eaeef2; } svg.dag .running rect { fill: #ddf4ff; }
 svg.dag .waiting rect { fill: #fff8c5; } svg.dag .pending rect { fill: #ffffff; }
+svg.dag .folded rect { fill: #f6f8fa; }
 svg.dag text { font-size: 12px; } svg.dag text.detail { fill: #57606a; font-size: 11px; }
 ";

@@ -211,11 +211,19 @@ fn runs_table(runs: &[crate::journal::RunRow], waiting: &BTreeMap<i64, Vec<Strin
     }
 }
 
+/// `?graph=all` draws every task of a wide playbook in its own box.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct RunPageQuery {
+    graph: Option<String>,
+}
+
 pub(super) async fn run_page(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    page_query: Result<Query<RunPageQuery>, QueryRejection>,
 ) -> Response {
+    let all_tasks = page_query.is_ok_and(|Query(query)| query.graph.as_deref() == Some("all"));
     // Operators get the controls, with the form field that proves they come from here.
     let csrf = match reader(&state, &headers) {
         Ok(csrf) => csrf,
@@ -354,7 +362,13 @@ pub(super) async fn run_page(
             dl { @for (name, value) in &arguments { dt { (name) } dd { (value.to_text()) } } }
             @if let Some(definition) = &detail.definition {
                 h2 { "Tasks" }
-                div.graph { (dag::svg(definition, &states)) }
+                div.graph { (dag::svg(definition, &states, all_tasks)) }
+                @if all_tasks {
+                    p { a href={ "/ui/runs/" (id) } { "Fold wide columns" } }
+                } @else if !dag::fold(definition, &states, dag::FAN_LIMIT).hidden.is_empty() {
+                    p { "Wide columns are folded (the tasks that failed, wait or run are shown first). "
+                        a href={ "/ui/runs/" (id) "?graph=all" } { "Show all " (definition.tasks.len()) " tasks" } }
+                }
             }
             @if let Some(report) = &report {
                 table {
