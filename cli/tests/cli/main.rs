@@ -10,6 +10,7 @@
 mod alertmanager;
 mod crash;
 mod demo;
+mod history;
 mod http;
 mod kubernetes;
 mod logs;

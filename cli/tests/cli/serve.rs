@@ -545,7 +545,7 @@ fn the_same_payload_ten_times_makes_one_run_and_resolved_starts_nothing() {
     );
 }
 
-const APPROVAL_PLAN: &str = r##"import std.{http}
+pub(crate) const APPROVAL_PLAN: &str = r##"import std.{http}
 
 rule gated {
   on alert "Gated"
@@ -946,14 +946,14 @@ fn a_second_server_on_the_same_store_is_refused() {
     );
 }
 
-fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// alice (operator, in `sre`), bob (operator, in `dba`), victor (viewer); tokens
 /// `<name>-token`, stored as their SHA-256.
-fn users_file() -> String {
+pub(crate) fn users_file() -> String {
     format!(
         "[users.alice]\ntoken_sha256 = \"{}\"\nrole = \"operator\"\ngroups = [\"sre\"]\n\n[users.bob]\ntoken_sha256 = \"{}\"\nrole = \"operator\"\ngroups = [\"dba\"]\n\n[users.victor]\ntoken_sha256 = \"{}\"\nrole = \"viewer\"\n",
         sha256_hex("alice-token"),

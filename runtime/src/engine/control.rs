@@ -207,6 +207,19 @@ impl Engine {
             .await?)
     }
 
+    /// Runs escalated or interrupted since `since` (`Journal::runs_needing_a_human`).
+    pub async fn runs_needing_a_human(
+        &self,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<RunRow>, EngineError> {
+        Ok(self
+            .inner
+            .journal
+            .call(move |journal| journal.runs_needing_a_human(since, limit))
+            .await?)
+    }
+
     /// The newest alerts with what became of each (`Journal::alert_summaries`).
     pub async fn alert_summaries(
         &self,

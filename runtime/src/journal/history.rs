@@ -491,49 +491,73 @@ pub struct RunQuery {
 }
 
 impl Journal {
-    /// The runs `query` selects, newest first, each filter a condition of the query (so the
-    /// list costs the same with 100 runs in the store as with 100,000 for the filters that
-    /// have an index: rule, id; the others scan from the newest run until the page is full).
+    /// The runs `query` selects, newest first. Only the conditions given are in the SQL
+    /// (so SQLite can use an index for them): the list scans runs newest first and stops at
+    /// the page's end, so its cost does not grow with the journal for filters that match.
     pub fn runs_page(&self, query: &RunQuery) -> Result<Vec<super::RunRow>, JournalError> {
-        let label_path = query.label.as_ref().map(|(name, _)| {
+        let mut conditions: Vec<&str> = Vec::new();
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        let mut text = |condition: &'static str, value: &Option<String>| {
+            if let Some(value) = value {
+                conditions.push(condition);
+                values.push(value.clone().into());
+            }
+        };
+        text("state = ?", &query.state);
+        text("rule = ?", &query.rule);
+        text("playbook = ?", &query.playbook);
+        text(
+            "(SELECT name FROM alerts WHERE alerts.id = runs.alert_id) = ?",
+            &query.alert,
+        );
+        if let Some((name, value)) = &query.label {
             // A JSON path of one key, quoted so that dots and brackets in it stay its own.
-            format!("$.labels.\"{}\"", name.replace(['"', '\\'], ""))
-        });
+            conditions.push(
+                "(SELECT json_extract(alerts.payload, ?) FROM alerts WHERE alerts.id = runs.alert_id) = ?",
+            );
+            values.push(format!("$.labels.\"{}\"", name.replace(['"', '\\'], "")).into());
+            values.push(value.clone().into());
+        }
+        let mut number = |condition: &'static str, value: Option<i64>| {
+            if let Some(value) = value {
+                conditions.push(condition);
+                values.push(value.into());
+            }
+        };
+        number("started_at >= ?", query.from);
+        number("started_at < ?", query.until);
+        number("id = ?", query.id);
+        number("alert_id = ?", query.alert_id);
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        values.push(i64::from(query.limit).into());
+        values.push(i64::from(query.offset).into());
         let sql = format!(
-            "SELECT {} FROM runs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR rule = ?2)
-               AND (?3 IS NULL OR playbook = ?3)
-               AND (?4 IS NULL OR (SELECT name FROM alerts WHERE alerts.id = runs.alert_id) = ?4)
-               AND (?5 IS NULL OR (SELECT json_extract(alerts.payload, ?5) FROM alerts
-                                   WHERE alerts.id = runs.alert_id) = ?6)
-               AND (?7 IS NULL OR started_at >= ?7) AND (?8 IS NULL OR started_at < ?8)
-               AND (?9 IS NULL OR id = ?9) AND (?10 IS NULL OR alert_id = ?10)
-             ORDER BY id DESC LIMIT ?11 OFFSET ?12",
+            "SELECT {} FROM runs {filter} ORDER BY id DESC LIMIT ? OFFSET ?",
             super::RUN_COLUMNS
         );
-        let mut statement = self
-            .connection
-            .prepare_cached(&sql)
-            .map_err(write_error("reading runs"))?;
-        let rows = statement
-            .query_map(
-                params![
-                    query.state,
-                    query.rule,
-                    query.playbook,
-                    query.alert,
-                    label_path,
-                    query.label.as_ref().map(|(_, value)| value),
-                    query.from,
-                    query.until,
-                    query.id,
-                    query.alert_id,
-                    i64::from(query.limit),
-                    i64::from(query.offset),
-                ],
-                super::run_row,
-            )
-            .map_err(write_error("reading runs"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(write_error("reading runs"))
+        self.query_runs(&sql, rusqlite::params_from_iter(values))
+    }
+
+    /// Runs escalated or interrupted (they wait for a human) that started at or after
+    /// `since`, newest first: read from the partial index of those states, so the list's
+    /// pinned section costs nothing when there are none, however many runs there are.
+    pub fn runs_needing_a_human(
+        &self,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<super::RunRow>, JournalError> {
+        self.query_runs(
+            &format!(
+                "SELECT {} FROM runs INDEXED BY runs_needing_a_human
+                 WHERE state IN ('escalated', 'interrupted') AND started_at >= ?1
+                 ORDER BY id DESC LIMIT ?2",
+                super::RUN_COLUMNS
+            ),
+            params![since, i64::from(limit)],
+        )
     }
 }

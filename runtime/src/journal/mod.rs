@@ -118,9 +118,15 @@ CREATE TABLE IF NOT EXISTS feedback (
   note TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback(run_id);
+-- A firing episode's notifications (a run's page: did its alert resolve?; at start: reverts
+-- whose episode already resolved).
+CREATE INDEX IF NOT EXISTS alerts_by_episode ON alerts(fingerprint, starts_at);
 -- What became of an alert (the alerts page): its runs and its suppressions.
 CREATE INDEX IF NOT EXISTS runs_by_alert ON runs(alert_id);
 CREATE INDEX IF NOT EXISTS suppressions_by_alert ON suppressions(alert_id);
+-- The runs that wait for a human (the page pins them): only rows in those states.
+CREATE INDEX IF NOT EXISTS runs_needing_a_human ON runs(id)
+  WHERE state IN ('escalated', 'interrupted');
 CREATE INDEX IF NOT EXISTS audit_by_run ON audit(run_id) WHERE run_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS alerts_unprocessed ON alerts(processed) WHERE processed = 0;
 CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(finished_at) WHERE finished_at IS NULL;
@@ -891,7 +897,7 @@ impl Journal {
             .map_err(write_error("reading task transitions"))
     }
 
-    fn query_runs<P: rusqlite::Params>(
+    pub(super) fn query_runs<P: rusqlite::Params>(
         &self,
         sql: &str,
         parameters: P,

@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<ServerState>> {
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/runs") }))
         .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", get(logout))
         .route("/ui/runs", get(runs::runs_page))
         .route("/ui/runs/{id}", get(runs::run_page))
         .route("/ui/alerts", get(history::alerts_page))
@@ -125,6 +126,7 @@ fn live_page(title: &str, live: Option<&str>, body: Markup) -> Response {
                         a href="/ui/runs" { "Runs" } a href="/ui/alerts" { "Alerts" }
                         a href="/ui/suppressions" { "Suppressions" } a href="/ui/stats" { "Effectiveness" }
                         a href="/ui/audit" { "Audit" }
+                        a href="/ui/logout" { "Log out" }
                     }
                     span.title { (title) }
                 }
@@ -172,7 +174,35 @@ async fn login_form() -> Response {
     )
 }
 
-async fn login(State(state): State<Arc<ServerState>>, body: String) -> Response {
+/// Whether the browser reached the page over HTTPS through a proxy that says so
+/// (`X-Forwarded-Proto: https`): the cookie is then `Secure`, never sent over plain HTTP.
+fn behind_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Forgets the cookie.
+async fn logout(headers: HeaderMap) -> Response {
+    let mut response = Redirect::to("/ui/login").into_response();
+    let secure = if behind_https(&headers) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=0{secure}");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn login(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let token = form_urlencoded::parse(body.as_bytes())
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned())
@@ -190,8 +220,13 @@ async fn login(State(state): State<Arc<ServerState>>, body: String) -> Response 
     }
     let mut response = Redirect::to("/ui/runs").into_response();
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui",
-        hex::encode(token.as_bytes())
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/ui{}",
+        hex::encode(token.as_bytes()),
+        if behind_https(&headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -220,6 +255,10 @@ td.output { max-width: 40em; overflow-wrap: anywhere; white-space: pre-wrap; }
 .ok { background: #dafbe1; } .failed { background: #ffebe9; } .skipped { background: #eaeef2; }
 .running { background: #ddf4ff; } .waiting { background: #fff8c5; } .pending { background: #f6f8fa; }
 .error { color: #cf222e; }
+section.finding { border-left: 3px solid #0969da; padding-left: 12px; margin: 12px 0; }
+p.summary { font-weight: 600; }
+details.report pre { background: #f6f8fa; padding: 8px; overflow-x: auto; }
+dl.value { margin: 0; } dl.value dt { font-weight: 600; } dl.value dd { margin-left: 16px; }
 .filters label { margin-right: 8px; white-space: nowrap; display: inline-block; }
 svg.dag .edge { stroke: #8c959f; stroke-width: 1.5; }
 svg.dag rect { stroke: #57606a; }

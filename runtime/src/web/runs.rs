@@ -68,17 +68,12 @@ pub(super) async fn runs_page(
             pinned.push(detail.run);
         }
     }
-    for pinned_state in ["escalated", "interrupted"] {
-        let query = crate::journal::RunQuery {
-            state: Some(pinned_state.into()),
-            from: Some(now.saturating_sub(PINNED_FOR_MS)),
-            limit: PAGE as u32,
-            ..crate::journal::RunQuery::default()
-        };
-        match engine.runs_page(query).await {
-            Ok(rows) => pinned.extend(rows),
-            Err(error) => return Failure::from(error).into_response(),
-        }
+    match engine
+        .runs_needing_a_human(now.saturating_sub(PINNED_FOR_MS), PAGE as u32)
+        .await
+    {
+        Ok(rows) => pinned.extend(rows),
+        Err(error) => return Failure::from(error).into_response(),
     }
     pinned.sort_by_key(|run| std::cmp::Reverse(run.id));
     pinned.truncate(PAGE);
@@ -389,6 +384,13 @@ pub(super) async fn run_page(
                     }
                 }
             }
+            @if let Some(report) = &report {
+                (findings(report))
+                details.report {
+                    summary { "The full report" }
+                    pre { (crate::report::text(&format!("run {id}"), report, detail.definition.as_ref(), false)) }
+                }
+            }
             h2 { "Did this run fix it?" }
             @if let Some((effect, resolved)) = &effect {
                 p { "Its alert: " (effect_text(*effect, *resolved, run.finished_at)) }
@@ -439,6 +441,79 @@ pub(super) async fn run_page(
     )
 }
 
+/// The functions whose answers are findings a person reads: the dependency walk and its
+/// probes, log analysis, traces.
+const FINDING_PREFIXES: [&str; 3] = ["diagnose.", "logs.", "trace."];
+
+/// The diagnosis and log findings of a run as sections: one per task of those functions
+/// that succeeded, its summary first, lists of records as tables.
+fn findings(report: &RunReport) -> Markup {
+    html! {
+        @for task in &report.tasks {
+            @if FINDING_PREFIXES.iter().any(|prefix| task.function.starts_with(prefix)) {
+                @if let TaskOutcome::Succeeded { output } = &task.outcome {
+                    section.finding {
+                        h2 { "Findings of " (task.id) " (" (task.function) ")" }
+                        @if let medic_compiler::plan::Value::Record(fields) = output {
+                            @if let Some(medic_compiler::plan::Value::String(summary)) = fields.get("summary") {
+                                p.summary { (summary) }
+                            }
+                            (value_markup(output, 0))
+                        } @else {
+                            p { (output.to_text()) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A value as nested HTML: a record as a definition list, a list of records as a table,
+/// another list as items; at most 4 levels deep (deeper values as text).
+fn value_markup(value: &medic_compiler::plan::Value, depth: usize) -> Markup {
+    use medic_compiler::plan::Value;
+    match value {
+        Value::Record(fields) if depth < 4 => html! {
+            dl.value { @for (name, field) in fields.iter().filter(|(name, _)| depth > 0 || name.as_str() != "summary") {
+                dt { (name) } dd { (value_markup(field, depth + 1)) }
+            } }
+        },
+        Value::List(items)
+            if depth < 4
+                && items.iter().all(|item| matches!(item, Value::Record(_)))
+                && !items.is_empty() =>
+        {
+            let mut columns: Vec<&String> = Vec::new();
+            for item in items {
+                if let Value::Record(fields) = item {
+                    for name in fields.keys() {
+                        if !columns.contains(&name) {
+                            columns.push(name);
+                        }
+                    }
+                }
+            }
+            html! {
+                table.value {
+                    thead { tr { @for column in &columns { th { (column) } } } }
+                    tbody { @for item in items {
+                        tr { @for column in &columns {
+                            td { @if let Value::Record(fields) = item {
+                                @if let Some(field) = fields.get(*column) { (value_markup(field, depth + 1)) }
+                            } }
+                        } }
+                    } }
+                }
+            }
+        }
+        Value::List(items) if depth < 4 && !items.is_empty() => html! {
+            ul.value { @for item in items { li { (value_markup(item, depth + 1)) } } }
+        },
+        other => html! { (other.to_text()) },
+    }
+}
+
 /// How a run's alert fared after it, in words.
 fn effect_text(
     effect: crate::stats::Effect,
@@ -478,5 +553,81 @@ fn outcome_text(outcome: &TaskOutcome) -> String {
         | TaskOutcome::Cancelled { reason } => reason.clone(),
         TaskOutcome::WouldRun { args, .. } => format!("would run with {} arguments", args.len()),
         TaskOutcome::NotRun => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::executor::{RunOutcome, TaskReport};
+    use medic_compiler::plan::Value;
+
+    fn text(value: &str) -> Value {
+        Value::String(value.into())
+    }
+
+    #[test]
+    fn a_diagnosis_is_a_section_with_its_summary_and_its_evidence_as_a_table() {
+        let evidence = |service: &str, abnormal: bool| {
+            Value::record([
+                ("service".to_string(), text(service)),
+                ("check".to_string(), text("p99 latency")),
+                ("value".to_string(), text("<b>2.1 s</b>")),
+                ("abnormal".to_string(), Value::Bool(abnormal)),
+            ])
+        };
+        let diagnosis = Value::record([
+            (
+                "summary".to_string(),
+                text("payments is slow because of db"),
+            ),
+            ("root_cause".to_string(), text("db")),
+            (
+                "path".to_string(),
+                Value::List(vec![text("payments"), text("db")]),
+            ),
+            (
+                "evidence".to_string(),
+                Value::List(vec![evidence("payments", false), evidence("db", true)]),
+            ),
+        ]);
+        let task = |id: &str, function: &str, output: Value| TaskReport {
+            id: id.into(),
+            function: function.into(),
+            outcome: TaskOutcome::Succeeded { output },
+            attempts: 1,
+            arguments: None,
+            finished_at: None,
+        };
+        let report = RunReport {
+            playbook: "slow".into(),
+            outcome: RunOutcome::Succeeded,
+            stopped: None,
+            tasks: vec![
+                task("walk", "diagnose.walk", diagnosis),
+                task("health", "http.get", text("not a finding")),
+            ],
+        };
+        let html = findings(&report).into_string();
+        assert!(html.contains("Findings of walk (diagnose.walk)"), "{html}");
+        assert!(!html.contains("health"), "only findings: {html}");
+        assert!(
+            html.contains("<p class=\"summary\">payments is slow because of db</p>"),
+            "{html}"
+        );
+        assert!(html.contains("<th>abnormal</th>"), "{html}");
+        assert_eq!(
+            html.matches("<tr>").count(),
+            3,
+            "a header and two rows: {html}"
+        );
+        assert!(html.contains("<li>payments</li><li>db</li>"), "{html}");
+        assert!(html.contains("&lt;b&gt;2.1 s&lt;/b&gt;"), "escaped: {html}");
+        assert_eq!(
+            html.matches("summary").count(),
+            1,
+            "the summary once: {html}"
+        );
     }
 }

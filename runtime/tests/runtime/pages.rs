@@ -284,6 +284,11 @@ async fn the_history_pages_show_what_became_of_alerts_the_audit_log_and_effectiv
         "{html}"
     );
     assert!(html.contains("Operators' actions"), "{html}");
+    assert!(html.contains("The full report"), "{html}");
+    assert!(
+        html.contains(&format!("run {run}: playbook gated succeeded")),
+        "{html}"
+    );
     // A viewer cannot answer; the attempt is in the audit log.
     let mut victor = Browser::new(&served);
     victor.login("victor-token").await;
@@ -323,4 +328,46 @@ async fn the_history_pages_show_what_became_of_alerts_the_audit_log_and_effectiv
     assert!(html.contains(&format!("href=\"/ui/runs/{run}\"")), "{html}");
     let (_, html, _) = victor.get("/ui/runs?label=team").await;
     assert!(html.contains("is not name=value"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_https_proxy_the_cookie_is_secure_and_logging_out_forgets_it() {
+    let served = serve(Setup::new(users())).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |proto: Option<&'static str>| {
+        let mut request = client
+            .post(format!("{}/ui/login", served.url))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("token=victor-token");
+        if let Some(proto) = proto {
+            request = request.header("X-Forwarded-Proto", proto);
+        }
+        request.send()
+    };
+    let cookie = |response: &reqwest::Response| {
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let plain = login(None).await.unwrap();
+    assert!(!cookie(&plain).contains("Secure"), "{}", cookie(&plain));
+    let proxied = login(Some("https")).await.unwrap();
+    assert!(
+        cookie(&proxied).contains("; Secure"),
+        "{}",
+        cookie(&proxied)
+    );
+    let mut browser = Browser::new(&served);
+    browser.login("victor-token").await;
+    let (status, _, headers) = browser.get("/ui/logout").await;
+    assert_eq!(status, 303);
+    let cleared = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.starts_with("medic_token=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
 }
