@@ -261,5 +261,13 @@ async fn an_operator_finds_understands_and_approves_a_run_in_chromium() {
     assert_eq!(marker, serde_json::json!(42), "the page was reloaded");
     let shot = screenshot(&client, "run-succeeded-live").await;
     assert!(std::fs::metadata(shot).unwrap().len() > 1_000);
+
+    // What the runs did, per playbook.
+    client
+        .goto(&format!("{}/ui/stats?since=1d", served.url))
+        .await
+        .unwrap();
+    wait_for_text(&client, "table.stats", "gated").await;
+    screenshot(&client, "stats").await;
     client.close().await.unwrap();
 }
