@@ -365,6 +365,10 @@ fn detect_source(value: &serde_json::Value) -> &'static str {
         || value.get("version").and_then(|v| v.as_str()) == Some("4")
     {
         "alertmanager"
+    } else if value.get("schemaId").and_then(|v| v.as_str())
+        == Some("azureMonitorCommonAlertSchema")
+    {
+        "azure"
     } else if has("event_id") || value.get("events").is_some() {
         "zabbix"
     } else {
@@ -388,8 +392,11 @@ fn read_alerts(path: &Path, source: Option<&str>) -> anyhow::Result<(String, Vec
         "alertmanager" => ingest::alertmanager(&body),
         "grafana" => ingest::grafana(&body),
         "zabbix" => ingest::zabbix(&body),
+        "azure" => ingest::azure(&body),
         "generic" => ingest::generic(&body),
-        other => bail!("unknown source {other:?}: use alertmanager, grafana, zabbix or generic"),
+        other => {
+            bail!("unknown source {other:?}: use alertmanager, grafana, zabbix, azure or generic")
+        }
     }
     .map_err(|error| anyhow!("{}: {error}", path.display()))?;
     Ok((source, alerts))

@@ -729,11 +729,14 @@ async fn webhook(
         "alertmanager" => ingest::alertmanager,
         "grafana" => ingest::grafana,
         "zabbix" => ingest::zabbix,
+        "azure" => ingest::azure,
         "generic" => ingest::generic,
         other => {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
-                format!("no webhook for {other:?}: use alertmanager, grafana, zabbix or generic"),
+                format!(
+                    "no webhook for {other:?}: use alertmanager, grafana, zabbix, azure or generic"
+                ),
             ));
         }
     };

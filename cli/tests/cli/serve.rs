@@ -884,6 +884,12 @@ fn every_example_alert_reaches_its_rule_in_a_dry_run() {
             "rule order_cpu → run 1: playbook scale_up succeeded",
             0,
         ),
+        // The same incident as Azure Monitor sends it (the common alert schema).
+        (
+            "azure_order_cpu",
+            "rule order_cpu → run 1: playbook scale_up succeeded",
+            0,
+        ),
         (
             "payment_latency",
             "rule payment_latency → run 1: playbook payment_troubleshoot failed",

@@ -169,14 +169,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
 }
 
 mod alertmanager;
+mod azure;
 mod generic;
 mod grafana;
 mod zabbix;
 
 pub use alertmanager::alertmanager;
+pub use azure::azure;
 pub use generic::generic;
 pub use grafana::grafana;
 pub use zabbix::zabbix;
+
+pub(super) fn scalar_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        serde_json::Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
 
 pub(super) fn parse_json(
     body: &[u8],

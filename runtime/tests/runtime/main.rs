@@ -25,5 +25,6 @@ mod prometheus;
 mod served;
 mod server;
 mod smtp;
+mod sources;
 mod support;
 mod web;
