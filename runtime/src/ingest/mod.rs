@@ -1,10 +1,10 @@
 //! Reading alert payloads into normalized alerts, and normalized alerts into the `alert`
 //! record that rules see.
 //!
-//! Four sources are read into the same [`Alert`]: Alertmanager's webhook (version 4, the
+//! Five sources are read into the same [`Alert`]: Alertmanager's webhook (version 4, the
 //! reference source), Grafana's unified-alerting webhook contact point, a Zabbix webhook media
-//! type whose JSON body Medic documents, and Medic's own generic JSON (the fields of the last
-//! two are listed in `docs/webhooks.md`). Every alert of a payload is read, firing and resolved
+//! type whose JSON body Medic documents, Azure Monitor's common alert schema, and Medic's own
+//! generic JSON (the mappings are in `docs/webhooks.md`). Every alert of a payload is read, firing and resolved
 //! alike. A malformed payload is an [`IngestError`] that names the problem (the server answers
 //! it with a 4xx); nothing here panics on any input.
 
