@@ -40,6 +40,44 @@ pub(crate) struct Config {
     pub(crate) topology: BTreeMap<String, Vec<String>>,
     pub(crate) elasticsearch: Option<ElasticsearchToml>,
     pub(crate) diagnose: Option<DiagnoseToml>,
+    /// Alert sources that need more than a token (docs/webhooks.md).
+    #[serde(default)]
+    pub(crate) sources: SourcesToml,
+}
+
+/// `[sources]`: the sources configured beyond the bearer token.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SourcesToml {
+    pub(crate) cloudwatch: Option<CloudwatchToml>,
+}
+
+/// `[sources.cloudwatch]`: CloudWatch alarms through an SNS subscription.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CloudwatchToml {
+    /// The SNS topic ARNs to trust; required.
+    pub(crate) topics: Vec<String>,
+    /// Hosts the signing certificate may come from (`*` is one label).
+    pub(crate) cert_hosts: Option<Vec<String>>,
+    /// The oldest message accepted, in seconds.
+    pub(crate) max_age_seconds: Option<u64>,
+}
+
+impl CloudwatchToml {
+    /// The SNS checks this section asks for, or what is wrong with it.
+    pub(crate) fn verifier(&self) -> anyhow::Result<Arc<medic_runtime::sns::SnsVerifier>> {
+        let mut config = medic_runtime::sns::SnsConfig::new(self.topics.clone());
+        if let Some(hosts) = &self.cert_hosts {
+            config.cert_hosts = hosts.clone();
+        }
+        if let Some(seconds) = self.max_age_seconds {
+            config.max_age = std::time::Duration::from_secs(seconds);
+        }
+        medic_runtime::sns::SnsVerifier::new(config)
+            .map(Arc::new)
+            .map_err(|error| anyhow!(error))
+    }
 }
 
 /// `[diagnose]`: the windows of `diagnose.*` and PromQL templates replacing the default

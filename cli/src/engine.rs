@@ -118,6 +118,7 @@ pub(crate) struct Prepared {
     engine_config: EngineConfig,
     identities: medic_runtime::server::Identities,
     signing: Option<Signing>,
+    sns: Option<Arc<medic_runtime::sns::SnsVerifier>>,
     server_limits: medic_runtime::server::ServerLimits,
 }
 
@@ -170,6 +171,12 @@ pub(crate) fn prepare(flags: ServeFlags) -> anyhow::Result<Result<Prepared, Exit
             bail!("auth.hmac_tolerance_seconds is {seconds}: it must be between 1 and 86400")
         }
     };
+    let sns = config
+        .sources
+        .cloudwatch
+        .as_ref()
+        .map(crate::config::CloudwatchToml::verifier)
+        .transpose()?;
     let plan = match compile(&plans) {
         Ok(plan) => plan,
         Err(diagnostics) => {
@@ -265,6 +272,7 @@ pub(crate) fn prepare(flags: ServeFlags) -> anyhow::Result<Result<Prepared, Exit
         engine_config,
         identities,
         signing,
+        sns,
         server_limits,
     }))
 }
@@ -290,6 +298,7 @@ pub(crate) async fn serve_on(
         engine_config,
         identities,
         signing,
+        sns,
         server_limits,
         ..
     } = prepared;
@@ -308,6 +317,7 @@ pub(crate) async fn serve_on(
         auth: Auth {
             identities,
             signing,
+            sns,
         },
         limits: server_limits,
         reload: Arc::new(move || {
@@ -369,6 +379,10 @@ fn detect_source(value: &serde_json::Value) -> &'static str {
         == Some("azureMonitorCommonAlertSchema")
     {
         "azure"
+    } else if ingest::is_sns_envelope(value) || (has("AlarmName") && has("NewStateValue")) {
+        "cloudwatch"
+    } else if ingest::is_elastic_template(value) {
+        "elastic"
     } else if has("event_id") || value.get("events").is_some() {
         "zabbix"
     } else {
@@ -393,9 +407,13 @@ fn read_alerts(path: &Path, source: Option<&str>) -> anyhow::Result<(String, Vec
         "grafana" => ingest::grafana(&body),
         "zabbix" => ingest::zabbix(&body),
         "azure" => ingest::azure(&body),
+        "cloudwatch" => ingest::cloudwatch(&body),
+        "elastic" => ingest::elastic(&body),
         "generic" => ingest::generic(&body),
         other => {
-            bail!("unknown source {other:?}: use alertmanager, grafana, zabbix, azure or generic")
+            bail!(
+                "unknown source {other:?}: use alertmanager, grafana, zabbix, azure, cloudwatch, elastic or generic"
+            )
         }
     }
     .map_err(|error| anyhow!("{}: {error}", path.display()))?;

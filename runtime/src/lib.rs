@@ -22,5 +22,6 @@ pub mod normalize;
 pub mod report;
 pub mod run_filter;
 pub mod server;
+pub mod sns;
 pub mod stats;
 pub mod web;

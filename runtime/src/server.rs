@@ -245,6 +245,8 @@ pub struct Auth {
     pub identities: Identities,
     /// Required on the generic webhook, in addition to the bearer token.
     pub signing: Option<Signing>,
+    /// The CloudWatch webhook's SNS checks; without them `/webhook/cloudwatch` is 404.
+    pub sns: Option<Arc<crate::sns::SnsVerifier>>,
 }
 
 impl Auth {
@@ -253,6 +255,7 @@ impl Auth {
         Auth {
             identities: Identities::Open,
             signing: None,
+            sns: None,
         }
     }
 }
@@ -275,6 +278,7 @@ impl std::fmt::Debug for Auth {
                     .as_ref()
                     .map(|signing| format!("<redacted>, tolerance {:?}", signing.tolerance)),
             )
+            .field("sns", &self.sns)
             .finish()
     }
 }
@@ -371,6 +375,9 @@ pub fn router(state: Arc<ServerState>) -> Router {
     };
     Router::new()
         .route("/metrics", gate(Need::Read, get(metrics)))
+        // SNS cannot send a bearer token: its messages are authenticated by their signature
+        // and their topic (`crate::sns`), which are mandatory.
+        .route("/webhook/cloudwatch", post(crate::sns::webhook))
         .route("/webhook/{source}", gate(Need::Send, post(webhook)))
         .route("/api/runs", gate(Need::Read, get(list_runs)))
         .route("/api/runs/{id}", gate(Need::Read, get(show_run)))
@@ -635,7 +642,10 @@ fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
 }
 
 /// A request body within the limit, or a JSON error.
-fn body_bytes(state: &ServerState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Failure> {
+pub(crate) fn body_bytes(
+    state: &ServerState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Failure> {
     body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -730,12 +740,13 @@ async fn webhook(
         "grafana" => ingest::grafana,
         "zabbix" => ingest::zabbix,
         "azure" => ingest::azure,
+        "elastic" => ingest::elastic,
         "generic" => ingest::generic,
         other => {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "no webhook for {other:?}: use alertmanager, grafana, zabbix, azure or generic"
+                    "no webhook for {other:?}: use alertmanager, grafana, zabbix, azure, cloudwatch, elastic or generic"
                 ),
             ));
         }
@@ -770,6 +781,10 @@ async fn webhook(
         tracing::info!(%source, %error, "payload refused");
         Failure(status, error.to_string())
     })?;
+    let mut alerts = alerts;
+    // Kibana's notifications carry no start: a repeat joins its alert's open episode and a
+    // recovery ends it (Watcher has no recovery: each notification is its own episode).
+    join_open_episodes(&state.engine, &mut alerts, |alert| alert.source == "kibana").await?;
     let count = alerts.len();
     // On its own task: if the client hangs up mid-request, the alerts it sent are still
     // committed and queued together (never committed and left unqueued).
@@ -778,6 +793,42 @@ async fn webhook(
         .await
         .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??;
     Ok(Json(json!({ "accepted": count, "alerts": ids })).into_response())
+}
+
+/// Gives each alert that `which` picks the start of its fingerprint's open episode, for
+/// sources whose messages do not carry it (a CloudWatch OK, a Kibana notification): its
+/// resolve then ends, and its repeat joins, the episode already journaled. An alert with no
+/// open episode keeps the time its message gave.
+pub(crate) async fn join_open_episodes(
+    engine: &Engine,
+    alerts: &mut [ingest::Alert],
+    which: impl Fn(&ingest::Alert) -> bool,
+) -> Result<(), Failure> {
+    let fingerprints: Vec<(usize, String)> = alerts
+        .iter()
+        .enumerate()
+        .filter(|(_, alert)| which(alert))
+        .map(|(index, alert)| (index, alert.fingerprint.clone()))
+        .collect();
+    if fingerprints.is_empty() {
+        return Ok(());
+    }
+    let starts = engine
+        .journal()
+        .call(move |journal| {
+            fingerprints
+                .into_iter()
+                .map(|(index, fingerprint)| Ok((index, journal.open_episode(&fingerprint)?)))
+                .collect::<Result<Vec<_>, crate::journal::JournalError>>()
+        })
+        .await
+        .map_err(EngineError::from)?;
+    for (index, start) in starts {
+        if let (Some(start), Some(alert)) = (start, alerts.get_mut(index)) {
+            alert.starts_at = start;
+        }
+    }
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]

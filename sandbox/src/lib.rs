@@ -13,4 +13,5 @@ pub mod promql;
 pub mod receiver;
 mod serving;
 pub mod shop;
+pub mod sns;
 pub mod world;

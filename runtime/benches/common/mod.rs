@@ -42,7 +42,7 @@ impl Served {
             engine: engine.clone(),
             auth: Auth {
                 identities: Identities::token(TOKEN),
-                signing: None,
+                ..Auth::open()
             },
             limits: ServerLimits::default(),
             reload: Arc::new(|| Err("no reload in the benchmark".into())),

@@ -19,23 +19,11 @@ fn severity(text: &str) -> Result<Severity, String> {
     }
 }
 
-/// A string field of `object`, or what is wrong with it.
-fn text<'a>(
-    object: &'a serde_json::Map<String, serde_json::Value>,
-    field: &str,
-) -> Result<Option<&'a str>, String> {
-    match object.get(field) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(format!("`{field}` is {}, not text", json_kind(other))),
-    }
-}
-
 fn required<'a>(
     object: &'a serde_json::Map<String, serde_json::Value>,
     field: &str,
 ) -> Result<&'a str, String> {
-    text(object, field)?
+    text_field(object, field)?
         .filter(|text| !text.is_empty())
         .ok_or_else(|| format!("`data.essentials.{field}` is missing"))
 }
@@ -139,7 +127,7 @@ fn essential_alert(
     let severity = severity(azure_severity)?;
     let starts_at = time(required(essentials, "firedDateTime")?)
         .map_err(|reason| format!("`data.essentials.firedDateTime`: {reason}"))?;
-    let ends_at = match text(essentials, "resolvedDateTime")? {
+    let ends_at = match text_field(essentials, "resolvedDateTime")? {
         Some(resolved) if !resolved.is_empty() => Some(
             time(resolved)
                 .map_err(|reason| format!("`data.essentials.resolvedDateTime`: {reason}"))?,
@@ -147,7 +135,7 @@ fn essential_alert(
         _ => None,
     };
     // The episode: the monitoring service's id of the alert, the same when it resolves.
-    let fingerprint = match text(essentials, "originAlertId")? {
+    let fingerprint = match text_field(essentials, "originAlertId")? {
         Some(id) if !id.is_empty() => id.to_string(),
         _ => required(essentials, "alertId")?.to_string(),
     };
@@ -160,7 +148,7 @@ fn essential_alert(
         ("signalType", "signal_type"),
         ("monitoringService", "monitoring_service"),
     ] {
-        if let Some(value) = text(essentials, field)? {
+        if let Some(value) = text_field(essentials, field)? {
             labels.insert(label.into(), value.to_string());
         }
     }
@@ -264,7 +252,7 @@ fn essential_alert(
             }
         }
     }
-    let description = text(essentials, "description")?
+    let description = text_field(essentials, "description")?
         .unwrap_or_default()
         .to_string();
     if summary.is_empty() {

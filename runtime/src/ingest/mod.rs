@@ -1,10 +1,11 @@
 //! Reading alert payloads into normalized alerts, and normalized alerts into the `alert`
 //! record that rules see.
 //!
-//! Five sources are read into the same [`Alert`]: Alertmanager's webhook (version 4, the
+//! Seven sources are read into the same [`Alert`]: Alertmanager's webhook (version 4, the
 //! reference source), Grafana's unified-alerting webhook contact point, a Zabbix webhook media
-//! type whose JSON body Medic documents, Azure Monitor's common alert schema, and Medic's own
-//! generic JSON (the mappings are in `docs/webhooks.md`). Every alert of a payload is read, firing and resolved
+//! type whose JSON body Medic documents, Azure Monitor's common alert schema, CloudWatch
+//! alarms delivered by Amazon SNS, Kibana's and Watcher's webhooks in the template Medic
+//! ships, and Medic's own generic JSON (the mappings are in `docs/webhooks.md`). Every alert of a payload is read, firing and resolved
 //! alike. A malformed payload is an [`IngestError`] that names the problem (the server answers
 //! it with a 4xx); nothing here panics on any input.
 
@@ -170,12 +171,18 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
 
 mod alertmanager;
 mod azure;
+mod cloudwatch;
+mod elastic;
 mod generic;
 mod grafana;
 mod zabbix;
 
 pub use alertmanager::alertmanager;
 pub use azure::azure;
+pub use cloudwatch::{
+    SnsEnvelope, SnsType, cloudwatch, cloudwatch_alarm, is_sns_envelope, sns_envelope,
+};
+pub use elastic::{elastic, is_elastic_template};
 pub use generic::generic;
 pub use grafana::grafana;
 pub use zabbix::zabbix;
@@ -186,6 +193,18 @@ pub(super) fn scalar_text(value: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(number) => Some(number.to_string()),
         serde_json::Value::Bool(flag) => Some(flag.to_string()),
         _ => None,
+    }
+}
+
+/// A text field of `object` (absent or null: `None`), or what is wrong with it.
+pub(super) fn text_field<'a>(
+    object: &'a serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> Result<Option<&'a str>, String> {
+    match object.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(format!("`{field}` is {}, not text", json_kind(other))),
     }
 }
 

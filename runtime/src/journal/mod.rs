@@ -23,7 +23,8 @@ use std::path::Path;
 /// 2: `runs.definition` names a row of `definitions` (a playbook stored once per version)
 /// rather than holding the JSON itself; version 1 stores still read, their rows as they are.
 /// 3: the `audit` log of operators' actions and their `feedback` on runs (new tables only).
-const SCHEMA_VERSION: i64 = 3;
+/// 4: `sns_messages`, the SNS message ids the CloudWatch webhook has taken (a new table).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,6 +119,14 @@ CREATE TABLE IF NOT EXISTS feedback (
   note TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback(run_id);
+-- The SNS messages taken, so that a replayed one is not taken twice (kept for as long as a
+-- message's timestamp is accepted; `crate::sns`).
+CREATE TABLE IF NOT EXISTS sns_messages (
+  message_id TEXT PRIMARY KEY,
+  topic TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sns_messages_by_time ON sns_messages(received_at);
 -- A firing episode's notifications (a run's page: did its alert resolve?; at start: reverts
 -- whose episode already resolved).
 CREATE INDEX IF NOT EXISTS alerts_by_episode ON alerts(fingerprint, starts_at);
@@ -999,6 +1008,7 @@ impl Journal {
 mod handle;
 mod history;
 mod reverts;
+mod sources;
 
 pub use handle::{JournalHandle, Submitted};
 pub use history::{AlertSummary, AuditEntry, FeedbackRow, NewAuditEntry, RunQuery};

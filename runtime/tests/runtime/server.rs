@@ -308,6 +308,7 @@ fn signing_setup(tolerance: Duration) -> Setup {
                 secret: "webhook-secret".into(),
                 tolerance,
             }),
+            sns: None,
         },
         ..Setup::new(Identities::Open)
     }
