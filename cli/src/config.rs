@@ -62,6 +62,10 @@ pub(crate) struct CloudwatchToml {
     pub(crate) cert_hosts: Option<Vec<String>>,
     /// The oldest message accepted, in seconds.
     pub(crate) max_age_seconds: Option<u64>,
+    /// A topic's severity (`critical`, `warning`, `info`) for alarms whose description
+    /// names none.
+    #[serde(default)]
+    pub(crate) severities: BTreeMap<String, String>,
 }
 
 impl CloudwatchToml {
@@ -73,6 +77,17 @@ impl CloudwatchToml {
         }
         if let Some(seconds) = self.max_age_seconds {
             config.max_age = std::time::Duration::from_secs(seconds);
+        }
+        for (topic, severity) in &self.severities {
+            let severity = match severity.as_str() {
+                "critical" => medic_runtime::normalize::Severity::Critical,
+                "warning" => medic_runtime::normalize::Severity::Warning,
+                "info" => medic_runtime::normalize::Severity::Info,
+                other => bail!(
+                    "sources.cloudwatch.severities: {topic:?} has {other:?}: use critical, warning or info"
+                ),
+            };
+            config.severities.insert(topic.clone(), severity);
         }
         medic_runtime::sns::SnsVerifier::new(config)
             .map(Arc::new)

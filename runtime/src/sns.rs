@@ -60,6 +60,9 @@ pub struct SnsConfig {
     pub cert_hosts: Vec<String>,
     /// The oldest `Timestamp` accepted; the replay guard remembers message ids this long.
     pub max_age: Duration,
+    /// The severity of the alarms of a topic whose alarm description names none (teams often
+    /// have a topic per severity); warning otherwise.
+    pub severities: std::collections::BTreeMap<String, crate::normalize::Severity>,
 }
 
 impl SnsConfig {
@@ -72,6 +75,7 @@ impl SnsConfig {
                 .map(|host| host.to_string())
                 .collect(),
             max_age: DEFAULT_MAX_AGE,
+            severities: std::collections::BTreeMap::new(),
         }
     }
 
@@ -93,6 +97,15 @@ impl SnsConfig {
             return Err(
                 "sources.cloudwatch.cert_hosts is empty: no certificate could be fetched".into(),
             );
+        }
+        if let Some(topic) = self
+            .severities
+            .keys()
+            .find(|topic| !self.topics.contains(topic))
+        {
+            return Err(format!(
+                "sources.cloudwatch.severities names {topic:?}, which is not in sources.cloudwatch.topics"
+            ));
         }
         if self.max_age.is_zero() {
             return Err("sources.cloudwatch.max_age_seconds must be at least 1".into());
@@ -480,7 +493,8 @@ async fn notification(
                 .into_response(),
         );
     }
-    let alert = ingest::cloudwatch_alarm(&message.message).map_err(|error| {
+    let topic_severity = config.severities.get(&message.topic_arn).copied();
+    let alert = ingest::cloudwatch_alarm(&message.message, topic_severity).map_err(|error| {
         tracing::info!(source = "cloudwatch", %error, "payload refused");
         Failure(StatusCode::BAD_REQUEST, error.to_string())
     })?;

@@ -17,6 +17,7 @@ mod logs;
 mod neovim;
 mod serve;
 mod smtp;
+mod sources;
 mod test;
 mod world;
 

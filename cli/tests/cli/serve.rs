@@ -890,6 +890,19 @@ fn every_example_alert_reaches_its_rule_in_a_dry_run() {
             "rule order_cpu → run 1: playbook scale_up succeeded",
             0,
         ),
+        // As CloudWatch publishes it to SNS (the envelope's signature is not checked for a
+        // local file).
+        (
+            "cloudwatch_order_cpu",
+            "rule order_cpu → run 1: playbook scale_up succeeded",
+            0,
+        ),
+        // As Kibana's Webhook connector sends it with Medic's template.
+        (
+            "kibana_order_cpu",
+            "rule order_cpu → run 1: playbook scale_up succeeded",
+            0,
+        ),
         (
             "payment_latency",
             "rule payment_latency → run 1: playbook payment_troubleshoot failed",

@@ -153,12 +153,17 @@ pub fn cloudwatch(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
     } else {
         String::from_utf8_lossy(body).into_owned()
     };
-    Ok(cloudwatch_alarm(&message)?.into_iter().collect())
+    Ok(cloudwatch_alarm(&message, None)?.into_iter().collect())
 }
 
 /// A CloudWatch alarm's state change (a notification's `Message`) as an alert: `ALARM` is
-/// firing, `OK` resolved, `INSUFFICIENT_DATA` nothing (`None`).
-pub fn cloudwatch_alarm(message: &str) -> Result<Option<Alert>, IngestError> {
+/// firing, `OK` resolved, `INSUFFICIENT_DATA` nothing (`None`). CloudWatch alarms have no
+/// severity: a `severity: critical` (or `severity=critical`) in the alarm's description gives
+/// it, else `topic_severity` (the topic's, as configured), else warning.
+pub fn cloudwatch_alarm(
+    message: &str,
+    topic_severity: Option<Severity>,
+) -> Result<Option<Alert>, IngestError> {
     let bad = |reason: String| malformed("cloudwatch", reason);
     let payload: serde_json::Value = serde_json::from_str(message).map_err(|error| {
         bad(format!(
@@ -172,10 +177,25 @@ pub fn cloudwatch_alarm(message: &str) -> Result<Option<Alert>, IngestError> {
             json_kind(&payload)
         ))
     })?;
-    alarm(object).map_err(bad)
+    alarm(object, topic_severity).map_err(bad)
 }
 
-fn alarm(object: &serde_json::Map<String, serde_json::Value>) -> Result<Option<Alert>, String> {
+/// The word after `severity` and a `:` or `=` in `text`, as a severity.
+fn described_severity(text: &str) -> Option<Severity> {
+    let lower = text.to_ascii_lowercase();
+    let (_, after) = lower.split_once("severity")?;
+    let after = after.trim_start().strip_prefix([':', '='])?.trim_start();
+    let word: String = after
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    (!word.is_empty()).then(|| normalize::severity(Some(&word)))
+}
+
+fn alarm(
+    object: &serde_json::Map<String, serde_json::Value>,
+    topic_severity: Option<Severity>,
+) -> Result<Option<Alert>, String> {
     let required = |field: &str| -> Result<&str, String> {
         text_field(object, field)?
             .filter(|text| !text.is_empty())
@@ -216,12 +236,15 @@ fn alarm(object: &serde_json::Map<String, serde_json::Value>) -> Result<Option<A
     } else {
         arn.to_string()
     };
+    let description = text_field(object, "AlarmDescription")?
+        .unwrap_or_default()
+        .to_string();
+    let severity = described_severity(&description)
+        .or(topic_severity)
+        .unwrap_or(Severity::Warning);
     let mut labels = BTreeMap::from([
         ("alertname".to_string(), name.clone()),
-        (
-            "severity".to_string(),
-            Severity::Warning.as_str().to_string(),
-        ),
+        ("severity".to_string(), severity.as_str().to_string()),
     ]);
     for (label, value) in [("region", region.as_str()), ("account", account)] {
         if !value.is_empty() {
@@ -233,9 +256,6 @@ fn alarm(object: &serde_json::Map<String, serde_json::Value>) -> Result<Option<A
     if !reason.is_empty() {
         annotations.insert("reason".to_string(), reason.to_string());
     }
-    let description = text_field(object, "AlarmDescription")?
-        .unwrap_or_default()
-        .to_string();
     let trigger = match object.get("Trigger") {
         Some(serde_json::Value::Object(trigger)) => Some(trigger),
         None | Some(serde_json::Value::Null) => None,
@@ -331,7 +351,7 @@ fn alarm(object: &serde_json::Map<String, serde_json::Value>) -> Result<Option<A
     Ok(Some(Alert {
         name,
         status,
-        severity: Severity::Warning,
+        severity,
         service: dimension(&[
             "service",
             "Service",
@@ -488,7 +508,7 @@ mod tests {
 
     #[test]
     fn an_alarm_reads_its_name_metric_dimensions_value_and_identity() {
-        let alert = cloudwatch_alarm(ALARM).unwrap().unwrap();
+        let alert = cloudwatch_alarm(ALARM, None).unwrap().unwrap();
         assert_eq!(alert.name, "order-service-cpu");
         assert_eq!(alert.status, Status::Firing);
         assert_eq!(alert.service, "order-service");
@@ -518,13 +538,38 @@ mod tests {
                 "2026-12-01T10:00:30.123+0000",
                 "2026-12-01T10:20:00.000+0000",
             );
-        let fired = cloudwatch_alarm(ALARM).unwrap().unwrap();
-        let resolved = cloudwatch_alarm(&ok).unwrap().unwrap();
+        let fired = cloudwatch_alarm(ALARM, None).unwrap().unwrap();
+        let resolved = cloudwatch_alarm(&ok, None).unwrap().unwrap();
         assert_eq!(resolved.status, Status::Resolved);
         assert_eq!(resolved.fingerprint, fired.fingerprint);
         assert_eq!(resolved.ends_at, Some(resolved.starts_at));
         let unknown = ALARM.replace(r#""ALARM""#, r#""INSUFFICIENT_DATA""#);
-        assert_eq!(cloudwatch_alarm(&unknown).unwrap(), None);
+        assert_eq!(cloudwatch_alarm(&unknown, None).unwrap(), None);
+    }
+
+    #[test]
+    fn the_severity_comes_from_the_description_then_the_topic() {
+        let severity =
+            |alarm: &str, topic| cloudwatch_alarm(alarm, topic).unwrap().unwrap().severity;
+        assert_eq!(severity(ALARM, None), Severity::Warning);
+        assert_eq!(
+            severity(ALARM, Some(Severity::Critical)),
+            Severity::Critical
+        );
+        let described = ALARM.replace(
+            "CPU of the order service",
+            "CPU of the order service (Severity: critical)",
+        );
+        assert_eq!(
+            severity(&described, Some(Severity::Info)),
+            Severity::Critical
+        );
+        let info = ALARM.replace("CPU of the order service", "severity=info");
+        assert_eq!(severity(&info, None), Severity::Info);
+        assert_eq!(
+            cloudwatch_alarm(&info, None).unwrap().unwrap().labels["severity"],
+            "info"
+        );
     }
 
     #[test]
@@ -534,12 +579,12 @@ mod tests {
             .replace(r#""Unit": null"#, r#""Unit": "Seconds""#)
             .replace("[95.12 (", "[1.5 (");
         assert_eq!(
-            cloudwatch_alarm(&latency).unwrap().unwrap().value,
+            cloudwatch_alarm(&latency, None).unwrap().unwrap().value,
             Ok(Quantity::Duration(1_500))
         );
         let count = ALARM.replace("CPUUtilization", "RequestCount");
         assert_eq!(
-            cloudwatch_alarm(&count).unwrap().unwrap().value,
+            cloudwatch_alarm(&count, None).unwrap().unwrap().value,
             Ok(Quantity::Number(95.12))
         );
     }
