@@ -15,14 +15,15 @@
 //! 5. the certificate (fetched once per URL and cached, redirects not followed) is valid now,
 //!    and its RSA key verifies the signature over the text SNS signs.
 //!
-//! Anything else is refused with 403, and the refusal is written to the audit log. A
+//! Anything else is refused with 403, and the refusal is written to the audit log; a
+//! certificate that cannot be fetched is 503 (SNS retries it). A
 //! `SubscriptionConfirmation` that passes is confirmed by visiting its `SubscribeURL` (which
 //! must pass the same host check); an `UnsubscribeConfirmation` is recorded. A notification
 //! already taken (its `MessageId` is in the journal) is answered 200 and not taken again,
 //! which is what SNS's own retries need.
 
 use crate::engine::{Actor, Engine};
-use crate::ingest::{self, SnsEnvelope, SnsType, Status};
+use crate::ingest::{self, SnsEnvelope, SnsType};
 use crate::server::{Failure, ServerState};
 use axum::Json;
 use axum::body::Bytes;
@@ -135,6 +136,10 @@ pub enum Refusal {
     },
     #[error("the signing certificate {url}: {reason}")]
     Certificate { url: String, reason: String },
+    /// The certificate's host could not be reached or did not answer with it: maybe for a
+    /// moment, so the sender should retry (503), unlike every other refusal (403).
+    #[error("the signing certificate {url} is unavailable: {reason}")]
+    CertificateUnavailable { url: String, reason: String },
     #[error("the signature is not base64")]
     SignatureEncoding,
     #[error("the signature does not verify with the certificate's key")]
@@ -315,7 +320,7 @@ impl SnsVerifier {
         {
             return Ok(key);
         }
-        let refuse = |reason: String| Refusal::Certificate {
+        let unavailable = |reason: String| Refusal::CertificateUnavailable {
             url: url.to_string(),
             reason,
         };
@@ -324,12 +329,26 @@ impl SnsVerifier {
             .get(url)
             .send()
             .await
-            .map_err(|error| refuse(format!("could not be fetched: {error}")))?;
+            .map_err(|error| unavailable(format!("fetching it failed: {error}")))?;
         if !response.status().is_success() {
-            return Err(refuse(format!("was answered {}", response.status())));
+            return Err(unavailable(format!(
+                "its host answered {}",
+                response.status()
+            )));
         }
-        let pem = limited_body(response, CERT_BYTES).await.map_err(refuse)?;
-        let key = Arc::new(parse_certificate(&pem).map_err(refuse)?);
+        let pem =
+            limited_body(response, CERT_BYTES)
+                .await
+                .map_err(|reason| Refusal::Certificate {
+                    url: url.to_string(),
+                    reason,
+                })?;
+        let key = Arc::new(
+            parse_certificate(&pem).map_err(|reason| Refusal::Certificate {
+                url: url.to_string(),
+                reason,
+            })?,
+        );
         if let Ok(mut keys) = self.keys.lock() {
             if keys.len() >= CACHED_CERTS {
                 keys.clear();
@@ -431,6 +450,14 @@ pub(crate) async fn webhook(
     };
     let detail = format!("topic {} message {}", message.topic_arn, message.message_id);
     if let Err(refusal) = verifier.verify(&message, engine.clock().now_ms()).await {
+        if let Refusal::CertificateUnavailable { .. } = refusal {
+            // Nothing is wrong with the message that we know of: SNS retries a 5xx.
+            tracing::warn!(topic = %message.topic_arn, message_id = %message.message_id, %refusal, "SNS message not verifiable now");
+            return Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("SNS message not checked: {refusal}"),
+            ));
+        }
         tracing::warn!(topic = %message.topic_arn, message_id = %message.message_id, %refusal, "SNS message refused");
         engine
             .audit(
@@ -500,11 +527,9 @@ async fn notification(
     })?;
     let mut alerts: Vec<ingest::Alert> = alert.into_iter().collect();
     // An OK message does not say when the alarm went off: it ends the episode its alarm's
-    // ALARM message opened.
-    crate::server::join_open_episodes(engine, &mut alerts, |alert| {
-        alert.status == Status::Resolved
-    })
-    .await?;
+    // ALARM message opened. An ALARM while the alarm's episode is open (ALARM,
+    // INSUFFICIENT_DATA, ALARM again, never OK) belongs to it too.
+    crate::server::join_open_episodes(engine, &mut alerts, |_| true).await?;
     let count = alerts.len();
     let ids = if alerts.is_empty() {
         Vec::new()

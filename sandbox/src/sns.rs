@@ -74,6 +74,11 @@ impl FakeSns {
                 "/SimpleNotificationService-test.pem",
                 get(|| async { CERT_PEM }),
             )
+            // What a wrong certificate URL might serve.
+            .route(
+                "/not-a-certificate.pem",
+                get(|| async { "<html>hello</html>" }),
+            )
             .route("/", get(confirm))
             .with_state(Arc::clone(&confirmed));
         Ok(FakeSns {

@@ -436,7 +436,7 @@ fn bad_requests_get_clear_errors() {
     let (status, body) = server.post("/webhook/nagios", "{}");
     assert_eq!(status, 404);
     assert!(
-        body.contains("alertmanager, grafana, zabbix, azure or generic"),
+        body.contains("alertmanager, grafana, zabbix, azure, cloudwatch, elastic or generic"),
         "{body}"
     );
     // Over the body limit (64 KiB here): 413.

@@ -223,7 +223,10 @@ async fn forged_stale_and_misplaced_sns_messages_are_refused_and_journaled() {
     let mut plain = signed.clone();
     plain["SignatureVersion"] = serde_json::json!("3");
     let stale = sns.notification(TOPIC, "msg-2", &message, &at(-7_200), SignatureVersion::V1);
+    let mut garbage = signed.clone();
+    garbage["SigningCertURL"] = serde_json::json!(format!("{}/not-a-certificate.pem", sns.url()));
     for (message, says) in [
+        (&garbage, "is not a PEM certificate"),
         (&forged, "does not verify"),
         (&elsewhere, "does not match sources.cloudwatch.cert_hosts"),
         (&plain, "SignatureVersion \"3\""),
@@ -250,6 +253,19 @@ async fn forged_stale_and_misplaced_sns_messages_are_refused_and_journaled() {
             .unwrap()
             .is_empty(),
         "nothing refused was journaled as an alert"
+    );
+    // A certificate host that does not answer may be a passing fault: 503, which SNS
+    // retries, not a refusal.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut unreachable = signed.clone();
+    unreachable["SigningCertURL"] = serde_json::json!(format!("http://127.0.0.1:{port}/cert.pem"));
+    let (status, body) = post_sns(&served, &unreachable).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("is unavailable"),
+        "{body}"
     );
     // The genuine message is still taken after the forgeries.
     let (status, body) = post_sns(&served, &signed).await;
