@@ -903,6 +903,12 @@ fn every_example_alert_reaches_its_rule_in_a_dry_run() {
             "rule order_cpu → run 1: playbook scale_up succeeded",
             0,
         ),
+        // As Elasticsearch Watcher's webhook action sends it with the same template.
+        (
+            "watcher_order_cpu",
+            "rule order_cpu → run 1: playbook scale_up succeeded",
+            0,
+        ),
         (
             "payment_latency",
             "rule payment_latency → run 1: playbook payment_troubleshoot failed",
