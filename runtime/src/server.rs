@@ -782,9 +782,17 @@ async fn webhook(
         Failure(status, error.to_string())
     })?;
     let mut alerts = alerts;
-    // Kibana's notifications carry no start: a repeat joins its alert's open episode and a
-    // recovery ends it (Watcher has no recovery: each notification is its own episode).
-    join_open_episodes(&state.engine, &mut alerts, |alert| alert.source == "kibana").await?;
+    // Kibana's notifications carry no start: a repeat joins its alert's open episode (the
+    // same `alert.uuid`, Kibana's id of one active period) and a recovery ends it. Watcher
+    // has no recovery: each notification is its own episode.
+    join_open_episodes(&state.engine, &mut alerts, |alert| {
+        if alert.source == "kibana" {
+            Join::SameLabel("kibana_alert_uuid")
+        } else {
+            Join::No
+        }
+    })
+    .await?;
     let count = alerts.len();
     // On its own task: if the client hangs up mid-request, the alerts it sent are still
     // committed and queued together (never committed and left unqueued).
@@ -795,30 +803,54 @@ async fn webhook(
     Ok(Json(json!({ "accepted": count, "alerts": ids })).into_response())
 }
 
-/// Gives each alert that `which` picks the start of its fingerprint's open episode, for
-/// sources whose messages do not carry it (a CloudWatch OK, a Kibana notification): its
+/// Whether an alert joins its fingerprint's open episode (see [`join_open_episodes`]).
+pub(crate) enum Join {
+    No,
+    /// Whatever the open episode is.
+    Open,
+    /// Only when the open episode's newest alert has this label with this alert's value
+    /// (and unconditionally when this alert has no such label).
+    SameLabel(&'static str),
+}
+
+/// Gives each alert that `which` says joins the start of its fingerprint's open episode,
+/// for sources whose messages do not carry it (a CloudWatch OK, a Kibana notification): its
 /// resolve then ends, and its repeat joins, the episode already journaled. An alert with no
-/// open episode keeps the time its message gave.
+/// open episode keeps the time its message gave. Looked up ahead of the journal's other
+/// work, as a webhook's writes are, so that an alert committed before this one is seen.
 pub(crate) async fn join_open_episodes(
     engine: &Engine,
     alerts: &mut [ingest::Alert],
-    which: impl Fn(&ingest::Alert) -> bool,
+    which: impl Fn(&ingest::Alert) -> Join,
 ) -> Result<(), Failure> {
-    let fingerprints: Vec<(usize, String)> = alerts
+    /// An alert's index, its fingerprint, and the label its episode must share.
+    type Lookup = (usize, String, Option<(&'static str, String)>);
+    let lookups: Vec<Lookup> = alerts
         .iter()
         .enumerate()
-        .filter(|(_, alert)| which(alert))
-        .map(|(index, alert)| (index, alert.fingerprint.clone()))
+        .filter_map(|(index, alert)| {
+            let same = match which(alert) {
+                Join::No => return None,
+                Join::Open => None,
+                Join::SameLabel(label) => {
+                    alert.labels.get(label).map(|value| (label, value.clone()))
+                }
+            };
+            Some((index, alert.fingerprint.clone(), same))
+        })
         .collect();
-    if fingerprints.is_empty() {
+    if lookups.is_empty() {
         return Ok(());
     }
     let starts = engine
         .journal()
-        .call(move |journal| {
-            fingerprints
+        .call_urgent(move |journal| {
+            lookups
                 .into_iter()
-                .map(|(index, fingerprint)| Ok((index, journal.open_episode(&fingerprint)?)))
+                .map(|(index, fingerprint, same)| {
+                    let same = same.as_ref().map(|(label, value)| (*label, value.as_str()));
+                    Ok((index, journal.open_episode(&fingerprint, same)?))
+                })
                 .collect::<Result<Vec<_>, crate::journal::JournalError>>()
         })
         .await

@@ -9,9 +9,10 @@
 //! 1. its `TopicArn` is in `topics`;
 //! 2. its `SignatureVersion` is 1 (SHA1withRSA) or 2 (SHA256withRSA);
 //! 3. its `Timestamp` is no older than `max_age` (and not from the future);
-//! 4. its `SigningCertURL` is `https` on a host matching `cert_hosts` (by default the SNS
-//!    endpoints `sns.<region>.amazonaws.com[.cn]`), its path a `.pem` file; plain `http` only
-//!    to a loopback address that `cert_hosts` names (a test's own server);
+//! 4. its `SigningCertURL` is `https` on a host of `cert_hosts` (by default the SNS endpoint
+//!    of the topic's own region, `sns.<region>.amazonaws.com[.cn]`), with no port, query or
+//!    fragment, its path `/SimpleNotificationService-<id>.pem`; plain `http` only to a
+//!    loopback address that `cert_hosts` names (a test's own server);
 //! 5. the certificate (fetched once per URL and cached, redirects not followed) is valid now,
 //!    and its RSA key verifies the signature over the text SNS signs.
 //!
@@ -37,11 +38,21 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The default of [`SnsConfig::cert_hosts`]: Amazon SNS's endpoints, in every region and in
-/// the China partition.
-pub const DEFAULT_CERT_HOSTS: [&str; 2] = ["sns.*.amazonaws.com", "sns.*.amazonaws.com.cn"];
-/// The default of [`SnsConfig::max_age`]: an hour.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3_600);
+/// The default of [`SnsConfig::cert_hosts`]: the SNS endpoint of the message's topic's
+/// region (`{region}` is the region of its `TopicArn`), in the AWS and China partitions.
+/// A wildcard would be wrong: `sns.*.amazonaws.com` also names S3's virtual-hosted
+/// addresses of a bucket called `sns` (`sns.s3.amazonaws.com`), which anyone can serve.
+pub const DEFAULT_CERT_HOSTS: [&str; 2] = [
+    "sns.{region}.amazonaws.com",
+    "sns.{region}.amazonaws.com.cn",
+];
+/// The default of [`SnsConfig::max_age`]: two hours, beyond the hour over which SNS retries
+/// a delivery to an HTTP/S endpoint.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7_200);
+/// How long a certificate URL that could not be fetched is not asked again.
+const FAILED_FOR_MS: i64 = 30_000;
+/// The most text of a message (a topic, an id, a URL) written to the log or the audit log.
+const CLIP: usize = 200;
 /// How long fetching a certificate or confirming a subscription may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest certificate read (SNS's are about 2 KiB).
@@ -56,8 +67,8 @@ const FUTURE_SLACK_MS: i64 = 300_000;
 pub struct SnsConfig {
     /// The topic ARNs whose messages are taken and whose subscriptions are confirmed.
     pub topics: Vec<String>,
-    /// Hosts a signing certificate (and a subscription URL) may come from: names whose `*`
-    /// stands for exactly one label, or IP addresses.
+    /// Hosts a signing certificate (and a subscription URL) may come from: names, in which
+    /// `{region}` stands for the region of the message's topic, or IP addresses.
     pub cert_hosts: Vec<String>,
     /// The oldest `Timestamp` accepted; the replay guard remembers message ids this long.
     pub max_age: Duration,
@@ -98,6 +109,11 @@ impl SnsConfig {
             return Err(
                 "sources.cloudwatch.cert_hosts is empty: no certificate could be fetched".into(),
             );
+        }
+        if let Some(host) = self.cert_hosts.iter().find(|host| host.contains('*')) {
+            return Err(format!(
+                "sources.cloudwatch.cert_hosts: {host:?} has a wildcard; name the hosts, with {{region}} for the topic's region (sns.{{region}}.amazonaws.com)"
+            ));
         }
         if let Some(topic) = self
             .severities
@@ -158,6 +174,8 @@ pub struct SnsVerifier {
     config: SnsConfig,
     client: reqwest::Client,
     keys: Mutex<HashMap<String, Arc<Key>>>,
+    /// Certificate URLs that could not be fetched, until when they are not asked again.
+    failed: Mutex<HashMap<String, (i64, Refusal)>>,
 }
 
 impl std::fmt::Debug for SnsVerifier {
@@ -180,6 +198,7 @@ impl SnsVerifier {
             config,
             client,
             keys: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -190,7 +209,7 @@ impl SnsVerifier {
     /// Whether `message` is Amazon's, from a trusted topic, fresh and correctly signed.
     pub async fn verify(&self, message: &SnsEnvelope, now_ms: i64) -> Result<(), Refusal> {
         if !self.config.topics.contains(&message.topic_arn) {
-            return Err(Refusal::Topic(message.topic_arn.clone()));
+            return Err(Refusal::Topic(clip(&message.topic_arn)));
         }
         let algorithm: &'static dyn ring::signature::VerificationAlgorithm =
             match message.signature_version.as_str() {
@@ -211,15 +230,23 @@ impl SnsVerifier {
         if -age_ms > FUTURE_SLACK_MS {
             return Err(Refusal::FromTheFuture(-age_ms / 1000));
         }
-        let url = self.allowed_url("SigningCertURL", &message.signing_cert_url)?;
-        if !url.path().ends_with(".pem") {
+        let url = self.allowed_url("SigningCertURL", &message.signing_cert_url, message)?;
+        let file = url
+            .path()
+            .strip_prefix("/SimpleNotificationService-")
+            .and_then(|rest| rest.strip_suffix(".pem"));
+        if !file
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|byte| byte.is_ascii_alphanumeric()))
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
             return Err(Refusal::Url {
                 what: "SigningCertURL",
-                url: message.signing_cert_url.clone(),
-                reason: "is not a .pem file".into(),
+                url: clip(&message.signing_cert_url),
+                reason: "is not an SNS certificate's path (/SimpleNotificationService-<id>.pem, no query)".into(),
             });
         }
-        let key = self.key(&message.signing_cert_url).await?;
+        let key = self.key(&message.signing_cert_url, now_ms).await?;
         if now_ms < key.not_before_ms || now_ms > key.not_after_ms {
             return Err(Refusal::Certificate {
                 url: message.signing_cert_url.clone(),
@@ -242,8 +269,17 @@ impl SnsVerifier {
     pub async fn confirm(&self, message: &SnsEnvelope) -> Result<String, String> {
         let subscribe = message.subscribe_url.as_deref().unwrap_or("");
         let url = self
-            .allowed_url("SubscribeURL", subscribe)
+            .allowed_url("SubscribeURL", subscribe, message)
             .map_err(|refusal| refusal.to_string())?;
+        if !url
+            .query_pairs()
+            .any(|(key, value)| key == "Action" && value == "ConfirmSubscription")
+        {
+            return Err(format!(
+                "the SubscribeURL {:?} is not a ConfirmSubscription request",
+                clip(subscribe)
+            ));
+        }
         let response = self
             .client
             .get(url)
@@ -271,12 +307,17 @@ impl SnsVerifier {
         Ok(arn)
     }
 
-    /// `text` as a URL Medic may fetch: https on an allowed host, or http to an allowed
-    /// loopback address.
-    fn allowed_url(&self, what: &'static str, text: &str) -> Result<url::Url, Refusal> {
+    /// `text` as a URL Medic may fetch for `message`: https on an allowed host without a
+    /// port, or http to an allowed loopback address.
+    fn allowed_url(
+        &self,
+        what: &'static str,
+        text: &str,
+        message: &SnsEnvelope,
+    ) -> Result<url::Url, Refusal> {
         let refuse = |reason: String| Refusal::Url {
             what,
-            url: text.to_string(),
+            url: clip(text),
             reason,
         };
         let url = url::Url::parse(text).map_err(|error| refuse(error.to_string()))?;
@@ -289,20 +330,27 @@ impl SnsVerifier {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(refuse("carries credentials".into()));
         }
-        if !self
+        // `arn:aws:sns:REGION:ACCOUNT:TOPIC`.
+        let region = message.topic_arn.split(':').nth(3).unwrap_or("");
+        let allowed: Vec<String> = self
             .config
             .cert_hosts
             .iter()
-            .any(|pattern| host_matches(pattern, &host))
-        {
+            .map(|pattern| pattern.replace("{region}", region))
+            .collect();
+        if region.is_empty() || !allowed.iter().any(|pattern| host_matches(pattern, &host)) {
             return Err(refuse(format!(
-                "host {host} does not match sources.cloudwatch.cert_hosts ({})",
-                self.config.cert_hosts.join(", ")
+                "host {} is not one of sources.cloudwatch.cert_hosts for this topic ({})",
+                clip(&host),
+                allowed.join(", ")
             )));
         }
         let loopback = host
             .parse::<IpAddr>()
             .is_ok_and(|address| address.is_loopback());
+        if url.port().is_some() && !loopback {
+            return Err(refuse("has a port".into()));
+        }
         match url.scheme() {
             "https" => Ok(url),
             "http" if loopback => Ok(url),
@@ -310,16 +358,39 @@ impl SnsVerifier {
         }
     }
 
-    /// The key of the certificate at `url`, from the cache or fetched.
-    async fn key(&self, url: &str) -> Result<Arc<Key>, Refusal> {
-        if let Some(key) = self
-            .keys
-            .lock()
-            .ok()
-            .and_then(|keys| keys.get(url).cloned())
+    /// The key of the certificate at `url`, from the cache (while valid) or fetched.
+    async fn key(&self, url: &str, now_ms: i64) -> Result<Arc<Key>, Refusal> {
+        if let Ok(mut keys) = self.keys.lock()
+            && let Some(key) = keys.get(url).cloned()
         {
-            return Ok(key);
+            if now_ms <= key.not_after_ms {
+                return Ok(key);
+            }
+            // Expired: fetched again, in case it was replaced at the same address.
+            keys.remove(url);
         }
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.retain(|_, (until, _)| *until > now_ms);
+            if let Some((_, refusal)) = failed.get(url) {
+                return Err(refusal.clone());
+            }
+        }
+        let fetched = self.fetch_key(url).await;
+        if let Err(refusal @ Refusal::CertificateUnavailable { .. }) = &fetched
+            && let Ok(mut failed) = self.failed.lock()
+        {
+            if failed.len() >= CACHED_CERTS {
+                failed.clear();
+            }
+            failed.insert(
+                url.to_string(),
+                (now_ms.saturating_add(FAILED_FOR_MS), refusal.clone()),
+            );
+        }
+        fetched
+    }
+
+    async fn fetch_key(&self, url: &str) -> Result<Arc<Key>, Refusal> {
         let unavailable = |reason: String| Refusal::CertificateUnavailable {
             url: url.to_string(),
             reason,
@@ -336,13 +407,15 @@ impl SnsVerifier {
                 response.status()
             )));
         }
-        let pem =
-            limited_body(response, CERT_BYTES)
-                .await
-                .map_err(|reason| Refusal::Certificate {
+        let pem = limited_body(response, CERT_BYTES)
+            .await
+            .map_err(|reason| match reason {
+                BodyError::Read(reason) => unavailable(reason),
+                BodyError::TooLarge(reason) => Refusal::Certificate {
                     url: url.to_string(),
                     reason,
-                })?;
+                },
+            })?;
         let key = Arc::new(
             parse_certificate(&pem).map_err(|reason| Refusal::Certificate {
                 url: url.to_string(),
@@ -378,42 +451,45 @@ fn parse_certificate(pem: &[u8]) -> Result<Key, String> {
     })
 }
 
+/// Why a body was not read.
+enum BodyError {
+    /// The connection failed or timed out: maybe for a moment.
+    Read(String),
+    TooLarge(String),
+}
+
 /// A response's body, at most `limit` bytes.
-async fn limited_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+async fn limited_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|error| format!("could not be read: {error}"))?
+        .map_err(|error| BodyError::Read(format!("reading it failed: {error}")))?
     {
         if body.len() + chunk.len() > limit {
-            return Err(format!("is larger than {limit} bytes"));
+            return Err(BodyError::TooLarge(format!("is larger than {limit} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
 
-/// Whether `host` matches `pattern`: the same labels, where a `*` label stands for any one
-/// label (`sns.*.amazonaws.com` matches `sns.eu-west-1.amazonaws.com`, not
-/// `bucket.s3.amazonaws.com` nor `sns.a.b.amazonaws.com`); an address matches itself.
+/// At most [`CLIP`] characters of text a sender chose, for the log and the audit log.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(CLIP) {
+        Some((at, _)) => format!("{}…", text.get(..at).unwrap_or("")),
+        None => text.to_string(),
+    }
+}
+
+/// Whether `host` is `pattern`: the same name (in any case), or the same address.
 pub fn host_matches(pattern: &str, host: &str) -> bool {
     let pattern = pattern.trim().to_ascii_lowercase();
     let pattern = pattern.trim_matches(['[', ']']);
     if let (Ok(pattern), Ok(host)) = (pattern.parse::<IpAddr>(), host.parse::<IpAddr>()) {
         return pattern == host;
     }
-    let wanted: Vec<&str> = pattern.split('.').collect();
-    let given: Vec<&str> = host.split('.').collect();
-    wanted.len() == given.len()
-        && wanted.iter().zip(&given).all(|(wanted, given)| {
-            !given.is_empty()
-                && (*wanted == *given
-                    || (*wanted == "*"
-                        && given
-                            .bytes()
-                            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')))
-        })
+    !pattern.is_empty() && pattern == host.to_ascii_lowercase()
 }
 
 /// Who the audit log says acted: SNS, through the webhook.
@@ -448,26 +524,24 @@ pub(crate) async fn webhook(
         SnsType::SubscriptionConfirmation => "sns.subscribe",
         SnsType::UnsubscribeConfirmation => "sns.unsubscribe",
     };
-    let detail = format!("topic {} message {}", message.topic_arn, message.message_id);
+    let detail = format!(
+        "topic {} message {}",
+        clip(&message.topic_arn),
+        clip(&message.message_id)
+    );
     if let Err(refusal) = verifier.verify(&message, engine.clock().now_ms()).await {
         if let Refusal::CertificateUnavailable { .. } = refusal {
             // Nothing is wrong with the message that we know of: SNS retries a 5xx.
-            tracing::warn!(topic = %message.topic_arn, message_id = %message.message_id, %refusal, "SNS message not verifiable now");
+            tracing::warn!(%detail, refusal = %clip(&refusal.to_string()), "SNS message not verifiable now");
             return Err(Failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("SNS message not checked: {refusal}"),
             ));
         }
-        tracing::warn!(topic = %message.topic_arn, message_id = %message.message_id, %refusal, "SNS message refused");
+        let reason = clip(&refusal.to_string());
+        tracing::warn!(%detail, %reason, "SNS message refused");
         engine
-            .audit(
-                &sns_actor(),
-                action,
-                None,
-                None,
-                detail,
-                Some(refusal.to_string()),
-            )
+            .audit(&sns_actor(), action, None, None, detail, Some(reason))
             .await;
         return Err(Failure(
             StatusCode::FORBIDDEN,
@@ -511,7 +585,7 @@ async fn notification(
     let id = message.message_id.clone();
     let seen = engine
         .journal()
-        .call(move |journal| journal.sns_seen(&id))
+        .call_urgent(move |journal| journal.sns_seen(&id))
         .await
         .map_err(crate::engine::EngineError::from)?;
     if seen {
@@ -527,9 +601,21 @@ async fn notification(
     })?;
     let mut alerts: Vec<ingest::Alert> = alert.into_iter().collect();
     // An OK message does not say when the alarm went off: it ends the episode its alarm's
-    // ALARM message opened. An ALARM while the alarm's episode is open (ALARM,
-    // INSUFFICIENT_DATA, ALARM again, never OK) belongs to it too.
-    crate::server::join_open_episodes(engine, &mut alerts, |_| true).await?;
+    // ALARM message opened. An ALARM that comes back from INSUFFICIENT_DATA (never OK in
+    // between) belongs to the open episode too; an ALARM from OK always starts a new one,
+    // so a lost OK never holds later alarms in an old episode.
+    crate::server::join_open_episodes(engine, &mut alerts, |alert| {
+        let back_from_unknown = alert
+            .labels
+            .get("old_state")
+            .is_some_and(|state| state == "INSUFFICIENT_DATA");
+        if alert.status == ingest::Status::Resolved || back_from_unknown {
+            crate::server::Join::Open
+        } else {
+            crate::server::Join::No
+        }
+    })
+    .await?;
     let count = alerts.len();
     let ids = if alerts.is_empty() {
         Vec::new()
@@ -549,7 +635,9 @@ async fn notification(
     let id = message.message_id.clone();
     engine
         .journal()
-        .call(move |journal| journal.sns_taken(&id, &topic, now, now.saturating_sub(keep_ms)))
+        .call_urgent(move |journal| {
+            journal.sns_taken(&id, &topic, now, now.saturating_sub(keep_ms))
+        })
         .await
         .map_err(crate::engine::EngineError::from)?;
     let answer = if count == 0 {
@@ -566,43 +654,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_star_stands_for_one_label_and_addresses_for_themselves() {
+    fn hosts_are_names_or_addresses_exactly() {
         assert!(host_matches(
-            "sns.*.amazonaws.com",
-            "sns.eu-west-1.amazonaws.com"
-        ));
-        assert!(host_matches(
-            "sns.*.amazonaws.com.cn",
-            "sns.cn-north-1.amazonaws.com.cn"
+            "sns.eu-west-1.amazonaws.com",
+            "SNS.eu-west-1.amazonaws.com"
         ));
         assert!(!host_matches(
-            "sns.*.amazonaws.com",
-            "bucket.s3.amazonaws.com"
-        ));
-        assert!(!host_matches(
-            "sns.*.amazonaws.com",
-            "sns.a.b.amazonaws.com"
-        ));
-        assert!(!host_matches(
-            "sns.*.amazonaws.com",
+            "sns.eu-west-1.amazonaws.com",
             "sns.eu-west-1.amazonaws.com.evil.example"
         ));
-        assert!(!host_matches("sns.*.amazonaws.com", "sns..amazonaws.com"));
         assert!(host_matches("127.0.0.1", "127.0.0.1"));
+        assert!(host_matches("[::1]", "::1"));
         assert!(!host_matches("127.0.0.1", "127.0.0.2"));
     }
 
     #[test]
-    fn urls_must_be_https_on_an_allowed_host() {
-        let mut config = SnsConfig::new(vec!["arn:aws:sns:eu-west-1:123456789012:t".into()]);
+    fn urls_must_be_https_on_the_topics_own_sns_host() {
+        let topic = "arn:aws:sns:eu-west-1:123456789012:t";
+        let mut config = SnsConfig::new(vec![topic.into()]);
         config.cert_hosts.push("127.0.0.1".into());
         let verifier = SnsVerifier::new(config).unwrap();
-        let url = |text: &str| verifier.allowed_url("SigningCertURL", text).map(|_| ());
+        let message = SnsEnvelope {
+            kind: SnsType::Notification,
+            message_id: "m".into(),
+            topic_arn: topic.into(),
+            subject: None,
+            message: "{}".into(),
+            timestamp: "2026-12-01T10:00:00Z".into(),
+            signature_version: "2".into(),
+            signature: String::new(),
+            signing_cert_url: String::new(),
+            subscribe_url: None,
+            token: None,
+        };
+        let url = |text: &str| {
+            verifier
+                .allowed_url("SigningCertURL", text, &message)
+                .map(|_| ())
+        };
         assert!(url("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-1.pem").is_ok());
-        assert!(url("http://127.0.0.1:8080/cert.pem").is_ok());
+        assert!(url("http://127.0.0.1:8080/SimpleNotificationService-1.pem").is_ok());
         for (bad, says) in [
             ("http://sns.eu-west-1.amazonaws.com/x.pem", "not https"),
-            ("https://evil.example/x.pem", "does not match"),
+            // Another region's endpoint than the topic's, S3's addresses of a bucket called
+            // `sns`, and look-alikes.
+            ("https://sns.us-east-1.amazonaws.com/x.pem", "not one of"),
+            ("https://sns.s3.amazonaws.com/x.pem", "not one of"),
+            (
+                "https://sns.s3-accelerate.amazonaws.com/x.pem",
+                "not one of",
+            ),
+            (
+                "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem",
+                "not one of",
+            ),
+            (
+                "https://sns.eu-west-1.amazonaws.com:8443/x.pem",
+                "has a port",
+            ),
             (
                 "https://user:pw@sns.eu-west-1.amazonaws.com/x.pem",
                 "credentials",
@@ -615,7 +724,7 @@ mod tests {
     }
 
     #[test]
-    fn a_config_without_topics_or_with_a_wrong_arn_is_refused() {
+    fn a_config_without_topics_with_a_wrong_arn_or_a_wildcard_is_refused() {
         assert!(
             SnsConfig::new(Vec::new())
                 .validate()
@@ -628,5 +737,15 @@ mod tests {
                 .unwrap_err()
                 .contains("not an SNS topic ARN")
         );
+        let mut config = SnsConfig::new(vec!["arn:aws:sns:eu-west-1:123456789012:t".into()]);
+        config.cert_hosts = vec!["sns.*.amazonaws.com".into()];
+        assert!(config.validate().unwrap_err().contains("wildcard"));
+    }
+
+    #[test]
+    fn sender_text_is_clipped() {
+        assert_eq!(clip("short"), "short");
+        let long = "x".repeat(1_000);
+        assert_eq!(clip(&long).chars().count(), CLIP + 1);
     }
 }

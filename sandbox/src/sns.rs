@@ -76,7 +76,7 @@ impl FakeSns {
             )
             // What a wrong certificate URL might serve.
             .route(
-                "/not-a-certificate.pem",
+                "/SimpleNotificationService-garbage.pem",
                 get(|| async { "<html>hello</html>" }),
             )
             .route("/", get(confirm))
@@ -107,7 +107,8 @@ impl FakeSns {
             .unwrap_or_default()
     }
 
-    /// A signed `Notification` of `message` from `topic`, sent at `timestamp` (RFC 3339).
+    /// A signed `Notification` of `message` from `topic`, sent at `timestamp` (RFC 3339),
+    /// with a `Subject` as CloudWatch's have.
     pub fn notification(
         &self,
         topic: &str,
@@ -116,27 +117,62 @@ impl FakeSns {
         timestamp: &str,
         version: SignatureVersion,
     ) -> serde_json::Value {
-        let subject = "ALARM: CloudWatch alarm";
-        let signed = [
-            ("Message", message),
-            ("MessageId", message_id),
-            ("Subject", subject),
+        self.signed_notification(
+            topic,
+            message_id,
+            Some("ALARM: CloudWatch alarm"),
+            message,
+            timestamp,
+            version,
+        )
+    }
+
+    /// A signed `Notification` without a `Subject`: SNS then leaves it out of the message
+    /// and of the text it signs.
+    pub fn notification_without_subject(
+        &self,
+        topic: &str,
+        message_id: &str,
+        message: &str,
+        timestamp: &str,
+        version: SignatureVersion,
+    ) -> serde_json::Value {
+        self.signed_notification(topic, message_id, None, message, timestamp, version)
+    }
+
+    fn signed_notification(
+        &self,
+        topic: &str,
+        message_id: &str,
+        subject: Option<&str>,
+        message: &str,
+        timestamp: &str,
+        version: SignatureVersion,
+    ) -> serde_json::Value {
+        let mut signed = vec![("Message", message), ("MessageId", message_id)];
+        if let Some(subject) = subject {
+            signed.push(("Subject", subject));
+        }
+        signed.extend([
             ("Timestamp", timestamp),
             ("TopicArn", topic),
             ("Type", "Notification"),
-        ];
-        json!({
+        ]);
+        let mut body = json!({
             "Type": "Notification",
             "MessageId": message_id,
             "TopicArn": topic,
-            "Subject": subject,
             "Message": message,
             "Timestamp": timestamp,
             "SignatureVersion": version.as_str(),
             "Signature": self.sign(&signed, version),
             "SigningCertURL": self.cert_url(),
             "UnsubscribeURL": format!("{}/?Action=Unsubscribe&SubscriptionArn={topic}:sub", self.url),
-        })
+        });
+        if let (Some(subject), Some(object)) = (subject, body.as_object_mut()) {
+            object.insert("Subject".into(), json!(subject));
+        }
+        body
     }
 
     /// A signed `SubscriptionConfirmation` (or, with `unsubscribe`, an

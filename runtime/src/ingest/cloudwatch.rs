@@ -246,7 +246,12 @@ fn alarm(
         ("alertname".to_string(), name.clone()),
         ("severity".to_string(), severity.as_str().to_string()),
     ]);
-    for (label, value) in [("region", region.as_str()), ("account", account)] {
+    let old_state = text_field(object, "OldStateValue")?.unwrap_or_default();
+    for (label, value) in [
+        ("region", region.as_str()),
+        ("account", account),
+        ("old_state", old_state),
+    ] {
         if !value.is_empty() {
             labels.insert(label.into(), value.to_string());
         }

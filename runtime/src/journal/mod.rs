@@ -973,7 +973,7 @@ impl Journal {
             .execute_batch(
                 "SAVEPOINT clear;
                  DELETE FROM task_events; DELETE FROM suppressions; DELETE FROM reverts;
-                 DELETE FROM feedback; DELETE FROM audit;
+                 DELETE FROM feedback; DELETE FROM audit; DELETE FROM sns_messages;
                  DELETE FROM episodes; DELETE FROM runs; DELETE FROM definitions;
                  DELETE FROM alerts; DELETE FROM meta WHERE key != 'schema_version';
                  RELEASE clear;",

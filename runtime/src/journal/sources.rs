@@ -44,23 +44,52 @@ impl Journal {
     }
 
     /// The start of `fingerprint`'s open episode: the `starts_at` of its newest alert when
-    /// that alert is firing (a resolved one closed the episode), else `None`.
-    pub fn open_episode(&self, fingerprint: &str) -> Result<Option<i64>, JournalError> {
-        self.connection
+    /// that alert is firing (a resolved one closed the episode) and, when `same_label` is
+    /// given, carries that label with that value (Kibana's id of one active period), else
+    /// `None`.
+    pub fn open_episode(
+        &self,
+        fingerprint: &str,
+        same_label: Option<(&str, &str)>,
+    ) -> Result<Option<i64>, JournalError> {
+        let newest = self
+            .connection
             .prepare_cached(
-                "SELECT status, starts_at FROM alerts WHERE fingerprint = ?1
+                "SELECT status, starts_at, payload FROM alerts WHERE fingerprint = ?1
                  ORDER BY starts_at DESC, id DESC LIMIT 1",
             )
             .and_then(|mut statement| {
                 statement
                     .query_row(params![fingerprint], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
                     })
                     .optional()
             })
-            .map(|newest| {
-                newest.and_then(|(status, starts_at)| (status == "firing").then_some(starts_at))
-            })
-            .map_err(write_error("reading a fingerprint's open episode"))
+            .map_err(write_error("reading a fingerprint's open episode"))?;
+        let Some((status, starts_at, payload)) = newest else {
+            return Ok(None);
+        };
+        if status != "firing" {
+            return Ok(None);
+        }
+        if let Some((label, value)) = same_label {
+            let stored: Option<String> = serde_json::from_str::<serde_json::Value>(&payload)
+                .ok()
+                .and_then(|payload| {
+                    payload
+                        .get("labels")?
+                        .get(label)?
+                        .as_str()
+                        .map(str::to_string)
+                });
+            if stored.as_deref() != Some(value) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(starts_at))
     }
 }

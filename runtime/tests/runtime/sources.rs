@@ -169,6 +169,56 @@ async fn a_signed_cloudwatch_alarm_starts_its_run_and_its_ok_ends_it() {
     served.wait_for_state(run, "cancelled").await;
 }
 
+/// The newest suppression's reason, once there are `count`.
+async fn suppression_reason(served: &Served, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let suppressions = served.engine.suppressions(50).await.unwrap();
+        if suppressions.len() >= count {
+            return suppressions[0].reason.clone();
+        }
+        assert!(Instant::now() < deadline, "no suppression {count}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_after_ok_is_a_new_episode_and_one_back_from_insufficient_data_is_not() {
+    let (served, sns) = sns_served().await;
+    let post = |id: &str, message: String| {
+        // Without a Subject, as a publisher may send it: signed without it.
+        sns.notification_without_subject(TOPIC, id, &message, &at(0), SignatureVersion::V2)
+    };
+    let fired = post("m1", alarm("ALARM", "2026-12-04T01:00:30.000+0000"));
+    assert_eq!(post_sns(&served, &fired).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served.engine.awaiting_approvals().is_empty() {
+        assert!(Instant::now() < deadline, "no run started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ALARM → INSUFFICIENT_DATA → ALARM: the alarm never went OK, the same episode.
+    let unknown = alarm("INSUFFICIENT_DATA", "2026-12-04T01:05:00.000+0000");
+    let (status, body) = post_sns(&served, &post("m2", unknown)).await;
+    assert_eq!(
+        (status, &body["accepted"]),
+        (200, &serde_json::json!(0)),
+        "{body}"
+    );
+    let back = alarm("ALARM", "2026-12-04T01:06:00.000+0000").replace(
+        r#""OldStateValue":"OK""#,
+        r#""OldStateValue":"INSUFFICIENT_DATA""#,
+    );
+    assert!(back.contains("INSUFFICIENT_DATA"), "{back}");
+    assert_eq!(post_sns(&served, &post("m3", back)).await.0, 200);
+    assert_eq!(suppression_reason(&served, 1).await, "duplicate");
+    // OK, then ALARM from OK: a new episode (held by the rule's cooldown, not a duplicate).
+    let ok = alarm("OK", "2026-12-04T01:10:00.000+0000");
+    assert_eq!(post_sns(&served, &post("m4", ok)).await.0, 200);
+    let again = alarm("ALARM", "2026-12-04T01:11:00.000+0000");
+    assert_eq!(post_sns(&served, &post("m5", again)).await.0, 200);
+    assert_eq!(suppression_reason(&served, 2).await, "cooldown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_is_confirmed_only_for_a_trusted_topic() {
     let (served, sns) = sns_served().await;
@@ -222,15 +272,18 @@ async fn forged_stale_and_misplaced_sns_messages_are_refused_and_journaled() {
         serde_json::json!("https://sns.eu-west-1.amazonaws.com.evil.example/cert.pem");
     let mut plain = signed.clone();
     plain["SignatureVersion"] = serde_json::json!("3");
-    let stale = sns.notification(TOPIC, "msg-2", &message, &at(-7_200), SignatureVersion::V1);
+    let stale = sns.notification(TOPIC, "msg-2", &message, &at(-10_800), SignatureVersion::V1);
     let mut garbage = signed.clone();
-    garbage["SigningCertURL"] = serde_json::json!(format!("{}/not-a-certificate.pem", sns.url()));
+    garbage["SigningCertURL"] = serde_json::json!(format!(
+        "{}/SimpleNotificationService-garbage.pem",
+        sns.url()
+    ));
     for (message, says) in [
         (&garbage, "is not a PEM certificate"),
         (&forged, "does not verify"),
-        (&elsewhere, "does not match sources.cloudwatch.cert_hosts"),
+        (&elsewhere, "is not one of sources.cloudwatch.cert_hosts"),
         (&plain, "SignatureVersion \"3\""),
-        (&stale, "older than the 3600 s accepted"),
+        (&stale, "older than the 7200 s accepted"),
     ] {
         let (status, body) = post_sns(&served, message).await;
         assert_eq!(status, 403, "{says}: {body}");
@@ -260,7 +313,9 @@ async fn forged_stale_and_misplaced_sns_messages_are_refused_and_journaled() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let mut unreachable = signed.clone();
-    unreachable["SigningCertURL"] = serde_json::json!(format!("http://127.0.0.1:{port}/cert.pem"));
+    unreachable["SigningCertURL"] = serde_json::json!(format!(
+        "http://127.0.0.1:{port}/SimpleNotificationService-gone.pem"
+    ));
     let (status, body) = post_sns(&served, &unreachable).await;
     assert_eq!(status, 503, "{body}");
     assert!(
@@ -360,6 +415,32 @@ async fn a_kibana_alert_starts_one_run_its_repeat_joins_it_and_recovery_ends_it(
     let runs = served.engine.runs(10).await.unwrap();
     assert_eq!(runs.len(), 1, "the repeat started no second run");
     assert_eq!(runs[0].fingerprint, "rule-1/api");
+    // Active again after the recovery, and a new active period (a new `alert.uuid`) while
+    // the old one looks open (its recovery was lost): each a new episode, so the rule's
+    // cooldown holds them, not the episode.
+    for (uuid, date) in [
+        ("u-2", "2026-12-04T01:20:00.000Z"),
+        ("u-3", "2026-12-04T01:30:00.000Z"),
+    ] {
+        let (status, body) = served
+            .post(
+                "/webhook/elastic",
+                Some("sam-token"),
+                &kibana("query matched", date).replace("u-1", uuid),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(suppression_reason(&served, 3).await, "cooldown");
+    let reasons: Vec<String> = served
+        .engine
+        .suppressions(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|suppression| suppression.reason)
+        .collect();
+    assert_eq!(reasons, ["cooldown", "cooldown", "duplicate"]);
     // A template with a misspelt field is refused, naming it.
     let (status, body) = served
         .post(
