@@ -94,6 +94,11 @@ pub fn sns_envelope(body: &[u8]) -> Result<SnsEnvelope, IngestError> {
             json_kind(&payload)
         ))
     })?;
+    if object.get("Type").is_none() && object.get("AlarmName").is_some() {
+        return Err(bad(
+            "a CloudWatch alarm without its SNS envelope and signature: turn raw message delivery off for the subscription".into(),
+        ));
+    }
     let required = |field: &str| -> Result<String, IngestError> {
         text_field(object, field)
             .map_err(&bad)?
@@ -633,6 +638,8 @@ mod tests {
 
     #[test]
     fn bad_messages_say_what_is_wrong() {
+        let raw = sns_envelope(ALARM.as_bytes()).unwrap_err().to_string();
+        assert!(raw.contains("turn raw message delivery off"), "{raw}");
         for (body, says) in [
             ("[]".to_string(), "not a CloudWatch alarm object"),
             (
