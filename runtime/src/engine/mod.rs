@@ -299,10 +299,17 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        // The rate limit's window as the journal has it: a restart (a crash loop included)
+        // does not give the actions of the last minute back.
+        let since = clock.now_ms().saturating_sub(60_000);
+        let recent: VecDeque<i64> = journal
+            .call(move |journal| journal.action_starts_since(since))
+            .await?
+            .into();
         let guardrails = Arc::new(Guardrails {
             kill_switch: AtomicBool::new(config.kill_switch),
             actions_per_minute: config.actions_per_minute,
-            recent: Mutex::new(VecDeque::new()),
+            recent: Mutex::new(recent),
             clock,
         });
         let engine = Engine {

@@ -355,11 +355,21 @@ impl Observer for RunObserver {
                 })
             });
         }
+        // An action's first attempt also takes its place in the rate limit's window on disk,
+        // in the same write, so that a restart reads the window back.
+        let first_action_start =
+            state == "started" && detail == "1" && self.durable_first.contains(&task);
         Box::pin(async move {
             let result = engine
                 .inner
                 .journal
-                .call(move |journal| journal.task_event(run, &task, &state, &detail, at_ms))
+                .call(move |journal| {
+                    journal.task_event(run, &task, &state, &detail, at_ms)?;
+                    if first_action_start {
+                        journal.action_started(at_ms)?;
+                    }
+                    Ok(())
+                })
                 .await;
             result.map_err(|error| {
                 tracing::error!(%error, run, "could not journal a task transition");

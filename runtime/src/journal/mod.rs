@@ -23,7 +23,8 @@ use std::path::Path;
 /// 2: `runs.definition` names a row of `definitions` (a playbook stored once per version)
 /// rather than holding the JSON itself; version 1 stores still read, their rows as they are.
 /// 3: the `audit` log of operators' actions and their `feedback` on runs (new tables only).
-/// 4: `sns_messages`, the SNS message ids the CloudWatch webhook has taken (a new table).
+/// 4: `sns_messages`, the SNS message ids the CloudWatch webhook has taken, and
+/// `action_starts`, the rate limit's window (new tables only).
 const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
@@ -127,6 +128,10 @@ CREATE TABLE IF NOT EXISTS sns_messages (
   received_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sns_messages_by_time ON sns_messages(received_at);
+-- When each action started (its first attempt): the rate limit's window, read back at start
+-- so that a restart does not empty it. Kept for an hour.
+CREATE TABLE IF NOT EXISTS action_starts (at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS action_starts_by_time ON action_starts(at);
 -- A firing episode's notifications (a run's page: did its alert resolve?; at start: reverts
 -- whose episode already resolved).
 CREATE INDEX IF NOT EXISTS alerts_by_episode ON alerts(fingerprint, starts_at);
@@ -760,6 +765,33 @@ impl Journal {
         Ok(())
     }
 
+    /// Records that an action started at `at` (its first attempt, right where its `started`
+    /// is journaled), and forgets the starts of more than an hour before.
+    pub fn action_started(&mut self, at: i64) -> Result<(), JournalError> {
+        self.connection
+            .prepare_cached("DELETE FROM action_starts WHERE at < ?1")
+            .and_then(|mut statement| statement.execute(params![at.saturating_sub(3_600_000)]))
+            .map_err(write_error("forgetting old action starts"))?;
+        self.connection
+            .prepare_cached("INSERT INTO action_starts (at) VALUES (?1)")
+            .and_then(|mut statement| statement.execute(params![at]))
+            .map_err(write_error("recording an action start"))?;
+        Ok(())
+    }
+
+    /// When the actions started since `since` started, oldest first (the rate limit's window).
+    pub fn action_starts_since(&self, since: i64) -> Result<Vec<i64>, JournalError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT at FROM action_starts WHERE at > ?1 ORDER BY at")
+            .map_err(write_error("reading action starts"))?;
+        let rows = statement
+            .query_map(params![since], |row| row.get::<_, i64>(0))
+            .map_err(write_error("reading action starts"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(write_error("reading action starts"))
+    }
+
     /// Sets the state of a run that goes on (`running`, `paused`).
     pub fn run_state(&mut self, run_id: i64, state: &str) -> Result<(), JournalError> {
         self.connection
@@ -974,6 +1006,7 @@ impl Journal {
                 "SAVEPOINT clear;
                  DELETE FROM task_events; DELETE FROM suppressions; DELETE FROM reverts;
                  DELETE FROM feedback; DELETE FROM audit; DELETE FROM sns_messages;
+                 DELETE FROM action_starts;
                  DELETE FROM episodes; DELETE FROM runs; DELETE FROM definitions;
                  DELETE FROM alerts; DELETE FROM meta WHERE key != 'schema_version';
                  RELEASE clear;",

@@ -1409,6 +1409,52 @@ async fn retries_of_a_permitted_action_do_not_count_against_the_rate_limit() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_rate_limit_window_survives_a_restart() {
+    let path = journal_path("rate-window");
+    let config = || EngineConfig {
+        actions_per_minute: Some(1),
+        ..EngineConfig::default()
+    };
+    let first = start_on(on_disk(&path), Recorder::new(), config(), CLOCK_START).await;
+    let run = start_run(
+        &first.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&first.engine).await;
+    assert_eq!(first.engine.run(run).await.unwrap().run.state, "succeeded");
+    drop(first);
+    // Started again ten seconds later (a crash loop, say): the action of the last minute
+    // still counts, so the next one is refused.
+    let second = start_on(
+        on_disk(&path),
+        Recorder::new(),
+        config(),
+        CLOCK_START + 10_000,
+    )
+    .await;
+    let next = start_run(
+        &second.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:45:00Z"),
+    )
+    .await;
+    settle(&second.engine).await;
+    assert_eq!(second.engine.run(next).await.unwrap().run.state, "failed");
+    let events = events(&second.engine, next).await;
+    assert!(
+        events
+            .iter()
+            .any(|(_, state, detail)| state == "failed" && detail.contains("rate limited")),
+        "{events:?}"
+    );
+    assert_eq!(
+        second.toolbox.called(),
+        ["http.get"],
+        "the query ran, the message was not sent"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_more_than_max_runs_run_at_once() {
     let config = EngineConfig {
         max_runs: 5,
