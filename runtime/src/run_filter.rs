@@ -104,8 +104,8 @@ pub fn moment(field: &str, text: &str, now: i64) -> Result<i64, String> {
     if let Ok(ago) = medic_compiler::units::parse_duration(text) {
         return Ok(now.saturating_sub(ago));
     }
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(time.timestamp_millis());
+    if let Ok(time) = medic_compiler::units::parse_time(text) {
+        return Ok(time);
     }
     for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
         if let Ok(time) = chrono::NaiveDateTime::parse_from_str(text, format) {

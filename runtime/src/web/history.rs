@@ -255,9 +255,9 @@ fn stats_markup(stats: &Stats, query: &StatsQuery) -> Markup {
                     tr {
                         td { (alert.alert) }
                         td { (alert.with_run.episodes) " (" (alert.with_run.resolved) " resolved)" }
-                        td { (seconds(alert.with_run.mttr_seconds)) }
+                        td { (crate::stats::seconds_text(alert.with_run.mttr_seconds)) }
                         td { (alert.without_run.episodes) " (" (alert.without_run.resolved) " resolved)" }
-                        td { (seconds(alert.without_run.mttr_seconds)) }
+                        td { (crate::stats::seconds_text(alert.without_run.mttr_seconds)) }
                     }
                 } }
             }
@@ -281,8 +281,8 @@ fn effectiveness_table(rows: &[Effectiveness]) -> Markup {
                         td { @for (outcome, count) in &row.outcomes {
                             span class={ "state " (dag::state_class(outcome)) } { (outcome) " " (count) } " "
                         } }
-                        td { (seconds(row.run_seconds_median)) }
-                        td { (seconds(row.run_seconds_p90)) }
+                        td { (crate::stats::seconds_text(row.run_seconds_median)) }
+                        td { (crate::stats::seconds_text(row.run_seconds_p90)) }
                         td { (row.after.resolved) @if let Some(ratio) = row.resolved_ratio { " (" (format!("{:.0}", ratio * 100.0)) "%)" } }
                         td { (row.after.fired_again) }
                         td { (row.after.kept_firing) }
@@ -290,17 +290,13 @@ fn effectiveness_table(rows: &[Effectiveness]) -> Markup {
                         td { (row.actions) }
                         td { (row.reverted) }
                         td { (row.approvals.asked) " asked, " (row.approvals.approved) " approved, " (row.approvals.rejected) " rejected"
-                            @if let Some(wait) = row.approvals.wait_seconds_median { ", median wait " (seconds(Some(wait))) } }
+                            @if let Some(wait) = row.approvals.wait_seconds_median { ", median wait " (crate::stats::seconds_text(Some(wait))) } }
                         td { "yes " (row.feedback.yes) ", partly " (row.feedback.partly) ", no " (row.feedback.no) }
                     }
                 } }
             }
         }
     }
-}
-
-fn seconds(value: Option<f64>) -> String {
-    crate::stats::seconds_text(value)
 }
 
 fn url(text: &str) -> String {
