@@ -705,8 +705,33 @@ fn run_json(
     value
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// How long `/healthz` waits for the journal.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: 200 `ok` when the process answers and its journal answers a read within
+/// two seconds (ahead of queued writes); 503 with the reason when it does not, so a probe
+/// sees a journal that is gone or stuck (its writer thread dead, its file unreadable).
+async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
+    let read = state
+        .engine
+        .journal()
+        .call_urgent(|journal| journal.schema_version());
+    match tokio::time::timeout(HEALTH_TIMEOUT, read).await {
+        Ok(Ok(_)) => "ok\n".into_response(),
+        Ok(Err(error)) => Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the journal does not answer: {error}"),
+        )
+        .into_response(),
+        Err(_) => Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the journal did not answer within {} s",
+                HEALTH_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Result<Response, Failure> {

@@ -765,6 +765,18 @@ impl Journal {
         Ok(())
     }
 
+    /// The schema version the store holds (what `/healthz` reads to see the journal answer).
+    pub fn schema_version(&self) -> Result<i64, JournalError> {
+        self.connection
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get::<_, String>(0),
+            )
+            .map_err(write_error("reading the schema version"))
+            .map(|text| text.parse::<i64>().unwrap_or(0))
+    }
+
     /// Records that an action started at `at` (its first attempt, right where its `started`
     /// is journaled), and forgets the starts of more than an hour before.
     pub fn action_started(&mut self, at: i64) -> Result<(), JournalError> {

@@ -56,6 +56,31 @@ async fn a_viewer_only_reads_and_a_sender_only_posts_alerts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_when_the_journal_does_not_answer() {
+    let served = serve(Setup::new(users())).await;
+    assert_eq!(served.get("/healthz", None).await.0, 200);
+    // The journal's thread stuck for three seconds (a disk that hangs, say).
+    let journal = served.engine.journal().clone();
+    let stuck = tokio::spawn(async move {
+        journal
+            .call(|_| {
+                std::thread::sleep(Duration::from_secs(3));
+                Ok(())
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, answer) = served.get("/healthz", None).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        error_of(&answer).contains("did not answer within 2 s"),
+        "{answer}"
+    );
+    stuck.await.unwrap().unwrap();
+    assert_eq!(served.get("/healthz", None).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_approval_group_decides_and_the_journal_names_the_credential() {
     let served = serve(Setup::new(users())).await;
     let run = served.gated_run(Some("alice-token"), "gated-1").await;
