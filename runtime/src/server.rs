@@ -21,7 +21,7 @@
 //! queueing it without bound. `/healthz` is outside the limits, so a liveness probe does not
 //! fail because the server is busy.
 
-use crate::engine::{Actor, ApprovalGroups, Done, Engine, EngineError, Operation};
+use crate::engine::{Actor, ApprovalGroups, Done, Engine, EngineError, Join, Operation};
 use crate::ingest::{self, IngestError};
 use axum::Json;
 use axum::Router;
@@ -806,86 +806,31 @@ async fn webhook(
         tracing::info!(%source, %error, "payload refused");
         Failure(status, error.to_string())
     })?;
-    let mut alerts = alerts;
-    // Kibana's notifications carry no start: a repeat joins its alert's open episode (the
-    // same `alert.uuid`, Kibana's id of one active period) and a recovery ends it. Watcher
-    // has no recovery: each notification is its own episode.
-    join_open_episodes(&state.engine, &mut alerts, |alert| {
-        if alert.source == "kibana" {
-            Join::SameLabel("kibana_alert_uuid")
-        } else {
-            Join::No
-        }
-    })
-    .await?;
     let count = alerts.len();
     // On its own task: if the client hangs up mid-request, the alerts it sent are still
     // committed and queued together (never committed and left unqueued).
     let engine = state.engine.clone();
-    let ids = tokio::spawn(async move { engine.ingest(&source, alerts).await })
-        .await
-        .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??;
-    Ok(Json(json!({ "accepted": count, "alerts": ids })).into_response())
-}
-
-/// Whether an alert joins its fingerprint's open episode (see [`join_open_episodes`]).
-pub(crate) enum Join {
-    No,
-    /// Whatever the open episode is.
-    Open,
-    /// Only when the open episode's newest alert has this label with this alert's value
-    /// (and unconditionally when this alert has no such label).
-    SameLabel(&'static str),
-}
-
-/// Gives each alert that `which` says joins the start of its fingerprint's open episode,
-/// for sources whose messages do not carry it (a CloudWatch OK, a Kibana notification): its
-/// resolve then ends, and its repeat joins, the episode already journaled. An alert with no
-/// open episode keeps the time its message gave. Looked up ahead of the journal's other
-/// work, as a webhook's writes are, so that an alert committed before this one is seen.
-pub(crate) async fn join_open_episodes(
-    engine: &Engine,
-    alerts: &mut [ingest::Alert],
-    which: impl Fn(&ingest::Alert) -> Join,
-) -> Result<(), Failure> {
-    /// An alert's index, its fingerprint, and the label its episode must share.
-    type Lookup = (usize, String, Option<(&'static str, String)>);
-    let lookups: Vec<Lookup> = alerts
-        .iter()
-        .enumerate()
-        .filter_map(|(index, alert)| {
-            let same = match which(alert) {
-                Join::No => return None,
-                Join::Open => None,
-                Join::SameLabel(label) => {
-                    alert.labels.get(label).map(|value| (label, value.clone()))
-                }
-            };
-            Some((index, alert.fingerprint.clone(), same))
-        })
-        .collect();
-    if lookups.is_empty() {
-        return Ok(());
-    }
-    let starts = engine
-        .journal()
-        .call_urgent(move |journal| {
-            lookups
-                .into_iter()
-                .map(|(index, fingerprint, same)| {
-                    let same = same.as_ref().map(|(label, value)| (*label, value.as_str()));
-                    Ok((index, journal.open_episode(&fingerprint, same)?))
+    let ids = tokio::spawn(async move {
+        if source == "elastic" {
+            // Kibana's notifications carry no start: a repeat joins its alert's open
+            // episode (the same `alert.uuid`, Kibana's id of one active period) and a
+            // recovery ends it. Watcher has no recovery: each notification is its own.
+            engine
+                .ingest_joining(&source, alerts, |alert| {
+                    if alert.source == "kibana" {
+                        Join::SameLabel("kibana_alert_uuid")
+                    } else {
+                        Join::No
+                    }
                 })
-                .collect::<Result<Vec<_>, crate::journal::JournalError>>()
-        })
-        .await
-        .map_err(EngineError::from)?;
-    for (index, start) in starts {
-        if let (Some(start), Some(alert)) = (start, alerts.get_mut(index)) {
-            alert.starts_at = start;
+                .await
+        } else {
+            engine.ingest(&source, alerts).await
         }
-    }
-    Ok(())
+    })
+    .await
+    .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??;
+    Ok(Json(json!({ "accepted": count, "alerts": ids })).into_response())
 }
 
 #[derive(serde::Deserialize)]

@@ -34,12 +34,14 @@ use tracing::Instrument;
 
 mod admit;
 mod control;
+mod join;
 mod operate;
 mod recover;
 mod reverts;
 mod runs;
 pub mod stored;
 
+pub use join::Join;
 pub use operate::{Actor, Done, Operation};
 
 /// Why a run is cancelled when its alert resolves (journaled; read back after a restart).
@@ -247,6 +249,9 @@ struct Inner {
     /// What waits; `queue_capacity` bounds it.
     backlog: Mutex<Backlog>,
     metrics: Metrics,
+    /// Held by [`Engine::ingest_joining`] from its lookup to its commit, one per share of
+    /// the fingerprints.
+    joining: [tokio::sync::Mutex<()>; join::SHARDS],
 }
 
 /// The engine; cheap to clone (handles to one shared state).
@@ -327,6 +332,7 @@ impl Engine {
                 progress: tokio::sync::Notify::new(),
                 backlog: Mutex::new(Backlog::default()),
                 metrics: Metrics::new(),
+                joining: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
             }),
         };
         // A kill switch turned on through the API stays on across restarts; the config's
