@@ -21,6 +21,19 @@ fn azure(condition: &str, resolved: &str) -> String {
     )
 }
 
+/// The `Gated` run that waits for its `tell` to be approved, once one does.
+async fn waiting_run(served: &Served) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((run, tasks)) = served.engine.awaiting_approvals().into_iter().next() {
+            assert_eq!(tasks, ["tell"]);
+            return run;
+        }
+        assert!(Instant::now() < deadline, "no run started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_azure_alert_starts_its_run_and_its_resolve_ends_it() {
     let served = serve(Setup::new(users())).await;
@@ -28,15 +41,7 @@ async fn an_azure_alert_starts_its_run_and_its_resolve_ends_it() {
         .post("/webhook/azure", Some("sam-token"), &azure("Fired", ""))
         .await;
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let run = loop {
-        if let Some((run, tasks)) = served.engine.awaiting_approvals().into_iter().next() {
-            assert_eq!(tasks, ["tell"]);
-            break run;
-        }
-        assert!(Instant::now() < deadline, "no run started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let run = waiting_run(&served).await;
     let detail = served.engine.run(run).await.unwrap();
     assert_eq!(detail.run.fingerprint, "s_shop_metricAlerts_Gated_1");
     let (status, body) = served
@@ -137,15 +142,7 @@ async fn a_signed_cloudwatch_alarm_starts_its_run_and_its_ok_ends_it() {
     let (status, body) = post_sns(&served, &fired).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let run = loop {
-        if let Some((run, tasks)) = served.engine.awaiting_approvals().into_iter().next() {
-            assert_eq!(tasks, ["tell"]);
-            break run;
-        }
-        assert!(Instant::now() < deadline, "no run started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let run = waiting_run(&served).await;
     let detail = served.engine.run(run).await.unwrap();
     assert_eq!(
         detail.run.fingerprint,
@@ -191,11 +188,7 @@ async fn an_alarm_after_ok_is_a_new_episode_and_one_back_from_insufficient_data_
     };
     let fired = post("m1", alarm("ALARM", "2026-12-04T01:00:30.000+0000"));
     assert_eq!(post_sns(&served, &fired).await.0, 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served.engine.awaiting_approvals().is_empty() {
-        assert!(Instant::now() < deadline, "no run started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    waiting_run(&served).await;
     // ALARM → INSUFFICIENT_DATA → ALARM: the alarm never went OK, the same episode.
     let unknown = alarm("INSUFFICIENT_DATA", "2026-12-04T01:05:00.000+0000");
     let (status, body) = post_sns(&served, &post("m2", unknown)).await;
@@ -374,14 +367,7 @@ async fn a_kibana_alert_starts_one_run_its_repeat_joins_it_and_recovery_ends_it(
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let run = loop {
-        if let Some((run, _)) = served.engine.awaiting_approvals().into_iter().next() {
-            break run;
-        }
-        assert!(Instant::now() < deadline, "no run started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let run = waiting_run(&served).await;
     // Kibana repeats an active alert's action with a new date: the same episode.
     let (status, body) = served
         .post(
@@ -391,16 +377,9 @@ async fn a_kibana_alert_starts_one_run_its_repeat_joins_it_and_recovery_ends_it(
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let suppressed = loop {
-        if let Some(suppression) = served.engine.suppressions(10).await.unwrap().pop() {
-            break suppression;
-        }
-        assert!(Instant::now() < deadline, "the repeat was never decided");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
     assert_eq!(
-        suppressed.reason, "duplicate",
+        suppression_reason(&served, 1).await,
+        "duplicate",
         "the repeat is the same episode, not a new one held by the cooldown"
     );
     let (status, body) = served
