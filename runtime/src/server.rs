@@ -21,7 +21,7 @@
 //! queueing it without bound. `/healthz` is outside the limits, so a liveness probe does not
 //! fail because the server is busy.
 
-use crate::engine::{Actor, ApprovalGroups, Done, Engine, EngineError, Join, Operation};
+use crate::engine::{Actor, ApprovalGroups, Done, Engine, EngineError, Operation};
 use crate::ingest::{self, IngestError};
 use axum::Json;
 use axum::Router;
@@ -810,26 +810,9 @@ async fn webhook(
     // On its own task: if the client hangs up mid-request, the alerts it sent are still
     // committed and queued together (never committed and left unqueued).
     let engine = state.engine.clone();
-    let ids = tokio::spawn(async move {
-        if source == "elastic" {
-            // Kibana's notifications carry no start: a repeat joins its alert's open
-            // episode (the same `alert.uuid`, Kibana's id of one active period) and a
-            // recovery ends it. Watcher has no recovery: each notification is its own.
-            engine
-                .ingest_joining(&source, alerts, |alert| {
-                    if alert.source == "kibana" {
-                        Join::SameLabel("kibana_alert_uuid")
-                    } else {
-                        Join::No
-                    }
-                })
-                .await
-        } else {
-            engine.ingest(&source, alerts).await
-        }
-    })
-    .await
-    .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??;
+    let ids = tokio::spawn(async move { engine.ingest(&source, alerts).await })
+        .await
+        .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??;
     Ok(Json(json!({ "accepted": count, "alerts": ids })).into_response())
 }
 

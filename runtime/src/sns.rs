@@ -23,7 +23,7 @@
 //! already taken (its `MessageId` is in the journal) is answered 200 and not taken again,
 //! which is what SNS's own retries need.
 
-use crate::engine::{Actor, Engine, Join};
+use crate::engine::{Actor, Engine};
 use crate::ingest::{self, SnsEnvelope, SnsType};
 use crate::server::{Failure, ServerState};
 use axum::Json;
@@ -605,29 +605,10 @@ async fn notification(
         Vec::new()
     } else {
         let engine = engine.clone();
-        tokio::spawn(async move {
-            // An OK message does not say when the alarm went off: it ends the episode its
-            // alarm's ALARM message opened. An ALARM that comes back from INSUFFICIENT_DATA
-            // (never OK in between) belongs to the open episode too; an ALARM from OK always
-            // starts a new one, so a lost OK never holds later alarms in an old episode.
-            // Every CloudWatch delivery takes its turn (an ALARM too), so an OK right behind
-            // its ALARM sees it.
-            engine
-                .ingest_joining("cloudwatch", alerts, |alert| {
-                    let back_from_unknown = alert
-                        .labels
-                        .get("old_state")
-                        .is_some_and(|state| state == "INSUFFICIENT_DATA");
-                    if alert.status == ingest::Status::Resolved || back_from_unknown {
-                        Join::Open
-                    } else {
-                        Join::No
-                    }
-                })
-                .await
-        })
-        .await
-        .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??
+        // The alarm's episode: see `ingest::episode_join`.
+        tokio::spawn(async move { engine.ingest("cloudwatch", alerts).await })
+            .await
+            .map_err(|error| Failure(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))??
     };
     // Recorded only once the alarm is on disk: a crash in between makes SNS's retry take it
     // again (one episode, so one run), never lose it.

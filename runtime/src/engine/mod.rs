@@ -41,7 +41,6 @@ mod reverts;
 mod runs;
 pub mod stored;
 
-pub use join::Join;
 pub use operate::{Actor, Done, Operation};
 
 /// Why a run is cancelled when its alert resolves (journaled; read back after a restart).
@@ -249,7 +248,7 @@ struct Inner {
     /// What waits; `queue_capacity` bounds it.
     backlog: Mutex<Backlog>,
     metrics: Metrics,
-    /// Held by [`Engine::ingest_joining`] from its lookup to its commit, one per share of
+    /// Held from an episode's lookup to its alerts' commit (`join.rs`), one per share of
     /// the fingerprints.
     joining: [tokio::sync::Mutex<()>; join::SHARDS],
 }
@@ -411,7 +410,11 @@ impl Engine {
 
     /// Makes alerts durable and queues them for matching; answers once they are on disk.
     /// A full queue refuses the whole batch before anything is written.
-    pub async fn ingest(&self, source: &str, alerts: Vec<Alert>) -> Result<Vec<i64>, EngineError> {
+    pub async fn ingest(
+        &self,
+        source: &str,
+        mut alerts: Vec<Alert>,
+    ) -> Result<Vec<i64>, EngineError> {
         let capacity = self.inner.config.queue_capacity.max(1);
         if alerts.len() > capacity {
             return Err(EngineError::TooManyAlerts {
@@ -419,6 +422,9 @@ impl Engine {
                 capacity,
             });
         }
+        // Alerts that do not carry their episode's start take it from the journal, and hold
+        // their turn until they are committed.
+        let _turns = self.join_open_episodes(&mut alerts).await?;
         let full = || EngineError::QueueFull {
             capacity: self.inner.config.queue_capacity,
             oldest_seconds: self.backlog_age_ms().unwrap_or(0) / 1000,

@@ -386,6 +386,22 @@ fn alarm(
     }))
 }
 
+/// An OK message does not say when the alarm went off: it ends the episode its alarm's
+/// ALARM message opened. An ALARM that comes back from INSUFFICIENT_DATA (never OK in
+/// between) belongs to the open episode too; an ALARM from OK always starts a new one, so a
+/// lost OK never holds later alarms in an old episode.
+pub(super) fn episode_join(alert: &Alert) -> Join {
+    let back_from_unknown = alert
+        .labels
+        .get("old_state")
+        .is_some_and(|state| state == "INSUFFICIENT_DATA");
+    if alert.status == Status::Resolved || back_from_unknown {
+        Join::Open
+    } else {
+        Join::No
+    }
+}
+
 fn first_math_metric(trigger: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     trigger
         .get("Metrics")?

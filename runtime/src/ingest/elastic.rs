@@ -219,6 +219,14 @@ pub fn elastic(body: &[u8]) -> Result<Vec<Alert>, IngestError> {
         .collect()
 }
 
+/// Kibana's notifications carry no start: a repeat joins its alert's open episode when it
+/// has the same `alert.uuid` (Kibana's id of one active period), and a recovery ends it.
+/// (Watcher has no recovery: each of its notifications is an episode of its own, so it
+/// does not join.)
+pub(super) fn episode_join(_alert: &Alert) -> Join {
+    Join::SameLabel("kibana_alert_uuid")
+}
+
 #[allow(
     clippy::too_many_arguments,
     reason = "the parts of the payload one alert reads"

@@ -248,17 +248,46 @@ pub(super) fn time(text: &str) -> Result<i64, String> {
     medic_compiler::units::parse_time(text)
 }
 
+/// FNV-1a of `bytes`: a stable hash (the same in every build and process).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A stable fingerprint of a label set, for sources that send none: FNV-1a over the sorted
 /// `name=value` pairs, as 16 hex digits.
 pub fn fingerprint_of(labels: &BTreeMap<String, String>) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (key, value) in labels {
-        for byte in key.bytes().chain([b'=']).chain(value.bytes()).chain([0xff]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let hash = fnv1a(
+        labels
+            .iter()
+            .flat_map(|(key, value)| key.bytes().chain([b'=']).chain(value.bytes()).chain([0xff])),
+    );
     format!("{hash:016x}")
+}
+
+/// Whether an alert takes the start of its fingerprint's open episode from the journal,
+/// for sources whose messages do not say when their episode began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// Keeps its own start (but takes its turn with the alerts that join: an ALARM that an
+    /// OK right behind it must see).
+    No,
+    /// Whatever the open episode is.
+    Open,
+    /// Only when the open episode's newest alert has this label with this alert's value
+    /// (and unconditionally when this alert has no such label).
+    SameLabel(&'static str),
+}
+
+/// How `alert` joins episodes: `None` for the sources whose messages carry their episode's
+/// start (every source but CloudWatch and Kibana).
+pub fn episode_join(alert: &Alert) -> Option<Join> {
+    match alert.source.as_str() {
+        "cloudwatch" => Some(cloudwatch::episode_join(alert)),
+        "kibana" => Some(elastic::episode_join(alert)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

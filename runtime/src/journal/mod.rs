@@ -189,6 +189,18 @@ pub enum JournalError {
     Closed,
 }
 
+/// The `schema_version` of `meta`, as written; `None` in a new store.
+fn stored_schema_version(connection: &Connection) -> Result<Option<String>, JournalError> {
+    connection
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(write_error("reading the schema version"))
+}
+
 fn write_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> JournalError {
     move |source| JournalError::Write { operation, source }
 }
@@ -628,14 +640,7 @@ impl Journal {
             .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
             .map_err(open_error)?;
         connection.execute_batch(SCHEMA).map_err(open_error)?;
-        let found: Option<String> = connection
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(write_error("reading the schema version"))?;
+        let found = stored_schema_version(&connection)?;
         let version = found
             .map(|text| {
                 text.parse::<i64>()
@@ -765,16 +770,10 @@ impl Journal {
         Ok(())
     }
 
-    /// The schema version the store holds (what `/healthz` reads to see the journal answer).
-    pub fn schema_version(&self) -> Result<i64, JournalError> {
-        self.connection
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |row| row.get::<_, String>(0),
-            )
-            .map_err(write_error("reading the schema version"))
-            .map(|text| text.parse::<i64>().unwrap_or(0))
+    /// The schema version the store holds, as written (what `/healthz` reads to see the
+    /// journal answer).
+    pub fn schema_version(&self) -> Result<Option<String>, JournalError> {
+        stored_schema_version(&self.connection)
     }
 
     /// Records that an action started at `at` (its first attempt, right where its `started`

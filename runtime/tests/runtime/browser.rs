@@ -101,9 +101,11 @@ async fn screenshot(client: &Client, name: &str) -> std::path::PathBuf {
     path
 }
 
-/// Waits until the page's `selector` has `text` (the live script changes it in place).
+/// Waits until the page's `selector` has `text` (the live script changes it in place). The
+/// deadline is generous: with every other test of the workspace running on two cores, the
+/// browser's page may take over 15 s to update.
 async fn wait_for_text(client: &Client, selector: &str, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         if let Ok(element) = client.find(Locator::Css(selector)).await
             && element.text().await.unwrap_or_default().contains(text)
