@@ -17,6 +17,8 @@ use pest::iterators::{Pair, Pairs};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use std::sync::OnceLock;
 
+mod fast;
+
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar.pest"]
 struct OpsParser;
@@ -143,32 +145,19 @@ pub fn parse_cached(
         }
         let diagnostics_before = diagnostics.len();
         let items_before = items.len();
-        match OpsParser::parse(Rule::chunk, chunk_text) {
-            Ok(pairs) => {
-                let mut builder = Builder {
-                    file,
+        match fast::chunk(text, chunk.start, chunk.end, &scan.comments) {
+            Some(mut parsed) => items.append(&mut parsed),
+            None => pest_chunk(file, text, chunk, &scan.comments, diagnostics, &mut items),
+        }
+        if cache.enabled && diagnostics.len() == diagnostics_before {
+            cache.entries.insert(
+                chunk_text.to_string(),
+                CachedChunk {
                     offset: chunk.start,
-                    text,
-                    comments: &scan.comments,
-                    diagnostics: &mut *diagnostics,
-                    carried_depth: 0,
-                };
-                builder.chunk(pairs, &mut items);
-                if cache.enabled && diagnostics.len() == diagnostics_before {
-                    cache.entries.insert(
-                        chunk_text.to_string(),
-                        CachedChunk {
-                            offset: chunk.start,
-                            items: items.get(items_before..).unwrap_or(&[]).to_vec(),
-                            used: cache.generation,
-                        },
-                    );
-                }
-            }
-            Err(error) => {
-                diagnostics.push(syntax_error(file, text, chunk.start, &error));
-                items.push(ast::Item::Error(Span::new(chunk.start, chunk.end)));
-            }
+                    items: items.get(items_before..).unwrap_or(&[]).to_vec(),
+                    used: cache.generation,
+                },
+            );
         }
     }
     let mut broken_playbooks = Vec::new();
@@ -183,6 +172,36 @@ pub fn parse_cached(
         comments: scan.comments,
         broken_playbooks,
         has_syntax_errors,
+    }
+}
+
+/// The chunk's items through the pest grammar and the builder, with their diagnostics (the
+/// path for everything [`fast::chunk`] declines).
+fn pest_chunk(
+    file: FileId,
+    text: &str,
+    chunk: &Chunk,
+    comments: &[ast::Comment],
+    diagnostics: &mut Vec<Diagnostic>,
+    items: &mut Vec<ast::Item>,
+) {
+    let chunk_text = text.get(chunk.start..chunk.end).unwrap_or("");
+    match OpsParser::parse(Rule::chunk, chunk_text) {
+        Ok(pairs) => {
+            let mut builder = Builder {
+                file,
+                offset: chunk.start,
+                text,
+                comments,
+                diagnostics,
+                carried_depth: 0,
+            };
+            builder.chunk(pairs, items);
+        }
+        Err(error) => {
+            diagnostics.push(syntax_error(file, text, chunk.start, &error));
+            items.push(ast::Item::Error(Span::new(chunk.start, chunk.end)));
+        }
     }
 }
 
@@ -745,12 +764,15 @@ impl Builder<'_> {
             {
                 end -= 1;
             }
+            // The comment the span ends in, if any (a comment's span runs to its line's end,
+            // trailing blanks included).
             let index = self
                 .comments
                 .partition_point(|comment| (comment.span.end as usize) < end);
             match self.comments.get(index) {
                 Some(comment)
-                    if comment.span.end as usize == end && comment.span.start as usize >= start =>
+                    if (comment.span.start as usize) < end
+                        && comment.span.start as usize >= start =>
                 {
                     end = comment.span.start as usize;
                 }
