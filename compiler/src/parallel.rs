@@ -18,15 +18,33 @@ where
     R: Send,
     F: Fn(usize, &T) -> R + Sync,
 {
+    map_alongside(items, work, || ()).0
+}
+
+/// [`map`], with the calling thread running `meanwhile` first: the helpers start on the
+/// items at once, and the caller joins them when `meanwhile` is done. On one core the
+/// caller does everything, `meanwhile` first.
+pub(crate) fn map_alongside<T, R, F, M>(
+    items: &[T],
+    work: F,
+    meanwhile: impl FnOnce() -> M,
+) -> (Vec<R>, M)
+where
+    T: Sync,
+    R: Send,
+    F: Fn(usize, &T) -> R + Sync,
+{
     let threads = std::thread::available_parallelism()
         .map_or(1, |cores| cores.get())
         .min(items.len());
     if threads <= 1 {
-        return items
+        let other = meanwhile();
+        let results = items
             .iter()
             .enumerate()
             .map(|(index, item)| work(index, item))
             .collect();
+        return (results, other);
     }
     let next = AtomicUsize::new(0);
     let claim = || {
@@ -41,7 +59,7 @@ where
         done
     };
     let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
-    std::thread::scope(|scope| {
+    let other = std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads)
             .filter_map(|_| {
                 std::thread::Builder::new()
@@ -50,6 +68,7 @@ where
                     .ok()
             })
             .collect();
+        let other = meanwhile();
         let mut finished = vec![claim()];
         for helper in helpers {
             match helper.join() {
@@ -62,14 +81,16 @@ where
                 *slot = Some(result);
             }
         }
+        other
     });
     // Every index was claimed by a thread that finished; the fallback is for form's sake.
-    results
+    let results = results
         .into_iter()
         .zip(items)
         .enumerate()
         .map(|(index, (result, item))| result.unwrap_or_else(|| work(index, item)))
-        .collect()
+        .collect();
+    (results, other)
 }
 
 #[cfg(test)]
@@ -86,5 +107,16 @@ mod tests {
         );
         assert!(map(&[] as &[u64], |_, item| *item).is_empty());
         assert_eq!(map(&[7u64], |index, item| item + index as u64 + 1), vec![8]);
+    }
+
+    #[test]
+    fn the_caller_works_alongside_and_gets_both_results() {
+        let items: Vec<u64> = (0..100).collect();
+        let (doubled, other) = super::map_alongside(&items, |_, item| item * 2, || "done");
+        assert_eq!(
+            doubled,
+            items.iter().map(|item| item * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(other, "done");
     }
 }

@@ -284,52 +284,59 @@ impl<'a> Checker<'a> {
             program.add_playbook(typed);
         }
 
-        let mut rule_names: BTreeMap<String, (FileId, Span)> = BTreeMap::new();
-        for (file, rule) in rules {
-            self.file = file;
-            if let Some((first_file, first)) = rule_names.get(&rule.name.name) {
-                let first = if *first_file == file {
-                    *first
+        // The playbooks' PromQL literals (most of a PromQL-heavy check: promql-parser compiles
+        // every regex matcher) are parsed on the other cores while this one checks the rules.
+        let early = std::mem::take(&mut self.promql);
+        let (refusals, ()) = crate::parallel::map_alongside(&early, promql::refusal, || {
+            let mut rule_names: BTreeMap<String, (FileId, Span)> = BTreeMap::new();
+            for (file, rule) in rules {
+                self.file = file;
+                if let Some((first_file, first)) = rule_names.get(&rule.name.name) {
+                    let first = if *first_file == file {
+                        *first
+                    } else {
+                        rule.name.span
+                    };
+                    self.report(ResolveError::Duplicate {
+                        span: rule.name.span,
+                        first,
+                        kind: "rule".into(),
+                        name: rule.name.name.clone(),
+                        help: Some("rename one of them".into()),
+                    });
                 } else {
-                    rule.name.span
-                };
-                self.report(ResolveError::Duplicate {
-                    span: rule.name.span,
-                    first,
-                    kind: "rule".into(),
-                    name: rule.name.name.clone(),
-                    help: Some("rename one of them".into()),
-                });
-            } else {
-                rule_names.insert(rule.name.name.clone(), (file, rule.name.span));
-            }
-            let scope_imports = imports
-                .get(&file)
-                .map(|imports| imports.keys().cloned().collect())
-                .unwrap_or_default();
-            if let Some(typed) = self.rule(rule, scope_imports, &program) {
-                program.rules.push(typed);
-            }
-        }
-
-        self.rule_lints(&program);
-        self.tests(&mut program);
-
-        for (file, file_imports) in imports {
-            self.file = file;
-            if self
-                .files
-                .get(file.0 as usize)
-                .is_some_and(|parsed| parsed.ast.has_syntax_errors)
-            {
-                continue;
-            }
-            for (module, span) in file_imports {
-                if module != "alert" && !self.used_modules.contains(&(file, module.clone())) {
-                    self.report(Lint::UnusedImport { span, name: module });
+                    rule_names.insert(rule.name.name.clone(), (file, rule.name.span));
+                }
+                let scope_imports = imports
+                    .get(&file)
+                    .map(|imports| imports.keys().cloned().collect())
+                    .unwrap_or_default();
+                if let Some(typed) = self.rule(rule, scope_imports, &program) {
+                    program.rules.push(typed);
                 }
             }
-        }
+
+            self.rule_lints(&program);
+            self.tests(&mut program);
+
+            for (file, file_imports) in imports {
+                self.file = file;
+                if self
+                    .files
+                    .get(file.0 as usize)
+                    .is_some_and(|parsed| parsed.ast.has_syntax_errors)
+                {
+                    continue;
+                }
+                for (module, span) in file_imports {
+                    if module != "alert" && !self.used_modules.contains(&(file, module.clone())) {
+                        self.report(Lint::UnusedImport { span, name: module });
+                    }
+                }
+            }
+        });
+        self.report_promql(&early, refusals);
+
         self.check_promql();
         program
     }

@@ -81,9 +81,16 @@ impl Checker<'_> {
     /// reports the ones that do not parse.
     pub(super) fn check_promql(&mut self) {
         let pending = std::mem::take(&mut self.promql);
-        let refusals = crate::parallel::map(&pending, |_, query| {
-            promql_parser::parser::parse(&query.text).err()
-        });
+        let refusals = crate::parallel::map(&pending, refusal);
+        self.report_promql(&pending, refusals);
+    }
+
+    /// Reports the queries that did not parse (`refusals` in the order of `pending`).
+    pub(super) fn report_promql(
+        &mut self,
+        pending: &[PendingQuery],
+        refusals: Vec<Option<String>>,
+    ) {
         for (query, refusal) in pending.iter().zip(refusals) {
             let Some(reason) = refusal else {
                 continue;
@@ -128,6 +135,11 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Why promql-parser refuses a pending query, if it does.
+pub(super) fn refusal(_: usize, query: &PendingQuery) -> Option<String> {
+    promql_parser::parser::parse(&query.text).err()
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`, the label names every Prometheus accepts unquoted. (The
