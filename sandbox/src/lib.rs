@@ -8,6 +8,7 @@ pub mod clock;
 pub mod elasticsearch;
 pub mod jaeger;
 pub mod kubernetes;
+pub mod postgres;
 pub mod prometheus;
 pub mod promql;
 pub mod receiver;
