@@ -185,6 +185,20 @@ pub enum JournalError {
     },
     #[error("journal commit failed: {0}")]
     Commit(String),
+    /// The PostgreSQL store could not be reached (or its URL is malformed).
+    #[error("cannot connect to the PostgreSQL store at {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    /// A statement of the PostgreSQL store failed.
+    #[error("journal {operation} failed: {source}")]
+    Database {
+        operation: &'static str,
+        #[source]
+        source: ::postgres::Error,
+    },
     #[error("the journal is closed")]
     Closed,
 }
@@ -273,6 +287,11 @@ impl Definition {
 
     pub fn json(&self) -> &str {
         &self.json
+    }
+
+    /// `sha256:` and the SHA-256 of the JSON, in hex.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 
@@ -1051,6 +1070,7 @@ impl Journal {
 
 mod handle;
 mod history;
+pub mod pg;
 mod reverts;
 mod sources;
 

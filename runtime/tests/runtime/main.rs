@@ -21,6 +21,7 @@ mod jaeger;
 mod journal;
 mod kubernetes;
 mod pages;
+mod postgres_store;
 mod prometheus;
 mod served;
 mod server;
