@@ -1,6 +1,9 @@
 //! The journal on PostgreSQL, for several `medic serve` nodes on one database (issue 14;
-//! docs/notes/032). This is its first part: the schema and its migrations, and the writes and
-//! reads of the alert-to-run path with the guarantees the nodes rely on. An alert is committed
+//! docs/notes/032). So far: the schema and its migrations, the alert-to-run path with the
+//! guarantees the nodes rely on, reverts (claimed once across nodes), settings, the audit
+//! log, feedback, the sources' replay guard and open episodes, pruning. Not yet: the
+//! history page's queries (`runs_page`, `facts`, `alert_summaries`, `episode`,
+//! `runs_needing_a_human`), leases and fencing. An alert is committed
 //! before the call returns. An episode `(rule, fingerprint, starts_at)` starts one run however
 //! many connections admit it at once. Cooldown and concurrency are decided in the admitting
 //! transaction, with every admission of the same rule serialized by a transaction-scoped
@@ -17,14 +20,23 @@
 //! behind the caller's back, since a write whose commit was in flight may or may not have
 //! happened.
 
-use super::{AcceptedAlert, Admission, Admitted, JournalError, RunRow, StoredAlert};
+use super::history::{AuditEntry, FeedbackRow, NewAuditEntry};
+use super::{
+    AcceptedAlert, Admission, Admitted, JournalError, RevertRow, RunRow, StoredAlert,
+    SuppressionRow,
+};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Transaction};
+use std::collections::BTreeMap;
+
+/// Statement parameters.
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// The migrations, in order: migration `n` takes the schema from version `n` to `n + 1`.
 /// Applied at open by the first node under an advisory lock, each in its own transaction with
 /// the version it reaches; never edited once released, only appended to.
 const MIGRATIONS: &[&str] = &[
-    // 0 -> 1: the alert-to-run path.
+    // 0 -> 1: the tables of the SQLite journal's schema 4, typed for PostgreSQL.
     "CREATE TABLE alerts (
        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
        received_at BIGINT NOT NULL,
@@ -76,6 +88,53 @@ const MIGRATIONS: &[&str] = &[
        detail TEXT NOT NULL,
        at BIGINT NOT NULL
      );
+     CREATE TABLE reverts (
+       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       run_id BIGINT NOT NULL REFERENCES runs(id),
+       task TEXT NOT NULL,
+       function TEXT NOT NULL,
+       arguments TEXT NOT NULL,
+       output TEXT NOT NULL,
+       fingerprint TEXT NOT NULL,
+       due_at BIGINT,
+       on_resolve BOOLEAN NOT NULL,
+       state TEXT NOT NULL,
+       detail TEXT NOT NULL DEFAULT '',
+       done_at BIGINT
+     );
+     CREATE TABLE audit (
+       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       at BIGINT NOT NULL,
+       actor TEXT NOT NULL,
+       role TEXT NOT NULL,
+       via TEXT NOT NULL,
+       action TEXT NOT NULL,
+       run_id BIGINT,
+       revert_id BIGINT,
+       detail TEXT NOT NULL,
+       outcome TEXT NOT NULL,
+       error TEXT
+     );
+     CREATE TABLE feedback (
+       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       run_id BIGINT NOT NULL REFERENCES runs(id),
+       at BIGINT NOT NULL,
+       by TEXT NOT NULL,
+       verdict TEXT NOT NULL,
+       note TEXT NOT NULL
+     );
+     CREATE TABLE sns_messages (
+       message_id TEXT PRIMARY KEY,
+       topic TEXT NOT NULL,
+       received_at BIGINT NOT NULL
+     );
+     CREATE INDEX sns_messages_by_time ON sns_messages(received_at);
+     CREATE INDEX feedback_by_run ON feedback(run_id);
+     CREATE INDEX audit_by_run ON audit(run_id) WHERE run_id IS NOT NULL;
+     CREATE INDEX reverts_pending ON reverts(state, fingerprint);
+     CREATE INDEX reverts_by_run ON reverts(run_id);
+     CREATE INDEX runs_by_alert ON runs(alert_id);
+     CREATE INDEX suppressions_by_alert ON suppressions(alert_id);
      CREATE TABLE action_starts (at BIGINT NOT NULL);
      CREATE INDEX action_starts_by_time ON action_starts(at);
      CREATE INDEX alerts_unprocessed ON alerts(id) WHERE NOT processed;
@@ -96,6 +155,8 @@ const MIGRATION_LOCK: i32 = 0x6d65_6401;
 const ADMISSION_LOCK: i32 = 0x6d65_6402;
 
 const RUN_COLUMNS: &str = "id, rule, playbook, alert_id, fingerprint, performs_actions, arguments, state, started_at, finished_at, report, (SELECT alerts.starts_at FROM alerts WHERE alerts.id = runs.alert_id)";
+const REVERT_COLUMNS: &str =
+    "id, run_id, task, function, arguments, output, fingerprint, due_at, on_resolve, state, detail";
 
 fn database_error(operation: &'static str) -> impl FnOnce(postgres::Error) -> JournalError {
     move |source| JournalError::Database { operation, source }
@@ -128,6 +189,52 @@ fn run_row(row: &postgres::Row) -> Result<RunRow, postgres::Error> {
     })
 }
 
+fn revert_row(row: &postgres::Row) -> Result<RevertRow, postgres::Error> {
+    Ok(RevertRow {
+        id: row.try_get(0)?,
+        run_id: row.try_get(1)?,
+        task: row.try_get(2)?,
+        function: row.try_get(3)?,
+        arguments: row.try_get(4)?,
+        output: row.try_get(5)?,
+        fingerprint: row.try_get(6)?,
+        due_at: row.try_get(7)?,
+        on_resolve: row.try_get(8)?,
+        state: row.try_get(9)?,
+        detail: row.try_get(10)?,
+    })
+}
+
+fn audit_row(row: &postgres::Row) -> Result<AuditEntry, postgres::Error> {
+    Ok(AuditEntry {
+        id: row.try_get(0)?,
+        at: row.try_get(1)?,
+        actor: row.try_get(2)?,
+        role: row.try_get(3)?,
+        via: row.try_get(4)?,
+        action: row.try_get(5)?,
+        run_id: row.try_get(6)?,
+        revert_id: row.try_get(7)?,
+        detail: row.try_get(8)?,
+        outcome: row.try_get(9)?,
+        error: row.try_get(10)?,
+    })
+}
+
+fn stored_alert(row: &postgres::Row) -> Result<StoredAlert, postgres::Error> {
+    Ok(StoredAlert {
+        id: row.try_get(0)?,
+        source: row.try_get(1)?,
+        payload: row.try_get(2)?,
+    })
+}
+
+fn first_column<T: for<'a> postgres::types::FromSql<'a>>(
+    row: &postgres::Row,
+) -> Result<T, postgres::Error> {
+    row.try_get(0)
+}
+
 /// The journal on PostgreSQL; see the module docs.
 pub struct PgJournal {
     url: String,
@@ -152,6 +259,74 @@ impl PgJournal {
             self.client = connect(&self.url)?;
         }
         Ok(&mut self.client)
+    }
+
+    /// Runs a statement; how many rows it changed.
+    fn execute(
+        &mut self,
+        operation: &'static str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64, JournalError> {
+        self.client()?
+            .execute(sql, params)
+            .map_err(database_error(operation))
+    }
+
+    /// The rows a query answers, each mapped.
+    fn rows<T>(
+        &mut self,
+        operation: &'static str,
+        sql: &str,
+        params: Params<'_>,
+        map: impl Fn(&postgres::Row) -> Result<T, postgres::Error>,
+    ) -> Result<Vec<T>, JournalError> {
+        self.client()?
+            .query(sql, params)
+            .map_err(database_error(operation))?
+            .iter()
+            .map(map)
+            .collect::<Result<_, _>>()
+            .map_err(database_error(operation))
+    }
+
+    /// The row a query answers, if any, mapped.
+    fn row<T>(
+        &mut self,
+        operation: &'static str,
+        sql: &str,
+        params: Params<'_>,
+        map: impl Fn(&postgres::Row) -> Result<T, postgres::Error>,
+    ) -> Result<Option<T>, JournalError> {
+        self.client()?
+            .query_opt(sql, params)
+            .map_err(database_error(operation))?
+            .as_ref()
+            .map(map)
+            .transpose()
+            .map_err(database_error(operation))
+    }
+
+    /// Runs statements in one transaction; how many rows each changed.
+    fn in_transaction(
+        &mut self,
+        operation: &'static str,
+        statements: &[(&str, Params<'_>)],
+    ) -> Result<Vec<u64>, JournalError> {
+        let mut transaction = self
+            .client()?
+            .transaction()
+            .map_err(database_error(operation))?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for (sql, params) in statements {
+            changed.push(
+                transaction
+                    .execute(*sql, params)
+                    .map_err(database_error(operation))?,
+            );
+        }
+        transaction.commit().map_err(database_error(operation))?;
+        Ok(changed)
     }
 
     /// The schema version the store holds, as written.
@@ -412,6 +587,467 @@ impl PgJournal {
             .map(|row| row.try_get(0))
             .collect::<Result<_, postgres::Error>>()
             .map_err(database_error(operation))
+    }
+
+    pub fn suppressions(&mut self, limit: u32) -> Result<Vec<SuppressionRow>, JournalError> {
+        self.rows(
+            "reading suppressions",
+            "SELECT alert_id, rule, reason, detail, at FROM suppressions ORDER BY id DESC LIMIT $1",
+            &[&i64::from(limit)],
+            |row| {
+                Ok(SuppressionRow {
+                    alert_id: row.try_get(0)?,
+                    rule: row.try_get(1)?,
+                    reason: row.try_get(2)?,
+                    detail: row.try_get(3)?,
+                    at: row.try_get(4)?,
+                })
+            },
+        )
+    }
+
+    pub fn alert_count(&mut self) -> Result<i64, JournalError> {
+        Ok(self
+            .row(
+                "counting alerts",
+                "SELECT COUNT(*) FROM alerts",
+                &[],
+                first_column,
+            )?
+            .unwrap_or(0))
+    }
+
+    /// The raw payload an alert came in, with its source.
+    pub fn alert(&mut self, alert_id: i64) -> Result<Option<StoredAlert>, JournalError> {
+        self.row(
+            "reading an alert",
+            "SELECT id, source, payload FROM alerts WHERE id = $1",
+            &[&alert_id],
+            stored_alert,
+        )
+    }
+
+    /// A setting every node shares (the kill switch).
+    pub fn setting(&mut self, key: &str) -> Result<Option<String>, JournalError> {
+        self.row(
+            "reading a setting",
+            "SELECT value FROM meta WHERE key = $1",
+            &[&key],
+            first_column,
+        )
+    }
+
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), JournalError> {
+        self.execute(
+            "writing a setting",
+            "INSERT INTO meta (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )
+        .map(drop)
+    }
+
+    // ------------------------------------------------------------ reverts
+
+    /// Schedules the undoing of an action; returns the revert's id.
+    #[expect(clippy::too_many_arguments, reason = "one column each")]
+    pub fn schedule_revert(
+        &mut self,
+        run_id: i64,
+        task: &str,
+        function: &str,
+        arguments: &str,
+        output: &str,
+        fingerprint: &str,
+        due_at: Option<i64>,
+        on_resolve: bool,
+    ) -> Result<i64, JournalError> {
+        let operation = "scheduling a revert";
+        self.row(
+            operation,
+            "INSERT INTO reverts (run_id, task, function, arguments, output, fingerprint, due_at, on_resolve, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending') RETURNING id",
+            &[&run_id, &task, &function, &arguments, &output, &fingerprint, &due_at, &on_resolve],
+            first_column,
+        )?
+        .ok_or(JournalError::Commit(format!("{operation}: no id came back")))
+    }
+
+    /// Takes a pending revert for performing it; `None` when another node, another timer or
+    /// the resolved alert took it first (a revert is performed at most once, cluster-wide:
+    /// the update is one statement, and PostgreSQL lets one of two racing ones change the row).
+    pub fn claim_revert(&mut self, revert_id: i64) -> Result<Option<RevertRow>, JournalError> {
+        self.row(
+            "claiming a revert",
+            &format!(
+                "UPDATE reverts SET state = 'reverting' WHERE id = $1 AND state = 'pending'
+                 RETURNING {REVERT_COLUMNS}"
+            ),
+            &[&revert_id],
+            revert_row,
+        )
+    }
+
+    /// The pending `revert on resolve` reverts of one firing episode.
+    pub fn reverts_on_resolve(
+        &mut self,
+        fingerprint: &str,
+        starts_at: i64,
+    ) -> Result<Vec<i64>, JournalError> {
+        self.rows(
+            "reading reverts",
+            "SELECT reverts.id FROM reverts
+             JOIN runs ON runs.id = reverts.run_id
+             JOIN alerts ON alerts.id = runs.alert_id
+             WHERE reverts.state = 'pending' AND reverts.on_resolve
+             AND reverts.fingerprint = $1 AND alerts.starts_at = $2 ORDER BY reverts.id",
+            &[&fingerprint, &starts_at],
+            first_column,
+        )
+    }
+
+    /// Reverts in a given state.
+    pub fn reverts(&mut self, state: &str) -> Result<Vec<RevertRow>, JournalError> {
+        self.rows(
+            "reading reverts",
+            &format!("SELECT {REVERT_COLUMNS} FROM reverts WHERE state = $1 ORDER BY id"),
+            &[&state],
+            revert_row,
+        )
+    }
+
+    /// Pending `revert on resolve` reverts whose episode's resolved alert was already
+    /// processed.
+    pub fn reverts_already_resolved(&mut self) -> Result<Vec<i64>, JournalError> {
+        self.rows(
+            "reading reverts",
+            "SELECT reverts.id FROM reverts
+             JOIN runs ON runs.id = reverts.run_id
+             JOIN alerts AS fired ON fired.id = runs.alert_id
+             WHERE reverts.state = 'pending' AND reverts.on_resolve
+             AND EXISTS (SELECT 1 FROM alerts AS resolved
+               WHERE resolved.fingerprint = reverts.fingerprint
+               AND resolved.starts_at = fired.starts_at
+               AND resolved.status = 'resolved' AND resolved.processed)
+             ORDER BY reverts.id",
+            &[],
+            first_column,
+        )
+    }
+
+    /// One revert, in any state.
+    pub fn revert(&mut self, revert_id: i64) -> Result<Option<RevertRow>, JournalError> {
+        self.row(
+            "reading a revert",
+            &format!("SELECT {REVERT_COLUMNS} FROM reverts WHERE id = $1"),
+            &[&revert_id],
+            revert_row,
+        )
+    }
+
+    /// A human asks for a `failed` or `needs_attention` revert to be tried again.
+    pub fn reopen_revert(
+        &mut self,
+        revert_id: i64,
+        by: &str,
+        at: i64,
+    ) -> Result<bool, JournalError> {
+        self.revert_decision(
+            "reopening a revert",
+            "UPDATE reverts SET state = 'pending', done_at = NULL
+             WHERE id = $1 AND state IN ('failed', 'needs_attention')",
+            &[&revert_id],
+            (revert_id, "revert_retry_requested", by, at),
+        )
+    }
+
+    /// A human says a `failed` or `needs_attention` revert is taken care of.
+    pub fn acknowledge_revert(
+        &mut self,
+        revert_id: i64,
+        by: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<bool, JournalError> {
+        let detail = format!("{by}: {reason}");
+        self.revert_decision(
+            "acknowledging a revert",
+            "UPDATE reverts SET state = 'acknowledged', detail = $2, done_at = $3
+             WHERE id = $1 AND state IN ('failed', 'needs_attention')",
+            &[&revert_id, &detail, &at],
+            (revert_id, "revert_acknowledged", &detail, at),
+        )
+    }
+
+    /// A human's decision on a revert, and the event on its run that says so, in one
+    /// transaction; false when the revert was not in a state the decision applies to.
+    fn revert_decision(
+        &mut self,
+        operation: &'static str,
+        sql: &str,
+        params: Params<'_>,
+        (revert_id, state, detail, at): (i64, &str, &str, i64),
+    ) -> Result<bool, JournalError> {
+        let mut transaction = self
+            .client()?
+            .transaction()
+            .map_err(database_error(operation))?;
+        let changed = transaction
+            .execute(sql, params)
+            .map_err(database_error(operation))?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        transaction
+            .execute(
+                "INSERT INTO task_events (run_id, task, state, at, detail)
+                 SELECT run_id, task, $2, $3, $4 FROM reverts WHERE id = $1",
+                &[&revert_id, &state, &at, &detail],
+            )
+            .map_err(database_error(operation))?;
+        transaction.commit().map_err(database_error(operation))?;
+        Ok(true)
+    }
+
+    /// How many reverts are in each state.
+    pub fn revert_counts(&mut self) -> Result<BTreeMap<String, i64>, JournalError> {
+        Ok(self
+            .rows(
+                "counting reverts",
+                "SELECT state, COUNT(*) FROM reverts GROUP BY state",
+                &[],
+                |row| Ok((row.try_get(0)?, row.try_get(1)?)),
+            )?
+            .into_iter()
+            .collect())
+    }
+
+    pub fn revert_done(
+        &mut self,
+        revert_id: i64,
+        state: &str,
+        detail: &str,
+        at: i64,
+    ) -> Result<(), JournalError> {
+        self.execute(
+            "finishing a revert",
+            "UPDATE reverts SET state = $2, detail = $3, done_at = $4 WHERE id = $1",
+            &[&revert_id, &state, &detail, &at],
+        )
+        .map(drop)
+    }
+
+    /// The reverts a run scheduled, in order.
+    pub fn reverts_of_run(&mut self, run_id: i64) -> Result<Vec<RevertRow>, JournalError> {
+        self.rows(
+            "reading reverts",
+            &format!("SELECT {REVERT_COLUMNS} FROM reverts WHERE run_id = $1 ORDER BY id"),
+            &[&run_id],
+            revert_row,
+        )
+    }
+
+    // ------------------------------------------------------------ operators
+
+    pub fn audit(&mut self, entry: &NewAuditEntry) -> Result<i64, JournalError> {
+        let operation = "writing the audit log";
+        let outcome = if entry.error.is_some() {
+            "refused"
+        } else {
+            "done"
+        };
+        self.row(
+            operation,
+            "INSERT INTO audit (at, actor, role, via, action, run_id, revert_id, detail, outcome, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            &[
+                &entry.at,
+                &entry.actor,
+                &entry.role,
+                &entry.via,
+                &entry.action,
+                &entry.run_id,
+                &entry.revert_id,
+                &entry.detail,
+                &outcome,
+                &entry.error,
+            ],
+            first_column,
+        )?
+        .ok_or(JournalError::Commit(format!("{operation}: no id came back")))
+    }
+
+    /// The audit log, newest first: at most `limit` entries older than the entry `before`
+    /// (all when `None`), of one run when `run` is given.
+    pub fn audit_log(
+        &mut self,
+        limit: u32,
+        before: Option<i64>,
+        run: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, JournalError> {
+        self.rows(
+            "reading the audit log",
+            "SELECT id, at, actor, role, via, action, run_id, revert_id, detail, outcome, error
+             FROM audit WHERE ($2::BIGINT IS NULL OR id < $2) AND ($3::BIGINT IS NULL OR run_id = $3)
+             ORDER BY id DESC LIMIT $1",
+            &[&i64::from(limit), &before, &run],
+            audit_row,
+        )
+    }
+
+    pub fn add_feedback(&mut self, feedback: &FeedbackRow) -> Result<(), JournalError> {
+        self.execute(
+            "recording feedback",
+            "INSERT INTO feedback (run_id, at, by, verdict, note) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &feedback.run_id,
+                &feedback.at,
+                &feedback.by,
+                &feedback.verdict,
+                &feedback.note,
+            ],
+        )
+        .map(drop)
+    }
+
+    /// The answers given about one run, oldest first.
+    pub fn feedback_of_run(&mut self, run_id: i64) -> Result<Vec<FeedbackRow>, JournalError> {
+        self.rows(
+            "reading feedback",
+            "SELECT run_id, at, by, verdict, note FROM feedback WHERE run_id = $1 ORDER BY id",
+            &[&run_id],
+            |row| {
+                Ok(FeedbackRow {
+                    run_id: row.try_get(0)?,
+                    at: row.try_get(1)?,
+                    by: row.try_get(2)?,
+                    verdict: row.try_get(3)?,
+                    note: row.try_get(4)?,
+                })
+            },
+        )
+    }
+
+    // ------------------------------------------------------------ sources
+
+    /// Whether the SNS message `message_id` was already taken (by any node).
+    pub fn sns_seen(&mut self, message_id: &str) -> Result<bool, JournalError> {
+        Ok(self
+            .row(
+                "reading the SNS messages taken",
+                "SELECT 1 FROM sns_messages WHERE message_id = $1",
+                &[&message_id],
+                |_| Ok(()),
+            )?
+            .is_some())
+    }
+
+    /// Records the SNS message `message_id` as taken at `at`, and forgets the ones taken
+    /// before `forget_before`.
+    pub fn sns_taken(
+        &mut self,
+        message_id: &str,
+        topic: &str,
+        at: i64,
+        forget_before: i64,
+    ) -> Result<(), JournalError> {
+        self.in_transaction(
+            "recording an SNS message",
+            &[
+                (
+                    "DELETE FROM sns_messages WHERE received_at < $1",
+                    &[&forget_before],
+                ),
+                (
+                    "INSERT INTO sns_messages (message_id, topic, received_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (message_id) DO NOTHING",
+                    &[&message_id, &topic, &at],
+                ),
+            ],
+        )
+        .map(drop)
+    }
+
+    /// The start of `fingerprint`'s open episode (see [`super::Journal::open_episode`]).
+    pub fn open_episode(
+        &mut self,
+        fingerprint: &str,
+        same_label: Option<(&str, &str)>,
+    ) -> Result<Option<i64>, JournalError> {
+        let newest = self.row(
+            "reading a fingerprint's open episode",
+            "SELECT status, starts_at, payload FROM alerts WHERE fingerprint = $1
+             ORDER BY starts_at DESC, id DESC LIMIT 1",
+            &[&fingerprint],
+            |row| {
+                Ok((
+                    row.try_get::<_, String>(0)?,
+                    row.try_get::<_, i64>(1)?,
+                    row.try_get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        Ok(newest.and_then(|(status, starts_at, payload)| {
+            super::sources::open_start(&status, starts_at, &payload, same_label)
+        }))
+    }
+
+    // ------------------------------------------------------------ housekeeping
+
+    /// Forgets what ended before `before` (see [`super::Journal::prune`]: the same rows go).
+    pub fn prune(&mut self, before: i64) -> Result<usize, JournalError> {
+        let forgotten_runs = "(SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1
+                AND id NOT IN (SELECT run_id FROM reverts WHERE state IN ('pending', 'reverting')))";
+        let task_events = format!("DELETE FROM task_events WHERE run_id IN {forgotten_runs}");
+        let feedback = format!("DELETE FROM feedback WHERE run_id IN {forgotten_runs}");
+        let changed = self.in_transaction(
+            "pruning",
+            &[
+                (&task_events, &[&before]),
+                (&feedback, &[&before]),
+                (
+                    "DELETE FROM reverts WHERE state NOT IN ('pending', 'reverting') AND run_id IN
+                       (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1)",
+                    &[&before],
+                ),
+                (
+                    "DELETE FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1
+                       AND id NOT IN (SELECT run_id FROM reverts)",
+                    &[&before],
+                ),
+                ("DELETE FROM suppressions WHERE at < $1", &[&before]),
+                ("DELETE FROM audit WHERE at < $1", &[&before]),
+                (
+                    "DELETE FROM alerts WHERE processed AND received_at < $1
+                       AND id NOT IN (SELECT alert_id FROM runs)
+                       AND id NOT IN (SELECT alert_id FROM suppressions)",
+                    &[&before],
+                ),
+                (
+                    "DELETE FROM definitions WHERE key NOT IN (SELECT definition FROM runs)",
+                    &[],
+                ),
+            ],
+        )?;
+        // As the SQLite journal counts: the playbook versions dropped last are not rows of the
+        // history.
+        let removed: u64 = changed.iter().take(7).sum();
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    /// Forgets everything journaled, keeping the schema.
+    pub fn clear(&mut self) -> Result<(), JournalError> {
+        self.client()?
+            .batch_execute(
+                "BEGIN;
+                 DELETE FROM task_events; DELETE FROM suppressions; DELETE FROM reverts;
+                 DELETE FROM feedback; DELETE FROM audit; DELETE FROM sns_messages;
+                 DELETE FROM action_starts;
+                 DELETE FROM episodes; DELETE FROM runs; DELETE FROM definitions;
+                 DELETE FROM alerts; DELETE FROM meta WHERE key != 'schema_version';
+                 COMMIT;",
+            )
+            .map_err(database_error("clearing the journal"))
     }
 
     fn query_runs(

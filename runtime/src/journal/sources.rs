@@ -70,26 +70,36 @@ impl Journal {
                     .optional()
             })
             .map_err(write_error("reading a fingerprint's open episode"))?;
-        let Some((status, starts_at, payload)) = newest else {
-            return Ok(None);
-        };
-        if status != "firing" {
-            return Ok(None);
-        }
-        if let Some((label, value)) = same_label {
-            let stored: Option<String> = serde_json::from_str::<serde_json::Value>(&payload)
-                .ok()
-                .and_then(|payload| {
-                    payload
-                        .get("labels")?
-                        .get(label)?
-                        .as_str()
-                        .map(str::to_string)
-                });
-            if stored.as_deref() != Some(value) {
-                return Ok(None);
-            }
-        }
-        Ok(Some(starts_at))
+        Ok(newest.and_then(|(status, starts_at, payload)| {
+            open_start(&status, starts_at, &payload, same_label)
+        }))
     }
+}
+
+/// The episode start a fingerprint's newest alert leaves open (see [`Journal::open_episode`];
+/// the PostgreSQL store reads the same row).
+pub(super) fn open_start(
+    status: &str,
+    starts_at: i64,
+    payload: &str,
+    same_label: Option<(&str, &str)>,
+) -> Option<i64> {
+    if status != "firing" {
+        return None;
+    }
+    if let Some((label, value)) = same_label {
+        let stored: Option<String> = serde_json::from_str::<serde_json::Value>(payload)
+            .ok()
+            .and_then(|payload| {
+                payload
+                    .get("labels")?
+                    .get(label)?
+                    .as_str()
+                    .map(str::to_string)
+            });
+        if stored.as_deref() != Some(value) {
+            return None;
+        }
+    }
+    Some(starts_at)
 }

@@ -5,7 +5,9 @@
 //! together, and the server crashing under a connection.
 
 use medic_runtime::journal::pg::{PG_SCHEMA_VERSION, PgJournal, redacted};
-use medic_runtime::journal::{AcceptedAlert, Admission, Admitted, Definition, JournalError};
+use medic_runtime::journal::{
+    AcceptedAlert, Admission, Admitted, Definition, FeedbackRow, JournalError, NewAuditEntry,
+};
 use medic_sandbox::postgres::RealPostgres;
 
 fn server() -> RealPostgres {
@@ -338,5 +340,274 @@ fn urls_are_redacted_in_messages() {
     assert_eq!(
         redacted("host=db user=x"),
         "(a connection string that is not a URL)"
+    );
+}
+
+fn started(
+    journal: &mut PgJournal,
+    rule: &str,
+    alert_id: i64,
+    fingerprint: &str,
+    starts_at: i64,
+) -> i64 {
+    match journal
+        .admit(&admission(rule, alert_id, fingerprint, starts_at, 1))
+        .unwrap()
+    {
+        Admitted::Started(run) => run,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_revert_is_claimed_once_whichever_node_claims_it() {
+    let postgres = server();
+    let url = postgres.url();
+    let mut journal = PgJournal::open(&url).unwrap();
+    let fired = journal.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let run = started(&mut journal, "r", fired, "fp", 1);
+    let revert = journal
+        .schedule_revert(run, "scale", "k8s.scale", "{}", "{}", "fp", Some(100), true)
+        .unwrap();
+    assert_eq!(journal.reverts_on_resolve("fp", 1).unwrap(), [revert]);
+    assert!(journal.reverts_on_resolve("fp", 2).unwrap().is_empty());
+    assert_eq!(journal.reverts("pending").unwrap().len(), 1);
+    // Eight nodes' timers fire at once: one performs it.
+    let barrier = std::sync::Barrier::new(8);
+    let claims: Vec<bool> = std::thread::scope(|scope| {
+        let claims: Vec<_> = (0..8)
+            .map(|_| {
+                let (url, barrier) = (&url, &barrier);
+                scope.spawn(move || {
+                    let mut node = PgJournal::open(url).unwrap();
+                    barrier.wait();
+                    node.claim_revert(revert).unwrap().is_some()
+                })
+            })
+            .collect();
+        claims
+            .into_iter()
+            .map(|claim| claim.join().unwrap())
+            .collect()
+    });
+    assert_eq!(
+        claims.iter().filter(|claimed| **claimed).count(),
+        1,
+        "{claims:?}"
+    );
+    assert_eq!(journal.revert(revert).unwrap().unwrap().state, "reverting");
+    journal
+        .revert_done(revert, "failed", "the API refused", 200)
+        .unwrap();
+    assert_eq!(journal.revert_counts().unwrap().get("failed"), Some(&1));
+    // A human asks for it again, then another revert is acknowledged instead.
+    assert!(journal.reopen_revert(revert, "ana", 300).unwrap());
+    assert!(
+        !journal.reopen_revert(revert, "ana", 301).unwrap(),
+        "it is pending already"
+    );
+    assert!(journal.claim_revert(revert).unwrap().is_some());
+    journal
+        .revert_done(revert, "needs_attention", "cut short", 400)
+        .unwrap();
+    assert!(
+        journal
+            .acknowledge_revert(revert, "ana", "undone by hand", 500)
+            .unwrap()
+    );
+    let acknowledged = journal.revert(revert).unwrap().unwrap();
+    assert_eq!(
+        (acknowledged.state.as_str(), acknowledged.detail.as_str()),
+        ("acknowledged", "ana: undone by hand")
+    );
+    let events: Vec<String> = journal
+        .task_events(run)
+        .unwrap()
+        .into_iter()
+        .map(|event| event.state)
+        .collect();
+    assert_eq!(events, ["revert_retry_requested", "revert_acknowledged"]);
+    assert_eq!(journal.reverts_of_run(run).unwrap().len(), 1);
+
+    // A revert on resolve whose episode's resolve was processed before a crash.
+    let second_episode = journal.accept(&[alert("fp", 2)], 550).unwrap()[0];
+    let again = started(&mut journal, "r", second_episode, "fp", 2);
+    let on_resolve = journal
+        .schedule_revert(again, "scale", "k8s.scale", "{}", "{}", "fp", None, true)
+        .unwrap();
+    let resolve = |starts_at: i64| AcceptedAlert {
+        status: "resolved".into(),
+        ..alert("fp", starts_at)
+    };
+    let other = journal.accept(&[resolve(1)], 600).unwrap()[0];
+    journal.processed(other).unwrap();
+    let own = journal.accept(&[resolve(2)], 700).unwrap()[0];
+    assert!(
+        journal.reverts_already_resolved().unwrap().is_empty(),
+        "another episode's resolve does not count, nor this one's until processed"
+    );
+    journal.processed(own).unwrap();
+    assert_eq!(journal.reverts_already_resolved().unwrap(), [on_resolve]);
+}
+
+#[test]
+fn settings_the_audit_log_feedback_and_sns_ids_are_shared_by_the_nodes() {
+    let postgres = server();
+    let url = postgres.url();
+    let mut first = PgJournal::open(&url).unwrap();
+    let mut second = PgJournal::open(&url).unwrap();
+    assert_eq!(first.setting("kill_switch").unwrap(), None);
+    first.set_setting("kill_switch", "on").unwrap();
+    assert_eq!(
+        second.setting("kill_switch").unwrap().as_deref(),
+        Some("on")
+    );
+    second.set_setting("kill_switch", "off").unwrap();
+    assert_eq!(
+        first.setting("kill_switch").unwrap().as_deref(),
+        Some("off")
+    );
+
+    let id = first.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let run = started(&mut first, "r", id, "fp", 1);
+    let entry = |action: &str, error: Option<&str>| NewAuditEntry {
+        at: 10,
+        actor: "ana".into(),
+        role: "operator".into(),
+        via: "api".into(),
+        action: action.into(),
+        run_id: Some(run),
+        revert_id: None,
+        detail: "scale".into(),
+        error: error.map(str::to_string),
+    };
+    let approve = first.audit(&entry("approve", None)).unwrap();
+    let denied = second
+        .audit(&entry("cancel", Some("the run finished")))
+        .unwrap();
+    second
+        .audit(&NewAuditEntry {
+            run_id: None,
+            ..entry("kill_switch", None)
+        })
+        .unwrap();
+    let log = first.audit_log(10, None, None).unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[1].id, denied);
+    assert_eq!(
+        (log[1].outcome.as_str(), log[1].error.as_deref()),
+        ("refused", Some("the run finished"))
+    );
+    let of_run = first.audit_log(10, None, Some(run)).unwrap();
+    assert_eq!(
+        of_run.iter().map(|entry| entry.id).collect::<Vec<_>>(),
+        [denied, approve]
+    );
+    let older = first.audit_log(10, Some(denied), None).unwrap();
+    assert_eq!(
+        older.iter().map(|entry| entry.id).collect::<Vec<_>>(),
+        [approve]
+    );
+
+    let feedback = FeedbackRow {
+        run_id: run,
+        at: 20,
+        by: "ana".into(),
+        verdict: "yes".into(),
+        note: "fixed".into(),
+    };
+    second.add_feedback(&feedback).unwrap();
+    assert_eq!(first.feedback_of_run(run).unwrap(), [feedback]);
+
+    assert!(!first.sns_seen("m-1").unwrap());
+    first
+        .sns_taken("m-1", "arn:aws:sns:eu-west-1:1:alarms", 100, 0)
+        .unwrap();
+    assert!(
+        second.sns_seen("m-1").unwrap(),
+        "a message one node took is a replay for the other"
+    );
+    second
+        .sns_taken("m-1", "arn:aws:sns:eu-west-1:1:alarms", 101, 0)
+        .unwrap();
+    second
+        .sns_taken("m-2", "arn:aws:sns:eu-west-1:1:alarms", 200, 150)
+        .unwrap();
+    assert!(
+        !first.sns_seen("m-1").unwrap(),
+        "taken before the window: forgotten"
+    );
+
+    // The open episode of a fingerprint, as the CloudWatch and Kibana readers ask for it.
+    let labelled = |status: &str, uuid: &str, starts_at: i64| AcceptedAlert {
+        status: status.into(),
+        payload: format!("{{\"labels\":{{\"kibana_alert_uuid\":\"{uuid}\"}}}}"),
+        ..alert("kibana", starts_at)
+    };
+    first.accept(&[labelled("firing", "u1", 5)], 300).unwrap();
+    assert_eq!(second.open_episode("kibana", None).unwrap(), Some(5));
+    assert_eq!(
+        second
+            .open_episode("kibana", Some(("kibana_alert_uuid", "u1")))
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        second
+            .open_episode("kibana", Some(("kibana_alert_uuid", "u2")))
+            .unwrap(),
+        None
+    );
+    first.accept(&[labelled("resolved", "u1", 5)], 301).unwrap();
+    assert_eq!(second.open_episode("kibana", None).unwrap(), None);
+    assert_eq!(second.open_episode("nothing", None).unwrap(), None);
+}
+
+#[test]
+fn pruning_forgets_what_ended_long_ago_and_clearing_forgets_everything() {
+    let postgres = server();
+    let mut journal = PgJournal::open(&postgres.url()).unwrap();
+    let ids = journal
+        .accept(
+            &[alert("old", 1), alert("open", 2), alert("spare", 3)],
+            1_000,
+        )
+        .unwrap();
+    for id in &ids {
+        journal.processed(*id).unwrap();
+    }
+    let old = started(&mut journal, "r", ids[0], "old", 1);
+    journal
+        .task_event(old, "t", "succeeded", "{}", 1_001)
+        .unwrap();
+    journal.finish_run(old, "succeeded", "{}", 1_002).unwrap();
+    journal
+        .suppress(ids[0], "r", "duplicate", "", 1_003)
+        .unwrap();
+    let open = started(&mut journal, "r", ids[1], "open", 2);
+    // As in the SQLite journal: the old run, its event, its suppression, its alert and the
+    // spare alert.
+    assert_eq!(journal.prune(10_000).unwrap(), 5);
+    let runs = journal.runs(10).unwrap();
+    assert_eq!(runs.iter().map(|run| run.id).collect::<Vec<_>>(), [open]);
+    assert_eq!(journal.alert_count().unwrap(), 1);
+    assert!(journal.suppressions(10).unwrap().is_empty());
+    let again = journal.accept(&[alert("old", 1)], 20_000).unwrap()[0];
+    assert!(matches!(
+        journal
+            .admit(&admission("r", again, "old", 1, 20_000))
+            .unwrap(),
+        Admitted::Duplicate { .. }
+    ));
+    assert!(journal.alert(again).unwrap().is_some());
+
+    journal.set_setting("kill_switch", "on").unwrap();
+    journal.clear().unwrap();
+    assert_eq!(journal.alert_count().unwrap(), 0);
+    assert!(journal.runs(10).unwrap().is_empty());
+    assert_eq!(journal.setting("kill_switch").unwrap(), None);
+    assert_eq!(
+        journal.schema_version().unwrap(),
+        Some(PG_SCHEMA_VERSION.to_string())
     );
 }
