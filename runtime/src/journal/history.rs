@@ -57,7 +57,7 @@ pub struct FeedbackRow {
 }
 
 /// The task-event states the statistics read: outcomes of tasks and approvals.
-const FACT_STATES: &str = "'succeeded', 'awaiting_approval', 'approved', 'rejected'";
+pub(super) const FACT_STATES: &str = "'succeeded', 'awaiting_approval', 'approved', 'rejected'";
 
 impl Journal {
     pub fn audit(&mut self, entry: &NewAuditEntry) -> Result<i64, JournalError> {
@@ -212,17 +212,7 @@ impl Journal {
                 })
                 .map_err(failed())?;
             // A version 1 row holds the JSON itself.
-            let text = body.unwrap_or_else(|| key.clone());
-            let actions = serde_json::from_str::<medic_compiler::plan::Playbook>(&text)
-                .map(|playbook| {
-                    playbook
-                        .tasks
-                        .iter()
-                        .filter(|task| task.effect == medic_compiler::plan::Effect::Action)
-                        .map(|task| task.id.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let actions = action_tasks(&body.unwrap_or_else(|| key.clone()));
             actions_of.insert(key.clone(), actions);
         }
         {
@@ -242,31 +232,11 @@ impl Journal {
                 let Some(run) = runs.get_mut(&run_id) else {
                     continue;
                 };
-                match state.as_str() {
-                    "succeeded" => {
-                        let is_action = definition_of
-                            .get(&run_id)
-                            .and_then(|key| actions_of.get(key))
-                            .is_some_and(|actions| actions.contains(&task));
-                        if is_action {
-                            run.actions += 1;
-                        }
-                    }
-                    "awaiting_approval" => {
-                        run.approvals_asked.insert(task, at);
-                    }
-                    "approved" | "rejected" => {
-                        if let Some(asked) = run.approvals_asked.get(&task) {
-                            run.approval_waits_ms.push(at.saturating_sub(*asked));
-                        }
-                        if state == "approved" {
-                            run.approved += 1;
-                        } else {
-                            run.rejected += 1;
-                        }
-                    }
-                    _ => {}
-                }
+                let is_action = definition_of
+                    .get(&run_id)
+                    .and_then(|key| actions_of.get(key))
+                    .is_some_and(|actions| actions.contains(&task));
+                task_fact(run, is_action, task, &state, at);
             }
         }
         {
@@ -334,14 +304,60 @@ impl Journal {
                 })
                 .collect()
         };
-        Ok(Facts {
-            runs: runs.into_values().collect(),
-            episodes: episodes
-                .into_iter()
-                .filter(|episode| episode.fired_at.is_some())
-                .collect(),
-            feedback,
+        Ok(facts(runs, episodes, feedback))
+    }
+}
+
+/// The tasks of a playbook as planned (its definition's JSON) that are actions; none when
+/// the JSON does not read as a plan.
+pub(super) fn action_tasks(definition: &str) -> std::collections::BTreeSet<String> {
+    serde_json::from_str::<medic_compiler::plan::Playbook>(definition)
+        .map(|playbook| {
+            playbook
+                .tasks
+                .iter()
+                .filter(|task| task.effect == medic_compiler::plan::Effect::Action)
+                .map(|task| task.id.clone())
+                .collect()
         })
+        .unwrap_or_default()
+}
+
+/// What one task event of a run (in journal order) adds to its facts.
+pub(super) fn task_fact(run: &mut RunFact, is_action: bool, task: String, state: &str, at: i64) {
+    match state {
+        "succeeded" if is_action => run.actions += 1,
+        "awaiting_approval" => {
+            run.approvals_asked.insert(task, at);
+        }
+        "approved" | "rejected" => {
+            if let Some(asked) = run.approvals_asked.get(&task) {
+                run.approval_waits_ms.push(at.saturating_sub(*asked));
+            }
+            if state == "approved" {
+                run.approved += 1;
+            } else {
+                run.rejected += 1;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The facts, from the runs (by id), the episodes of the window (those that fired in it)
+/// and the feedback on the runs.
+pub(super) fn facts(
+    runs: BTreeMap<i64, RunFact>,
+    episodes: Vec<EpisodeFact>,
+    feedback: Vec<FeedbackFact>,
+) -> Facts {
+    Facts {
+        runs: runs.into_values().collect(),
+        episodes: episodes
+            .into_iter()
+            .filter(|episode| episode.fired_at.is_some())
+            .collect(),
+        feedback,
     }
 }
 

@@ -1,9 +1,9 @@
 //! The journal on PostgreSQL, for several `medic serve` nodes on one database (issue 14;
 //! docs/notes/032). So far: the schema and its migrations, the alert-to-run path with the
 //! guarantees the nodes rely on, reverts (claimed once across nodes), settings, the audit
-//! log, feedback, the sources' replay guard and open episodes, pruning. Not yet: the
-//! history page's queries (`runs_page`, `facts`, `alert_summaries`, `episode`,
-//! `runs_needing_a_human`), leases and fencing. An alert is committed
+//! log, feedback, the sources' replay guard and open episodes, pruning, and the history
+//! page's queries (their answers compared with the SQLite journal's on the same history).
+//! Not yet: leases and fencing. An alert is committed
 //! before the call returns. An episode `(rule, fingerprint, starts_at)` starts one run however
 //! many connections admit it at once. Cooldown and concurrency are decided in the admitting
 //! transaction, with every admission of the same rule serialized by a transaction-scoped
@@ -20,11 +20,12 @@
 //! behind the caller's back, since a write whose commit was in flight may or may not have
 //! happened.
 
-use super::history::{AuditEntry, FeedbackRow, NewAuditEntry};
+use super::history::{AlertSummary, AuditEntry, FeedbackRow, NewAuditEntry, RunQuery};
 use super::{
     AcceptedAlert, Admission, Admitted, JournalError, RevertRow, RunRow, StoredAlert,
     SuppressionRow,
 };
+use crate::stats::{EpisodeFact, Facts, FeedbackFact, RunFact};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Transaction};
 use std::collections::BTreeMap;
@@ -135,6 +136,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX reverts_by_run ON reverts(run_id);
      CREATE INDEX runs_by_alert ON runs(alert_id);
      CREATE INDEX suppressions_by_alert ON suppressions(alert_id);
+     CREATE INDEX runs_needing_a_human ON runs(id) WHERE state IN ('escalated', 'interrupted');
      CREATE TABLE action_starts (at BIGINT NOT NULL);
      CREATE INDEX action_starts_by_time ON action_starts(at);
      CREATE INDEX alerts_unprocessed ON alerts(id) WHERE NOT processed;
@@ -1048,6 +1050,301 @@ impl PgJournal {
                  COMMIT;",
             )
             .map_err(database_error("clearing the journal"))
+    }
+
+    // ------------------------------------------------------------ history
+
+    /// What the statistics of runs started at or after `since` are computed from (see
+    /// [`super::Journal::facts`]; the accumulation is the same code).
+    pub fn facts(&mut self, since: i64) -> Result<Facts, JournalError> {
+        let operation = "reading the history";
+        let mut definition_of: BTreeMap<i64, String> = BTreeMap::new();
+        let mut runs: BTreeMap<i64, RunFact> = BTreeMap::new();
+        for (fact, definition) in self.rows(
+            operation,
+            "SELECT runs.id, runs.rule, runs.playbook, runs.state, runs.started_at,
+                    runs.finished_at, runs.performs_actions, runs.definition,
+                    alerts.name, alerts.fingerprint, alerts.starts_at
+             FROM runs JOIN alerts ON alerts.id = runs.alert_id
+             WHERE runs.started_at >= $1 ORDER BY runs.id",
+            &[&since],
+            |row| {
+                Ok((
+                    RunFact {
+                        id: row.try_get(0)?,
+                        rule: row.try_get(1)?,
+                        playbook: row.try_get(2)?,
+                        state: row.try_get(3)?,
+                        started_at: row.try_get(4)?,
+                        finished_at: row.try_get(5)?,
+                        performs_actions: row.try_get(6)?,
+                        alert_name: row.try_get(8)?,
+                        fingerprint: row.try_get(9)?,
+                        episode_starts_at: row.try_get(10)?,
+                        ..RunFact::default()
+                    },
+                    row.try_get::<_, String>(7)?,
+                ))
+            },
+        )? {
+            definition_of.insert(fact.id, definition);
+            runs.insert(fact.id, fact);
+        }
+        let mut actions_of: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for key in definition_of.values() {
+            if actions_of.contains_key(key) {
+                continue;
+            }
+            let body: Option<String> = self.row(
+                operation,
+                "SELECT body FROM definitions WHERE key = $1",
+                &[key],
+                first_column,
+            )?;
+            actions_of.insert(
+                key.clone(),
+                super::history::action_tasks(&body.unwrap_or_default()),
+            );
+        }
+        let events = self.rows(
+            operation,
+            &format!(
+                "SELECT task_events.run_id, task_events.task, task_events.state, task_events.at
+                 FROM task_events JOIN runs ON runs.id = task_events.run_id
+                 WHERE runs.started_at >= $1 AND task_events.state IN ({})
+                 ORDER BY task_events.id",
+                super::history::FACT_STATES
+            ),
+            &[&since],
+            |row| {
+                Ok((
+                    row.try_get::<_, i64>(0)?,
+                    row.try_get::<_, String>(1)?,
+                    row.try_get::<_, String>(2)?,
+                    row.try_get::<_, i64>(3)?,
+                ))
+            },
+        )?;
+        for (run_id, task, state, at) in events {
+            let Some(run) = runs.get_mut(&run_id) else {
+                continue;
+            };
+            let is_action = definition_of
+                .get(&run_id)
+                .and_then(|key| actions_of.get(key))
+                .is_some_and(|actions| actions.contains(&task));
+            super::history::task_fact(run, is_action, task, &state, at);
+        }
+        let reverted = self.rows(
+            operation,
+            "SELECT reverts.run_id FROM reverts JOIN runs ON runs.id = reverts.run_id
+             WHERE runs.started_at >= $1 AND reverts.state = 'reverted'",
+            &[&since],
+            first_column::<i64>,
+        )?;
+        for run_id in reverted {
+            if let Some(run) = runs.get_mut(&run_id) {
+                run.reverted += 1;
+            }
+        }
+        let episodes = self.rows(
+            operation,
+            "SELECT MIN(CASE WHEN status = 'firing' THEN name END), fingerprint, starts_at,
+                    MIN(CASE WHEN status = 'firing' THEN received_at END),
+                    MIN(CASE WHEN status = 'resolved' THEN received_at END)
+             FROM alerts WHERE received_at >= $1
+             GROUP BY fingerprint, starts_at",
+            &[&since],
+            |row| {
+                Ok(EpisodeFact {
+                    name: row.try_get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    fingerprint: row.try_get(1)?,
+                    starts_at: row.try_get(2)?,
+                    fired_at: row.try_get(3)?,
+                    resolved_at: row.try_get(4)?,
+                })
+            },
+        )?;
+        let feedback = self.rows(
+            operation,
+            "SELECT feedback.run_id, feedback.by, feedback.verdict
+             FROM feedback JOIN runs ON runs.id = feedback.run_id
+             WHERE runs.started_at >= $1 ORDER BY feedback.id",
+            &[&since],
+            |row| {
+                Ok(FeedbackFact {
+                    run_id: row.try_get(0)?,
+                    by: row.try_get(1)?,
+                    verdict: row.try_get(2)?,
+                })
+            },
+        )?;
+        Ok(super::history::facts(runs, episodes, feedback))
+    }
+
+    /// The newest alerts (older than the alert `before` when given, of one name when
+    /// `name` is given), each with the runs it started and its suppressions.
+    pub fn alert_summaries(
+        &mut self,
+        limit: u32,
+        before: Option<i64>,
+        name: Option<&str>,
+    ) -> Result<Vec<AlertSummary>, JournalError> {
+        let operation = "reading alerts";
+        let mut alerts = self.rows(
+            operation,
+            "SELECT id, received_at, source, name, status, fingerprint, starts_at, processed
+             FROM alerts WHERE ($2::BIGINT IS NULL OR id < $2) AND ($3::TEXT IS NULL OR name = $3)
+             ORDER BY id DESC LIMIT $1",
+            &[&i64::from(limit), &before, &name],
+            |row| {
+                Ok(AlertSummary {
+                    id: row.try_get(0)?,
+                    received_at: row.try_get(1)?,
+                    source: row.try_get(2)?,
+                    name: row.try_get(3)?,
+                    status: row.try_get(4)?,
+                    fingerprint: row.try_get(5)?,
+                    starts_at: row.try_get(6)?,
+                    processed: row.try_get(7)?,
+                    runs: Vec::new(),
+                    suppressions: Vec::new(),
+                })
+            },
+        )?;
+        for alert in &mut alerts {
+            alert.runs = self.rows(
+                operation,
+                "SELECT id, rule FROM runs WHERE alert_id = $1 ORDER BY id",
+                &[&alert.id],
+                |row| Ok((row.try_get(0)?, row.try_get(1)?)),
+            )?;
+            alert.suppressions = self.rows(
+                operation,
+                "SELECT alert_id, rule, reason, detail, at FROM suppressions
+                 WHERE alert_id = $1 ORDER BY id",
+                &[&alert.id],
+                |row| {
+                    Ok(SuppressionRow {
+                        alert_id: row.try_get(0)?,
+                        rule: row.try_get(1)?,
+                        reason: row.try_get(2)?,
+                        detail: row.try_get(3)?,
+                        at: row.try_get(4)?,
+                    })
+                },
+            )?;
+        }
+        Ok(alerts)
+    }
+
+    /// One firing episode: its first firing and resolved notifications.
+    pub fn episode(
+        &mut self,
+        fingerprint: &str,
+        starts_at: i64,
+    ) -> Result<Option<EpisodeFact>, JournalError> {
+        self.row(
+            "reading an episode",
+            "SELECT MIN(CASE WHEN status = 'firing' THEN name END),
+                    MIN(CASE WHEN status = 'firing' THEN received_at END),
+                    MIN(CASE WHEN status = 'resolved' THEN received_at END)
+             FROM alerts WHERE fingerprint = $1 AND starts_at = $2
+             HAVING COUNT(*) > 0",
+            &[&fingerprint, &starts_at],
+            |row| {
+                Ok(EpisodeFact {
+                    name: row.try_get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    fingerprint: fingerprint.to_string(),
+                    starts_at,
+                    fired_at: row.try_get(1)?,
+                    resolved_at: row.try_get(2)?,
+                })
+            },
+        )
+    }
+
+    /// The runs `query` selects, newest first (only the conditions given are in the SQL).
+    pub fn runs_page(&mut self, query: &RunQuery) -> Result<Vec<RunRow>, JournalError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+        // Each `?` of a condition becomes the next `$n`, bound to the next value given.
+        let mut condition = |sql: &str, given: Vec<Box<dyn ToSql + Sync>>| {
+            let mut numbered = String::with_capacity(sql.len() + 4);
+            let mut given = given.into_iter();
+            for piece in sql.split_inclusive('?') {
+                match (piece.strip_suffix('?'), given.next()) {
+                    (Some(before), Some(value)) => {
+                        values.push(value);
+                        numbered.push_str(before);
+                        numbered.push_str(&format!("${}", values.len()));
+                    }
+                    _ => numbered.push_str(piece),
+                }
+            }
+            conditions.push(numbered);
+        };
+        if let Some(state) = &query.state {
+            condition("state = ?", vec![Box::new(state.clone())]);
+        }
+        if let Some(rule) = &query.rule {
+            condition("rule = ?", vec![Box::new(rule.clone())]);
+        }
+        if let Some(playbook) = &query.playbook {
+            condition("playbook = ?", vec![Box::new(playbook.clone())]);
+        }
+        if let Some(alert) = &query.alert {
+            condition(
+                "(SELECT name FROM alerts WHERE alerts.id = runs.alert_id) = ?",
+                vec![Box::new(alert.clone())],
+            );
+        }
+        if let Some((name, value)) = &query.label {
+            condition(
+                "(SELECT alerts.payload::jsonb -> 'labels' ->> ? FROM alerts WHERE alerts.id = runs.alert_id) = ?",
+                vec![Box::new(name.clone()), Box::new(value.clone())],
+            );
+        }
+        for (sql, value) in [
+            ("started_at >= ?", query.from),
+            ("started_at < ?", query.until),
+            ("id = ?", query.id),
+            ("alert_id = ?", query.alert_id),
+        ] {
+            if let Some(value) = value {
+                condition(sql, vec![Box::new(value)]);
+            }
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        values.push(Box::new(i64::from(query.limit)));
+        values.push(Box::new(i64::from(query.offset)));
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs {filter} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            values.len() - 1,
+            values.len()
+        );
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|value| value.as_ref()).collect();
+        self.query_runs(&sql, &params)
+    }
+
+    /// Runs escalated or interrupted that started at or after `since`, newest first.
+    pub fn runs_needing_a_human(
+        &mut self,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<RunRow>, JournalError> {
+        self.query_runs(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE state IN ('escalated', 'interrupted') AND started_at >= $1
+                 ORDER BY id DESC LIMIT $2"
+            ),
+            &[&since, &i64::from(limit)],
+        )
     }
 
     fn query_runs(

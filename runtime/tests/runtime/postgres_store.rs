@@ -611,3 +611,260 @@ fn pruning_forgets_what_ended_long_ago_and_clearing_forgets_everything() {
         Some(PG_SCHEMA_VERSION.to_string())
     );
 }
+
+/// The history both stores are given, step by step, in the tests below.
+enum Step {
+    Accept(Vec<AcceptedAlert>, i64),
+    Processed(usize),
+    Admit(&'static str, usize, &'static str, i64, i64),
+    Event(usize, &'static str, &'static str, i64),
+    Finish(usize, &'static str, i64),
+    Revert(usize, &'static str),
+    Feedback(usize, &'static str),
+    Suppress(usize, &'static str),
+}
+
+/// A playbook as planned, with two action tasks, as the engine stores it.
+fn definition() -> Definition {
+    let text = "import std.{k8s, notify}\n\
+                playbook fix(service: String) {\n\
+                  task scale = k8s.scale(deployment: service, by: 1, max: 5)\n\
+                  task tell = notify.slack(channel: \"#ops\", text: \"scaled\")\n\
+                }\n";
+    let analysis = medic_compiler::check(vec![medic_compiler::Source::new("fix.ops", text)]);
+    assert_eq!(analysis.errors(), 0, "{:?}", analysis.diagnostics);
+    let plan = medic_compiler::plan::lower(&analysis).unwrap();
+    Definition::new(serde_json::to_string(&plan.playbooks[0]).unwrap())
+}
+
+/// Two alerts of two rules: runs with actions, an approval, a revert, feedback, a resolve
+/// and a suppression.
+fn history() -> Vec<Step> {
+    let labelled = |fingerprint: &str, status: &str, starts_at: i64, team: &str| AcceptedAlert {
+        status: status.into(),
+        payload: format!("{{\"labels\":{{\"team\":\"{team}\",\"a.b\":\"dotted\"}}}}"),
+        ..alert(fingerprint, starts_at)
+    };
+    vec![
+        Step::Accept(
+            vec![
+                labelled("api", "firing", 1_000, "web"),
+                labelled("db", "firing", 2_000, "data"),
+            ],
+            1_100,
+        ),
+        Step::Processed(0),
+        Step::Admit("api_latency", 0, "api", 1_000, 1_200),
+        Step::Admit("db_disk", 1, "db", 2_000, 2_100),
+        Step::Event(0, "scale", "succeeded", 1_300),
+        Step::Event(0, "tell", "succeeded", 1_350),
+        Step::Event(1, "scale", "awaiting_approval", 2_200),
+        Step::Event(1, "scale", "approved", 2_500),
+        Step::Finish(0, "succeeded", 1_400),
+        Step::Finish(1, "escalated", 2_600),
+        Step::Revert(0, "reverted"),
+        Step::Feedback(0, "yes"),
+        Step::Accept(vec![labelled("api", "resolved", 1_000, "web")], 5_000),
+        Step::Suppress(1, "cooldown"),
+    ]
+}
+
+#[test]
+fn the_history_reads_the_same_on_sqlite_and_on_postgresql() {
+    use medic_runtime::journal::{Journal, RunQuery};
+    let postgres = server();
+    let mut pg = PgJournal::open(&postgres.url()).unwrap();
+    let mut sqlite = Journal::in_memory().unwrap();
+    let definition = definition();
+    let (mut pg_alerts, mut pg_runs, mut lite_alerts, mut lite_runs) =
+        (vec![], vec![], vec![], vec![]);
+    for step in history() {
+        match step {
+            Step::Accept(alerts, at) => {
+                pg_alerts.extend(pg.accept(&alerts, at).unwrap());
+                lite_alerts.extend(sqlite.accept(&alerts, at).unwrap());
+            }
+            Step::Processed(alert) => {
+                pg.processed(pg_alerts[alert]).unwrap();
+                sqlite.processed(lite_alerts[alert]).unwrap();
+            }
+            Step::Admit(rule, alert, fingerprint, starts_at, at) => {
+                let request = |alert_id| Admission {
+                    definition: definition.clone(),
+                    ..admission(rule, alert_id, fingerprint, starts_at, at)
+                };
+                let Admitted::Started(run) = pg.admit(&request(pg_alerts[alert])).unwrap() else {
+                    panic!()
+                };
+                pg_runs.push(run);
+                let Admitted::Started(run) = sqlite.admit(&request(lite_alerts[alert])).unwrap()
+                else {
+                    panic!()
+                };
+                lite_runs.push(run);
+            }
+            Step::Event(run, task, state, at) => {
+                pg.task_event(pg_runs[run], task, state, "{}", at).unwrap();
+                sqlite
+                    .task_event(lite_runs[run], task, state, "{}", at)
+                    .unwrap();
+            }
+            Step::Finish(run, state, at) => {
+                pg.finish_run(pg_runs[run], state, "{}", at).unwrap();
+                sqlite.finish_run(lite_runs[run], state, "{}", at).unwrap();
+            }
+            Step::Revert(run, state) => {
+                let id = pg
+                    .schedule_revert(
+                        pg_runs[run],
+                        "scale",
+                        "k8s.scale",
+                        "{}",
+                        "{}",
+                        "api",
+                        None,
+                        true,
+                    )
+                    .unwrap();
+                pg.revert_done(id, state, "", 3_000).unwrap();
+                let id = sqlite
+                    .schedule_revert(
+                        lite_runs[run],
+                        "scale",
+                        "k8s.scale",
+                        "{}",
+                        "{}",
+                        "api",
+                        None,
+                        true,
+                    )
+                    .unwrap();
+                sqlite.revert_done(id, state, "", 3_000).unwrap();
+            }
+            Step::Feedback(run, verdict) => {
+                let feedback = |run_id| FeedbackRow {
+                    run_id,
+                    at: 4_000,
+                    by: "ana".into(),
+                    verdict: verdict.into(),
+                    note: String::new(),
+                };
+                pg.add_feedback(&feedback(pg_runs[run])).unwrap();
+                sqlite.add_feedback(&feedback(lite_runs[run])).unwrap();
+            }
+            Step::Suppress(alert, reason) => {
+                pg.suppress(pg_alerts[alert], "db_disk", reason, "", 5_100)
+                    .unwrap();
+                sqlite
+                    .suppress(lite_alerts[alert], "db_disk", reason, "", 5_100)
+                    .unwrap();
+            }
+        }
+    }
+    // Both stores number from 1 in the same order, so the answers compare as they are.
+    assert_eq!(pg_runs, lite_runs);
+    assert_eq!(pg_alerts, lite_alerts);
+    let facts = pg.facts(0).unwrap();
+    assert_eq!(facts, sqlite.facts(0).unwrap());
+    assert_eq!(facts.runs.len(), 2);
+    // `k8s.scale` and `notify.slack` are both actions.
+    assert_eq!(
+        (facts.runs[0].actions, facts.runs[0].reverted),
+        (2, 1),
+        "{:?}",
+        facts.runs[0]
+    );
+    assert_eq!(facts.runs[1].approval_waits_ms, [300]);
+    assert_eq!(facts.episodes.len(), 2);
+    assert_eq!(facts.feedback.len(), 1);
+    assert_eq!(pg.facts(1_150).unwrap(), sqlite.facts(1_150).unwrap());
+
+    assert_eq!(
+        pg.alert_summaries(10, None, None).unwrap(),
+        sqlite.alert_summaries(10, None, None).unwrap()
+    );
+    assert_eq!(
+        pg.alert_summaries(1, Some(3), Some("Service_Latency_Exceeded"))
+            .unwrap(),
+        sqlite
+            .alert_summaries(1, Some(3), Some("Service_Latency_Exceeded"))
+            .unwrap()
+    );
+    let episode = pg.episode("api", 1_000).unwrap();
+    assert_eq!(episode, sqlite.episode("api", 1_000).unwrap());
+    assert_eq!(episode.unwrap().resolved_at, Some(5_000));
+    assert_eq!(pg.episode("none", 1).unwrap(), None);
+
+    let queries = [
+        RunQuery {
+            limit: 10,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            state: Some("escalated".into()),
+            limit: 10,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            rule: Some("api_latency".into()),
+            playbook: Some("p".into()),
+            limit: 10,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            alert: Some("Service_Latency_Exceeded".into()),
+            limit: 1,
+            offset: 1,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            label: Some(("team".into(), "data".into())),
+            limit: 10,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            label: Some(("a.b".into(), "dotted".into())),
+            limit: 10,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            from: Some(1_500),
+            until: Some(3_000),
+            limit: 10,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            id: Some(pg_runs[0]),
+            limit: 10,
+            ..RunQuery::default()
+        },
+        RunQuery {
+            alert_id: Some(pg_alerts[1]),
+            limit: 10,
+            ..RunQuery::default()
+        },
+    ];
+    for query in &queries {
+        let answer = pg.runs_page(query).unwrap();
+        assert_eq!(answer, sqlite.runs_page(query).unwrap(), "{query:?}");
+    }
+    assert_eq!(
+        pg.runs_page(&queries[4]).unwrap().len(),
+        1,
+        "the label filter selects"
+    );
+    assert_eq!(
+        pg.runs_page(&queries[5]).unwrap().len(),
+        2,
+        "a dotted label name is one key"
+    );
+    assert_eq!(
+        pg.runs_needing_a_human(0, 10).unwrap(),
+        sqlite.runs_needing_a_human(0, 10).unwrap()
+    );
+    assert_eq!(pg.runs_needing_a_human(0, 10).unwrap().len(), 1);
+    assert_eq!(
+        pg.suppressions(10).unwrap(),
+        sqlite.suppressions(10).unwrap()
+    );
+}
