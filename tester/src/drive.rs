@@ -11,7 +11,9 @@ use medic_compiler::units::Quantity;
 use medic_runtime::engine::{ApprovalGroups, Engine, EngineConfig};
 use medic_runtime::executor::{Clock, Decision, RunReport};
 use medic_runtime::ingest::{Alert, Status, fingerprint_of};
-use medic_runtime::journal::{Journal, JournalHandle, RevertRow, SuppressionRow, TaskEventRow};
+use medic_runtime::journal::{
+    Journal, JournalHandle, RevertRow, Store, SuppressionRow, TaskEventRow,
+};
 use medic_runtime::normalize::{Severity, ValueError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -86,7 +88,7 @@ async fn drive(
     journal: JournalHandle,
 ) -> Result<Observed, String> {
     journal
-        .call(Journal::clear)
+        .call(Store::clear)
         .await
         .map_err(|error| format!("cannot clear the journal: {error}"))?;
     let clock = Clock::starting_at(START_MS);

@@ -671,10 +671,14 @@ impl<'t> Fast<'t> {
                 break;
             }
             let start = self.pos;
-            self.pos = end;
-            self.last_end = end;
-            self.skip();
-            let op_span = Span::new(start, end);
+            if op == ast::BinaryOp::NotIn {
+                // Two tokens: the trivia between them is skipped (and its comments checked).
+                self.token(3);
+                self.token(2);
+            } else {
+                self.token(end - start);
+            }
+            let op_span = Span::new(start, self.last_end);
             let (rhs, rhs_depth) = self.pratt(power, infix, prefixes)?;
             let span = lhs.span.to(rhs.span);
             (lhs, depth) = deepen(
@@ -951,7 +955,8 @@ impl<'t> Fast<'t> {
     }
 
     /// A span of text inside a string, without its trailing whitespace (as the builder's
-    /// pair spans are).
+    /// pair spans are). The builder also trims a trailing comment, but the scanner records
+    /// no comment inside a string's text, so there is none to trim.
     fn text_span(&self, start: usize, end: usize) -> Span {
         let mut trimmed = end;
         while trimmed > start
@@ -1202,6 +1207,32 @@ playbook pb(service: String, guard since: Time = now() - 1h, tags: [String]?, m:
 "##;
         let (chunks, answered) = agree(text);
         assert_eq!((chunks, answered), (6, 6));
+    }
+
+    #[test]
+    fn too_many_prefix_operators_are_left_to_pest_even_when_the_tree_is_shallow() {
+        // 130 prefix operators at a depth of 67: the builder refuses it for the count alone.
+        let terms = vec!["-a*-a"; 65].join(" + ");
+        let text = format!("rule deep {{\n  when {terms} > 0\n}}\n");
+        let scanned = scan(&text);
+        let [chunk] = scanned.chunks.as_slice() else {
+            panic!("one chunk")
+        };
+        assert!(super::chunk(&text, chunk.start, chunk.end, &scanned.comments).is_none());
+        let mut diagnostics = Vec::new();
+        let mut items = Vec::new();
+        pest_chunk(
+            FileId(0),
+            &text,
+            chunk,
+            &scanned.comments,
+            &mut diagnostics,
+            &mut items,
+        );
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        // A comment between `not` and `in` is checked like any other.
+        let text = "rule t {\n  when a not // c\n in b\n}\n";
+        assert_eq!(agree(text), (1, 1));
     }
 
     /// A small deterministic generator (xorshift), so failures reproduce.

@@ -1,7 +1,7 @@
 //! [`JournalHandle`]: the journal on its own thread, committing in groups (see the module
 //! docs of [`super`]), and the checkpointer beside it.
 
-use super::{Journal, JournalError};
+use super::{Journal, JournalError, Store};
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -17,24 +17,24 @@ impl Journal {
             .and_then(|mut statement| statement.execute([]).map(drop))
     }
 
-    fn begin(&mut self) -> Result<(), JournalError> {
+    pub(super) fn begin(&mut self) -> Result<(), JournalError> {
         self.control("BEGIN IMMEDIATE")
             .map_err(|error| JournalError::Commit(error.to_string()))
     }
 
-    fn commit(&mut self) -> Result<(), JournalError> {
+    pub(super) fn commit(&mut self) -> Result<(), JournalError> {
         self.control("COMMIT")
             .map_err(|error| JournalError::Commit(error.to_string()))
     }
 
     /// Each write of a group runs inside its own savepoint: a write that fails leaves
     /// nothing behind, and the others still commit.
-    fn write_begin(&mut self) -> bool {
+    pub(super) fn write_begin(&mut self) -> bool {
         self.in_write = self.control("SAVEPOINT medic_write").is_ok();
         self.in_write
     }
 
-    fn write_end(&mut self, keep: bool) {
+    pub(super) fn write_end(&mut self, keep: bool) {
         self.in_write = false;
         // A failure here surfaces at the group's COMMIT.
         if !keep {
@@ -44,7 +44,7 @@ impl Journal {
         let _ = self.control("RELEASE medic_write");
     }
 
-    fn rollback(&mut self) {
+    pub(super) fn rollback(&mut self) {
         self.stored_definitions.clear();
         // Nothing more can be done if even the rollback fails: the next BEGIN will say so.
         let _ = self.connection.execute_batch("ROLLBACK");
@@ -55,7 +55,7 @@ impl Journal {
 type Completion = Box<dyn FnOnce(Result<(), &JournalError>) + Send>;
 /// A write: given the journal (or `None` when its group could not begin a transaction), it
 /// does its work and says whether it succeeded.
-type Command = Box<dyn FnOnce(Option<&mut Journal>) -> (Completion, bool) + Send>;
+type Command = Box<dyn FnOnce(Option<&mut Store>) -> (Completion, bool) + Send>;
 
 /// A write, and whether it goes ahead of the queue ([`JournalHandle::call_urgent`]).
 struct Queued {
@@ -88,7 +88,7 @@ enum Transport {
     /// To the writer thread, which commits in groups.
     Thread(std::sync::mpsc::Sender<Queued>),
     /// Run on the caller's thread as they are queued ([`JournalHandle::inline`]).
-    Inline(std::sync::Arc<std::sync::Mutex<Journal>>),
+    Inline(std::sync::Arc<std::sync::Mutex<Store>>),
 }
 
 impl JournalHandle {
@@ -98,13 +98,10 @@ impl JournalHandle {
     /// copies committed pages from the WAL into the database file every
     /// [`CHECKPOINT_EVERY`] (a passive checkpoint, which never blocks the writer), so the
     /// writer's commits do not wait for the database file's copy and its fsync.
-    pub fn spawn(journal: Journal) -> Result<JournalHandle, JournalError> {
+    pub fn spawn(journal: impl Into<Store>) -> Result<JournalHandle, JournalError> {
+        let journal: Store = journal.into();
         let alive = std::sync::Arc::new(());
-        let path = journal
-            .connection
-            .path()
-            .filter(|path| !path.is_empty())
-            .map(std::path::PathBuf::from);
+        let path = journal.sqlite_path();
         let (sender, receiver) = std::sync::mpsc::channel::<Queued>();
         std::thread::Builder::new()
             .name("medic-journal".into())
@@ -134,9 +131,11 @@ impl JournalHandle {
     /// paused clock to the next timer while the engine waits for it; inline, nothing waits.
     /// The writes keep their order, their savepoints and their answers; there are no
     /// groups and no checkpointer.
-    pub fn inline(journal: Journal) -> JournalHandle {
+    pub fn inline(journal: impl Into<Store>) -> JournalHandle {
         JournalHandle {
-            transport: Transport::Inline(std::sync::Arc::new(std::sync::Mutex::new(journal))),
+            transport: Transport::Inline(std::sync::Arc::new(std::sync::Mutex::new(
+                journal.into(),
+            ))),
             _alive: std::sync::Arc::new(()),
         }
     }
@@ -164,7 +163,7 @@ impl JournalHandle {
     pub async fn call<T, F>(&self, work: F) -> Result<T, JournalError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, JournalError> + Send + 'static,
     {
         self.queue(false, work).await
     }
@@ -175,7 +174,7 @@ impl JournalHandle {
     pub async fn call_urgent<T, F>(&self, work: F) -> Result<T, JournalError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, JournalError> + Send + 'static,
     {
         self.queue(true, work).await
     }
@@ -183,7 +182,7 @@ impl JournalHandle {
     async fn queue<T, F>(&self, urgent: bool, work: F) -> Result<T, JournalError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, JournalError> + Send + 'static,
     {
         self.enqueue(urgent, work)?.await
     }
@@ -194,7 +193,7 @@ impl JournalHandle {
     pub fn submit<T, F>(&self, work: F) -> Result<Submitted<T>, JournalError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, JournalError> + Send + 'static,
     {
         self.enqueue(false, work)
     }
@@ -202,7 +201,7 @@ impl JournalHandle {
     fn enqueue<T, F>(&self, urgent: bool, work: F) -> Result<Submitted<T>, JournalError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, JournalError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let command = command(work, move |result| {
@@ -225,7 +224,7 @@ impl JournalHandle {
     /// atomic by itself (one statement): no savepoint surrounds it.
     pub fn send<F>(&self, what: &'static str, work: F) -> Result<(), JournalError>
     where
-        F: FnOnce(&mut Journal) -> Result<(), JournalError> + Send + 'static,
+        F: FnOnce(&mut Store) -> Result<(), JournalError> + Send + 'static,
     {
         let command = command(work, move |result| {
             if let Err(error) = result {
@@ -263,9 +262,9 @@ impl<T> std::future::Future for Submitted<T> {
 fn command<T, F>(work: F, then: impl FnOnce(Result<T, JournalError>) + Send + 'static) -> Command
 where
     T: Send + 'static,
-    F: FnOnce(&mut Journal) -> Result<T, JournalError> + Send + 'static,
+    F: FnOnce(&mut Store) -> Result<T, JournalError> + Send + 'static,
 {
-    Box::new(move |journal: Option<&mut Journal>| {
+    Box::new(move |journal: Option<&mut Store>| {
         let result = match journal {
             Some(journal) => work(journal),
             None => Err(JournalError::Commit(
@@ -312,7 +311,7 @@ fn checkpointer(path: &Path, alive: &std::sync::Weak<()>) {
     }
 }
 
-fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
+fn writer(mut journal: Store, receiver: std::sync::mpsc::Receiver<Queued>) {
     // Writes received but not yet begun, urgent ones first, each lane in arrival order.
     let mut urgent: std::collections::VecDeque<(bool, Command)> = std::collections::VecDeque::new();
     let mut waiting: std::collections::VecDeque<(bool, Command)> =
@@ -365,7 +364,8 @@ fn writer(mut journal: Journal, receiver: std::sync::mpsc::Receiver<Queued>) {
 
 /// Runs one write in the group's open transaction (`began`: whether it opened), in a
 /// savepoint of its own when `guarded`; returns what tells its caller once the group ends.
-fn perform(journal: &mut Journal, began: bool, guarded: bool, command: Command) -> Completion {
+fn perform(journal: &mut Store, began: bool, guarded: bool, command: Command) -> Completion {
+    let guarded = guarded || journal.needs_savepoints();
     if !began || (guarded && !journal.write_begin()) {
         return command(None).0;
     }
@@ -378,7 +378,7 @@ fn perform(journal: &mut Journal, began: bool, guarded: bool, command: Command) 
 
 /// Commits a group (or rolls it back when it cannot) and tells each write's caller.
 fn finish_group(
-    journal: &mut Journal,
+    journal: &mut Store,
     began: Result<(), JournalError>,
     completions: Vec<Completion>,
 ) {

@@ -1073,6 +1073,8 @@ mod history;
 pub mod pg;
 mod reverts;
 mod sources;
+mod store;
 
 pub use handle::{JournalHandle, Submitted};
 pub use history::{AlertSummary, AuditEntry, FeedbackRow, NewAuditEntry, RunQuery};
+pub use store::Store;

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::stats::{EpisodeFact, Facts, FeedbackFact, RunFact};
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, NoTls};
 use std::collections::BTreeMap;
 
 /// Statement parameters.
@@ -241,26 +241,144 @@ fn first_column<T: for<'a> postgres::types::FromSql<'a>>(
 pub struct PgJournal {
     url: String,
     client: Client,
+    /// Inside a group of [`super::JournalHandle`] (a transaction it opened): writes run in
+    /// it, each in the handle's savepoint.
+    in_group: bool,
+    /// A savepoint could not be rolled back: the group's transaction is unusable and must
+    /// not be committed.
+    group_broken: bool,
 }
 
 impl PgJournal {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the schema
     /// to [`PG_SCHEMA_VERSION`], waiting for another node that is migrating it.
+    ///
+    /// The blocking client drives a runtime of its own, which cannot be started on a thread
+    /// that drives one (`medic serve` opens its store inside tokio): the connection is made on
+    /// a thread of its own. Use the journal on a thread without a runtime, as
+    /// [`super::JournalHandle`]'s writer thread is.
     pub fn open(url: &str) -> Result<PgJournal, JournalError> {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("medic-pg-open".into())
+                .spawn_scoped(scope, || PgJournal::open_here(url))
+                .map_err(|error| {
+                    JournalError::Commit(format!("cannot start a thread to connect: {error}"))
+                })?
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(JournalError::Commit(
+                        "connecting to PostgreSQL failed unexpectedly".into(),
+                    ))
+                })
+        })
+    }
+
+    fn open_here(url: &str) -> Result<PgJournal, JournalError> {
         let mut client = connect(url)?;
         migrate(&mut client)?;
         Ok(PgJournal {
             url: url.to_string(),
             client,
+            in_group: false,
+            group_broken: false,
         })
     }
 
-    /// The live connection, replaced first when the previous one broke.
+    /// The live connection, replaced first when the previous one broke (never inside a
+    /// group: its transaction went with the connection).
     fn client(&mut self) -> Result<&mut Client, JournalError> {
         if self.client.is_closed() {
+            if self.in_group {
+                return Err(JournalError::Commit(
+                    "the connection to PostgreSQL broke during the transaction".into(),
+                ));
+            }
             self.client = connect(&self.url)?;
         }
         Ok(&mut self.client)
+    }
+
+    /// Runs `work` atomically: inside the handle's group (whose savepoint frames each
+    /// write), or in a transaction of its own.
+    fn atomically<T>(
+        &mut self,
+        operation: &'static str,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, JournalError> {
+        let in_group = self.in_group;
+        let client = self.client()?;
+        if in_group {
+            return work(client).map_err(database_error(operation));
+        }
+        client
+            .batch_execute("BEGIN")
+            .map_err(database_error(operation))?;
+        match work(client) {
+            Ok(value) => {
+                client
+                    .batch_execute("COMMIT")
+                    .map_err(database_error(operation))?;
+                Ok(value)
+            }
+            Err(error) => {
+                // A rollback that fails leaves a broken connection, replaced on the next call.
+                let _ = client.batch_execute("ROLLBACK");
+                Err(database_error(operation)(error))
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ the handle's protocol
+
+    /// Opens a group's transaction (see [`super::JournalHandle`]).
+    pub(super) fn group_begin(&mut self) -> Result<(), JournalError> {
+        self.client()?
+            .batch_execute("BEGIN")
+            .map_err(|error| JournalError::Commit(error.to_string()))?;
+        self.in_group = true;
+        self.group_broken = false;
+        Ok(())
+    }
+
+    /// Commits the group; refuses when a write could not be undone.
+    pub(super) fn group_commit(&mut self) -> Result<(), JournalError> {
+        if self.group_broken {
+            return Err(JournalError::Commit(
+                "a write of the group could not be undone; the group is rolled back".into(),
+            ));
+        }
+        let committed = self
+            .client
+            .batch_execute("COMMIT")
+            .map_err(|error| JournalError::Commit(error.to_string()));
+        self.in_group = false;
+        committed
+    }
+
+    pub(super) fn group_rollback(&mut self) {
+        // Nothing more can be done if even this fails: the connection is replaced next.
+        let _ = self.client.batch_execute("ROLLBACK");
+        self.in_group = false;
+    }
+
+    /// Each write of a group in a savepoint of its own, as on SQLite: a failed statement
+    /// would otherwise abort the whole transaction (PostgreSQL, unlike SQLite, undoes
+    /// nothing by itself).
+    pub(super) fn write_begin(&mut self) -> bool {
+        self.client.batch_execute("SAVEPOINT medic_write").is_ok()
+    }
+
+    pub(super) fn write_end(&mut self, keep: bool) {
+        let ended = if keep {
+            self.client.batch_execute("RELEASE medic_write")
+        } else {
+            self.client
+                .batch_execute("ROLLBACK TO medic_write; RELEASE medic_write")
+        };
+        if ended.is_err() {
+            self.group_broken = true;
+        }
     }
 
     /// Runs a statement; how many rows it changed.
@@ -309,26 +427,18 @@ impl PgJournal {
             .map_err(database_error(operation))
     }
 
-    /// Runs statements in one transaction; how many rows each changed.
+    /// Runs statements atomically; how many rows each changed.
     fn in_transaction(
         &mut self,
         operation: &'static str,
         statements: &[(&str, Params<'_>)],
     ) -> Result<Vec<u64>, JournalError> {
-        let mut transaction = self
-            .client()?
-            .transaction()
-            .map_err(database_error(operation))?;
-        let mut changed = Vec::with_capacity(statements.len());
-        for (sql, params) in statements {
-            changed.push(
-                transaction
-                    .execute(*sql, params)
-                    .map_err(database_error(operation))?,
-            );
-        }
-        transaction.commit().map_err(database_error(operation))?;
-        Ok(changed)
+        self.atomically(operation, |client| {
+            statements
+                .iter()
+                .map(|(sql, params)| client.execute(*sql, params))
+                .collect()
+        })
     }
 
     /// The schema version the store holds, as written.
@@ -349,21 +459,14 @@ impl PgJournal {
         alerts: &[AcceptedAlert],
         received_at: i64,
     ) -> Result<Vec<i64>, JournalError> {
-        let operation = "accepting alerts";
-        let mut transaction = self
-            .client()?
-            .transaction()
-            .map_err(database_error(operation))?;
-        let insert = transaction
-            .prepare(
+        self.atomically("accepting alerts", |client| {
+            let insert = client.prepare(
                 "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .map_err(database_error(operation))?;
-        let mut ids = Vec::with_capacity(alerts.len());
-        for alert in alerts {
-            let row = transaction
-                .query_one(
+            )?;
+            let mut ids = Vec::with_capacity(alerts.len());
+            for alert in alerts {
+                let row = client.query_one(
                     &insert,
                     &[
                         &received_at,
@@ -375,12 +478,11 @@ impl PgJournal {
                         &alert.payload,
                         &alert.processed,
                     ],
-                )
-                .map_err(database_error(operation))?;
-            ids.push(row.try_get(0).map_err(database_error(operation))?);
-        }
-        transaction.commit().map_err(database_error(operation))?;
-        Ok(ids)
+                )?;
+                ids.push(row.try_get(0)?);
+            }
+            Ok(ids)
+        })
     }
 
     /// Marks an alert as matched and acted upon: no node processes it again.
@@ -419,14 +521,7 @@ impl PgJournal {
     /// its cooldown key is cooling down, or its concurrency key is taken, deciding all three
     /// in one transaction that every other admission of the rule waits for.
     pub fn admit(&mut self, admission: &Admission) -> Result<Admitted, JournalError> {
-        let operation = "starting a run";
-        let mut transaction = self
-            .client()?
-            .transaction()
-            .map_err(database_error(operation))?;
-        let admitted = admit_in(&mut transaction, admission).map_err(database_error(operation))?;
-        transaction.commit().map_err(database_error(operation))?;
-        Ok(admitted)
+        self.atomically("starting a run", |client| admit_in(client, admission))
     }
 
     pub fn task_event(
@@ -559,21 +654,14 @@ impl PgJournal {
     /// Records that an action started at `at`, and forgets the starts of more than an hour
     /// before: the rate limit's window, shared by every node.
     pub fn action_started(&mut self, at: i64) -> Result<(), JournalError> {
-        let operation = "recording an action start";
-        let mut transaction = self
-            .client()?
-            .transaction()
-            .map_err(database_error(operation))?;
-        transaction
-            .execute(
+        self.atomically("recording an action start", |client| {
+            client.execute(
                 "DELETE FROM action_starts WHERE at < $1",
                 &[&at.saturating_sub(3_600_000)],
-            )
-            .map_err(database_error(operation))?;
-        transaction
-            .execute("INSERT INTO action_starts (at) VALUES ($1)", &[&at])
-            .map_err(database_error(operation))?;
-        transaction.commit().map_err(database_error(operation))
+            )?;
+            client.execute("INSERT INTO action_starts (at) VALUES ($1)", &[&at])?;
+            Ok(())
+        })
     }
 
     /// When the actions started since `since` started, oldest first.
@@ -790,25 +878,17 @@ impl PgJournal {
         params: Params<'_>,
         (revert_id, state, detail, at): (i64, &str, &str, i64),
     ) -> Result<bool, JournalError> {
-        let mut transaction = self
-            .client()?
-            .transaction()
-            .map_err(database_error(operation))?;
-        let changed = transaction
-            .execute(sql, params)
-            .map_err(database_error(operation))?;
-        if changed == 0 {
-            return Ok(false);
-        }
-        transaction
-            .execute(
+        self.atomically(operation, |client| {
+            if client.execute(sql, params)? == 0 {
+                return Ok(false);
+            }
+            client.execute(
                 "INSERT INTO task_events (run_id, task, state, at, detail)
                  SELECT run_id, task, $2, $3, $4 FROM reverts WHERE id = $1",
                 &[&revert_id, &state, &at, &detail],
-            )
-            .map_err(database_error(operation))?;
-        transaction.commit().map_err(database_error(operation))?;
-        Ok(true)
+            )?;
+            Ok(true)
+        })
     }
 
     /// How many reverts are in each state.
@@ -1039,17 +1119,15 @@ impl PgJournal {
 
     /// Forgets everything journaled, keeping the schema.
     pub fn clear(&mut self) -> Result<(), JournalError> {
-        self.client()?
-            .batch_execute(
-                "BEGIN;
-                 DELETE FROM task_events; DELETE FROM suppressions; DELETE FROM reverts;
+        self.atomically("clearing the journal", |client| {
+            client.batch_execute(
+                "DELETE FROM task_events; DELETE FROM suppressions; DELETE FROM reverts;
                  DELETE FROM feedback; DELETE FROM audit; DELETE FROM sns_messages;
                  DELETE FROM action_starts;
                  DELETE FROM episodes; DELETE FROM runs; DELETE FROM definitions;
-                 DELETE FROM alerts; DELETE FROM meta WHERE key != 'schema_version';
-                 COMMIT;",
+                 DELETE FROM alerts; DELETE FROM meta WHERE key != 'schema_version';",
             )
-            .map_err(database_error("clearing the journal"))
+        })
     }
 
     // ------------------------------------------------------------ history
@@ -1425,10 +1503,7 @@ fn migrate(client: &mut Client) -> Result<(), JournalError> {
 }
 
 /// [`PgJournal::admit`]'s work inside its transaction.
-fn admit_in(
-    transaction: &mut Transaction<'_>,
-    admission: &Admission,
-) -> Result<Admitted, postgres::Error> {
+fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted, postgres::Error> {
     // Every admission of this rule, on any node, waits here until this transaction ends:
     // what it reads below is then all the runs the rule has, committed.
     transaction.execute(

@@ -2386,3 +2386,100 @@ async fn a_storm_of_episodes_under_one_cooldown_starts_one_run() {
             .all(|suppression| !unmatched.contains(&suppression.alert_id))
     );
 }
+
+/// The engine on the PostgreSQL store (issue 14): a store of its own on a real PostgreSQL.
+fn on_postgres(server: &medic_sandbox::postgres::RealPostgres) -> JournalHandle {
+    let store = medic_runtime::journal::pg::PgJournal::open(&server.url()).unwrap();
+    JournalHandle::spawn(store).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_postgresql_one_episode_delivered_ten_times_runs_once_and_its_revert_is_on_time() {
+    let _ticker = Ticker::start();
+    let server =
+        medic_sandbox::postgres::RealPostgres::start().unwrap_or_else(|error| panic!("{error}"));
+    let harness = start_on(
+        on_postgres(&server),
+        Recorder::new(),
+        EngineConfig::default(),
+        CLOCK_START,
+    )
+    .await;
+    let body = payload("High_CPU_Usage", "firing", "2026-11-27T11:40:00Z");
+    for _ in 0..10 {
+        harness
+            .engine
+            .ingest("alertmanager", alerts(&body))
+            .await
+            .unwrap();
+    }
+    settle(&harness.engine).await;
+    let runs = harness.engine.runs(100).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(harness.toolbox.called(), ["k8s.scale", "notify.slack"]);
+    let suppressions = harness
+        .engine
+        .journal()
+        .call(|journal| journal.suppressions(100))
+        .await
+        .unwrap();
+    assert_eq!(suppressions.len(), 9);
+    assert_eq!(
+        server.psql("SELECT count(*) FROM runs").unwrap(),
+        "1",
+        "the rows are in PostgreSQL"
+    );
+
+    let run = start_run(
+        &harness.engine,
+        &payload("Queue_Backlog", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&harness.engine).await;
+    assert_eq!(
+        harness.engine.run(run).await.unwrap().run.state,
+        "succeeded"
+    );
+    assert_eq!(reverts(&harness.engine, "pending").await.len(), 1);
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    eventually("the revert was journaled", async || {
+        reverts(&harness.engine, "reverted").await.len() == 1
+    })
+    .await;
+    assert_eq!(harness.toolbox.reverts().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_postgresql_the_rate_limit_window_survives_a_restart() {
+    let server =
+        medic_sandbox::postgres::RealPostgres::start().unwrap_or_else(|error| panic!("{error}"));
+    let config = || EngineConfig {
+        actions_per_minute: Some(1),
+        ..EngineConfig::default()
+    };
+    let first = start_on(on_postgres(&server), Recorder::new(), config(), CLOCK_START).await;
+    let run = start_run(
+        &first.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:40:00Z"),
+    )
+    .await;
+    settle(&first.engine).await;
+    assert_eq!(first.engine.run(run).await.unwrap().run.state, "succeeded");
+    drop(first);
+    let second = start_on(
+        on_postgres(&server),
+        Recorder::new(),
+        config(),
+        CLOCK_START + 10_000,
+    )
+    .await;
+    let next = start_run(
+        &second.engine,
+        &payload("Error_Rate_High", "firing", "2026-11-27T11:45:00Z"),
+    )
+    .await;
+    settle(&second.engine).await;
+    assert_eq!(second.engine.run(next).await.unwrap().run.state, "failed");
+    assert_eq!(second.toolbox.called(), ["http.get"]);
+}
