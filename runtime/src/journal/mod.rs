@@ -192,6 +192,14 @@ pub enum JournalError {
         #[source]
         source: ::postgres::Error,
     },
+    /// A write for a run this node no longer owns (its lease lapsed, or another node took
+    /// the run over), or an admission by a node whose lease lapsed: nothing was written.
+    #[error("{} is no longer this node's ({node}, fencing number {fence}): its lease lapsed or another node took it over; nothing was written", run_id.map_or("the store".to_string(), |run| format!("run {run}")))]
+    Fenced {
+        run_id: Option<i64>,
+        node: String,
+        fence: i64,
+    },
     /// A statement of the PostgreSQL store failed.
     #[error("journal {operation} failed: {source}")]
     Database {

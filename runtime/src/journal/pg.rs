@@ -145,6 +145,18 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX runs_by_cooldown ON runs(rule, cooldown_key, started_at);
      CREATE INDEX runs_by_concurrency ON runs(rule, concurrency_key) WHERE finished_at IS NULL;
      CREATE INDEX task_events_by_run ON task_events(run_id);",
+    // 1 -> 2: nodes, their leases and fencing numbers, and the owner of each run (note 032).
+    // Time is the database's, in Unix milliseconds, so the nodes' clocks do not matter.
+    "CREATE FUNCTION medic_now() RETURNS BIGINT LANGUAGE SQL VOLATILE
+       AS $$ SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT $$;
+     CREATE SEQUENCE medic_fences;
+     CREATE TABLE nodes (
+       id TEXT PRIMARY KEY,
+       fence BIGINT NOT NULL,
+       lease_until BIGINT NOT NULL
+     );
+     ALTER TABLE runs ADD COLUMN owner TEXT, ADD COLUMN fence BIGINT;
+     CREATE INDEX runs_unfinished_by_owner ON runs(owner) WHERE finished_at IS NULL;",
 ];
 
 /// The schema version this Medic writes.
@@ -237,6 +249,26 @@ fn first_column<T: for<'a> postgres::types::FromSql<'a>>(
     row.try_get(0)
 }
 
+/// A node's lease: its name, the fencing number of its current registration (larger than
+/// any before it), and until when it holds (the database's time, Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub node: String,
+    pub fence: i64,
+    pub until: i64,
+}
+
+/// The condition a fenced write of run `$run` holds under: the run is the node's (`$node`)
+/// under its current fencing number (`$fence`), and the node's lease has not lapsed. The
+/// run's row is share-locked, so a takeover waits for the write to commit and then sees it.
+fn owns(run: &str, node: &str, fence: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM runs AS owned JOIN nodes ON nodes.id = owned.owner
+           WHERE owned.id = {run} AND owned.owner = {node} AND owned.fence = {fence}
+           AND nodes.fence = {fence} AND nodes.lease_until > medic_now() FOR SHARE OF owned)"
+    )
+}
+
 /// The journal on PostgreSQL; see the module docs.
 pub struct PgJournal {
     url: String,
@@ -247,6 +279,10 @@ pub struct PgJournal {
     /// A savepoint could not be rolled back: the group's transaction is unusable and must
     /// not be committed.
     group_broken: bool,
+    /// This node's lease, once registered ([`PgJournal::register`]): from then on every
+    /// write for a run is fenced by it, runs it admits are its own, and the unfinished runs
+    /// are its own.
+    lease: Option<Lease>,
 }
 
 impl PgJournal {
@@ -282,6 +318,7 @@ impl PgJournal {
             client,
             in_group: false,
             group_broken: false,
+            lease: None,
         })
     }
 
@@ -521,7 +558,19 @@ impl PgJournal {
     /// its cooldown key is cooling down, or its concurrency key is taken, deciding all three
     /// in one transaction that every other admission of the rule waits for.
     pub fn admit(&mut self, admission: &Admission) -> Result<Admitted, JournalError> {
-        self.atomically("starting a run", |client| admit_in(client, admission))
+        let lease = self.lease.clone();
+        let admitted = self.atomically("starting a run", |client| {
+            admit_in(client, admission, lease.as_ref())
+        })?;
+        match (admitted, lease) {
+            (Some(admitted), _) => Ok(admitted),
+            (None, Some(lease)) => Err(JournalError::Fenced {
+                run_id: None,
+                node: lease.node,
+                fence: lease.fence,
+            }),
+            (None, None) => Err(JournalError::Commit("starting a run: no answer".into())),
+        }
     }
 
     pub fn task_event(
@@ -532,13 +581,29 @@ impl PgJournal {
         detail: &str,
         at: i64,
     ) -> Result<(), JournalError> {
-        self.client()?
-            .execute(
-                "INSERT INTO task_events (run_id, task, state, at, detail) VALUES ($1, $2, $3, $4, $5)",
-                &[&run_id, &task, &state, &at, &detail],
-            )
-            .map_err(database_error("recording a task transition"))?;
-        Ok(())
+        let operation = "recording a task transition";
+        match self.lease.clone() {
+            None => self
+                .execute(
+                    operation,
+                    "INSERT INTO task_events (run_id, task, state, at, detail) VALUES ($1, $2, $3, $4, $5)",
+                    &[&run_id, &task, &state, &at, &detail],
+                )
+                .map(drop),
+            Some(lease) => {
+                let sql = format!(
+                    "INSERT INTO task_events (run_id, task, state, at, detail)
+                     SELECT $1, $2, $3, $4, $5 WHERE {}",
+                    owns("$1", "$6", "$7")
+                );
+                let written = self.execute(
+                    operation,
+                    &sql,
+                    &[&run_id, &task, &state, &at, &detail, &lease.node, &lease.fence],
+                )?;
+                fenced(written, run_id, &lease)
+            }
+        }
     }
 
     /// A run's task transitions, in the order they were recorded.
@@ -565,13 +630,39 @@ impl PgJournal {
 
     /// Sets the state of a run that goes on (`running`, `paused`).
     pub fn run_state(&mut self, run_id: i64, state: &str) -> Result<(), JournalError> {
-        self.client()?
-            .execute(
-                "UPDATE runs SET state = $2 WHERE id = $1 AND finished_at IS NULL",
-                &[&run_id, &state],
-            )
-            .map_err(database_error("changing a run's state"))?;
-        Ok(())
+        let operation = "changing a run's state";
+        match self.lease.clone() {
+            None => self
+                .execute(
+                    operation,
+                    "UPDATE runs SET state = $2 WHERE id = $1 AND finished_at IS NULL",
+                    &[&run_id, &state],
+                )
+                .map(drop),
+            Some(lease) => {
+                let sql = format!(
+                    "UPDATE runs SET state = $2 WHERE id = $1 AND finished_at IS NULL AND {}",
+                    owns("$1", "$3", "$4")
+                );
+                let changed = self.execute(
+                    operation,
+                    &sql,
+                    &[&run_id, &state, &lease.node, &lease.fence],
+                )?;
+                if changed > 0 {
+                    return Ok(());
+                }
+                // A finished run changes no row either: that one is still ours, and fine.
+                let sql = format!("SELECT 1 WHERE {}", owns("$1", "$2", "$3"));
+                let ours = self.row(
+                    operation,
+                    &sql,
+                    &[&run_id, &lease.node, &lease.fence],
+                    |_| Ok(()),
+                )?;
+                fenced(u64::from(ours.is_some()), run_id, &lease)
+            }
+        }
     }
 
     /// Closes a run with its final state and report.
@@ -582,13 +673,28 @@ impl PgJournal {
         report: &str,
         at: i64,
     ) -> Result<(), JournalError> {
-        self.client()?
-            .execute(
-                "UPDATE runs SET state = $2, report = $3, finished_at = $4 WHERE id = $1",
-                &[&run_id, &state, &report, &at],
-            )
-            .map_err(database_error("finishing a run"))?;
-        Ok(())
+        let operation = "finishing a run";
+        match self.lease.clone() {
+            None => self
+                .execute(
+                    operation,
+                    "UPDATE runs SET state = $2, report = $3, finished_at = $4 WHERE id = $1",
+                    &[&run_id, &state, &report, &at],
+                )
+                .map(drop),
+            Some(lease) => {
+                let sql = format!(
+                    "UPDATE runs SET state = $2, report = $3, finished_at = $4 WHERE id = $1 AND {}",
+                    owns("$1", "$5", "$6")
+                );
+                let changed = self.execute(
+                    operation,
+                    &sql,
+                    &[&run_id, &state, &report, &at, &lease.node, &lease.fence],
+                )?;
+                fenced(changed, run_id, &lease)
+            }
+        }
     }
 
     /// Records why an alert did not start a rule's playbook (cooldown, duplicate, ...).
@@ -609,11 +715,92 @@ impl PgJournal {
         Ok(())
     }
 
-    /// Runs that were started and never finished, oldest first.
+    /// Runs that were started and never finished, oldest first: this node's own once it
+    /// holds a lease (the others' are taken over by [`PgJournal::take_over`], or are theirs).
     pub fn unfinished_runs(&mut self) -> Result<Vec<RunRow>, JournalError> {
-        self.query_runs(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NULL ORDER BY id"),
-            &[],
+        match self.lease.clone() {
+            None => self.query_runs(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NULL ORDER BY id"),
+                &[],
+            ),
+            Some(lease) => self.query_runs(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NULL AND owner = $1
+                     AND fence = $2 ORDER BY id"
+                ),
+                &[&lease.node, &lease.fence],
+            ),
+        }
+    }
+
+    // ------------------------------------------------------------ leases
+
+    /// Registers this node as `node` with a lease of `ttl_ms`, under a new fencing number
+    /// larger than every one before it (a node started again under the same name gets a new
+    /// one, so whatever its previous life still had in flight is refused).
+    pub fn register(&mut self, node: &str, ttl_ms: i64) -> Result<Lease, JournalError> {
+        let lease = self
+            .row(
+                "registering the node",
+                "INSERT INTO nodes (id, fence, lease_until) VALUES ($1, nextval('medic_fences'), medic_now() + $2)
+                 ON CONFLICT (id) DO UPDATE SET fence = nextval('medic_fences'), lease_until = medic_now() + $2
+                 RETURNING fence, lease_until",
+                &[&node, &ttl_ms],
+                |row| {
+                    Ok(Lease {
+                        node: node.to_string(),
+                        fence: row.try_get(0)?,
+                        until: row.try_get(1)?,
+                    })
+                },
+            )?
+            .ok_or(JournalError::Commit("registering the node: no row came back".into()))?;
+        self.lease = Some(lease.clone());
+        Ok(lease)
+    }
+
+    /// Extends the lease by `ttl_ms` from now; `false` when it had lapsed (or another
+    /// registration under the same name replaced it): this node must stop its runs and
+    /// register again.
+    pub fn renew(&mut self, ttl_ms: i64) -> Result<bool, JournalError> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(false);
+        };
+        let until: Option<i64> = self.row(
+            "renewing the lease",
+            "UPDATE nodes SET lease_until = medic_now() + $3
+             WHERE id = $1 AND fence = $2 AND lease_until > medic_now() RETURNING lease_until",
+            &[&lease.node, &lease.fence, &ttl_ms],
+            first_column,
+        )?;
+        if let (Some(until), Some(held)) = (until, self.lease.as_mut()) {
+            held.until = until;
+        }
+        Ok(until.is_some())
+    }
+
+    /// The lease this node holds, as last registered or renewed.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
+    /// Takes the unfinished runs of nodes whose lease lapsed more than `grace_ms` ago, and
+    /// this node's own runs from an earlier registration, while this node's lease holds;
+    /// their ids, to resume or close as crash recovery does.
+    pub fn take_over(&mut self, grace_ms: i64) -> Result<Vec<i64>, JournalError> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(Vec::new());
+        };
+        self.rows(
+            "taking over runs",
+            "UPDATE runs SET owner = $1, fence = $2
+             WHERE finished_at IS NULL
+             AND ((owner = $1 AND fence < $2)
+                  OR owner IN (SELECT id FROM nodes WHERE id <> $1 AND lease_until + $3 < medic_now()))
+             AND EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now())
+             RETURNING id",
+            &[&lease.node, &lease.fence, &grace_ms],
+            first_column,
         )
     }
 
@@ -1503,7 +1690,21 @@ fn migrate(client: &mut Client) -> Result<(), JournalError> {
 }
 
 /// [`PgJournal::admit`]'s work inside its transaction.
-fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted, postgres::Error> {
+/// `None` when `lease` lapsed: a node without a lease starts nothing.
+fn admit_in(
+    transaction: &mut Client,
+    admission: &Admission,
+    lease: Option<&Lease>,
+) -> Result<Option<Admitted>, postgres::Error> {
+    if let Some(lease) = lease {
+        let held = transaction.query_opt(
+            "SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now()",
+            &[&lease.node, &lease.fence],
+        )?;
+        if held.is_none() {
+            return Ok(None);
+        }
+    }
     // Every admission of this rule, on any node, waits here until this transaction ends:
     // what it reads below is then all the runs the rule has, committed.
     transaction.execute(
@@ -1519,9 +1720,9 @@ fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted,
         ],
     )?;
     if let Some(row) = existing {
-        return Ok(Admitted::Duplicate {
+        return Ok(Some(Admitted::Duplicate {
             existing_run: row.try_get(0)?,
-        });
+        }));
     }
     if let Some((key, millis)) = &admission.cooldown {
         let last = transaction.query_opt(
@@ -1534,7 +1735,7 @@ fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted,
             let started_at: i64 = row.try_get(1)?;
             let until = started_at.saturating_add(*millis);
             if admission.at < until {
-                return Ok(Admitted::Cooldown { last_run, until });
+                return Ok(Some(Admitted::Cooldown { last_run, until }));
             }
         }
     }
@@ -1546,7 +1747,7 @@ fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted,
             )?
             .try_get(0)?;
         if running >= *limit {
-            return Ok(Admitted::Concurrency { running });
+            return Ok(Some(Admitted::Concurrency { running }));
         }
     }
     transaction.execute(
@@ -1556,8 +1757,8 @@ fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted,
     let run_id: i64 = transaction
         .query_one(
             "INSERT INTO runs (rule, playbook, alert_id, fingerprint, cooldown_key, concurrency_key,
-                               performs_actions, arguments, definition, state, started_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10) RETURNING id",
+                               performs_actions, arguments, definition, state, started_at, owner, fence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10, $11, $12) RETURNING id",
             &[
                 &admission.rule,
                 &admission.playbook,
@@ -1569,6 +1770,8 @@ fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted,
                 &admission.arguments,
                 &admission.definition.key(),
                 &admission.at,
+                &lease.map(|lease| lease.node.as_str()),
+                &lease.map(|lease| lease.fence),
             ],
         )?
         .try_get(0)?;
@@ -1581,5 +1784,17 @@ fn admit_in(transaction: &mut Client, admission: &Admission) -> Result<Admitted,
             &run_id,
         ],
     )?;
-    Ok(Admitted::Started(run_id))
+    Ok(Some(Admitted::Started(run_id)))
+}
+
+/// A fenced write's result: refused when it changed nothing.
+fn fenced(written: u64, run_id: i64, lease: &Lease) -> Result<(), JournalError> {
+    if written > 0 {
+        return Ok(());
+    }
+    Err(JournalError::Fenced {
+        run_id: Some(run_id),
+        node: lease.node.clone(),
+        fence: lease.fence,
+    })
 }

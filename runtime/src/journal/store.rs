@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 /// The journal on one of its two databases.
 pub enum Store {
     Sqlite(Journal),
-    Postgres(PgJournal),
+    /// Boxed: the client is large, and a store is made once per server.
+    Postgres(Box<PgJournal>),
 }
 
 impl From<Journal> for Store {
@@ -27,7 +28,7 @@ impl From<Journal> for Store {
 
 impl From<PgJournal> for Store {
     fn from(journal: PgJournal) -> Store {
-        Store::Postgres(journal)
+        Store::Postgres(Box::new(journal))
     }
 }
 

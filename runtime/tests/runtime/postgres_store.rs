@@ -868,3 +868,113 @@ fn the_history_reads_the_same_on_sqlite_and_on_postgresql() {
         sqlite.suppressions(10).unwrap()
     );
 }
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+fn is_fenced(result: Result<(), JournalError>) -> bool {
+    matches!(result, Err(JournalError::Fenced { .. }))
+}
+
+#[test]
+fn a_node_whose_lease_lapsed_is_fenced_out_and_its_runs_are_taken_over() {
+    let postgres = server();
+    let url = postgres.url();
+    let mut a = PgJournal::open(&url).unwrap();
+    let mut b = PgJournal::open(&url).unwrap();
+    let lease_a = a.register("a", 1_500).unwrap();
+    let lease_b = b.register("b", 60_000).unwrap();
+    assert!(
+        lease_b.fence > lease_a.fence,
+        "each registration gets a larger number"
+    );
+    let id = a.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let run = started(&mut a, "r", id, "fp", 1);
+    a.task_event(run, "scale", "started", "{}", 2).unwrap();
+    assert!(a.renew(1_500).unwrap());
+    assert_eq!(
+        b.take_over(0).unwrap(),
+        Vec::<i64>::new(),
+        "a live node's runs stay its own"
+    );
+    assert_eq!(
+        b.unfinished_runs().unwrap(),
+        vec![],
+        "b resumes only its own runs"
+    );
+    assert_eq!(a.unfinished_runs().unwrap().len(), 1);
+
+    // `a` stops renewing (paused, partitioned, slow) past its lease.
+    sleep_ms(2_000);
+    assert!(
+        is_fenced(a.task_event(run, "scale", "succeeded", "{}", 3)),
+        "a lapsed lease writes nothing"
+    );
+    assert!(!a.renew(1_500).unwrap(), "the lapsed lease is not renewed");
+    assert!(matches!(
+        a.admit(&admission("r", id, "fp", 2, 4)),
+        Err(JournalError::Fenced { run_id: None, .. })
+    ));
+    assert_eq!(
+        b.take_over(100).unwrap(),
+        vec![run],
+        "past the grace, b takes the run"
+    );
+    b.task_event(run, "scale", "interrupted", "{}", 5).unwrap();
+
+    // `a` comes back (SIGCONT, or restarted under its name): a new number, but the run is b's.
+    let again = a.register("a", 60_000).unwrap();
+    assert!(again.fence > lease_b.fence);
+    assert!(is_fenced(a.task_event(run, "scale", "succeeded", "{}", 6)));
+    assert!(is_fenced(a.finish_run(run, "succeeded", "{}", 6)));
+    assert!(is_fenced(a.run_state(run, "paused")));
+    b.finish_run(run, "interrupted", "{}", 7).unwrap();
+    b.run_state(run, "paused").unwrap();
+    let events: Vec<(String, String)> = b
+        .task_events(run)
+        .unwrap()
+        .into_iter()
+        .map(|event| (event.task, event.state))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("scale".into(), "started".into()),
+            ("scale".into(), "interrupted".into())
+        ],
+        "only the owner's writes are in"
+    );
+    assert_eq!(b.run(run).unwrap().unwrap().state, "interrupted");
+    // The returning node starts runs of its own again.
+    let own = started(&mut a, "r", id, "fp", 3);
+    a.finish_run(own, "succeeded", "{}", 8).unwrap();
+}
+
+#[test]
+fn a_node_started_again_takes_back_its_own_runs_and_its_old_life_is_refused() {
+    let postgres = server();
+    let url = postgres.url();
+    let mut old_life = PgJournal::open(&url).unwrap();
+    old_life.register("a", 60_000).unwrap();
+    let id = old_life.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let run = started(&mut old_life, "r", id, "fp", 1);
+    // A new process under the same name, while the old one still runs (a restart racing a
+    // slow shutdown): the new registration fences the old one out at once.
+    let mut new_life = PgJournal::open(&url).unwrap();
+    new_life.register("a", 60_000).unwrap();
+    assert_eq!(
+        new_life.unfinished_runs().unwrap(),
+        vec![],
+        "under the old number until taken"
+    );
+    assert_eq!(
+        new_life.take_over(60_000).unwrap(),
+        vec![run],
+        "its own runs need no grace"
+    );
+    assert_eq!(new_life.unfinished_runs().unwrap().len(), 1);
+    assert!(is_fenced(old_life.task_event(run, "t", "started", "{}", 2)));
+    assert!(!old_life.renew(60_000).unwrap());
+    new_life.task_event(run, "t", "started", "{}", 3).unwrap();
+}
