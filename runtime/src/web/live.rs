@@ -86,12 +86,15 @@ pub(super) async fn live(
 }
 
 /// The page's only script: on a `change` event with a new version, the page is fetched
-/// again and its `main` replaced (not while a field of it has the focus). Without it the
-/// page still reads; it just does not move.
+/// again and its `main` replaced (not while a field of it has the focus). Only the answer to
+/// the newest fetch is shown: two changes in quick succession start two fetches, whose
+/// answers may arrive in either order, and the older page must not replace the newer one.
+/// Without the script the page still reads; it just does not move.
 const LIVE_SCRIPT: &str = r#"(function () {
   var main = document.querySelector("main[data-live]");
   if (!main || !window.EventSource || !window.fetch) { return; }
   var last = null;
+  var newest = 0;
   var source = new EventSource(main.getAttribute("data-live"));
   source.addEventListener("change", function (event) {
     if (last === null) { last = event.data; return; }
@@ -99,9 +102,11 @@ const LIVE_SCRIPT: &str = r#"(function () {
     var focused = document.activeElement;
     if (focused && main.contains(focused) && focused.tagName === "INPUT") { return; }
     last = event.data;
+    var mine = ++newest;
     fetch(window.location.href, { credentials: "same-origin" })
       .then(function (answer) { return answer.text(); })
       .then(function (html) {
+        if (mine !== newest) { return; }
         var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
         if (fresh) { main.innerHTML = fresh.innerHTML; }
       });
