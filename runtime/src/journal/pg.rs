@@ -1,19 +1,19 @@
 //! The journal on PostgreSQL, for several `medic serve` nodes on one database (issue 14;
-//! docs/notes/032). So far: the schema and its migrations, the alert-to-run path with the
-//! guarantees the nodes rely on, reverts (claimed once across nodes), settings, the audit
-//! log, feedback, the sources' replay guard and open episodes, pruning, and the history
-//! page's queries (their answers compared with the SQLite journal's on the same history).
-//! Not yet: leases and fencing. An alert is committed
-//! before the call returns. An episode `(rule, fingerprint, starts_at)` starts one run however
-//! many connections admit it at once. Cooldown and concurrency are decided in the admitting
-//! transaction, with every admission of the same rule serialized by a transaction-scoped
-//! advisory lock, so two nodes cannot both see a key free.
+//! docs/notes/032): the schema and its migrations, every method of the SQLite journal, node
+//! leases and fencing. An alert is committed before the call returns. An episode
+//! `(rule, fingerprint, starts_at)` starts one run however many connections admit it at
+//! once. Cooldown and concurrency are decided in the admitting transaction, with every
+//! admission of the same rule serialized by a transaction-scoped advisory lock, so two nodes
+//! cannot both see a key free. Once a node registered, its writes for a run are fenced by
+//! its lease.
 //!
 //! [`PgJournal`] is synchronous, like [`super::Journal`]: it runs on the journal's own
-//! thread, with `postgres`' blocking client. Its methods take the same arguments and give the
-//! same answers as the SQLite journal's (the tests in `tests/runtime/postgres_store.rs` run
-//! the same scenarios on both). It is not yet behind `JournalHandle` or reachable from
-//! `medic serve`; leases and fencing come with that (note 032).
+//! thread ([`super::JournalHandle`]'s writer), with `postgres`' blocking client. Its methods
+//! take the same arguments and give the same answers as the SQLite journal's (the tests in
+//! `tests/runtime/postgres_store.rs` run the same scenarios on both). `medic serve` does not
+//! offer it yet: the engine does not use the leases yet, and note 032 lists what a review
+//! found to fix before it does (admission locks held for a whole group can deadlock two
+//! nodes; no statement, lock or idle-in-transaction timeouts).
 //!
 //! A connection that broke (the server restarted, the network dropped) is replaced on the
 //! next call; the call that found it broken fails with the error, and nothing is retried
@@ -34,8 +34,8 @@ use std::collections::BTreeMap;
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// The migrations, in order: migration `n` takes the schema from version `n` to `n + 1`.
-/// Applied at open by the first node under an advisory lock, each in its own transaction with
-/// the version it reaches; never edited once released, only appended to.
+/// Applied at open by the first node under an advisory lock, all in one transaction that also
+/// writes the version reached; never edited once released, only appended to.
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the tables of the SQLite journal's schema 4, typed for PostgreSQL.
     "CREATE TABLE alerts (
