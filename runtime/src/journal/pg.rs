@@ -162,6 +162,12 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this Medic writes.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The limits every session of the store runs under: a transaction left idle (its node
+/// paused or cut off) is ended by the server after 10 s, a lock is waited for at most 10 s,
+/// and a statement runs at most 30 s.
+const SESSION_OPTIONS: &str =
+    "-c idle_in_transaction_session_timeout=10s -c lock_timeout=10s -c statement_timeout=30s";
+
 /// The advisory lock (its first key) under which a node migrates the schema.
 const MIGRATION_LOCK: i32 = 0x6d65_6401;
 /// The advisory locks (first key; the second is the rule's hash) that serialize admissions
@@ -786,17 +792,21 @@ impl PgJournal {
 
     /// Takes the unfinished runs of nodes whose lease lapsed more than `grace_ms` ago, and
     /// this node's own runs from an earlier registration, while this node's lease holds;
-    /// their ids, to resume or close as crash recovery does.
+    /// their ids, to resume or close as crash recovery does. Runs whose rows are locked are
+    /// left for the next call.
     pub fn take_over(&mut self, grace_ms: i64) -> Result<Vec<i64>, JournalError> {
         let Some(lease) = self.lease.clone() else {
             return Ok(Vec::new());
         };
         self.rows(
             "taking over runs",
+            // A run whose row is locked right now (its owner is writing, or is paused in the
+            // middle of a write) is skipped, not waited for: the next sweep takes it.
             "UPDATE runs SET owner = $1, fence = $2
-             WHERE finished_at IS NULL
-             AND ((owner = $1 AND fence < $2)
-                  OR owner IN (SELECT id FROM nodes WHERE id <> $1 AND lease_until + $3 < medic_now()))
+             WHERE id IN (SELECT id FROM runs WHERE finished_at IS NULL
+                 AND ((owner = $1 AND fence < $2)
+                      OR owner IN (SELECT id FROM nodes WHERE id <> $1 AND lease_until + $3 < medic_now()))
+                 FOR UPDATE SKIP LOCKED)
              AND EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now())
              RETURNING id",
             &[&lease.node, &lease.fence, &grace_ms],
@@ -1636,7 +1646,19 @@ fn connect(url: &str) -> Result<Client, JournalError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(5));
     }
+    // A node paused or cut off in the middle of a transaction must not hold its locks for
+    // ever: the server ends such a session, a lock wait gives up, and a dead peer is noticed
+    // by keepalives (note 032). Appended to whatever options the URL gives.
+    let options = format!(
+        "{} {SESSION_OPTIONS}",
+        config.get_options().unwrap_or_default()
+    );
     config
+        .options(options.trim_start())
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(10))
+        .keepalives_interval(std::time::Duration::from_secs(2))
+        .keepalives_retries(3)
         .application_name("medic")
         .connect(NoTls)
         .map_err(|source| JournalError::Connect {
@@ -1797,4 +1819,29 @@ fn fenced(written: u64, run_id: i64, lease: &Lease) -> Result<(), JournalError> 
         node: lease.node.clone(),
         fence: lease.fence,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+mod tests {
+    use super::PgJournal;
+
+    #[test]
+    fn every_session_runs_with_the_timeouts_that_free_a_paused_nodes_locks() {
+        let server = medic_sandbox::postgres::RealPostgres::start()
+            .unwrap_or_else(|error| panic!("{error}"));
+        let mut journal = PgJournal::open(&server.url()).unwrap();
+        for (setting, expected) in [
+            ("idle_in_transaction_session_timeout", "10s"),
+            ("lock_timeout", "10s"),
+            ("statement_timeout", "30s"),
+        ] {
+            let value: String = journal
+                .client
+                .query_one(&format!("SHOW {setting}"), &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(value, expected, "{setting}");
+        }
+    }
 }

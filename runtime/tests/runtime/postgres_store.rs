@@ -978,3 +978,39 @@ fn a_node_started_again_takes_back_its_own_runs_and_its_old_life_is_refused() {
     assert!(!old_life.renew(60_000).unwrap());
     new_life.task_event(run, "t", "started", "{}", 3).unwrap();
 }
+
+#[test]
+fn a_takeover_skips_a_run_whose_row_is_locked_rather_than_waiting() {
+    let postgres = server();
+    let url = postgres.url();
+    let mut a = PgJournal::open(&url).unwrap();
+    let mut b = PgJournal::open(&url).unwrap();
+    a.register("a", 1_000).unwrap();
+    b.register("b", 60_000).unwrap();
+    let id = a.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let run = started(&mut a, "r", id, "fp", 1);
+    // `a` is paused in the middle of a write that holds its run's row.
+    let mut paused = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut transaction = paused.transaction().unwrap();
+    transaction
+        .execute("SELECT 1 FROM runs WHERE id = $1 FOR SHARE", &[&run])
+        .unwrap();
+    sleep_ms(1_500);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        b.take_over(100).unwrap(),
+        Vec::<i64>::new(),
+        "the locked run is left"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    transaction.rollback().unwrap();
+    assert_eq!(
+        b.take_over(100).unwrap(),
+        vec![run],
+        "and taken on the next sweep"
+    );
+}
