@@ -241,6 +241,16 @@ fn audit_row(row: &postgres::Row) -> Result<AuditEntry, postgres::Error> {
     })
 }
 
+fn suppression_row(row: &postgres::Row) -> Result<SuppressionRow, postgres::Error> {
+    Ok(SuppressionRow {
+        alert_id: row.try_get(0)?,
+        rule: row.try_get(1)?,
+        reason: row.try_get(2)?,
+        detail: row.try_get(3)?,
+        at: row.try_get(4)?,
+    })
+}
+
 fn stored_alert(row: &postgres::Row) -> Result<StoredAlert, postgres::Error> {
     Ok(StoredAlert {
         id: row.try_get(0)?,
@@ -486,13 +496,12 @@ impl PgJournal {
 
     /// The schema version the store holds, as written.
     pub fn schema_version(&mut self) -> Result<Option<String>, JournalError> {
-        let row = self
-            .client()?
-            .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
-            .map_err(database_error("reading the schema version"))?;
-        row.map(|row| row.try_get(0))
-            .transpose()
-            .map_err(database_error("reading the schema version"))
+        self.row(
+            "reading the schema version",
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            &[],
+            first_column,
+        )
     }
 
     /// Makes a batch of alerts durable at once (committed when this returns); returns their
@@ -530,34 +539,22 @@ impl PgJournal {
 
     /// Marks an alert as matched and acted upon: no node processes it again.
     pub fn processed(&mut self, alert_id: i64) -> Result<(), JournalError> {
-        self.client()?
-            .execute(
-                "UPDATE alerts SET processed = TRUE WHERE id = $1",
-                &[&alert_id],
-            )
-            .map_err(database_error("marking an alert processed"))?;
-        Ok(())
+        self.execute(
+            "marking an alert processed",
+            "UPDATE alerts SET processed = TRUE WHERE id = $1",
+            &[&alert_id],
+        )
+        .map(drop)
     }
 
     /// Alerts accepted but not processed, oldest first.
     pub fn unprocessed_alerts(&mut self) -> Result<Vec<StoredAlert>, JournalError> {
-        let operation = "reading unprocessed alerts";
-        self.client()?
-            .query(
-                "SELECT id, source, payload FROM alerts WHERE NOT processed ORDER BY id",
-                &[],
-            )
-            .map_err(database_error(operation))?
-            .iter()
-            .map(|row| {
-                Ok(StoredAlert {
-                    id: row.try_get(0)?,
-                    source: row.try_get(1)?,
-                    payload: row.try_get(2)?,
-                })
-            })
-            .collect::<Result<_, postgres::Error>>()
-            .map_err(database_error(operation))
+        self.rows(
+            "reading unprocessed alerts",
+            "SELECT id, source, payload FROM alerts WHERE NOT processed ORDER BY id",
+            &[],
+            stored_alert,
+        )
     }
 
     /// Starts a run of a rule for an alert, unless its firing episode already started one,
@@ -614,24 +611,19 @@ impl PgJournal {
 
     /// A run's task transitions, in the order they were recorded.
     pub fn task_events(&mut self, run_id: i64) -> Result<Vec<super::TaskEventRow>, JournalError> {
-        let operation = "reading task transitions";
-        self.client()?
-            .query(
-                "SELECT task, state, at, detail FROM task_events WHERE run_id = $1 ORDER BY id",
-                &[&run_id],
-            )
-            .map_err(database_error(operation))?
-            .iter()
-            .map(|row| {
+        self.rows(
+            "reading task transitions",
+            "SELECT task, state, at, detail FROM task_events WHERE run_id = $1 ORDER BY id",
+            &[&run_id],
+            |row| {
                 Ok(super::TaskEventRow {
                     task: row.try_get(0)?,
                     state: row.try_get(1)?,
                     at: row.try_get(2)?,
                     detail: row.try_get(3)?,
                 })
-            })
-            .collect::<Result<_, postgres::Error>>()
-            .map_err(database_error(operation))
+            },
+        )
     }
 
     /// Sets the state of a run that goes on (`running`, `paused`).
@@ -712,13 +704,12 @@ impl PgJournal {
         detail: &str,
         at: i64,
     ) -> Result<(), JournalError> {
-        self.client()?
-            .execute(
-                "INSERT INTO suppressions (alert_id, rule, reason, detail, at) VALUES ($1, $2, $3, $4, $5)",
-                &[&alert_id, &rule, &reason, &detail, &at],
-            )
-            .map_err(database_error("recording a suppression"))?;
-        Ok(())
+        self.execute(
+            "recording a suppression",
+            "INSERT INTO suppressions (alert_id, rule, reason, detail, at) VALUES ($1, $2, $3, $4, $5)",
+            &[&alert_id, &rule, &reason, &detail, &at],
+        )
+        .map(drop)
     }
 
     /// Runs that were started and never finished, oldest first: this node's own once it
@@ -834,18 +825,13 @@ impl PgJournal {
 
     /// The playbook definition a run started with.
     pub fn run_definition(&mut self, run_id: i64) -> Result<Option<String>, JournalError> {
-        let operation = "reading a run's playbook";
-        let row = self
-            .client()?
-            .query_opt(
-                "SELECT definitions.body FROM runs JOIN definitions ON definitions.key = runs.definition
-                 WHERE runs.id = $1",
-                &[&run_id],
-            )
-            .map_err(database_error(operation))?;
-        row.map(|row| row.try_get(0))
-            .transpose()
-            .map_err(database_error(operation))
+        self.row(
+            "reading a run's playbook",
+            "SELECT definitions.body FROM runs JOIN definitions ON definitions.key = runs.definition
+             WHERE runs.id = $1",
+            &[&run_id],
+            first_column,
+        )
     }
 
     /// Records that an action started at `at`, and forgets the starts of more than an hour
@@ -863,17 +849,12 @@ impl PgJournal {
 
     /// When the actions started since `since` started, oldest first.
     pub fn action_starts_since(&mut self, since: i64) -> Result<Vec<i64>, JournalError> {
-        let operation = "reading action starts";
-        self.client()?
-            .query(
-                "SELECT at FROM action_starts WHERE at > $1 ORDER BY at",
-                &[&since],
-            )
-            .map_err(database_error(operation))?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, postgres::Error>>()
-            .map_err(database_error(operation))
+        self.rows(
+            "reading action starts",
+            "SELECT at FROM action_starts WHERE at > $1 ORDER BY at",
+            &[&since],
+            first_column,
+        )
     }
 
     pub fn suppressions(&mut self, limit: u32) -> Result<Vec<SuppressionRow>, JournalError> {
@@ -881,15 +862,7 @@ impl PgJournal {
             "reading suppressions",
             "SELECT alert_id, rule, reason, detail, at FROM suppressions ORDER BY id DESC LIMIT $1",
             &[&i64::from(limit)],
-            |row| {
-                Ok(SuppressionRow {
-                    alert_id: row.try_get(0)?,
-                    rule: row.try_get(1)?,
-                    reason: row.try_get(2)?,
-                    detail: row.try_get(3)?,
-                    at: row.try_get(4)?,
-                })
-            },
+            suppression_row,
         )
     }
 
@@ -1499,15 +1472,7 @@ impl PgJournal {
                 "SELECT alert_id, rule, reason, detail, at FROM suppressions
                  WHERE alert_id = $1 ORDER BY id",
                 &[&alert.id],
-                |row| {
-                    Ok(SuppressionRow {
-                        alert_id: row.try_get(0)?,
-                        rule: row.try_get(1)?,
-                        reason: row.try_get(2)?,
-                        detail: row.try_get(3)?,
-                        at: row.try_get(4)?,
-                    })
-                },
+                suppression_row,
             )?;
         }
         Ok(alerts)
@@ -1627,14 +1592,7 @@ impl PgJournal {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Vec<RunRow>, JournalError> {
-        let operation = "reading runs";
-        self.client()?
-            .query(sql, params)
-            .map_err(database_error(operation))?
-            .iter()
-            .map(run_row)
-            .collect::<Result<_, _>>()
-            .map_err(database_error(operation))
+        self.rows("reading runs", sql, params, run_row)
     }
 }
 
