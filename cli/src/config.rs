@@ -21,7 +21,9 @@ use std::sync::Arc;
 pub(crate) struct Config {
     pub(crate) listen: Option<String>,
     pub(crate) plans: Option<Vec<PathBuf>>,
-    pub(crate) store: Option<PathBuf>,
+    /// The SQLite file (`store = "medic.db"`), a PostgreSQL URL (`store = "postgres://..."`),
+    /// or a `[store]` table (docs/ha.md).
+    pub(crate) store: Option<StoreToml>,
     pub(crate) dry_run: Option<bool>,
     #[serde(default)]
     pub(crate) limits: Limits,
@@ -43,6 +45,105 @@ pub(crate) struct Config {
     /// Alert sources that need more than a token (docs/webhooks.md).
     #[serde(default)]
     pub(crate) sources: SourcesToml,
+}
+
+/// `store`: a path or URL, or a table.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum StoreToml {
+    Location(String),
+    Table(StoreTable),
+}
+
+/// `[store]`: where the journal is, and this node's part in a cluster (docs/ha.md).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreTable {
+    /// The SQLite file.
+    pub(crate) path: Option<PathBuf>,
+    /// A PostgreSQL URL; better in `url_env`, as it usually carries a password.
+    pub(crate) url: Option<String>,
+    /// The environment variable that holds the PostgreSQL URL.
+    pub(crate) url_env: Option<String>,
+    /// This node's name in the cluster (default `HOST@LISTEN`); unique per process.
+    pub(crate) node: Option<String>,
+    /// How long this node's lease holds without renewal (default 10).
+    pub(crate) lease_seconds: Option<u64>,
+}
+
+/// Where the journal lives.
+pub(crate) enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres {
+        url: String,
+        node: Option<String>,
+        lease_seconds: Option<u64>,
+    },
+}
+
+impl StoreToml {
+    /// Where the store is; a path relative to `base`.
+    pub(crate) fn location(&self, base: &Path) -> anyhow::Result<StoreLocation> {
+        let table = match self {
+            StoreToml::Location(location) => return Ok(location_of(location, base)),
+            StoreToml::Table(table) => table,
+        };
+        let url = match (&table.url, &table.url_env) {
+            (Some(_), Some(_)) => bail!("[store] has both url and url_env: keep one"),
+            (Some(url), None) => Some(url.clone()),
+            (None, Some(variable)) => Some(
+                std::env::var(variable)
+                    .map_err(|_| anyhow!("[store] url_env names {variable}, which is not set"))?,
+            ),
+            (None, None) => None,
+        };
+        match (url, &table.path) {
+            (Some(_), Some(_)) => bail!("[store] has both a path and a url: keep one"),
+            (Some(url), None) => {
+                if !is_postgres(&url) {
+                    bail!("the [store] url must start with postgres:// or postgresql://");
+                }
+                if table
+                    .lease_seconds
+                    .is_some_and(|seconds| !(2..=300).contains(&seconds))
+                {
+                    bail!("[store] lease_seconds must be between 2 and 300");
+                }
+                Ok(StoreLocation::Postgres {
+                    url,
+                    node: table.node.clone(),
+                    lease_seconds: table.lease_seconds,
+                })
+            }
+            (None, path) => {
+                if table.node.is_some() || table.lease_seconds.is_some() {
+                    bail!(
+                        "[store] node and lease_seconds are for a PostgreSQL store (url or url_env)"
+                    );
+                }
+                Ok(StoreLocation::Sqlite(base.join(
+                    path.clone().unwrap_or_else(|| PathBuf::from("medic.db")),
+                )))
+            }
+        }
+    }
+}
+
+fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// A `store` string, or `--store`: a PostgreSQL URL or a file.
+pub(crate) fn location_of(location: &str, base: &Path) -> StoreLocation {
+    if is_postgres(location) {
+        StoreLocation::Postgres {
+            url: location.to_string(),
+            node: None,
+            lease_seconds: None,
+        }
+    } else {
+        StoreLocation::Sqlite(base.join(location))
+    }
 }
 
 /// `[sources]`: the sources configured beyond the bearer token.

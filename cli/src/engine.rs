@@ -13,9 +13,11 @@ use crate::{output, sources};
 use anyhow::{Context, anyhow, bail};
 use medic_compiler::plan::Plan;
 use medic_runtime::adapters::{Adapter, StandardToolbox};
+use medic_runtime::engine::ClusterConfig;
 use medic_runtime::engine::{Engine, EngineConfig};
 use medic_runtime::executor::{Clock, RunReport};
-use medic_runtime::journal::{Journal, JournalHandle};
+use medic_runtime::journal::pg::PgJournal;
+use medic_runtime::journal::{Journal, JournalHandle, Store};
 use medic_runtime::server::{self, Auth, ServerState, Signing};
 use medic_runtime::{ingest, report};
 use std::path::{Path, PathBuf};
@@ -106,12 +108,14 @@ pub fn serve(flags: ServeFlags) -> anyhow::Result<ExitCode> {
 /// What `medic serve` starts with, read and checked before anything listens.
 pub(crate) struct Prepared {
     pub(crate) listen: String,
-    store: PathBuf,
+    /// Where the journal is, for the logs (a URL without its credentials).
+    store: String,
     dry_run: bool,
-    lock: std::fs::File,
+    /// The SQLite store's lock (a PostgreSQL store is shared by design).
+    lock: Option<std::fs::File>,
     config: crate::config::Config,
     base: PathBuf,
-    journal: Journal,
+    journal: Store,
     plan: Plan,
     plans: Vec<PathBuf>,
     toolbox_config: medic_runtime::adapters::ToolboxConfig,
@@ -141,10 +145,11 @@ pub(crate) fn prepare(flags: ServeFlags) -> anyhow::Result<Result<Prepared, Exit
         .listen
         .or(config.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let store = flags
-        .store
-        .or_else(|| config.store.as_ref().map(|store| base.join(store)))
-        .unwrap_or_else(|| base.join("medic.db"));
+    let location = match (&flags.store, &config.store) {
+        (Some(store), _) => crate::config::location_of(&store.to_string_lossy(), Path::new("")),
+        (None, Some(store)) => store.location(&base)?,
+        (None, None) => crate::config::StoreLocation::Sqlite(base.join("medic.db")),
+    };
     let dry_run = flags.dry_run || config.dry_run.unwrap_or(false);
     let relative = |path: &Option<PathBuf>| path.as_ref().map(|path| base.join(path));
     let identities = identities(&config.auth, &base)?;
@@ -185,24 +190,40 @@ pub(crate) fn prepare(flags: ServeFlags) -> anyhow::Result<Result<Prepared, Exit
             return Ok(Err(ExitCode::from(1)));
         }
     };
-    // One server per store: two would both believe they own every unfinished run. The OS
-    // releases the lock when the process dies, even by kill -9.
-    let lock_path = store.with_extension("lock");
-    let mut lock_options = std::fs::OpenOptions::new();
-    lock_options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut lock_options, 0o600);
-    let lock = lock_options
-        .open(&lock_path)
-        .with_context(|| format!("cannot open the store lock {}", lock_path.display()))?;
-    if let Err(error) = lock.try_lock() {
-        bail!(
-            "another medic serve is using the store {} (its lock {} is held: {error})",
-            store.display(),
-            lock_path.display()
-        );
-    }
-    let journal = Journal::open(&store)?;
+    let (store, lock, journal, cluster) = match location {
+        crate::config::StoreLocation::Sqlite(store) => {
+            let lock = lock_store(&store)?;
+            let journal = Journal::open(&store)?;
+            (
+                store.display().to_string(),
+                Some(lock),
+                Store::from(journal),
+                None,
+            )
+        }
+        crate::config::StoreLocation::Postgres {
+            url,
+            node,
+            lease_seconds,
+        } => {
+            let journal = PgJournal::open(&url)?;
+            let node = node.unwrap_or_else(|| default_node(&listen));
+            let mut cluster = ClusterConfig::new(url.clone(), node);
+            if let Some(seconds) = lease_seconds {
+                cluster.lease_ms = i64::try_from(seconds).unwrap_or(300).saturating_mul(1_000);
+            }
+            // Another node takes over a second (or a fifth of the lease) after the lease
+            // lapsed, and looks for such runs as often.
+            cluster.grace_ms = (cluster.lease_ms / 5).max(1_000);
+            cluster.sweep_ms = (cluster.lease_ms / 5).max(500);
+            (
+                medic_runtime::journal::pg::redacted(&url),
+                None,
+                Store::from(journal),
+                Some(cluster),
+            )
+        }
+    };
     let toolbox_config = toolbox_config(&config, &base)?;
     // Whether [kubernetes] is there is all this check needs; connecting comes later.
     let missing = medic_runtime::adapters::unconfigured(&plan, |adapter| {
@@ -241,6 +262,7 @@ pub(crate) fn prepare(flags: ServeFlags) -> anyhow::Result<Result<Prepared, Exit
             None => medic_runtime::engine::DEFAULT_MAX_RUNS,
         },
         default_playbook_timeout_ms: Some(medic_runtime::executor::DEFAULT_PLAYBOOK_TIMEOUT_MS),
+        cluster,
     };
     if let Some(name) = &config.notify.escalate_to
         && !config.notify.webhooks_env.contains_key(name)
@@ -277,6 +299,39 @@ pub(crate) fn prepare(flags: ServeFlags) -> anyhow::Result<Result<Prepared, Exit
     }))
 }
 
+/// Takes the lock of a SQLite store: one server per store, as two would both believe they
+/// own every unfinished run. The OS releases it when the process dies, even by kill -9.
+fn lock_store(store: &Path) -> anyhow::Result<std::fs::File> {
+    let lock_path = store.with_extension("lock");
+    let mut lock_options = std::fs::OpenOptions::new();
+    lock_options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut lock_options, 0o600);
+    let lock = lock_options
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the store lock {}", lock_path.display()))?;
+    if let Err(error) = lock.try_lock() {
+        bail!(
+            "another medic serve is using the store {} (its lock {} is held: {error})",
+            store.display(),
+            lock_path.display()
+        );
+    }
+    Ok(lock)
+}
+
+/// A node's name when `[store] node` gives none: the host's name and the address it
+/// listens on, so two processes on one host differ.
+fn default_node(listen: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_string())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "medic".into());
+    format!("{host}@{listen}")
+}
+
 /// Serves on `listener` with `clock` until `shutdown`: `medic serve`, and the server of
 /// `medic demo`.
 pub(crate) async fn serve_on(
@@ -311,7 +366,7 @@ pub(crate) async fn serve_on(
     let handle = JournalHandle::spawn(journal)?;
     let engine = Engine::start(plan, handle, toolbox, clock, engine_config).await?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, store = %store.display(), dry_run, auth = identities.required(), users = identities.enforces_groups(), "medic serve is listening");
+    tracing::info!(%address, store = %store, node = engine.node().map(|(node, _)| node).unwrap_or_default(), dry_run, auth = identities.required(), users = identities.enforces_groups(), "medic serve is listening");
     let state = Arc::new(ServerState {
         engine,
         auth: Auth {

@@ -29,6 +29,15 @@ pub const DEFAULT_PLAYBOOK_TIMEOUT_MS: i64 = 60 * 60 * 1000;
 /// attempt up to this, so `retry 20 backoff 1m` waits at most five minutes between attempts.
 pub const MAX_BACKOFF_MS: u64 = 5 * 60 * 1000;
 
+/// Who makes a call: the run, and the fencing number of the lease its node holds the run
+/// under (docs/ha.md). A target that remembers the highest number it saw for a run can
+/// refuse a call made under a lower one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub run: i64,
+    pub fence: i64,
+}
+
 /// Why a stdlib call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
@@ -60,6 +69,18 @@ pub trait Toolbox: Send + Sync {
         args: &BTreeMap<String, Value>,
     ) -> BTreeMap<String, Value> {
         args.clone()
+    }
+
+    /// As [`Toolbox::call`], on behalf of `caller` (a run on a node of a cluster): an
+    /// adapter that can tell its target who calls (`http.*`'s `Medic-Run` and
+    /// `Medic-Fence` headers) does.
+    fn call_as(
+        &self,
+        function: &str,
+        args: BTreeMap<String, Value>,
+        _caller: &Caller,
+    ) -> CallFuture {
+        self.call(function, args)
     }
 
     /// Undoes what a revertible action did, given its arguments and its output (for
@@ -219,6 +240,12 @@ impl Observer for Unobserved {
 /// finishes an action that was already permitted) live behind this.
 pub trait ActionGate: Send + Sync {
     fn permit(&self, task: &plan::Task, attempt: u32) -> Result<(), String>;
+
+    /// Asked once more after the action's `started` is durable, right before the call: a
+    /// node whose lease lapsed in between (paused, cut off) does not call it.
+    fn confirm(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 pub struct AllowAll;
@@ -1019,6 +1046,10 @@ impl Job {
             {
                 last_error =
                     format!("the start could not be recorded, so the call was not made: {error}");
+            } else if task.effect == Effect::Action
+                && let Err(reason) = self.gate.confirm()
+            {
+                return (TaskOutcome::Failed { reason }, attempt - 1);
             } else {
                 let result = self.attempt().await;
                 match result {

@@ -14,6 +14,20 @@ pub(crate) struct Guardrails {
     pub(crate) actions_per_minute: Option<u32>,
     pub(crate) recent: Mutex<VecDeque<i64>>,
     pub(crate) clock: Clock,
+    /// On a node of a cluster, its lease: past its local deadline no action starts.
+    pub(crate) lease: Option<std::sync::Arc<crate::engine::LeaseClock>>,
+}
+
+impl Guardrails {
+    fn lease_holds(&self) -> Result<(), String> {
+        match &self.lease {
+            Some(lease) if !lease.holds() => Err(
+                "this node's lease on the store lapsed: it starts no action until it holds one again"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl ActionGate for Guardrails {
@@ -21,6 +35,7 @@ impl ActionGate for Guardrails {
         if self.kill_switch.load(Ordering::SeqCst) {
             return Err("the kill switch is on: no action may run".into());
         }
+        self.lease_holds()?;
         // A retry finishes an action that was already permitted: it is not counted again.
         if attempt > 1 {
             return Ok(());
@@ -43,5 +58,9 @@ impl ActionGate for Guardrails {
         }
         recent.push_back(now);
         Ok(())
+    }
+
+    fn confirm(&self) -> Result<(), String> {
+        self.lease_holds()
     }
 }

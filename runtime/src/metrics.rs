@@ -39,6 +39,9 @@ pub struct Metrics {
     suppressions: Family<Labels, Counter>,
     pub queue_depth: Gauge,
     pub active_runs: Gauge,
+    /// Runs this node took over from a node whose lease lapsed (or from its own earlier
+    /// registration), on a PostgreSQL store.
+    runs_taken_over: Counter,
     reverts: Family<Labels, Gauge>,
     backlog: Family<Labels, Gauge>,
     backlog_age: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -113,6 +116,12 @@ impl Metrics {
             queue_depth.clone(),
         );
         registry.register("active_runs", "Runs in progress", active_runs.clone());
+        let runs_taken_over = Counter::default();
+        registry.register(
+            "runs_taken_over",
+            "Runs this node took over from a node whose lease lapsed (several nodes on PostgreSQL)",
+            runs_taken_over.clone(),
+        );
         registry.register(
             "reverts",
             "Reverts in the journal, by state (failed and needs_attention wait for a human)",
@@ -162,6 +171,7 @@ impl Metrics {
             suppressions,
             queue_depth,
             active_runs,
+            runs_taken_over,
             reverts,
             backlog,
             backlog_age,
@@ -199,6 +209,10 @@ impl Metrics {
         self.alerts
             .get_or_create(&vec![("source".into(), source.into())])
             .inc_by(count);
+    }
+
+    pub fn run_taken_over(&self) {
+        self.runs_taken_over.inc();
     }
 
     pub fn run_finished(&self, playbook: &str, outcome: &str) {

@@ -348,7 +348,10 @@ impl From<EngineError> for Failure {
         let status = match &error {
             EngineError::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::TooManyAlerts { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            EngineError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // The store did not take the write (unreachable, failing, or this node's lease
+            // lapsed): nothing was acknowledged, and the sender should retry (this node
+            // later, or another).
+            EngineError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::NoRun(_) | EngineError::NoRevert(_) => StatusCode::NOT_FOUND,
             EngineError::RevertNotOpen { .. } => StatusCode::CONFLICT,
             EngineError::NotActive(_) | EngineError::NoApproval { .. } => StatusCode::CONFLICT,
@@ -356,7 +359,7 @@ impl From<EngineError> for Failure {
             EngineError::BadRequest(_) => StatusCode::BAD_REQUEST,
             EngineError::Stopped(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
+        if status == StatusCode::INTERNAL_SERVER_ERROR || matches!(error, EngineError::Journal(_)) {
             tracing::error!(%error, "request failed");
         }
         Failure(status, error.to_string())
@@ -712,6 +715,13 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// two seconds (ahead of queued writes); 503 with the reason when it does not, so a probe
 /// sees a journal that is gone or stuck (its writer thread dead, its file unreadable).
 async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
+    if state.engine.store_reachable() == Some(false) {
+        return Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store does not answer this node's heartbeat".into(),
+        )
+        .into_response();
+    }
     let read = state
         .engine
         .journal()

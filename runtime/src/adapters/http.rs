@@ -283,6 +283,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "trailer",
     "keep-alive",
     "proxy-connection",
+    // Who calls is Medic's to say (a run on a node of a cluster), never a runbook's.
+    "medic-run",
+    "medic-fence",
 ];
 
 impl HttpConfig {
@@ -441,6 +444,9 @@ pub struct Request {
     pub timeout: Duration,
     pub expect_status: i64,
     pub headers: BTreeMap<String, String>,
+    /// The run and fencing number the call is made under (several nodes on one store):
+    /// sent as `Medic-Run` and `Medic-Fence`, so a target can refuse a stale node.
+    pub caller: Option<crate::executor::Caller>,
 }
 
 impl Request {
@@ -458,6 +464,7 @@ impl Request {
             timeout: args.duration("timeout")?,
             expect_status: args.int("expect_status")?,
             headers: args.string_map("headers")?,
+            caller: None,
         };
         args.finish()?;
         Ok(request)
@@ -534,6 +541,10 @@ impl Http {
             if rule.hosts.iter().any(|pattern| pattern.matches(&url)) {
                 insert_header(&mut headers, &rule.name, &rule.value)?;
             }
+        }
+        if let Some(caller) = request.caller {
+            insert_header(&mut headers, "Medic-Run", &caller.run.to_string())?;
+            insert_header(&mut headers, "Medic-Fence", &caller.fence.to_string())?;
         }
         let mut builder = self
             .client

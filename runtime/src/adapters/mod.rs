@@ -235,6 +235,73 @@ pub struct StandardToolbox {
 }
 
 impl StandardToolbox {
+    /// A call, made on behalf of `caller` when there is one ([`Toolbox::call_as`]).
+    fn call_with(
+        &self,
+        function: &str,
+        args: BTreeMap<String, Value>,
+        caller: Option<crate::executor::Caller>,
+    ) -> CallFuture {
+        let slots = self.slots(function);
+        let function = function.to_string();
+        let http = Arc::clone(&self.http);
+        let notify = Arc::clone(&self.notify);
+        let smtp = Arc::clone(&self.smtp);
+        let prometheus = self.prometheus.clone();
+        let kubernetes = self.kubernetes.clone();
+        let jaeger = Arc::clone(&self.jaeger);
+        let elasticsearch = Arc::clone(&self.elasticsearch);
+        let diagnose = Arc::clone(&self.diagnose);
+        Box::pin(async move {
+            let _slot = match slots {
+                Some(slots) => Some(slots.acquire_owned().await.map_err(|_| {
+                    CallError::Failed(format!("the concurrency limit of `{function}` is closed"))
+                })?),
+                None => None,
+            };
+            let failed = |error: &dyn std::fmt::Display| CallError::Failed(error.to_string());
+            let Some(adapter) = Adapter::of(&function) else {
+                let module = function.split('.').next().unwrap_or(&function);
+                return Err(CallError::Failed(format!(
+                    "`{function}` has no adapter in this build: the {module} adapter is not implemented yet"
+                )));
+            };
+            match adapter {
+                Adapter::Http => {
+                    let mut request =
+                        http::Request::decode(&function, args).map_err(|error| failed(&error))?;
+                    request.caller = caller;
+                    http.request(request).await.map_err(|error| failed(&error))
+                }
+                Adapter::Slack => notify.slack(args).await.map_err(|error| failed(&error)),
+                Adapter::Webhook => notify.webhook(args).await.map_err(|error| failed(&error)),
+                Adapter::Email => smtp.email(args).await.map_err(|error| failed(&error)),
+                Adapter::Prometheus => match prometheus {
+                    Some(prometheus) => prometheus.call(&function, args).await,
+                    None => Err(prometheus::PrometheusError::NotConfigured),
+                }
+                .map_err(|error| failed(&error)),
+                Adapter::Kubernetes => match kubernetes {
+                    Some(kubernetes) => kubernetes.call(&function, args, false).await,
+                    None => Err(kubernetes::KubernetesError::NotConfigured),
+                }
+                .map_err(CallError::from),
+                Adapter::Traces => jaeger
+                    .call(&function, args)
+                    .await
+                    .map_err(|error| failed(&error)),
+                Adapter::Logs => elasticsearch
+                    .call(&function, args)
+                    .await
+                    .map_err(|error| failed(&error)),
+                Adapter::Diagnose => diagnose
+                    .call(&function, args)
+                    .await
+                    .map_err(|error| failed(&error)),
+            }
+        })
+    }
+
     pub fn new(config: ToolboxConfig) -> Result<StandardToolbox, String> {
         let http = http::Http::new(config.http).map_err(|error| error.to_string())?;
         let client = reqwest::Client::builder()
@@ -293,63 +360,16 @@ impl StandardToolbox {
 
 impl Toolbox for StandardToolbox {
     fn call(&self, function: &str, args: BTreeMap<String, Value>) -> CallFuture {
-        let slots = self.slots(function);
-        let function = function.to_string();
-        let http = Arc::clone(&self.http);
-        let notify = Arc::clone(&self.notify);
-        let smtp = Arc::clone(&self.smtp);
-        let prometheus = self.prometheus.clone();
-        let kubernetes = self.kubernetes.clone();
-        let jaeger = Arc::clone(&self.jaeger);
-        let elasticsearch = Arc::clone(&self.elasticsearch);
-        let diagnose = Arc::clone(&self.diagnose);
-        Box::pin(async move {
-            let _slot = match slots {
-                Some(slots) => Some(slots.acquire_owned().await.map_err(|_| {
-                    CallError::Failed(format!("the concurrency limit of `{function}` is closed"))
-                })?),
-                None => None,
-            };
-            let failed = |error: &dyn std::fmt::Display| CallError::Failed(error.to_string());
-            let Some(adapter) = Adapter::of(&function) else {
-                let module = function.split('.').next().unwrap_or(&function);
-                return Err(CallError::Failed(format!(
-                    "`{function}` has no adapter in this build: the {module} adapter is not implemented yet"
-                )));
-            };
-            match adapter {
-                Adapter::Http => {
-                    let request =
-                        http::Request::decode(&function, args).map_err(|error| failed(&error))?;
-                    http.request(request).await.map_err(|error| failed(&error))
-                }
-                Adapter::Slack => notify.slack(args).await.map_err(|error| failed(&error)),
-                Adapter::Webhook => notify.webhook(args).await.map_err(|error| failed(&error)),
-                Adapter::Email => smtp.email(args).await.map_err(|error| failed(&error)),
-                Adapter::Prometheus => match prometheus {
-                    Some(prometheus) => prometheus.call(&function, args).await,
-                    None => Err(prometheus::PrometheusError::NotConfigured),
-                }
-                .map_err(|error| failed(&error)),
-                Adapter::Kubernetes => match kubernetes {
-                    Some(kubernetes) => kubernetes.call(&function, args, false).await,
-                    None => Err(kubernetes::KubernetesError::NotConfigured),
-                }
-                .map_err(CallError::from),
-                Adapter::Traces => jaeger
-                    .call(&function, args)
-                    .await
-                    .map_err(|error| failed(&error)),
-                Adapter::Logs => elasticsearch
-                    .call(&function, args)
-                    .await
-                    .map_err(|error| failed(&error)),
-                Adapter::Diagnose => diagnose
-                    .call(&function, args)
-                    .await
-                    .map_err(|error| failed(&error)),
-            }
-        })
+        self.call_with(function, args, None)
+    }
+
+    fn call_as(
+        &self,
+        function: &str,
+        args: BTreeMap<String, Value>,
+        caller: &crate::executor::Caller,
+    ) -> CallFuture {
+        self.call_with(function, args, Some(*caller))
     }
 
     fn revert(&self, function: &str, args: BTreeMap<String, Value>, output: Value) -> CallFuture {

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 mod admit;
+mod cluster;
 mod control;
 mod join;
 mod operate;
@@ -41,6 +42,8 @@ mod reverts;
 mod runs;
 pub mod stored;
 
+pub(crate) use cluster::LeaseClock;
+pub use cluster::{ClusterConfig, DEFAULT_LEASE_MS};
 pub use operate::{Actor, Done, Operation};
 
 /// Why a run is cancelled when its alert resolves (journaled; read back after a restart).
@@ -70,6 +73,8 @@ pub struct EngineConfig {
     pub max_runs: usize,
     /// The timeout of a playbook without a `timeout` clause (default one hour).
     pub default_playbook_timeout_ms: Option<i64>,
+    /// One node of several on a PostgreSQL store (docs/ha.md); `None`: the only node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// The default of [`EngineConfig::max_runs`].
@@ -86,6 +91,7 @@ impl Default for EngineConfig {
             retention_ms: None,
             max_runs: DEFAULT_MAX_RUNS,
             default_playbook_timeout_ms: Some(executor::DEFAULT_PLAYBOOK_TIMEOUT_MS),
+            cluster: None,
         }
     }
 }
@@ -251,6 +257,8 @@ struct Inner {
     /// Held from an episode's lookup to its alerts' commit (`join.rs`), one per share of
     /// the fingerprints.
     joining: [tokio::sync::Mutex<()>; join::SHARDS],
+    /// This node's lease and runs, on a PostgreSQL store shared with other nodes.
+    cluster: Option<cluster::Cluster>,
 }
 
 /// The engine; cheap to clone (handles to one shared state).
@@ -303,6 +311,15 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine, EngineError> {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        // A node of a cluster registers first: what it recovers is then its own.
+        let registered = match config.cluster.clone() {
+            Some(cluster) => Some(
+                tokio::task::spawn_blocking(move || cluster::register(&cluster))
+                    .await
+                    .map_err(|error| EngineError::Stopped(error.to_string()))??,
+            ),
+            None => None,
+        };
         // The rate limit's window as the journal has it: a restart (a crash loop included)
         // does not give the actions of the last minute back.
         let since = clock.now_ms().saturating_sub(60_000);
@@ -312,10 +329,22 @@ impl Engine {
             .into();
         let guardrails = Arc::new(Guardrails {
             kill_switch: AtomicBool::new(config.kill_switch),
-            actions_per_minute: config.actions_per_minute,
+            // In a cluster, the store decides the rate window for every node at once.
+            actions_per_minute: config
+                .actions_per_minute
+                .filter(|_| config.cluster.is_none()),
             recent: Mutex::new(recent),
             clock,
+            lease: registered.as_ref().map(|(_, _, lease)| Arc::clone(lease)),
         });
+        let cluster = match (&config.cluster, &registered) {
+            (Some(config), Some((_, _, lease))) => Some(cluster::Cluster {
+                config: config.clone(),
+                lease: Arc::clone(lease),
+                tasks: Mutex::new(BTreeMap::new()),
+            }),
+            _ => None,
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 plan: RwLock::new(Planned::new(plan)),
@@ -332,6 +361,7 @@ impl Engine {
                 backlog: Mutex::new(Backlog::default()),
                 metrics: Metrics::new(),
                 joining: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+                cluster,
             }),
         };
         // A kill switch turned on through the API stays on across restarts; the config's
@@ -347,6 +377,9 @@ impl Engine {
                 .guardrails
                 .kill_switch
                 .store(true, Ordering::SeqCst);
+        }
+        if let Some((heartbeat, lease, _)) = registered {
+            engine.join_cluster(heartbeat, lease).await?;
         }
         engine.recover().await?;
         tokio::spawn(worker(engine.clone(), receiver));

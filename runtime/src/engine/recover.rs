@@ -56,6 +56,17 @@ impl Engine {
             }
         }
         for stored in unprocessed {
+            self.process_stored(stored).await?;
+        }
+        Ok(())
+    }
+
+    /// Processes an alert accepted earlier (before a restart, or by a node that died).
+    pub(super) async fn process_stored(
+        &self,
+        stored: crate::journal::StoredAlert,
+    ) -> Result<(), EngineError> {
+        {
             match stored::from_json(&stored.payload) {
                 Ok(alert) => {
                     self.process(stored.id, &alert).await;
@@ -193,7 +204,7 @@ impl Engine {
     }
 
     /// Ends a revert `needs_attention` with why, and tells the escalation receiver.
-    async fn revert_needs_a_human(
+    pub(super) async fn revert_needs_a_human(
         &self,
         revert: &RevertRow,
         detail: String,

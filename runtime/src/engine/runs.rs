@@ -58,6 +58,7 @@ impl Engine {
                 .map(|task| (task.id.clone(), task.function.clone()))
                 .collect(),
             first_attempt: Mutex::new(BTreeMap::new()),
+            counted: Arc::new(Mutex::new(BTreeSet::new())),
             durable_first: if self.inner.config.dry_run {
                 BTreeSet::new()
             } else {
@@ -70,7 +71,7 @@ impl Engine {
             },
         });
         let context = RunContext {
-            toolbox: Arc::clone(&self.inner.toolbox),
+            toolbox: self.toolbox_for(run),
             options: RunOptions {
                 dry_run: self.inner.config.dry_run,
             },
@@ -88,7 +89,7 @@ impl Engine {
         if let Ok(mut backlog) = self.inner.backlog.lock() {
             backlog.runs.insert(run, self.inner.clock.now_ms());
         }
-        tokio::spawn(
+        let task = tokio::spawn(
             async move {
                 // Beyond `max_runs`, a run waits here for a slot (the semaphore is fair, so
                 // in the order the runs were admitted). The slot is held until it ends.
@@ -104,6 +105,7 @@ impl Engine {
             }
             .instrument(span),
         );
+        self.track_run(run, task);
     }
 
     /// Closes a run: its report and its reverts are written in one group commit, so a
@@ -285,6 +287,9 @@ struct RunObserver {
     engine: Engine,
     functions: BTreeMap<String, String>,
     first_attempt: Mutex<BTreeMap<String, i64>>,
+    /// The actions whose start took its place in the rate window (once per action, however
+    /// many attempts, also when an attempt's start was refused).
+    counted: Arc<Mutex<BTreeSet<String>>>,
     /// The tasks whose transitions are awaited until durable.
     durable_first: BTreeSet<String>,
 }
@@ -355,24 +360,42 @@ impl Observer for RunObserver {
                 })
             });
         }
-        // An action's first attempt also takes its place in the rate limit's window on disk,
-        // in the same write, so that a restart reads the window back.
-        let first_action_start =
-            state == "started" && detail == "1" && self.durable_first.contains(&task);
+        // An action's start also takes its place in the rate limit's window on disk (its
+        // first attempt), in the same write, so that a restart reads the window back; on
+        // PostgreSQL the store decides there the kill switch and the window for every node.
+        let action_start = state == "started" && self.durable_first.contains(&task);
+        let count = action_start
+            && self
+                .counted
+                .lock()
+                .is_ok_and(|counted| !counted.contains(&task));
+        let limit = engine.inner.config.actions_per_minute;
+        let counted = Arc::clone(&self.counted);
         Box::pin(async move {
+            let counted_task = task.clone();
             let result = engine
                 .inner
                 .journal
                 .call(move |journal| {
                     journal.task_event(run, &task, &state, &detail, at_ms)?;
-                    if first_action_start {
-                        journal.action_started(at_ms)?;
+                    if action_start {
+                        journal.start_action(at_ms, count, limit)?;
                     }
                     Ok(())
                 })
                 .await;
+            if result.is_ok()
+                && count
+                && let Ok(mut counted) = counted.lock()
+            {
+                counted.insert(counted_task);
+            }
             result.map_err(|error| {
-                tracing::error!(%error, run, "could not journal a task transition");
+                if matches!(error, JournalError::Fenced { .. }) {
+                    engine.lose_run(run);
+                } else if !matches!(error, JournalError::Refused(_)) {
+                    tracing::error!(%error, run, "could not journal a task transition");
+                }
                 error.to_string()
             })
         })

@@ -200,6 +200,10 @@ pub enum JournalError {
         node: String,
         fence: i64,
     },
+    /// The store refused an action start: the cluster's kill switch is on, or its rate
+    /// window is full.
+    #[error("{0}")]
+    Refused(String),
     /// A statement of the PostgreSQL store failed.
     #[error("journal {operation} failed: {source}")]
     Database {

@@ -157,6 +157,12 @@ const MIGRATIONS: &[&str] = &[
      );
      ALTER TABLE runs ADD COLUMN owner TEXT, ADD COLUMN fence BIGINT;
      CREATE INDEX runs_unfinished_by_owner ON runs(owner) WHERE finished_at IS NULL;",
+    // 2 -> 3: the node that accepted each alert (another takes over those it left
+    // unprocessed when it died) and the node that claimed each revert (only its own reverts
+    // in flight are its to report after a restart).
+    "ALTER TABLE alerts ADD COLUMN node TEXT;
+     ALTER TABLE reverts ADD COLUMN claimed_by TEXT;
+     CREATE INDEX alerts_unprocessed_by_node ON alerts(node) WHERE NOT processed;",
 ];
 
 /// The schema version this Medic writes.
@@ -170,9 +176,11 @@ const SESSION_OPTIONS: &str =
 
 /// The advisory lock (its first key) under which a node migrates the schema.
 const MIGRATION_LOCK: i32 = 0x6d65_6401;
-/// The advisory locks (first key; the second is the rule's hash) that serialize admissions
-/// of one rule.
-const ADMISSION_LOCK: i32 = 0x6d65_6402;
+/// The advisory lock (first key; the second is 0) under which every decision made across
+/// nodes is taken: admissions (episode, cooldown, concurrency) and action starts (the kill
+/// switch and the rate window). One lock, not one per rule: a group holds it until it
+/// commits, and with a single lock two groups cannot wait for each other (note 032).
+const DECISION_LOCK: i32 = 0x6d65_6402;
 
 const RUN_COLUMNS: &str = "id, rule, playbook, alert_id, fingerprint, performs_actions, arguments, state, started_at, finished_at, report, (SELECT alerts.starts_at FROM alerts WHERE alerts.id = runs.alert_id)";
 const REVERT_COLUMNS: &str =
@@ -511,10 +519,11 @@ impl PgJournal {
         alerts: &[AcceptedAlert],
         received_at: i64,
     ) -> Result<Vec<i64>, JournalError> {
+        let node = self.lease.as_ref().map(|lease| lease.node.clone());
         self.atomically("accepting alerts", |client| {
             let insert = client.prepare(
-                "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed, node)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
             )?;
             let mut ids = Vec::with_capacity(alerts.len());
             for alert in alerts {
@@ -529,6 +538,7 @@ impl PgJournal {
                         &alert.starts_at,
                         &alert.payload,
                         &alert.processed,
+                        &node,
                     ],
                 )?;
                 ids.push(row.try_get(0)?);
@@ -547,14 +557,47 @@ impl PgJournal {
         .map(drop)
     }
 
-    /// Alerts accepted but not processed, oldest first.
+    /// Alerts accepted but not processed, oldest first: once registered, those this node
+    /// accepted (another node's are its own, or taken over by [`PgJournal::take_over_alerts`]).
     pub fn unprocessed_alerts(&mut self) -> Result<Vec<StoredAlert>, JournalError> {
+        match self.lease.clone() {
+            None => self.rows(
+                "reading unprocessed alerts",
+                "SELECT id, source, payload FROM alerts WHERE NOT processed ORDER BY id",
+                &[],
+                stored_alert,
+            ),
+            Some(lease) => self.rows(
+                "reading unprocessed alerts",
+                "SELECT id, source, payload FROM alerts WHERE NOT processed
+                 AND (node = $1 OR node IS NULL) ORDER BY id",
+                &[&lease.node],
+                stored_alert,
+            ),
+        }
+    }
+
+    /// Takes the unprocessed alerts of nodes whose lease lapsed more than `grace_ms` ago,
+    /// while this node's lease holds; they are this node's to process from now on.
+    pub fn take_over_alerts(&mut self, grace_ms: i64) -> Result<Vec<StoredAlert>, JournalError> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(Vec::new());
+        };
         self.rows(
-            "reading unprocessed alerts",
-            "SELECT id, source, payload FROM alerts WHERE NOT processed ORDER BY id",
-            &[],
+            "taking over alerts",
+            "UPDATE alerts SET node = $1
+             WHERE id IN (SELECT id FROM alerts WHERE NOT processed
+                 AND node IN (SELECT id FROM nodes WHERE id <> $1 AND lease_until + $3 < medic_now())
+                 FOR UPDATE SKIP LOCKED)
+             AND EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now())
+             RETURNING id, source, payload",
+            &[&lease.node, &lease.fence, &grace_ms],
             stored_alert,
         )
+        .map(|mut alerts| {
+            alerts.sort_by_key(|alert| alert.id);
+            alerts
+        })
     }
 
     /// Starts a run of a rule for an alert, unless its firing episode already started one,
@@ -776,6 +819,33 @@ impl PgJournal {
         Ok(until.is_some())
     }
 
+    /// Takes `lease` as this connection's own: a node registers on its heartbeat's
+    /// connection, and its journal's connection writes under the same lease.
+    pub fn adopt(&mut self, lease: Lease) {
+        self.lease = Some(lease);
+    }
+
+    /// Takes the reverts that nodes whose lease lapsed more than `grace_ms` ago had in
+    /// flight: nobody knows whether they took effect, so they go to a human.
+    pub fn take_over_reverts(&mut self, grace_ms: i64) -> Result<Vec<RevertRow>, JournalError> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(Vec::new());
+        };
+        self.rows(
+            "taking over reverts",
+            &format!(
+                "UPDATE reverts SET claimed_by = $1
+                 WHERE id IN (SELECT id FROM reverts WHERE state = 'reverting'
+                     AND claimed_by IN (SELECT id FROM nodes WHERE id <> $1 AND lease_until + $3 < medic_now())
+                     FOR UPDATE SKIP LOCKED)
+                 AND EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now())
+                 RETURNING {REVERT_COLUMNS}"
+            ),
+            &[&lease.node, &lease.fence, &grace_ms],
+            revert_row,
+        )
+    }
+
     /// The lease this node holds, as last registered or renewed.
     pub fn lease(&self) -> Option<&Lease> {
         self.lease.as_ref()
@@ -795,7 +865,7 @@ impl PgJournal {
             // middle of a write) is skipped, not waited for: the next sweep takes it.
             "UPDATE runs SET owner = $1, fence = $2
              WHERE id IN (SELECT id FROM runs WHERE finished_at IS NULL
-                 AND ((owner = $1 AND fence < $2)
+                 AND ((owner = $1 AND fence < $2) OR owner IS NULL
                       OR owner IN (SELECT id FROM nodes WHERE id <> $1 AND lease_until + $3 < medic_now()))
                  FOR UPDATE SKIP LOCKED)
              AND EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now())
@@ -845,6 +915,52 @@ impl PgJournal {
             client.execute("INSERT INTO action_starts (at) VALUES ($1)", &[&at])?;
             Ok(())
         })
+    }
+
+    /// Decides, for every node at once, whether an action may start now, and if `count`
+    /// (its first attempt) takes its place in the rate window: refused while the kill switch
+    /// is on, or when `limit` actions started in the last minute of the database's time.
+    /// Taken under the decision lock, in the write that records the action's `started`.
+    pub fn start_action(&mut self, count: bool, limit: Option<u32>) -> Result<(), JournalError> {
+        let refusal = self.atomically("deciding an action start", |client| {
+            client.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&DECISION_LOCK])?;
+            let switch: Option<String> = client
+                .query_opt("SELECT value FROM meta WHERE key = 'kill_switch'", &[])?
+                .map(|row| row.try_get(0))
+                .transpose()?;
+            if switch.as_deref() == Some("on") {
+                return Ok(Some(
+                    "the kill switch is on (on some node of the cluster): no action may run"
+                        .to_string(),
+                ));
+            }
+            if !count {
+                return Ok(None);
+            }
+            if let Some(limit) = limit.filter(|limit| *limit > 0) {
+                let recent: i64 = client
+                    .query_one(
+                        "SELECT COUNT(*) FROM action_starts WHERE at > medic_now() - 60000",
+                        &[],
+                    )?
+                    .try_get(0)?;
+                if recent >= i64::from(limit) {
+                    return Ok(Some(format!(
+                        "rate limited: {limit} actions already ran in the last minute, across the cluster"
+                    )));
+                }
+            }
+            client.execute(
+                "DELETE FROM action_starts WHERE at < medic_now() - 3600000",
+                &[],
+            )?;
+            client.execute("INSERT INTO action_starts (at) VALUES (medic_now())", &[])?;
+            Ok(None)
+        })?;
+        match refusal {
+            Some(reason) => Err(JournalError::Refused(reason)),
+            None => Ok(()),
+        }
     }
 
     /// When the actions started since `since` started, oldest first.
@@ -937,13 +1053,14 @@ impl PgJournal {
     /// the resolved alert took it first (a revert is performed at most once, cluster-wide:
     /// the update is one statement, and PostgreSQL lets one of two racing ones change the row).
     pub fn claim_revert(&mut self, revert_id: i64) -> Result<Option<RevertRow>, JournalError> {
+        let node = self.lease.as_ref().map(|lease| lease.node.clone());
         self.row(
             "claiming a revert",
             &format!(
-                "UPDATE reverts SET state = 'reverting' WHERE id = $1 AND state = 'pending'
+                "UPDATE reverts SET state = 'reverting', claimed_by = $2 WHERE id = $1 AND state = 'pending'
                  RETURNING {REVERT_COLUMNS}"
             ),
-            &[&revert_id],
+            &[&revert_id, &node],
             revert_row,
         )
     }
@@ -968,12 +1085,27 @@ impl PgJournal {
 
     /// Reverts in a given state.
     pub fn reverts(&mut self, state: &str) -> Result<Vec<RevertRow>, JournalError> {
-        self.rows(
-            "reading reverts",
-            &format!("SELECT {REVERT_COLUMNS} FROM reverts WHERE state = $1 ORDER BY id"),
-            &[&state],
-            revert_row,
-        )
+        match (state, self.lease.clone()) {
+            // A revert in flight is the business of the node performing it: once registered,
+            // this node reports its own, and those of nodes whose lease lapsed.
+            ("reverting", Some(lease)) => self.rows(
+                "reading reverts",
+                &format!(
+                    "SELECT {REVERT_COLUMNS} FROM reverts WHERE state = 'reverting'
+                     AND (claimed_by IS NULL OR claimed_by = $1
+                          OR claimed_by IN (SELECT id FROM nodes WHERE id <> $1 AND lease_until < medic_now()))
+                     ORDER BY id"
+                ),
+                &[&lease.node],
+                revert_row,
+            ),
+            _ => self.rows(
+                "reading reverts",
+                &format!("SELECT {REVERT_COLUMNS} FROM reverts WHERE state = $1 ORDER BY id"),
+                &[&state],
+                revert_row,
+            ),
+        }
     }
 
     /// Pending `revert on resolve` reverts whose episode's resolved alert was already
@@ -1676,21 +1808,15 @@ fn admit_in(
     admission: &Admission,
     lease: Option<&Lease>,
 ) -> Result<Option<Admitted>, postgres::Error> {
-    if let Some(lease) = lease {
-        let held = transaction.query_opt(
-            "SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now()",
-            &[&lease.node, &lease.fence],
-        )?;
-        if held.is_none() {
-            return Ok(None);
-        }
+    // Every admission, on any node, waits here until this transaction ends: what it reads
+    // below is then all the runs there are, committed.
+    transaction.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&DECISION_LOCK])?;
+    // The lease is checked once the lock is held, not before a wait of unknown length.
+    if let Some(lease) = lease
+        && !lease_holds(transaction, lease)?
+    {
+        return Ok(None);
     }
-    // Every admission of this rule, on any node, waits here until this transaction ends:
-    // what it reads below is then all the runs the rule has, committed.
-    transaction.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&ADMISSION_LOCK, &admission.rule],
-    )?;
     let existing = transaction.query_opt(
         "SELECT run_id FROM episodes WHERE rule = $1 AND fingerprint = $2 AND starts_at = $3",
         &[
@@ -1765,6 +1891,16 @@ fn admit_in(
         ],
     )?;
     Ok(Some(Admitted::Started(run_id)))
+}
+
+/// Whether `lease` is still this node's registration and unexpired in the database's time.
+fn lease_holds(transaction: &mut Client, lease: &Lease) -> Result<bool, postgres::Error> {
+    Ok(transaction
+        .query_opt(
+            "SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now()",
+            &[&lease.node, &lease.fence],
+        )?
+        .is_some())
 }
 
 /// A fenced write's result: refused when it changed nothing.

@@ -137,6 +137,30 @@ impl Store {
         }
     }
 
+    /// Records an action's start in the rate window (its first attempt, `count`), in the
+    /// write of its `started`. On SQLite (one node) the engine's guardrails decided already;
+    /// on PostgreSQL the kill switch and the window are decided here, for every node.
+    pub fn start_action(
+        &mut self,
+        at: i64,
+        count: bool,
+        limit: Option<u32>,
+    ) -> Result<(), JournalError> {
+        match self {
+            Store::Sqlite(journal) if count => journal.action_started(at),
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(journal) => journal.start_action(count, limit),
+        }
+    }
+
+    /// The PostgreSQL store, for what only several nodes need (leases, takeovers).
+    pub fn postgres(&mut self) -> Option<&mut PgJournal> {
+        match self {
+            Store::Postgres(journal) => Some(journal),
+            Store::Sqlite(_) => None,
+        }
+    }
+
     // ------------------------------------------------------------ the handle's protocol
 
     pub(super) fn begin(&mut self) -> Result<(), JournalError> {
