@@ -8,6 +8,7 @@
 )]
 
 mod alertmanager;
+mod cluster;
 mod crash;
 mod demo;
 mod history;
