@@ -351,7 +351,7 @@ impl From<EngineError> for Failure {
             // The store did not take the write (unreachable, failing, or this node's lease
             // lapsed): nothing was acknowledged, and the sender should retry (this node
             // later, or another).
-            EngineError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EngineError::Journal(_) | EngineError::Elsewhere(_) => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::NoRun(_) | EngineError::NoRevert(_) => StatusCode::NOT_FOUND,
             EngineError::RevertNotOpen { .. } => StatusCode::CONFLICT,
             EngineError::NotActive(_) | EngineError::NoApproval { .. } => StatusCode::CONFLICT,

@@ -173,11 +173,11 @@ struct Node {
 }
 
 impl Node {
-    fn new(name: &str, postgres: &RealPostgres, target: &Target) -> Node {
+    fn new(name: &str, postgres: &RealPostgres, target: &Target, lease_seconds: u64) -> Node {
         let dir = temp_dir(&format!("cluster-{name}"));
         write_plan(&dir, &PLAN.replace("TARGET", &target.port.to_string()));
         let config = format!(
-            "plans = [\"plans\"]\n[store]\nurl = \"{}\"\nnode = \"{name}\"\nlease_seconds = {LEASE_SECONDS}\n[limits]\nactions_per_minute = 1000000\nbody_bytes = 65536\n",
+            "plans = [\"plans\"]\n[store]\nurl = \"{}\"\nnode = \"{name}\"\nlease_seconds = {lease_seconds}\n[limits]\nactions_per_minute = 1000000\nbody_bytes = 65536\n",
             postgres.url()
         );
         Node {
@@ -202,9 +202,13 @@ impl Node {
 }
 
 fn nodes(postgres: &RealPostgres, target: &Target) -> Vec<Node> {
+    nodes_with_lease(postgres, target, LEASE_SECONDS)
+}
+
+fn nodes_with_lease(postgres: &RealPostgres, target: &Target, lease_seconds: u64) -> Vec<Node> {
     ["a", "b", "c"]
         .iter()
-        .map(|name| Node::new(name, postgres, target))
+        .map(|name| Node::new(name, postgres, target, lease_seconds))
         .collect()
 }
 
@@ -700,4 +704,177 @@ fn kill_9_of_a_random_node_every_few_seconds_under_load_loses_nothing_and_repeat
         states
     );
     drop(servers);
+}
+
+/// A run that waits for a human before it acts.
+const APPROVAL_PLAN: &str = r##"import std.{http}
+
+rule gated {
+  on alert "Gated"
+  run gated(fingerprint: alert.fingerprint)
+  cooldown 1m per alert.fingerprint
+}
+
+playbook gated(fingerprint: String) {
+  task act = http.post(url: "http://127.0.0.1:TARGET/act/{fingerprint}") {
+    approval within 1h
+  }
+}
+"##;
+
+fn post_to(node: &Node, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, text) = http(
+        "POST",
+        &format!("{}{path}", node.url()),
+        &[],
+        body.as_bytes(),
+    )
+    .unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[test]
+fn approvals_pauses_and_cancels_work_on_any_node_and_follow_a_takeover() {
+    let postgres = postgres();
+    let target = Target::start(Duration::ZERO);
+    // A lease longer than the 5 s a node waits for another's answer, so that the frozen
+    // owner is seen not to answer before its run moves (a request made to a node that then
+    // loses its run is performed by the node that takes it over).
+    let nodes = nodes_with_lease(&postgres, &target, 10);
+    for node in &nodes {
+        write_plan(
+            &node.dir,
+            &APPROVAL_PLAN.replace("TARGET", &target.port.to_string()),
+        );
+    }
+    let mut servers: Vec<Server> = nodes.iter().map(Node::start).collect();
+    let payload = alertmanager_payload("Gated", "api", "gated1", "firing", "2026-12-04T12:00:00Z");
+    let (status, body) = http(
+        "POST",
+        &format!("{}/webhook/alertmanager", nodes[0].url()),
+        &[],
+        payload.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let id = servers[1].wait_for_runs("the run", |runs| runs.len() == 1)[0]["id"]
+        .as_i64()
+        .unwrap();
+    // Every node shows what the run waits for, though node a runs it.
+    for server in &servers[1..] {
+        server.wait_for_detail(&id.to_string(), "the approval shown", |detail| {
+            detail["awaiting_approval"] == serde_json::json!(["act"])
+        });
+    }
+    // Pause and resume on b, through a.
+    let (status, body) = post_to(&nodes[1], &format!("/api/runs/{id}/pause"), "{}");
+    assert_eq!(
+        (status, &body["state"]),
+        (200, &serde_json::json!("paused")),
+        "{body}"
+    );
+    assert_eq!(runs(&postgres)[0].2, "paused");
+    let (status, body) = post_to(&nodes[2], &format!("/api/runs/{id}/resume"), "{}");
+    assert_eq!(status, 200, "{body}");
+    // A task that does not wait is refused by the node that runs the run, and the refusal
+    // comes back as it would from that node.
+    let (status, body) = post_to(
+        &nodes[1],
+        &format!("/api/runs/{id}/approve"),
+        r#"{"task": "nothing"}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("named `nothing`"),
+        "{body}"
+    );
+    let (status, _) = post_to(&nodes[1], "/api/runs/999/approve", "{}");
+    assert_eq!(status, 404);
+
+    // The owner freezes: a request to it is not answered, and says so, and nothing is done.
+    assert_eq!(runs(&postgres)[0].3, "a", "{}", logs(&nodes));
+    let pid = servers[0].child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, body) = post_to(&nodes[1], &format!("/api/runs/{id}/approve"), "{}");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("did not answer"),
+        "{body}"
+    );
+    // Taken over by b or c, the run waits for its approval there, and any node passes it on.
+    wait_until("the run taken over", Duration::from_secs(30), || {
+        runs(&postgres)[0].3 != "a"
+    });
+    let taker = runs(&postgres)[0].3.clone();
+    let asked = if taker == "b" { &nodes[2] } else { &nodes[1] };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = post_to(asked, &format!("/api/runs/{id}/approve"), "{}");
+        if status == 200 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{status}: {body}\n{}",
+            logs(&nodes)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(body["approved"], serde_json::json!(["act"]), "{body}");
+    wait_until("the run finished", Duration::from_secs(20), || {
+        runs(&postgres)[0].5
+    });
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = runs(&postgres)[0].clone();
+    assert_eq!(
+        (run.2.as_str(), run.3.as_str()),
+        ("succeeded", taker.as_str())
+    );
+    let actions = target.actions();
+    assert_eq!(actions["/act/gated1"].len(), 1, "{actions:?}");
+    assert_eq!(actions["/act/gated1"][0].fence, Some(run.4));
+    // The request the frozen node never answered was given up, not performed later; the
+    // audit log, on every node, says who asked what and how it ended.
+    assert_eq!(
+        count(
+            &postgres,
+            "SELECT COUNT(*) FROM controls WHERE state = 'expired'"
+        ),
+        1
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(target.actions()["/act/gated1"].len(), 1);
+    let audit = servers[0].json(&format!("/api/audit?run={id}"));
+    let entries = audit["entries"].as_array().cloned().unwrap_or_default();
+    let outcomes: Vec<(String, String)> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["action"].as_str().unwrap_or_default().to_string(),
+                entry["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&("pause".into(), "done".into()))
+            && outcomes.contains(&("approve".into(), "refused".into()))
+            && outcomes.contains(&("approve".into(), "done".into())),
+        "{audit:#}"
+    );
+    servers.clear();
 }

@@ -111,6 +111,8 @@ enum LeaseEvent {
     Registered(Lease),
     /// The kill switch as the store has it (any node may have changed it).
     KillSwitch(bool),
+    /// Operators asked other nodes for runs, maybe this node's (`forward.rs`).
+    Controls,
 }
 
 /// The cluster part of the engine's state.
@@ -136,7 +138,7 @@ pub(super) fn register(
 }
 
 impl Engine {
-    fn cluster(&self) -> Option<&Cluster> {
+    pub(super) fn cluster(&self) -> Option<&Cluster> {
         self.inner.cluster.as_ref()
     }
 
@@ -376,11 +378,30 @@ fn beat(
     let mut registered = true;
     let mut kill_switch: Option<bool> = None;
     let mut failing = false;
+    if let Err(error) = store.listen() {
+        tracing::warn!(%error, "the heartbeat cannot listen for requests yet; it polls for them");
+    }
+    let mut next_beat = Instant::now() + period;
     loop {
-        std::thread::sleep(period);
+        // Until the next beat, woken by the requests operators make of other nodes.
+        while let Some(left) = next_beat.checked_duration_since(Instant::now()) {
+            if left.is_zero() {
+                break;
+            }
+            match store.wait_for_request(left) {
+                Ok(true) => {
+                    let _ = events.send(LeaseEvent::Controls);
+                }
+                Ok(false) => {}
+                Err(_) => std::thread::sleep(next_beat.saturating_duration_since(Instant::now())),
+            }
+        }
+        next_beat = Instant::now() + period;
         if events.is_closed() {
             return;
         }
+        // A request whose notification was missed (the connection broke) waits one beat.
+        let _ = events.send(LeaseEvent::Controls);
         let began = Instant::now();
         let attempt = if registered {
             store.renew(config.lease_ms).map(|held| (held, None))
@@ -458,6 +479,10 @@ async fn follow_lease(
                 if let Err(error) = engine.sweep().await {
                     tracing::error!(%error, "could not take this node's runs back");
                 }
+            }
+            LeaseEvent::Controls => {
+                let engine = engine.clone();
+                tokio::spawn(async move { engine.answer_controls().await });
             }
             LeaseEvent::KillSwitch(on) => {
                 let on = on || engine.inner.config.kill_switch;

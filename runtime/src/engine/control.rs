@@ -164,6 +164,41 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// [`Engine::awaiting_approvals`] of every node, on a cluster (from the store).
+    pub async fn awaiting_approvals_anywhere(&self) -> BTreeMap<i64, Vec<String>> {
+        let mut waiting = self.awaiting_approvals();
+        if self.cluster().is_none() {
+            return waiting;
+        }
+        let stored = self
+            .inner
+            .journal
+            .call(|journal| match journal.postgres() {
+                Some(pg) => pg.awaiting_approval(),
+                None => Ok(Vec::new()),
+            })
+            .await;
+        match stored {
+            Ok(stored) => {
+                for (run, task) in stored {
+                    let tasks = waiting.entry(run).or_default();
+                    if !tasks.contains(&task) {
+                        tasks.push(task);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the approvals other nodes wait for"),
+        }
+        waiting
+    }
+
+    /// Whether operators can approve, pause or cancel `run` here: it is in progress on this
+    /// node, or, on a cluster, on any.
+    pub fn controllable(&self, run: &RunRow) -> bool {
+        run.finished_at.is_none()
+            && (self.cluster().is_some() || self.active_runs().contains(&run.id))
+    }
+
     /// The ids of the runs in progress.
     pub fn active_runs(&self) -> Vec<i64> {
         self.inner
@@ -286,17 +321,17 @@ impl Engine {
             })
             .await?;
         let row = row.ok_or(EngineError::NoRun(run))?;
-        let awaiting_approval = self
-            .inner
-            .active
-            .lock()
-            .ok()
-            .and_then(|active| {
-                active
-                    .get(&run)
-                    .map(|entry| entry.awaiting.iter().cloned().collect())
-            })
-            .unwrap_or_default();
+        let local: Option<Vec<String>> = self.inner.active.lock().ok().and_then(|active| {
+            active
+                .get(&run)
+                .map(|entry| entry.awaiting.iter().cloned().collect())
+        });
+        // A run of another node: what waits is what its journal says waits.
+        let awaiting_approval = match local {
+            Some(local) => local,
+            None if self.cluster().is_some() && row.finished_at.is_none() => awaiting_in(&events),
+            None => Vec::new(),
+        };
         let mut unreadable = BTreeMap::new();
         let definition = match definition.as_deref().map(serde_json::from_str) {
             Some(Ok(definition)) => Some(definition),
@@ -319,4 +354,17 @@ impl Engine {
             unreadable,
         })
     }
+}
+
+/// The tasks whose last event is a request for approval: what a run waits for, as its
+/// journal tells it.
+fn awaiting_in(events: &[crate::journal::TaskEventRow]) -> Vec<String> {
+    let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    for event in events.iter().filter(|event| !event.task.is_empty()) {
+        last.insert(&event.task, &event.state);
+    }
+    last.into_iter()
+        .filter(|(_, state)| *state == "awaiting_approval")
+        .map(|(task, _)| task.to_string())
+        .collect()
 }

@@ -35,6 +35,7 @@ use tracing::Instrument;
 mod admit;
 mod cluster;
 mod control;
+mod forward;
 mod join;
 mod operate;
 mod recover;
@@ -142,6 +143,10 @@ pub enum EngineError {
     /// empty reason).
     #[error("{0}")]
     BadRequest(String),
+    /// On a cluster, the node that runs the run could not do what was asked, or did not
+    /// answer (`forward.rs`).
+    #[error("{0}")]
+    Elsewhere(String),
     /// Work the engine handed to a task of its own stopped before it finished.
     #[error("the operation stopped: {0}")]
     Stopped(String),

@@ -152,6 +152,18 @@ impl Engine {
     }
 
     async fn perform(&self, actor: &Actor, operation: &Operation) -> Result<Done, EngineError> {
+        if self.elsewhere(operation) {
+            return self.forward(actor, operation).await;
+        }
+        self.perform_here(actor, operation).await
+    }
+
+    /// Performs `operation` on this node (the node asked, or the one that runs the run).
+    pub(super) async fn perform_here(
+        &self,
+        actor: &Actor,
+        operation: &Operation,
+    ) -> Result<Done, EngineError> {
         let by = actor.name.clone();
         Ok(match operation.clone() {
             Operation::Approve { run, task } => Done::Decided(

@@ -163,6 +163,21 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE alerts ADD COLUMN node TEXT;
      ALTER TABLE reverts ADD COLUMN claimed_by TEXT;
      CREATE INDEX alerts_unprocessed_by_node ON alerts(node) WHERE NOT processed;",
+    // 3 -> 4: operators' requests for runs owned by another node (approve, reject, pause,
+    // resume, cancel): the node that owns the run performs them and writes the answer
+    // (`pg/controls.rs`).
+    "CREATE TABLE controls (
+       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       run_id BIGINT NOT NULL REFERENCES runs(id),
+       request TEXT NOT NULL,
+       requested_by TEXT NOT NULL,
+       requested_at BIGINT NOT NULL,
+       state TEXT NOT NULL DEFAULT 'requested',
+       answer TEXT,
+       answered_by TEXT,
+       answered_at BIGINT
+     );
+     CREATE INDEX controls_requested ON controls(run_id) WHERE state = 'requested';",
 ];
 
 /// The schema version this Medic writes.
@@ -307,7 +322,13 @@ pub struct PgJournal {
     /// write for a run is fenced by it, runs it admits are its own, and the unfinished runs
     /// are its own.
     lease: Option<Lease>,
+    /// Whether this connection listens for operators' requests ([`PgJournal::listen`]):
+    /// a replaced connection listens again.
+    listening: bool,
 }
+
+mod controls;
+pub use controls::{ControlRequest, Requested};
 
 impl PgJournal {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the schema
@@ -343,6 +364,7 @@ impl PgJournal {
             in_group: false,
             group_broken: false,
             lease: None,
+            listening: false,
         })
     }
 
@@ -356,6 +378,11 @@ impl PgJournal {
                 ));
             }
             self.client = connect(&self.url)?;
+            if self.listening {
+                self.client
+                    .batch_execute(controls::LISTEN)
+                    .map_err(database_error("listening for operators' requests"))?;
+            }
         }
         Ok(&mut self.client)
     }

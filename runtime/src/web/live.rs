@@ -45,7 +45,7 @@ async fn version(engine: &crate::engine::Engine, run: Option<i64>) -> String {
             let mut active = engine.active_runs();
             active.sort_unstable();
             let active: Vec<String> = active.iter().map(ToString::to_string).collect();
-            let waiting = format!("{:?}", engine.awaiting_approvals());
+            let waiting = format!("{:?}", engine.awaiting_approvals_anywhere().await);
             let kill = engine.kill_switch();
             format!("{newest}|{}|{waiting}|{kill}", active.join(","))
         }

@@ -61,7 +61,7 @@ pub(super) async fn runs_page(
     runs.truncate(PAGE);
     // Waiting for a human: approvals of the runs in progress, and runs escalated or
     // interrupted in the last day.
-    let waiting = engine.awaiting_approvals();
+    let waiting = engine.awaiting_approvals_anywhere().await;
     let mut pinned = Vec::new();
     for run in waiting.keys() {
         if let Ok(detail) = engine.run(*run).await {
@@ -306,7 +306,7 @@ pub(super) async fn run_page(
                         " " button type="submit" name="action" value="reject" { "Reject" }
                     }
                 }
-                @if state.engine.active_runs().contains(&id) {
+                @if state.engine.controllable(run) {
                     form.control method="post" action="/ui/confirm" {
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="run" value=(id);
