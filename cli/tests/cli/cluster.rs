@@ -878,3 +878,57 @@ fn approvals_pauses_and_cancels_work_on_any_node_and_follow_a_takeover() {
     );
     servers.clear();
 }
+
+#[test]
+fn a_run_whose_end_could_not_be_written_in_a_short_outage_is_resumed_by_its_node() {
+    let mut postgres = postgres();
+    let target = Target::start(Duration::ZERO);
+    // A lease longer than the outage: nobody's lease lapses, so the run stays node a's.
+    let nodes = nodes_with_lease(&postgres, &target, 10);
+    let servers: Vec<Server> = nodes.iter().map(Node::start).collect();
+    target.hold();
+    assert_eq!(post_alert(&nodes[0].url(), "short").unwrap().0, 200);
+    wait_until("the run looking", Duration::from_secs(30), || {
+        !target.waiting().is_empty()
+    });
+    let before = fences(&postgres);
+    postgres.crash().unwrap();
+    // The look is answered while the database is down: the run cannot write its action's
+    // start, so it stops, and its end cannot be written either.
+    target.release();
+    wait_until(
+        "the run stopped without its end written",
+        Duration::from_secs(10),
+        || {
+            nodes[0]
+                .log()
+                .contains("could not journal the end of the run")
+        },
+    );
+    assert!(target.actions().is_empty(), "an action started unjournaled");
+    postgres.restart().unwrap();
+    wait_until("the run finished", Duration::from_secs(30), || {
+        runs(&postgres).first().is_some_and(|run| run.5)
+    });
+    let run = runs(&postgres)[0].clone();
+    assert_eq!(
+        (run.2.as_str(), run.3.as_str()),
+        ("succeeded", "a"),
+        "{}",
+        logs(&nodes)
+    );
+    assert_eq!(
+        fences(&postgres),
+        before,
+        "a lease lapsed: the outage was meant to be shorter"
+    );
+    assert!(
+        nodes[0]
+            .log()
+            .contains("resumed: its end could not be written"),
+        "{}",
+        nodes[0].log()
+    );
+    assert_eq!(target.actions()["/act/short"].len(), 1);
+    drop(servers);
+}

@@ -121,6 +121,9 @@ pub(super) struct Cluster {
     pub(super) lease: Arc<LeaseClock>,
     /// The tasks of the runs in progress on this node, to stop them when the lease lapses.
     pub(super) tasks: Mutex<BTreeMap<i64, tokio::task::JoinHandle<()>>>,
+    /// Runs of this node whose end could not be written (the store was out of reach): the
+    /// sweep resumes them once it can, as a restart would, unless another node has them.
+    pub(super) orphans: Mutex<BTreeSet<i64>>,
 }
 
 /// Registers this node on a connection of its own (the heartbeat's), before the engine
@@ -219,6 +222,16 @@ impl Engine {
         }
     }
 
+    /// A run of this node ended without its end written: on a cluster, the sweep takes it
+    /// up again once the store answers (on one node, the next start does).
+    pub(super) fn orphaned(&self, run: i64) {
+        if let Some(cluster) = self.cluster()
+            && let Ok(mut orphans) = cluster.orphans.lock()
+        {
+            orphans.insert(run);
+        }
+    }
+
     /// Stops a run on this node without writing anything for it: the store refused a write
     /// (another node owns it now, or this node's lease lapsed).
     pub(super) fn lose_run(&self, run: i64) {
@@ -283,7 +296,12 @@ impl Engine {
         }
         let grace = cluster.config.grace_ms;
         let now = self.inner.clock.now_ms();
-        let (runs, alerts, reverting, overdue) = self
+        let orphans: Vec<i64> = cluster
+            .orphans
+            .lock()
+            .map(|orphans| orphans.iter().copied().collect())
+            .unwrap_or_default();
+        let (runs, alerts, reverting, overdue, orphans) = self
             .inner
             .journal
             .call(move |journal| {
@@ -292,9 +310,19 @@ impl Engine {
                 };
                 let taken = pg.take_over(grace)?;
                 let mut runs = Vec::with_capacity(taken.len());
-                for id in taken {
-                    if let Some(run) = pg.run(id)? {
+                for id in &taken {
+                    if let Some(run) = pg.run(*id)? {
                         runs.push(run);
+                    }
+                }
+                // Still this node's under its lease (not finished, not taken by another):
+                // resumed here; otherwise forgotten.
+                let mut still_mine = Vec::new();
+                for id in orphans.iter().filter(|id| !taken.contains(id)) {
+                    if pg.owns_unfinished(*id)?
+                        && let Some(run) = pg.run(*id)?
+                    {
+                        still_mine.push(run);
                     }
                 }
                 let alerts = pg.take_over_alerts(grace)?;
@@ -305,12 +333,29 @@ impl Engine {
                     .filter(|revert| revert.due_at.is_some_and(|due| due + grace < now))
                     .map(|revert| revert.id)
                     .collect();
-                Ok((runs, alerts, reverting, overdue))
+                Ok((runs, alerts, reverting, overdue, (orphans, still_mine)))
             })
             .await?;
+        let (orphans, still_mine) = orphans;
+        if let Ok(mut waiting) = cluster.orphans.lock() {
+            for id in &orphans {
+                waiting.remove(id);
+            }
+        }
         for run in runs {
             tracing::warn!(run = run.id, "taken over: its node's lease lapsed");
             self.inner.metrics.run_taken_over();
+            self.resume(run).await?;
+        }
+        let active = self.active_runs();
+        for run in still_mine {
+            if active.contains(&run.id) {
+                continue;
+            }
+            tracing::warn!(
+                run = run.id,
+                "resumed: its end could not be written when it stopped"
+            );
             self.resume(run).await?;
         }
         let at = self.inner.clock.now_ms();

@@ -347,6 +347,7 @@ impl Engine {
                 config: config.clone(),
                 lease: Arc::clone(lease),
                 tasks: Mutex::new(BTreeMap::new()),
+                orphans: Mutex::new(BTreeSet::new()),
             }),
             _ => None,
         };

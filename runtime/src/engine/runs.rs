@@ -191,7 +191,12 @@ impl Engine {
                     }
                 }
             }
-            Err(error) => tracing::error!(%error, run, "could not journal the end of the run"),
+            Err(error) => {
+                tracing::error!(%error, run, "could not journal the end of the run");
+                if !matches!(error, JournalError::Fenced { .. }) {
+                    self.orphaned(run);
+                }
+            }
         }
         // Counted before it leaves the active runs: whoever sees it gone (`idle`) sees it
         // counted.

@@ -178,6 +178,13 @@ const MIGRATIONS: &[&str] = &[
        answered_at BIGINT
      );
      CREATE INDEX controls_requested ON controls(run_id) WHERE state = 'requested';",
+    // 4 -> 5: `medic_now()` STABLE rather than VOLATILE, so that a condition on it can use an
+    // index (evaluated once when the scan starts). VOLATILE, the rate window's
+    // `action_starts` was scanned whole, calling the function per row, at every action start:
+    // quadratic in the actions of the last hour (found by bench/ha). Its value may still
+    // advance within a statement; nothing relies on it not doing so.
+    "CREATE OR REPLACE FUNCTION medic_now() RETURNS BIGINT LANGUAGE SQL STABLE
+       AS $$ SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT $$;",
 ];
 
 /// The schema version this Medic writes.
@@ -900,6 +907,21 @@ impl PgJournal {
             &[&lease.node, &lease.fence, &grace_ms],
             first_column,
         )
+    }
+
+    /// Whether run `id` is unfinished and this node's under its current lease.
+    pub fn owns_unfinished(&mut self, id: i64) -> Result<bool, JournalError> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(false);
+        };
+        Ok(self
+            .row(
+                "reading a run's owner",
+                "SELECT 1 FROM runs WHERE id = $1 AND finished_at IS NULL AND owner = $2 AND fence = $3",
+                &[&id, &lease.node, &lease.fence],
+                |_| Ok(()),
+            )?
+            .is_some())
     }
 
     /// The most recent runs, newest first.
