@@ -932,3 +932,93 @@ fn a_run_whose_end_could_not_be_written_in_a_short_outage_is_resumed_by_its_node
     assert_eq!(target.actions()["/act/short"].len(), 1);
     drop(servers);
 }
+
+/// The report of the run of episode `fingerprint`, from the database.
+fn report_of(postgres: &RealPostgres, fingerprint: &str) -> String {
+    postgres
+        .psql(&format!(
+            "SELECT COALESCE(report, '') FROM runs WHERE fingerprint = '{fingerprint}'"
+        ))
+        .unwrap()
+}
+
+#[test]
+fn the_kill_switch_and_the_action_rate_limit_hold_across_nodes() {
+    let postgres = postgres();
+    let target = Target::start(Duration::ZERO);
+    let mut nodes = nodes(&postgres, &target);
+    for node in &mut nodes {
+        node.config = node
+            .config
+            .replace("actions_per_minute = 1000000", "actions_per_minute = 2");
+    }
+    let servers: Vec<Server> = nodes.iter().map(Node::start).collect();
+
+    // The kill switch turned on at node a holds on node c.
+    let (status, body) = post_to(&nodes[0], "/api/kill-switch", r#"{"on": true}"#);
+    assert_eq!(status, 200, "{body}");
+    wait_until(
+        "node c to see the kill switch on",
+        Duration::from_secs(10),
+        || servers[2].json("/api/kill-switch")["on"] == serde_json::json!(true),
+    );
+    assert_eq!(post_alert(&nodes[2].url(), "killed").unwrap().0, 200);
+    wait_until(
+        "node c to process the alert",
+        Duration::from_secs(20),
+        || {
+            count(
+                &postgres,
+                "SELECT COUNT(*) FROM alerts WHERE fingerprint = 'killed' AND NOT processed",
+            ) == 0
+                && count(
+                    &postgres,
+                    "SELECT COUNT(*) FROM runs WHERE fingerprint = 'killed' AND finished_at IS NULL",
+                ) == 0
+        },
+    );
+    assert!(
+        !target.actions().contains_key("/act/killed"),
+        "an action ran with the kill switch on: {}",
+        logs(&nodes)
+    );
+    // Turned off at node b, it is off on node a.
+    let (status, body) = post_to(&nodes[1], "/api/kill-switch", r#"{"on": false}"#);
+    assert_eq!(status, 200, "{body}");
+    wait_until(
+        "node a to see the kill switch off",
+        Duration::from_secs(10),
+        || servers[0].json("/api/kill-switch")["on"] == serde_json::json!(false),
+    );
+
+    // Two actions a minute across the cluster: one on each of two nodes, and the third
+    // node's is refused.
+    for (node, fingerprint) in nodes.iter().zip(["first", "second", "third"]) {
+        assert_eq!(post_alert(&node.url(), fingerprint).unwrap().0, 200);
+        wait_until(
+            &format!("the run of {fingerprint} to finish"),
+            Duration::from_secs(20),
+            || {
+                count(
+                    &postgres,
+                    &format!(
+                        "SELECT COUNT(*) FROM runs WHERE fingerprint = '{fingerprint}' AND finished_at IS NOT NULL"
+                    ),
+                ) == 1
+            },
+        );
+    }
+    let actions = target.actions();
+    assert!(
+        actions.contains_key("/act/first") && actions.contains_key("/act/second"),
+        "{actions:?}\n{}",
+        logs(&nodes)
+    );
+    assert!(!actions.contains_key("/act/third"), "{actions:?}");
+    let third = report_of(&postgres, "third");
+    assert!(
+        third.contains("rate limited") && third.contains("across the cluster"),
+        "{third}"
+    );
+    drop(servers);
+}

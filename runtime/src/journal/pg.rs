@@ -185,6 +185,13 @@ const MIGRATIONS: &[&str] = &[
     // advance within a statement; nothing relies on it not doing so.
     "CREATE OR REPLACE FUNCTION medic_now() RETURNS BIGINT LANGUAGE SQL STABLE
        AS $$ SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT $$;",
+    // 5 -> 6: the rate window counted per second of the database's clock, so that deciding
+    // an action start reads at most 61 rows rather than every start of the last minute
+    // (which grew with the rate itself: found by bench/ha). Seeded from `action_starts`.
+    "CREATE TABLE action_rate (second BIGINT PRIMARY KEY, starts BIGINT NOT NULL);
+     INSERT INTO action_rate (second, starts)
+       SELECT at / 1000, COUNT(*) FROM action_starts WHERE at > medic_now() - 120000
+       GROUP BY at / 1000;",
 ];
 
 /// The schema version this Medic writes.
@@ -318,13 +325,16 @@ fn owns(run: &str, node: &str, fence: &str) -> String {
 /// The journal on PostgreSQL; see the module docs.
 pub struct PgJournal {
     url: String,
-    client: Client,
+    client: Session,
     /// Inside a group of [`super::JournalHandle`] (a transaction it opened): writes run in
     /// it, each in the handle's savepoint.
     in_group: bool,
     /// A savepoint could not be rolled back: the group's transaction is unusable and must
     /// not be committed.
     group_broken: bool,
+    /// The last write's savepoint is still to be released: done with the next write's
+    /// `SAVEPOINT`, in the same round trip, or by the group's `COMMIT`.
+    release_pending: bool,
     /// This node's lease, once registered ([`PgJournal::register`]): from then on every
     /// write for a run is fenced by it, runs it admits are its own, and the unfinished runs
     /// are its own.
@@ -335,7 +345,9 @@ pub struct PgJournal {
 }
 
 mod controls;
+mod session;
 pub use controls::{ControlRequest, Requested};
+use session::Session;
 
 impl PgJournal {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the schema
@@ -367,9 +379,10 @@ impl PgJournal {
         migrate(&mut client)?;
         Ok(PgJournal {
             url: url.to_string(),
-            client,
+            client: Session::new(client),
             in_group: false,
             group_broken: false,
+            release_pending: false,
             lease: None,
             listening: false,
         })
@@ -377,14 +390,14 @@ impl PgJournal {
 
     /// The live connection, replaced first when the previous one broke (never inside a
     /// group: its transaction went with the connection).
-    fn client(&mut self) -> Result<&mut Client, JournalError> {
+    fn client(&mut self) -> Result<&mut Session, JournalError> {
         if self.client.is_closed() {
             if self.in_group {
                 return Err(JournalError::Commit(
                     "the connection to PostgreSQL broke during the transaction".into(),
                 ));
             }
-            self.client = connect(&self.url)?;
+            self.client = Session::new(connect(&self.url)?);
             if self.listening {
                 self.client
                     .batch_execute(controls::LISTEN)
@@ -399,7 +412,7 @@ impl PgJournal {
     fn atomically<T>(
         &mut self,
         operation: &'static str,
-        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        work: impl FnOnce(&mut Session) -> Result<T, postgres::Error>,
     ) -> Result<T, JournalError> {
         let in_group = self.in_group;
         let client = self.client()?;
@@ -433,6 +446,7 @@ impl PgJournal {
             .map_err(|error| JournalError::Commit(error.to_string()))?;
         self.in_group = true;
         self.group_broken = false;
+        self.release_pending = false;
         Ok(())
     }
 
@@ -448,6 +462,7 @@ impl PgJournal {
             .batch_execute("COMMIT")
             .map_err(|error| JournalError::Commit(error.to_string()));
         self.in_group = false;
+        self.release_pending = false;
         committed
     }
 
@@ -455,23 +470,40 @@ impl PgJournal {
         // Nothing more can be done if even this fails: the connection is replaced next.
         let _ = self.client.batch_execute("ROLLBACK");
         self.in_group = false;
+        self.release_pending = false;
     }
 
     /// Each write of a group in a savepoint of its own, as on SQLite: a failed statement
     /// would otherwise abort the whole transaction (PostgreSQL, unlike SQLite, undoes
-    /// nothing by itself).
+    /// nothing by itself). A kept write's savepoint is released with the next write's
+    /// `SAVEPOINT` (one round trip for both) or by the `COMMIT`.
+    ///
+    /// A statement that fails aborts the transaction, and a `COMMIT` of an aborted
+    /// transaction rolls it back without an error: a savepoint that cannot be opened or
+    /// undone marks the group broken, so that it is refused rather than reported committed.
     pub(super) fn write_begin(&mut self) -> bool {
-        self.client.batch_execute("SAVEPOINT medic_write").is_ok()
+        let sql = if std::mem::take(&mut self.release_pending) {
+            "RELEASE medic_write; SAVEPOINT medic_write"
+        } else {
+            "SAVEPOINT medic_write"
+        };
+        let began = self.client.batch_execute(sql).is_ok();
+        if !began {
+            self.group_broken = true;
+        }
+        began
     }
 
     pub(super) fn write_end(&mut self, keep: bool) {
-        let ended = if keep {
-            self.client.batch_execute("RELEASE medic_write")
-        } else {
-            self.client
-                .batch_execute("ROLLBACK TO medic_write; RELEASE medic_write")
-        };
-        if ended.is_err() {
+        if keep {
+            self.release_pending = true;
+            return;
+        }
+        if self
+            .client
+            .batch_execute("ROLLBACK TO medic_write; RELEASE medic_write")
+            .is_err()
+        {
             self.group_broken = true;
         }
     }
@@ -531,7 +563,7 @@ impl PgJournal {
         self.atomically(operation, |client| {
             statements
                 .iter()
-                .map(|(sql, params)| client.execute(*sql, params))
+                .map(|(sql, params)| client.execute(sql, params))
                 .collect()
         })
     }
@@ -555,14 +587,11 @@ impl PgJournal {
     ) -> Result<Vec<i64>, JournalError> {
         let node = self.lease.as_ref().map(|lease| lease.node.clone());
         self.atomically("accepting alerts", |client| {
-            let insert = client.prepare(
-                "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed, node)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-            )?;
             let mut ids = Vec::with_capacity(alerts.len());
             for alert in alerts {
                 let row = client.query_one(
-                    &insert,
+                    "INSERT INTO alerts (received_at, source, name, status, fingerprint, starts_at, payload, processed, node)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                     &[
                         &received_at,
                         &alert.source,
@@ -986,10 +1015,13 @@ impl PgJournal {
             if !count {
                 return Ok(None);
             }
+            // The window is the current second of the database's clock and the 60 before it:
+            // never shorter than a minute, so never more than `limit` starts in any minute.
             if let Some(limit) = limit.filter(|limit| *limit > 0) {
                 let recent: i64 = client
                     .query_one(
-                        "SELECT COUNT(*) FROM action_starts WHERE at > medic_now() - 60000",
+                        "SELECT COALESCE(SUM(starts), 0)::BIGINT FROM action_rate
+                         WHERE second >= medic_now() / 1000 - 60",
                         &[],
                     )?
                     .try_get(0)?;
@@ -1004,6 +1036,15 @@ impl PgJournal {
                 &[],
             )?;
             client.execute("INSERT INTO action_starts (at) VALUES (medic_now())", &[])?;
+            client.execute(
+                "INSERT INTO action_rate (second, starts) VALUES (medic_now() / 1000, 1)
+                 ON CONFLICT (second) DO UPDATE SET starts = action_rate.starts + 1",
+                &[],
+            )?;
+            client.execute(
+                "DELETE FROM action_rate WHERE second < medic_now() / 1000 - 120",
+                &[],
+            )?;
             Ok(None)
         })?;
         match refusal {
@@ -1474,7 +1515,7 @@ impl PgJournal {
             client.batch_execute(
                 "DELETE FROM task_events; DELETE FROM suppressions; DELETE FROM reverts;
                  DELETE FROM feedback; DELETE FROM audit; DELETE FROM sns_messages;
-                 DELETE FROM action_starts;
+                 DELETE FROM action_starts; DELETE FROM action_rate;
                  DELETE FROM episodes; DELETE FROM runs; DELETE FROM definitions;
                  DELETE FROM alerts; DELETE FROM meta WHERE key != 'schema_version';",
             )
@@ -1853,7 +1894,7 @@ fn migrate(client: &mut Client) -> Result<(), JournalError> {
 /// [`PgJournal::admit`]'s work inside its transaction.
 /// `None` when `lease` lapsed: a node without a lease starts nothing.
 fn admit_in(
-    transaction: &mut Client,
+    transaction: &mut Session,
     admission: &Admission,
     lease: Option<&Lease>,
 ) -> Result<Option<Admitted>, postgres::Error> {
@@ -1943,7 +1984,7 @@ fn admit_in(
 }
 
 /// Whether `lease` is still this node's registration and unexpired in the database's time.
-fn lease_holds(transaction: &mut Client, lease: &Lease) -> Result<bool, postgres::Error> {
+fn lease_holds(transaction: &mut Session, lease: &Lease) -> Result<bool, postgres::Error> {
     Ok(transaction
         .query_opt(
             "SELECT 1 FROM nodes WHERE id = $1 AND fence = $2 AND lease_until > medic_now()",
