@@ -174,8 +174,17 @@ struct Node {
 
 impl Node {
     fn new(name: &str, postgres: &RealPostgres, target: &Target, lease_seconds: u64) -> Node {
+        Node::with_plan(
+            name,
+            postgres,
+            &PLAN.replace("TARGET", &target.port.to_string()),
+            lease_seconds,
+        )
+    }
+
+    fn with_plan(name: &str, postgres: &RealPostgres, plan: &str, lease_seconds: u64) -> Node {
         let dir = temp_dir(&format!("cluster-{name}"));
-        write_plan(&dir, &PLAN.replace("TARGET", &target.port.to_string()));
+        write_plan(&dir, plan);
         let config = format!(
             "plans = [\"plans\"]\n[store]\nurl = \"{}\"\nnode = \"{name}\"\nlease_seconds = {lease_seconds}\n[limits]\nactions_per_minute = 1000000\nbody_bytes = 65536\n",
             postgres.url()
@@ -1021,4 +1030,88 @@ fn the_kill_switch_and_the_action_rate_limit_hold_across_nodes() {
         "{third}"
     );
     drop(servers);
+}
+
+/// A playbook that scales the deployment its alert names up by one, reverted 5 s later.
+const SCALE_PLAN: &str = r##"import std.{k8s}
+
+/// Scales the deployment named by the fingerprint up by one for five seconds.
+rule hot {
+  on alert "Hot"
+  run scale_up(deployment: alert.fingerprint)
+  concurrency 1000 per alert.fingerprint
+}
+
+playbook scale_up(deployment: String) {
+  task up = k8s.scale(deployment: deployment, namespace: "shop", by: 1, max: 5) {
+    revert after 5s
+  }
+}
+"##;
+
+#[test]
+fn the_revert_timer_of_a_node_killed_after_scaling_fires_once_on_another_node() {
+    let postgres = postgres();
+    let kubernetes = super::kubernetes::Cluster::start();
+    kubernetes.api().add_deployment("shop", "web", Some(2));
+    let nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let mut node = Node::with_plan(name, &postgres, SCALE_PLAN, LEASE_SECONDS);
+            std::fs::write(node.dir.join("kubeconfig"), kubernetes.api().kubeconfig()).unwrap();
+            node.config
+                .push_str("[kubernetes]\nkubeconfig = \"kubeconfig\"\ntimeout = \"5s\"\n");
+            node
+        })
+        .collect();
+    let mut servers: Vec<Option<Server>> = nodes.iter().map(|node| Some(node.start())).collect();
+    let writes = || {
+        kubernetes
+            .api()
+            .requests()
+            .iter()
+            .filter(|request| request.method != "GET" && request.path.contains("/deployments/web"))
+            .count()
+    };
+
+    assert_eq!(post_alert(&nodes[0].url(), "web").unwrap().0, 200);
+    wait_until(
+        "the scale and its revert scheduled",
+        Duration::from_secs(20),
+        || {
+            count(
+                &postgres,
+                "SELECT COUNT(*) FROM reverts WHERE state = 'pending'",
+            ) == 1
+        },
+    );
+    assert_eq!(kubernetes.api().replicas("shop", "web"), Some(3));
+    // kill -9 of the node whose timer holds the revert, before it is due.
+    servers[0] = None;
+    wait_until(
+        "the revert performed by another node",
+        Duration::from_secs(30),
+        || {
+            count(
+                &postgres,
+                "SELECT COUNT(*) FROM reverts WHERE state = 'reverted'",
+            ) == 1
+        },
+    );
+    assert_eq!(
+        kubernetes.api().replicas("shop", "web"),
+        Some(2),
+        "{}",
+        logs(&nodes)
+    );
+    // Once: the scale and its revert, and nothing more from the nodes still timing it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(writes(), 2, "{:?}", kubernetes.api().requests());
+    assert_eq!(
+        count(&postgres, "SELECT COUNT(*) FROM reverts"),
+        1,
+        "{}",
+        logs(&nodes)
+    );
+    servers.clear();
 }

@@ -6,13 +6,13 @@ use super::{medic, medic_with_env, stdout, temp_dir};
 use medic_sandbox::kubernetes::ApiServer;
 
 /// The sandbox API server on a runtime of its own (the tests are synchronous).
-struct Cluster {
+pub(super) struct Cluster {
     server: Option<ApiServer>,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    pub(super) fn start() -> Cluster {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -25,7 +25,7 @@ impl Cluster {
         }
     }
 
-    fn api(&self) -> &ApiServer {
+    pub(super) fn api(&self) -> &ApiServer {
         self.server.as_ref().unwrap()
     }
 }
