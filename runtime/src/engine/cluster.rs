@@ -124,6 +124,8 @@ pub(super) struct Cluster {
     /// Runs of this node whose end could not be written (the store was out of reach): the
     /// sweep resumes them once it can, as a restart would, unless another node has them.
     pub(super) orphans: Mutex<BTreeSet<i64>>,
+    /// Held by the sweep in progress.
+    pub(super) sweeping: tokio::sync::Mutex<()>,
 }
 
 /// Registers this node on a connection of its own (the heartbeat's), before the engine
@@ -294,14 +296,26 @@ impl Engine {
         if !cluster.lease.holds() {
             return Ok(());
         }
+        // One sweep at a time (the timer's and a new registration's): a run one of them
+        // resumes is active before the next looks at its orphans.
+        let _sweeping = cluster.sweeping.lock().await;
         let grace = cluster.config.grace_ms;
         let now = self.inner.clock.now_ms();
+        // This node's orphans that nothing runs now: one running again (taken back and
+        // resumed since) is not an orphan any more. Taken out of the set, and put back if the
+        // store cannot be read.
+        let active = self.active_runs();
         let orphans: Vec<i64> = cluster
             .orphans
             .lock()
-            .map(|orphans| orphans.iter().copied().collect())
+            .map(|mut orphans| std::mem::take(&mut *orphans).into_iter().collect())
             .unwrap_or_default();
-        let (runs, alerts, reverting, overdue, orphans) = self
+        let unresolved = orphans.clone();
+        let orphans: Vec<i64> = orphans
+            .into_iter()
+            .filter(|id| !active.contains(id))
+            .collect();
+        let swept = self
             .inner
             .journal
             .call(move |journal| {
@@ -333,25 +347,24 @@ impl Engine {
                     .filter(|revert| revert.due_at.is_some_and(|due| due + grace < now))
                     .map(|revert| revert.id)
                     .collect();
-                Ok((runs, alerts, reverting, overdue, (orphans, still_mine)))
+                Ok((runs, alerts, reverting, overdue, still_mine))
             })
-            .await?;
-        let (orphans, still_mine) = orphans;
-        if let Ok(mut waiting) = cluster.orphans.lock() {
-            for id in &orphans {
-                waiting.remove(id);
+            .await;
+        let (runs, alerts, reverting, overdue, still_mine) = match swept {
+            Ok(swept) => swept,
+            Err(error) => {
+                if let Ok(mut orphans) = cluster.orphans.lock() {
+                    orphans.extend(unresolved);
+                }
+                return Err(error.into());
             }
-        }
+        };
         for run in runs {
             tracing::warn!(run = run.id, "taken over: its node's lease lapsed");
             self.inner.metrics.run_taken_over();
             self.resume(run).await?;
         }
-        let active = self.active_runs();
         for run in still_mine {
-            if active.contains(&run.id) {
-                continue;
-            }
             tracing::warn!(
                 run = run.id,
                 "resumed: its end could not be written when it stopped"

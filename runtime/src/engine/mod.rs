@@ -348,6 +348,7 @@ impl Engine {
                 lease: Arc::clone(lease),
                 tasks: Mutex::new(BTreeMap::new()),
                 orphans: Mutex::new(BTreeSet::new()),
+                sweeping: tokio::sync::Mutex::new(()),
             }),
             _ => None,
         };

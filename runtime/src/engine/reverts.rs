@@ -100,6 +100,28 @@ impl Engine {
                 return;
             }
         };
+        // A node whose lease lapsed since the claim (it was paused or cut off) does not act:
+        // the node that takes its reverts over hands this one to a human.
+        if let Some(cluster) = self.cluster()
+            && !cluster.lease.holds()
+        {
+            // Nothing was done: the claim is given back, and the revert is performed by
+            // whichever node's timer claims it next (the sweep's, once it is overdue).
+            let released = self
+                .inner
+                .journal
+                .call(move |journal| match journal.postgres() {
+                    Some(pg) => pg.release_revert(revert),
+                    None => Ok(()),
+                })
+                .await;
+            tracing::warn!(
+                revert,
+                released = released.is_ok(),
+                "not performed: this node's lease lapsed after it claimed the revert"
+            );
+            return;
+        }
         // A revert is only performed with exactly what the action had: reverting with
         // other arguments (`{}` for unreadable ones) would undo something else, or nothing.
         let recorded = serde_json::from_str::<BTreeMap<String, Value>>(&row.arguments)

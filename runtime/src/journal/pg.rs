@@ -1155,6 +1155,19 @@ impl PgJournal {
         )
     }
 
+    /// Gives back a revert this node claimed and did not perform (its lease lapsed in
+    /// between): pending again, for the next claim.
+    pub fn release_revert(&mut self, revert_id: i64) -> Result<(), JournalError> {
+        let node = self.lease.as_ref().map(|lease| lease.node.clone());
+        self.execute(
+            "giving a revert back",
+            "UPDATE reverts SET state = 'pending', claimed_by = NULL
+             WHERE id = $1 AND state = 'reverting' AND claimed_by IS NOT DISTINCT FROM $2",
+            &[&revert_id, &node],
+        )
+        .map(drop)
+    }
+
     /// The pending `revert on resolve` reverts of one firing episode.
     pub fn reverts_on_resolve(
         &mut self,
@@ -1303,12 +1316,33 @@ impl PgJournal {
         detail: &str,
         at: i64,
     ) -> Result<(), JournalError> {
-        self.execute(
+        let Some(lease) = self.lease.clone() else {
+            return self
+                .execute(
+                    "finishing a revert",
+                    "UPDATE reverts SET state = $2, detail = $3, done_at = $4 WHERE id = $1",
+                    &[&revert_id, &state, &detail, &at],
+                )
+                .map(drop);
+        };
+        // Once registered, only a revert still open and not claimed by another node: a node
+        // that was paused after its claim finds the revert taken over (and handed to a
+        // human) and does not overwrite that.
+        let changed = self.execute(
             "finishing a revert",
-            "UPDATE reverts SET state = $2, detail = $3, done_at = $4 WHERE id = $1",
-            &[&revert_id, &state, &detail, &at],
-        )
-        .map(drop)
+            "UPDATE reverts SET state = $2, detail = $3, done_at = $4
+             WHERE id = $1 AND (state = 'pending'
+                                OR (state = 'reverting' AND (claimed_by IS NULL OR claimed_by = $5)))",
+            &[&revert_id, &state, &detail, &at, &lease.node],
+        )?;
+        if changed == 0 {
+            tracing::warn!(
+                revert = revert_id,
+                state,
+                "not recorded: the revert was finished or taken over by another node"
+            );
+        }
+        Ok(())
     }
 
     /// The reverts a run scheduled, in order.

@@ -1014,3 +1014,73 @@ fn a_takeover_skips_a_run_whose_row_is_locked_rather_than_waiting() {
         "and taken on the next sweep"
     );
 }
+
+#[test]
+fn a_revert_taken_over_from_a_paused_node_keeps_the_takers_verdict() {
+    let postgres = server();
+    let url = postgres.url();
+    let mut a = PgJournal::open(&url).unwrap();
+    let mut b = PgJournal::open(&url).unwrap();
+    a.register("a", 1_000).unwrap();
+    b.register("b", 60_000).unwrap();
+    let id = a.accept(&[alert("fp", 1)], 1).unwrap()[0];
+    let run = started(&mut a, "r", id, "fp", 1);
+    let revert = a
+        .schedule_revert(
+            run,
+            "scale",
+            "k8s.scale",
+            "{}",
+            "{}",
+            "fp",
+            Some(100),
+            false,
+        )
+        .unwrap();
+    // A claim given back (its node's lease lapsed before it acted) can be claimed again.
+    assert!(a.claim_revert(revert).unwrap().is_some());
+    assert!(b.claim_revert(revert).unwrap().is_none());
+    a.release_revert(revert).unwrap();
+    b.release_revert(revert).unwrap();
+    assert_eq!(a.revert(revert).unwrap().unwrap().state, "pending");
+    assert!(a.claim_revert(revert).unwrap().is_some());
+    b.release_revert(revert).unwrap();
+    assert_eq!(
+        a.revert(revert).unwrap().unwrap().state,
+        "reverting",
+        "only its claimer gives a claim back"
+    );
+    // `a` is paused past its lease in the middle of the revert; `b` takes it and hands it
+    // to a human.
+    sleep_ms(1_500);
+    let taken: Vec<i64> = b
+        .take_over_reverts(100)
+        .unwrap()
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(taken, [revert]);
+    assert!(
+        a.revert_done(revert, "reverted", "late", 200).is_ok(),
+        "refused quietly: nothing for the late node to do"
+    );
+    assert_eq!(
+        a.revert(revert).unwrap().unwrap().state,
+        "reverting",
+        "the late node's verdict is not recorded"
+    );
+    b.revert_done(
+        revert,
+        "needs_attention",
+        "in flight on a node that died",
+        300,
+    )
+    .unwrap();
+    a.revert_done(revert, "reverted", "later still", 400)
+        .unwrap();
+    let row = b.revert(revert).unwrap().unwrap();
+    assert_eq!(
+        (row.state.as_str(), row.detail.as_str()),
+        ("needs_attention", "in flight on a node that died")
+    );
+}
