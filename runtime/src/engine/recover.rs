@@ -7,6 +7,12 @@ impl Engine {
     /// Continues after a restart: reverts in flight go to a human, unfinished runs continue
     /// or close, pending reverts are timed again, and unprocessed alerts are processed.
     pub(super) async fn recover(&self) -> Result<(), EngineError> {
+        // On a cluster the sweeps have started: none runs until these runs are active, so a
+        // run the first sweep takes is not also among those read here.
+        let _sweeping = match self.cluster() {
+            Some(cluster) => Some(cluster.sweeping.lock().await),
+            None => None,
+        };
         let (runs, pending, in_flight, unprocessed, resolved) = self
             .inner
             .journal
