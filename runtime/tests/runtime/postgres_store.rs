@@ -979,8 +979,8 @@ fn a_node_started_again_takes_back_its_own_runs_and_its_old_life_is_refused() {
     new_life.task_event(run, "t", "started", "{}", 3).unwrap();
 }
 
-#[test]
-fn a_takeover_skips_a_run_whose_row_is_locked_rather_than_waiting() {
+/// A server with node `a` on a 1 s lease, holding a run, and node `b` on a minute's.
+fn a_short_lease_with_a_run_and_a_long_one() -> (RealPostgres, PgJournal, PgJournal, i64) {
     let postgres = server();
     let url = postgres.url();
     let mut a = PgJournal::open(&url).unwrap();
@@ -989,6 +989,13 @@ fn a_takeover_skips_a_run_whose_row_is_locked_rather_than_waiting() {
     b.register("b", 60_000).unwrap();
     let id = a.accept(&[alert("fp", 1)], 1).unwrap()[0];
     let run = started(&mut a, "r", id, "fp", 1);
+    (postgres, a, b, run)
+}
+
+#[test]
+fn a_takeover_skips_a_run_whose_row_is_locked_rather_than_waiting() {
+    let (postgres, _a, mut b, run) = a_short_lease_with_a_run_and_a_long_one();
+    let url = postgres.url();
     // `a` is paused in the middle of a write that holds its run's row.
     let mut paused = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let mut transaction = paused.transaction().unwrap();
@@ -1017,14 +1024,7 @@ fn a_takeover_skips_a_run_whose_row_is_locked_rather_than_waiting() {
 
 #[test]
 fn a_revert_taken_over_from_a_paused_node_keeps_the_takers_verdict() {
-    let postgres = server();
-    let url = postgres.url();
-    let mut a = PgJournal::open(&url).unwrap();
-    let mut b = PgJournal::open(&url).unwrap();
-    a.register("a", 1_000).unwrap();
-    b.register("b", 60_000).unwrap();
-    let id = a.accept(&[alert("fp", 1)], 1).unwrap()[0];
-    let run = started(&mut a, "r", id, "fp", 1);
+    let (_postgres, mut a, mut b, run) = a_short_lease_with_a_run_and_a_long_one();
     let revert = a
         .schedule_revert(
             run,

@@ -54,15 +54,22 @@ impl Session {
         self.prepared.clear();
     }
 
+    /// Runs `call` with `sql`'s prepared statement; any error forgets the prepared set.
+    fn run<T>(
+        &mut self,
+        sql: &str,
+        call: impl FnOnce(&mut Client, &Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T, postgres::Error> {
+        let statement = self.prepare(sql)?;
+        call(&mut self.client, &statement).inspect_err(|_| self.forget())
+    }
+
     pub(super) fn execute(
         &mut self,
         sql: &str,
         params: Params<'_>,
     ) -> Result<u64, postgres::Error> {
-        let statement = self.prepare(sql)?;
-        self.client
-            .execute(&statement, params)
-            .inspect_err(|_| self.forget())
+        self.run(sql, |client, statement| client.execute(statement, params))
     }
 
     pub(super) fn query(
@@ -70,10 +77,7 @@ impl Session {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Vec<Row>, postgres::Error> {
-        let statement = self.prepare(sql)?;
-        self.client
-            .query(&statement, params)
-            .inspect_err(|_| self.forget())
+        self.run(sql, |client, statement| client.query(statement, params))
     }
 
     pub(super) fn query_opt(
@@ -81,10 +85,7 @@ impl Session {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Option<Row>, postgres::Error> {
-        let statement = self.prepare(sql)?;
-        self.client
-            .query_opt(&statement, params)
-            .inspect_err(|_| self.forget())
+        self.run(sql, |client, statement| client.query_opt(statement, params))
     }
 
     pub(super) fn query_one(
@@ -92,10 +93,7 @@ impl Session {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Row, postgres::Error> {
-        let statement = self.prepare(sql)?;
-        self.client
-            .query_one(&statement, params)
-            .inspect_err(|_| self.forget())
+        self.run(sql, |client, statement| client.query_one(statement, params))
     }
 
     /// Runs statements without parameters, as one simple query (never prepared).
